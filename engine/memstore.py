@@ -1,0 +1,174 @@
+"""Versioned in-memory rows, row locks and snapshots: the core every RowStore shares.
+
+``MemoryStore`` is the in-memory twin of the volume (commit = assign the next LSN), used
+to test the engine alone.  ``server.volume.VolumeStore`` subclasses ``VersionedTables`` and
+adds loading from storage nodes, quorum commits and the redo stream.
+
+Layout: ``tables[table_id] -> TableVersions``; ``TableVersions.rows[key]`` is a list of
+``(lsn, row | None)`` in increasing LSN order (None = deleted).  Dict insertion order gives
+scans a stable, heap-like order (first appearance of each key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, Iterable, Iterator
+
+from engine.api import Key, LockBusy, Row
+
+
+class TableVersions:
+    __slots__ = ("rows", "loaded_at", "live")
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, list[tuple[int, Row | None]]] = {}
+        self.loaded_at: int | None = None  # snapshot the table was loaded at (None: not loaded)
+
+    def add(self, key: Key, lsn: int, row: Row | None) -> None:
+        versions = self.rows.get(key)
+        if versions is None:
+            self.rows[key] = [(lsn, row)]
+            return
+        if versions[-1][0] < lsn:
+            versions.append((lsn, row))
+        else:  # out of order (loading merged with applied redo): insert in place
+            for i, (v_lsn, _) in enumerate(versions):
+                if v_lsn == lsn:
+                    return
+                if v_lsn > lsn:
+                    versions.insert(i, (lsn, row))
+                    return
+            versions.append((lsn, row))
+
+    def get(self, key: Key, snapshot: int) -> Row | None:
+        versions = self.rows.get(key)
+        if not versions:
+            return None
+        last = versions[-1]
+        if last[0] <= snapshot:
+            return last[1]
+        for lsn, row in reversed(versions):
+            if lsn <= snapshot:
+                return row
+        return None
+
+    def scan(self, snapshot: int) -> Iterator[tuple[Key, Row]]:
+        for key, versions in list(self.rows.items()):
+            last = versions[-1]
+            if last[0] <= snapshot:
+                if last[1] is not None:
+                    yield key, last[1]
+                continue
+            for lsn, row in reversed(versions):
+                if lsn <= snapshot:
+                    if row is not None:
+                        yield key, row
+                    break
+
+    def prune(self, horizon: int) -> None:
+        """Drop versions no snapshot >= horizon can see."""
+        dead = []
+        for key, versions in self.rows.items():
+            if len(versions) > 1:
+                keep_from = 0
+                for i, (lsn, _) in enumerate(versions):
+                    if lsn <= horizon:
+                        keep_from = i
+                if keep_from:
+                    del versions[:keep_from]
+            if len(versions) == 1 and versions[0][1] is None and versions[0][0] <= horizon:
+                dead.append(key)
+        for key in dead:
+            del self.rows[key]
+
+
+class VersionedTables:
+    """Versions + locks; subclasses decide how commits become durable."""
+
+    read_only = False
+
+    def __init__(self) -> None:
+        self.tables: dict[int, TableVersions] = {}
+        self._locks: dict[tuple[int, Key], int] = {}
+        self._held: dict[int, list[tuple[int, Key]]] = {}
+        self._waiters: dict[int, asyncio.Event] = {}
+        self._txids = itertools.count(1)
+        self._vdl = 0
+
+    # -- reads -------------------------------------------------------------------------
+    def snapshot(self) -> int:
+        return self._vdl
+
+    def table(self, table_id: int) -> TableVersions:
+        t = self.tables.get(table_id)
+        if t is None:
+            t = self.tables[table_id] = TableVersions()
+        return t
+
+    async def ensure_loaded(self, table_ids: Iterable[int]) -> None:
+        for tid in table_ids:
+            t = self.table(tid)
+            if t.loaded_at is None:
+                t.loaded_at = 0
+
+    def scan(self, table_id: int, snapshot: int) -> Iterator[tuple[Key, Row]]:
+        return self.table(table_id).scan(snapshot)
+
+    def get(self, table_id: int, key: Key, snapshot: int) -> Row | None:
+        return self.table(table_id).get(key, snapshot)
+
+    def latest_lsn(self, table_id: int, key: Key) -> int:
+        versions = self.table(table_id).rows.get(key)
+        return versions[-1][0] if versions else 0
+
+    # -- locks -------------------------------------------------------------------------
+    def new_txid(self) -> int:
+        return next(self._txids)
+
+    def lock(self, txid: int, table_id: int, key: Key) -> None:
+        k = (table_id, key)
+        holder = self._locks.get(k)
+        if holder is None:
+            self._locks[k] = txid
+            self._held.setdefault(txid, []).append(k)
+        elif holder != txid:
+            raise LockBusy(holder)
+
+    async def wait_for(self, txid: int) -> None:
+        if txid not in self._held:
+            return
+        ev = self._waiters.get(txid)
+        if ev is None:
+            ev = self._waiters[txid] = asyncio.Event()
+        await ev.wait()
+
+    def release(self, txid: int) -> None:
+        for k in self._held.pop(txid, ()):
+            if self._locks.get(k) == txid:
+                del self._locks[k]
+        ev = self._waiters.pop(txid, None)
+        if ev is not None:
+            ev.set()
+
+    # -- applying committed writes ------------------------------------------------------
+    def apply(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
+        for (tid, key), row in writes.items():
+            self.table(tid).add(key, lsn, row)
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        return []
+
+
+class MemoryStore(VersionedTables):
+    """In-memory twin of the volume: a commit gets the next LSN and is 'durable' at once."""
+
+    def __init__(self, read_only: bool = False) -> None:
+        super().__init__()
+        self.read_only = read_only
+
+    async def commit(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
+        lsn = self._vdl + 1
+        self.apply(lsn, writes)
+        self._vdl = lsn
+        return lsn

@@ -1,0 +1,105 @@
+"""The cluster's layout, stored in ``DATA_DIR/cluster.json`` (written by ``borealis up``).
+
+    {
+      "version": 1,
+      "host": "127.0.0.1",
+      "protection_groups": 2,
+      "storage_nodes": [{"name": "s1", "az": "az1", "port": 40001}, ...],   # 6, 2 per AZ
+      "instances": [{"name": "i1", "role": "writer", "port": 40010, "admin_port": 40011,
+                     "tier": 1}, {"name": "i2", "role": "reader", ...}],
+      "endpoints": [{"name": "writer", "kind": "writer", "port": 5432},
+                    {"name": "reader", "kind": "reader", "port": 5433}],
+      "password": null            # superuser password; null = trust on loopback
+    }
+
+Runtime files: ``DATA_DIR/run/<part>.pid`` (pid of each running part) and
+``DATA_DIR/logs/<part>.log``.  Storage node data: ``DATA_DIR/storage/<name>/``.
+Instances keep no durable state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class StorageNodeConf:
+    name: str
+    az: str
+    port: int
+
+
+@dataclass
+class InstanceConf:
+    name: str
+    role: str  # "writer" | "reader"
+    port: int  # pg-wire
+    admin_port: int  # admin + redo stream (storage.wire framing, server.replication messages)
+    tier: int = 1
+
+
+@dataclass
+class EndpointConf:
+    name: str
+    kind: str  # "writer" | "reader" | "custom" | "instance"
+    port: int
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClusterConf:
+    host: str = "127.0.0.1"
+    protection_groups: int = 2
+    storage_nodes: list[StorageNodeConf] = field(default_factory=list)
+    instances: list[InstanceConf] = field(default_factory=list)
+    endpoints: list[EndpointConf] = field(default_factory=list)
+    password: str | None = None
+    version: int = 1
+
+    # --- lookups -------------------------------------------------------------------
+    def instance(self, name: str) -> InstanceConf:
+        for i in self.instances:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    def storage_node(self, name: str) -> StorageNodeConf:
+        for s in self.storage_nodes:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def writer(self) -> InstanceConf | None:
+        return next((i for i in self.instances if i.role == "writer"), None)
+
+    def readers(self) -> list[InstanceConf]:
+        return [i for i in self.instances if i.role == "reader"]
+
+    # --- persistence -----------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClusterConf":
+        return cls(
+            host=d.get("host", "127.0.0.1"),
+            protection_groups=d.get("protection_groups", 2),
+            storage_nodes=[StorageNodeConf(**s) for s in d.get("storage_nodes", [])],
+            instances=[InstanceConf(**i) for i in d.get("instances", [])],
+            endpoints=[EndpointConf(**e) for e in d.get("endpoints", [])],
+            password=d.get("password"),
+            version=d.get("version", 1),
+        )
+
+    @classmethod
+    def load(cls, data_dir: str | Path) -> "ClusterConf":
+        return cls.from_dict(json.loads((Path(data_dir) / "cluster.json").read_text()))
+
+    def save(self, data_dir: str | Path) -> None:
+        path = Path(data_dir) / "cluster.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)

@@ -1,0 +1,137 @@
+"""Async client for one storage node: pipelined requests over one TCP connection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import msgspec
+
+from storage import protocol as P
+
+
+class NodeUnavailable(Exception):
+    """The node could not be reached or the connection broke."""
+
+
+class NodeError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class _Proto(asyncio.Protocol):
+    def __init__(self, owner: "NodeClient") -> None:
+        self.owner = owner
+        self.dec = P.REPLIES.decoder()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            msgs = self.dec.feed(data)
+        except Exception as e:  # corrupt stream: drop the connection
+            self.owner._fail(NodeUnavailable(f"bad frame: {e}"))
+            if self.transport:
+                self.transport.close()
+            return
+        for m in msgs:
+            self.owner._deliver(m)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._fail(NodeUnavailable(f"connection to {self.owner.name} lost"))
+
+
+class NodeClient:
+    def __init__(self, name: str, host: str, port: int, az: str = "") -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.az = az
+        self._proto: _Proto | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._connecting: asyncio.Lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._proto is not None and self._proto.transport is not None and not self._proto.transport.is_closing()
+
+    async def connect(self, timeout: float = 2.0) -> None:
+        async with self._connecting:
+            if self.connected:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                _, proto = await asyncio.wait_for(
+                    loop.create_connection(lambda: _Proto(self), self.host, self.port), timeout
+                )
+            except (OSError, asyncio.TimeoutError) as e:
+                raise NodeUnavailable(f"{self.name} unreachable: {e}") from e
+            self._proto = proto
+
+    def close(self) -> None:
+        if self._proto and self._proto.transport:
+            self._proto.transport.close()
+        self._proto = None
+
+    def _deliver(self, msg: Any) -> None:
+        fut = self._pending.pop(msg.req, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def _fail(self, exc: Exception) -> None:
+        self._proto = None
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    async def call(self, msg_type: type, timeout: float | None = 10.0, **fields: Any) -> Any:
+        """Send a request (``req`` is filled in) and wait for its reply."""
+        if not self.connected:
+            await self.connect()
+        assert self._proto is not None and self._proto.transport is not None
+        req = next(self._ids)
+        msg = msg_type(req=req, **fields)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[req] = fut
+        self._proto.transport.write(P.REQUESTS.frame(msg))
+        try:
+            reply = await asyncio.wait_for(fut, timeout) if timeout else await fut
+        except asyncio.TimeoutError as e:
+            self._pending.pop(req, None)
+            raise NodeUnavailable(f"{self.name} timed out") from e
+        if isinstance(reply, P.Error):
+            raise NodeError(reply.code, reply.message)
+        return reply
+
+    # Convenience wrappers -------------------------------------------------------------
+    async def state(self, timeout: float = 2.0) -> P.NodeState:
+        return await self.call(P.GetState, timeout=timeout)
+
+    async def append(self, epoch: int, vdl: int, records: list, timeout: float | None = None) -> P.AppendAck:
+        return await self.call(P.Append, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
+
+    async def read(self, pg: int, key: bytes, at_lsn: int) -> P.ReadResult:
+        return await self.call(P.Read, pg=pg, key=key, at_lsn=at_lsn)
+
+    async def scan(self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None = None, limit: int = 10_000) -> P.ScanResult:
+        return await self.call(P.Scan, pg=pg, prefix=prefix, at_lsn=at_lsn, after=after, limit=limit)
+
+    async def fetch_log(self, pg: int, after_lsn: int, limit: int = 5_000) -> P.LogBatch:
+        return await self.call(P.FetchLog, pg=pg, after_lsn=after_lsn, limit=limit)
+
+    async def set_epoch(self, epoch: int) -> None:
+        await self.call(P.SetEpoch, epoch=epoch)
+
+    async def truncate(self, epoch: int, after_lsn: int, upto_lsn: int) -> None:
+        await self.call(P.Truncate, epoch=epoch, after_lsn=after_lsn, upto_lsn=upto_lsn)
+
+
+def to_builtins(obj: Any) -> Any:
+    return msgspec.to_builtins(obj)
