@@ -1,0 +1,226 @@
+"""An instance's admin port: state for ``borealis status`` and the redo stream to readers.
+
+Writer side: ``RedoPublisher`` keeps the subscribed readers' connections and sends them
+``Redo`` frames -- the records of every commit as soon as they are allocated, and the VDL
+each time it advances (coalesced to one frame per event-loop turn).  A reader that cannot
+keep up (its socket buffer passes a limit) is disconnected; it reconnects and, having
+missed records, drops its cache and reloads from storage.
+
+Reader side: ``RedoSubscriber`` keeps a connection to the current writer's admin port
+(re-reading cluster.json when it cannot connect, so it follows a new writer) and feeds
+``ReaderVolume.receive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from typing import Any, Callable
+
+import structlog
+
+from server import replication as R
+from server.config import ClusterConf
+from storage.records import LogRecord
+
+log = structlog.get_logger("admin")
+
+MAX_SUBSCRIBER_BUFFER = 64 * 1024 * 1024
+
+
+class _AdminConn(asyncio.Protocol):
+    def __init__(self, server: "AdminServer") -> None:
+        self.server = server
+        self.dec = R.ADMIN_REQUESTS.decoder()
+        self.transport: asyncio.Transport | None = None
+        self.subscribed = False
+        self.reader_name = ""
+        self.applied_lsn = 0
+        self.last_heartbeat = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            msgs = self.dec.feed(data)
+        except Exception:
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        for m in msgs:
+            if isinstance(m, R.GetInstanceState):
+                self.transport.write(R.ADMIN_REPLIES.frame(self.server.state(m.req)))  # type: ignore[union-attr]
+            elif isinstance(m, R.Subscribe):
+                self.reader_name = m.reader
+                self.server.subscribe(self)
+            elif isinstance(m, R.Heartbeat):
+                self.applied_lsn = m.applied_lsn
+                self.last_heartbeat = time.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.unsubscribe(self)
+
+
+class AdminServer:
+    def __init__(self, name: str, role: str, state_fn: Callable[[], dict[str, Any]]) -> None:
+        self.name = name
+        self.role = role
+        self._state_fn = state_fn
+        self.subscribers: set[_AdminConn] = set()
+        self._pending: list[LogRecord] = []
+        self._recent: deque[LogRecord] = deque()  # published records above the VDL
+        self._vdl = 0
+        self._send_scheduled = False
+        self.vdl_fn: Callable[[], int] = lambda: 0
+
+    async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: _AdminConn(self), host, port, reuse_address=True)
+
+    def state(self, req: int) -> R.InstanceState:
+        s = self._state_fn()
+        return R.InstanceState(
+            req=req,
+            name=self.name,
+            role=self.role,
+            state=s.get("state", "available"),
+            applied_lsn=s.get("applied_lsn", 0),
+            lag_ms=s.get("lag_ms", 0.0),
+            vcl=s.get("vcl", 0),
+            vdl=s.get("vdl", 0),
+            epoch=s.get("epoch", 0),
+            connections=s.get("connections", 0),
+            pid=os.getpid(),
+        )
+
+    # -- redo publishing (writer) ------------------------------------------------------------
+    def subscribe(self, conn: _AdminConn) -> None:
+        if self.role != "writer":
+            conn.transport.close()  # type: ignore[union-attr]
+            return
+        self._flush()  # everything before the start point goes out first to the old subscribers
+        conn.subscribed = True
+        self.subscribers.add(conn)
+        vdl = self.vdl_fn()
+        conn.transport.write(  # type: ignore[union-attr]
+            R.ADMIN_REPLIES.frame(R.Redo(vdl=vdl, records=[], start=True, sent_at=time.time()))
+        )
+        # Commits allocated but not yet durable: the new reader needs them too.
+        inflight = [r for r in self._recent if r.lsn > vdl]
+        if inflight:
+            conn.transport.write(  # type: ignore[union-attr]
+                R.ADMIN_REPLIES.frame(R.Redo(vdl=vdl, records=inflight, sent_at=time.time()))
+            )
+        log.info("reader_subscribed", reader=conn.reader_name)
+
+    def unsubscribe(self, conn: _AdminConn) -> None:
+        self.subscribers.discard(conn)
+
+    def publish(self, records: list[LogRecord]) -> None:
+        self._pending.extend(records)
+        self._recent.extend(records)
+        self._schedule()
+
+    def vdl_advanced(self, vdl: int) -> None:
+        self._vdl = vdl
+        recent = self._recent
+        while recent and recent[0].lsn <= vdl:
+            recent.popleft()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._send_scheduled and self.subscribers:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        elif not self.subscribers:
+            self._pending.clear()
+
+    def _flush(self) -> None:
+        self._send_scheduled = False
+        if not self.subscribers:
+            self._pending.clear()
+            return
+        frame = R.ADMIN_REPLIES.frame(R.Redo(vdl=self.vdl_fn(), records=self._pending, sent_at=time.time()))
+        self._pending = []
+        for conn in list(self.subscribers):
+            t = conn.transport
+            if t is None or t.is_closing():
+                self.subscribers.discard(conn)
+                continue
+            if t.get_write_buffer_size() > MAX_SUBSCRIBER_BUFFER:
+                log.warning("reader_too_slow_disconnected", reader=conn.reader_name)
+                self.subscribers.discard(conn)
+                t.close()
+                continue
+            t.write(frame)
+
+    def replica_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"name": c.reader_name, "applied_lsn": c.applied_lsn, "last_heartbeat": c.last_heartbeat}
+            for c in self.subscribers
+        ]
+
+
+class _SubConn(asyncio.Protocol):
+    def __init__(self, sub: "RedoSubscriber") -> None:
+        self.sub = sub
+        self.dec = R.ADMIN_REPLIES.decoder()
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(R.ADMIN_REQUESTS.frame(R.Subscribe(req=1, reader=self.sub.name)))  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            msgs = self.dec.feed(data)
+        except Exception:
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        vol = self.sub.volume
+        for m in msgs:
+            if isinstance(m, R.Redo):
+                if m.start:
+                    vol.stream_started(m.vdl)
+                    self.sub.connected = True
+                else:
+                    vol.receive(m.records, m.vdl, m.sent_at)
+        self.transport.write(  # type: ignore[union-attr]
+            R.ADMIN_REQUESTS.frame(R.Heartbeat(applied_lsn=vol.snapshot(), sent_at=time.time()))
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sub.connected = False
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class RedoSubscriber:
+    def __init__(self, name: str, data_dir: str, volume: Any) -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.volume = volume
+        self.connected = False
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conf = ClusterConf.load(self.data_dir)
+                w = conf.writer()
+                if w is None:
+                    raise OSError("no writer in cluster.json")
+                _, proto = await asyncio.wait_for(
+                    loop.create_connection(lambda: _SubConn(self), conf.host, w.admin_port), 2.0
+                )
+                await proto.closed
+            except (OSError, asyncio.TimeoutError) as e:
+                log.debug("redo_connect_failed", error=str(e))
+            await asyncio.sleep(0.3)

@@ -1,0 +1,200 @@
+"""The ``borealis`` command: run and inspect a cluster on this machine.
+
+    borealis up      [--data-dir DIR] [--port N] [--readers K] [--pgs P] [--password PW] [--detach]
+    borealis down    [--data-dir DIR]
+    borealis status  [--data-dir DIR] [--json]
+    borealis storage  stop|start NAME [--data-dir DIR]
+    borealis instance stop|start NAME [--data-dir DIR]
+
+All process handling lives in ``server.launcher.Cluster``; this module only parses
+arguments, prints, and turns ``LaunchError`` into a one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from server.launcher import Cluster, LaunchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Borealis: an Aurora-style PostgreSQL cluster.")
+storage_app = typer.Typer(no_args_is_help=True, help="Stop or start one storage node.")
+instance_app = typer.Typer(no_args_is_help=True, help="Stop or start one instance.")
+app.add_typer(storage_app, name="storage")
+app.add_typer(instance_app, name="instance")
+
+DataDir = typer.Option(Path("./borealis-data"), "--data-dir", "-D", help="Cluster directory.")
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"borealis: {msg}", err=True)
+    raise typer.Exit(1)
+
+
+def _cluster(data_dir: Path, must_exist: bool = True) -> Cluster:
+    c = Cluster(data_dir)
+    if must_exist and not c.exists():
+        _fail(f"no cluster in {c.data_dir} (run `borealis up` first)")
+    return c
+
+
+@app.command()
+def up(
+    data_dir: Path = DataDir,
+    port: Optional[int] = typer.Option(None, help="Writer endpoint port (reader = port+1). Default 5432."),
+    readers: int = typer.Option(1, min=0, max=15, help="Reader instances (first run only)."),
+    pgs: int = typer.Option(2, min=1, help="Protection groups (first run only)."),
+    password: Optional[str] = typer.Option(None, envvar="BOREALIS_PASSWORD", help="Superuser password."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster is up."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for every part to accept connections."),
+) -> None:
+    """Create the cluster on first use, then start every part that is not running."""
+    c = _cluster(data_dir, must_exist=False)
+    if not c.exists():
+        c.create(port=5432 if port is None else port, readers=readers, pgs=pgs, password=password)
+        typer.echo(f"created cluster in {c.data_dir}")
+    else:
+        conf = c.conf
+        stored = next((e.port for e in conf.endpoints if e.name == "writer"), None)
+        if port is not None and port != stored:
+            typer.echo(f"borealis: warning: {c.data_dir} uses writer port {stored}; ignoring --port {port}", err=True)
+        if password is not None and password != conf.password:
+            conf.password = password
+            conf.save(c.data_dir)
+    try:
+        started = c.start_missing(timeout)
+    except LaunchError as e:
+        _fail(str(e))
+    if started:
+        typer.echo(f"started {', '.join(started)}")
+    else:
+        typer.echo("every part was already running")
+    typer.echo(f"writer: {c.dsn('writer')}")
+    typer.echo(f"reader: {c.dsn('reader')}")
+    if detach:
+        return
+    _foreground(c)
+
+
+def _foreground(c: Cluster) -> None:
+    """Stay up until Ctrl-C / SIGTERM / SIGHUP, then stop everything.  Parts that die are
+    reported, not restarted (fault tests kill them on purpose; `up` again restarts them)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    typer.echo("running in the foreground; Ctrl-C stops the cluster")
+    known = c.running()
+    try:
+        while True:
+            time.sleep(1.0)
+            now = c.running()
+            for name in known.keys() - now.keys():
+                typer.echo(f"{name} is not running (log: {c.log_path(name)})", err=True)
+            known = now
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan parts
+        typer.echo("\nstopping")
+        stopped = c.stop_all()
+        typer.echo(f"stopped {', '.join(stopped) or 'nothing'}")
+
+
+@app.command()
+def down(data_dir: Path = DataDir) -> None:
+    """Stop every part: endpoints, then instances, then storage (SIGTERM, then SIGKILL)."""
+    c = _cluster(data_dir)
+    stopped = c.stop_all()
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [["-" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def render(st: dict) -> str:
+    out = ["INSTANCES", _table(
+        [[i["name"], i["role"], f"{i['address']}:{i['port']}", i["pid"], i["state"], i["applied_lsn"],
+          None if i["lag_ms"] is None else f"{i['lag_ms']:.1f}"] for i in st["instances"]],
+        ["name", "role", "address", "pid", "state", "applied_lsn", "lag_ms"])]
+    out += ["", "STORAGE NODES", _table(
+        [[s["name"], s["az"], f"{s['address']}:{s['port']}", s["pid"], s["state"],
+          " ".join(f"pg{k}={v}" for k, v in s["scl"].items())] for s in st["storage_nodes"]],
+        ["name", "az", "address", "pid", "state", "scl"])]
+    out += ["", "ENDPOINTS", _table(
+        [[e["name"], e["kind"], e["port"], ",".join(e["members"]) or "(none)"] for e in st["endpoints"]],
+        ["name", "kind", "port", "members"])]
+    v = st["volume"]
+    out += ["", f"VOLUME  vcl={v['vcl']}  vdl={v['vdl']}  epoch={v['epoch']}"]
+    return "\n".join(out)
+
+
+@app.command()
+def status(
+    data_dir: Path = DataDir,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (schema in README)."),
+) -> None:
+    """Show instances, storage nodes, endpoints and the volume's consistency points."""
+    st = _cluster(data_dir).status()
+    typer.echo(json.dumps(st, indent=2) if as_json else render(st))
+
+
+def _one(data_dir: Path, name: str, kinds: tuple[str, ...], start: bool) -> None:
+    c = _cluster(data_dir)
+    try:
+        part = c.part(name)
+    except LaunchError as e:
+        _fail(str(e))
+    if part.kind not in kinds:
+        _fail(f"{name} is a {part.kind}, not a {' or '.join(kinds)}")
+    try:
+        if start:
+            done = c.start([name])
+            typer.echo(f"started {name}" if done else f"{name} was already running")
+        else:
+            done = c.stop([name])
+            typer.echo(f"stopped {name}" if done else f"{name} was not running")
+    except LaunchError as e:
+        _fail(str(e))
+
+
+@storage_app.command("stop")
+def storage_stop(name: str, data_dir: Path = DataDir) -> None:
+    """Stop one storage node (SIGTERM)."""
+    _one(data_dir, name, ("storage",), start=False)
+
+
+@storage_app.command("start")
+def storage_start(name: str, data_dir: Path = DataDir) -> None:
+    """Start one storage node and wait until it accepts connections."""
+    _one(data_dir, name, ("storage",), start=True)
+
+
+@instance_app.command("stop")
+def instance_stop(name: str, data_dir: Path = DataDir) -> None:
+    """Stop one instance (SIGTERM)."""
+    _one(data_dir, name, ("writer", "reader"), start=False)
+
+
+@instance_app.command("start")
+def instance_start(name: str, data_dir: Path = DataDir) -> None:
+    """Start one instance and wait until it accepts connections."""
+    _one(data_dir, name, ("writer", "reader"), start=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""A database instance process: ``python -m server.instance --data-dir DIR --name i1``.
+
+Its role (writer or reader) comes from ``DIR/cluster.json``.  It keeps no durable state:
+
+    pg-wire server (server.pgwire)  ->  engine (engine.Database / EngineSession)
+        ->  RowStore = WriterVolume | ReaderVolume (server.volume)  ->  storage nodes
+    admin port (server.admin): state for ``borealis status``; redo stream writer -> readers
+
+The pg port opens only once the volume is ready (recovery done on a writer), so "accepts
+connections" means "serves queries".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+import structlog
+import uvloop
+
+from server.admin import AdminServer, RedoSubscriber
+from server.config import ClusterConf
+from server.logs import configure
+from server.volume import ReaderVolume, WriterVolume
+
+log = structlog.get_logger("instance")
+
+
+async def run(data_dir: str, name: str) -> None:
+    from engine import codec
+    from engine.database import Database
+    from server.pgwire.server import start_pg_server
+
+    conf = ClusterConf.load(data_dir)
+    me = conf.instance(name)
+    role = me.role
+    volume: WriterVolume | ReaderVolume
+    admin = AdminServer(name, role, lambda: state())
+    if role == "writer":
+        volume = WriterVolume(conf, codec)
+        volume.publisher = admin
+    else:
+        volume = ReaderVolume(conf, codec)
+    admin.vdl_fn = volume.snapshot
+
+    def state() -> dict[str, Any]:
+        s = volume.status()
+        s["state"] = volume.state
+        if role == "reader":
+            s["lag_ms"] = volume.lag_ms  # type: ignore[union-attr]
+        return s
+
+    admin_server = await admin.start(conf.host, me.admin_port)
+    await volume.start()
+    if role == "reader":
+        sub = RedoSubscriber(name, data_dir, volume)
+        sub.start()
+        for _ in range(100):  # wait (up to ~10 s) for the redo stream before serving
+            if sub.connected:
+                break
+            await asyncio.sleep(0.1)
+    db = Database(volume, instance_name=name, role=role)
+    await db.start()
+
+    async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
+        return db.session(user, database, params)
+
+    pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name)
+    log.info("instance_ready", role=role, port=me.port, admin_port=me.admin_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("instance_stopping")
+    pg_server.close()
+    admin_server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="borealis-instance")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args(argv)
+    configure("instance", args.name)
+    try:
+        uvloop.run(run(args.data_dir, args.name))
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""Starting and stopping the processes of one cluster (used by the CLI and by the tests).
+
+Every part of a cluster is its own OS process, started with this interpreter
+(``sys.executable``) in a new session, so a terminal's Ctrl-C never reaches it and its whole
+process group can be signalled:
+
+    part        command                                                    ready when
+    s1..s6      python -m storage.node   --data-dir DIR --name s1           its port accepts
+    i1 (writer) python -m server.instance --data-dir DIR --name i1          its pg port accepts
+    i2.. (rdr)  python -m server.instance --data-dir DIR --name i2          its pg port accepts
+    endpoints   python -m endpoints.proxy --data-dir DIR                    every endpoint port
+
+Files under DIR:
+
+    cluster.json            the layout (server.config.ClusterConf), written by ``create``
+    run/<part>.pid          pid of the running part
+    logs/<part>.log         stdout + stderr of the part (appended across restarts)
+
+A part counts as running when its pid file names a live (non-zombie) process whose
+command line is the part's command (so a reused pid is not mistaken for it).  Start order:
+storage nodes, the writer, readers, the proxy -- each group waits until its ports accept
+TCP before the next starts.  Stop order is the reverse: SIGTERM to the part's process
+group, a grace period, then SIGKILL.
+
+    c = Cluster("./borealis-data")
+    c.create(port=5432, readers=1, pgs=2)      # first time only: picks free ports
+    c.start_missing(timeout=60)                 # starts whatever is not running
+    c.kill("s3", signal.SIGKILL); c.start(["s3"])
+    c.status()                                  # dict, see server.status
+    c.stop_all()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.config import ClusterConf, EndpointConf, InstanceConf, StorageNodeConf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = "endpoints"
+AZS = ("az1", "az2", "az3")
+
+
+class LaunchError(Exception):
+    """A part could not be started; the message is one line fit for a terminal (log tails
+    follow on later lines)."""
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    kind: str  # "storage" | "writer" | "reader" | "endpoints"
+    module: str
+    ports: tuple[tuple[int, str], ...]  # (port, what) -- must be free to start, accept when ready
+
+    def args(self, data_dir: Path) -> list[str]:
+        a = ["-m", self.module, "--data-dir", str(data_dir)]
+        return a if self.kind == "endpoints" else a + ["--name", self.name]
+
+
+def free_ports(n: int, host: str = "127.0.0.1", exclude: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    """``n`` distinct ports the kernel reports free right now (bind to port 0)."""
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            socks.append(s)
+            s.bind((host, 0))
+            p = s.getsockname()[1]
+            if p not in exclude and p not in ports:
+                ports.append(p)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as our servers bind
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class Cluster:
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self._procs: dict[str, subprocess.Popen] = {}  # parts this object spawned (reaped here)
+
+    # --- layout ----------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def exists(self) -> bool:
+        return (self.data_dir / "cluster.json").exists()
+
+    @property
+    def conf(self) -> ClusterConf:
+        return ClusterConf.load(self.data_dir)
+
+    def create(
+        self,
+        port: int | None = 5432,
+        readers: int = 1,
+        pgs: int = 2,
+        password: str | None = None,
+        reader_port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> ClusterConf:
+        """Write cluster.json: s1..s6 (2 per AZ), i1 writer + ``readers`` readers, a writer
+        endpoint on ``port`` (free port if None) and a reader endpoint on ``reader_port``
+        (default port + 1).  Every other port is picked free."""
+        if self.exists():
+            raise LaunchError(f"{self.data_dir} already holds a cluster")
+        fixed = {p for p in (port, reader_port) if p is not None}
+        if port is not None and reader_port is None:
+            reader_port = port + 1
+            fixed.add(reader_port)
+        n_inst = 1 + readers
+        ports = free_ports(6 + 2 * n_inst + 2, host, exclude=fixed)
+        take = iter(ports)
+        conf = ClusterConf(host=host, protection_groups=pgs, password=password)
+        for k in range(6):
+            conf.storage_nodes.append(StorageNodeConf(name=f"s{k + 1}", az=AZS[k // 2], port=next(take)))
+        for k in range(n_inst):
+            conf.instances.append(
+                InstanceConf(name=f"i{k + 1}", role="writer" if k == 0 else "reader", port=next(take),
+                             admin_port=next(take), tier=1)
+            )
+        wp = port if port is not None else next(take)
+        rp = reader_port if reader_port is not None else next(take)
+        conf.endpoints = [EndpointConf("writer", "writer", wp), EndpointConf("reader", "reader", rp)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf.save(self.data_dir)
+        return conf
+
+    def parts(self, conf: ClusterConf | None = None) -> list[Part]:
+        """Every part in start order."""
+        conf = conf or self.conf
+        out = [Part(s.name, "storage", "storage.node", ((s.port, f"storage node {s.name}"),)) for s in conf.storage_nodes]
+        insts = sorted(conf.instances, key=lambda i: i.role != "writer")
+        for i in insts:
+            out.append(Part(i.name, i.role, "server.instance",
+                            ((i.port, f"instance {i.name}"), (i.admin_port, f"admin port of {i.name}"))))
+        out.append(Part(ENDPOINTS, "endpoints", "endpoints.proxy",
+                        tuple((e.port, f"{e.name} endpoint") for e in conf.endpoints)))
+        return out
+
+    def part(self, name: str) -> Part:
+        for p in self.parts():
+            if p.name == name:
+                return p
+        raise LaunchError(f"no part named {name!r} in {self.data_dir / 'cluster.json'}")
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def dsn(self, endpoint: str = "writer", user: str = "postgres", db: str = "postgres") -> str:
+        conf = self.conf
+        ep = next(e for e in conf.endpoints if e.name == endpoint)
+        return f"postgresql://{user}@{conf.host}:{ep.port}/{db}"
+
+    def instance_dsn(self, name: str, user: str = "postgres", db: str = "postgres") -> str:
+        conf = self.conf
+        return f"postgresql://{user}@{conf.host}:{conf.instance(name).port}/{db}"
+
+    # --- process table ---------------------------------------------------------------
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _alive(self, part: Part, pid: int) -> bool:
+        proc = self._procs.get(part.name)
+        if proc is not None and proc.pid == pid:
+            return proc.poll() is None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+            return False
+        args = [a.decode(errors="replace") for a in cmdline if a]
+        return args[1:] == part.args(self.data_dir)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a running part, else None."""
+        part = self.part(name)
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if self._alive(part, pid) else None
+
+    def running(self) -> dict[str, int]:
+        out = {}
+        for p in self.parts():
+            pid = self.pid(p.name)
+            if pid is not None:
+                out[p.name] = pid
+        return out
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        try:
+            text = self.log_path(name).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- starting --------------------------------------------------------------------
+    def _spawn(self, part: Part) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(self.log_path(part.name), "ab") as logf:
+            logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {part.name}\n".encode())
+            logf.flush()
+            proc = subprocess.Popen(
+                [sys.executable, *part.args(self.data_dir)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, env=env, start_new_session=True,
+            )
+        self._procs[part.name] = proc
+        self._pid_file(part.name).write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def _wait_ready(self, parts: list[Part], host: str, deadline: float) -> None:
+        pending = list(parts)
+        while pending:
+            for part in list(pending):
+                pid = self.pid(part.name)
+                if pid is None:
+                    raise LaunchError(f"{part.name} exited during start-up (log {self.log_path(part.name)}):\n"
+                                      + self.tail(part.name))
+                ports = part.ports if part.kind == "endpoints" else part.ports[:1]
+                if all(accepts(host, port) for port, _ in ports):
+                    pending.remove(part)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                p = pending[0]
+                raise LaunchError(f"{p.name} did not accept connections in time (log {self.log_path(p.name)}):\n"
+                                  + self.tail(p.name))
+            time.sleep(0.05)
+
+    def start(self, names: list[str] | None = None, timeout: float = 60.0) -> list[str]:
+        """Start the named parts (default: all) that are not running, in start order, and
+        wait until every named part accepts connections.  Returns the names started.
+        On failure the parts started by this call are stopped again and LaunchError raised."""
+        conf = self.conf
+        parts = [p for p in self.parts(conf) if names is None or p.name in names]
+        if names is not None:
+            unknown = set(names) - {p.name for p in parts}
+            if unknown:
+                raise LaunchError(f"unknown part(s): {', '.join(sorted(unknown))}")
+        down = [p for p in parts if self.pid(p.name) is None]
+        for p in down:
+            for port, what in p.ports:
+                if port_in_use(conf.host, port):
+                    raise LaunchError(f"port {port} ({what}) is already in use by another process")
+        deadline = time.monotonic() + timeout
+        started: list[str] = []
+        try:
+            for kind in ("storage", "writer", "reader", "endpoints"):
+                group = [p for p in parts if p.kind == kind]
+                for p in group:
+                    if p in down:
+                        self._pid_file(p.name).unlink(missing_ok=True)
+                        self._spawn(p)
+                        started.append(p.name)
+                self._wait_ready(group, conf.host, deadline)
+        except BaseException:
+            self.stop(started)
+            raise
+        return started
+
+    def start_missing(self, timeout: float = 60.0) -> list[str]:
+        return self.start(None, timeout)
+
+    # --- stopping --------------------------------------------------------------------
+    def _signal(self, pid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
+                os.killpg(pid, sig)  # the part leads its own session / process group
+            except ProcessLookupError:
+                os.kill(pid, sig)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int | None:
+        """Send ``sig`` to a running part (fault injection); returns its pid.  The pid file
+        stays: a dead part is simply not running any more."""
+        pid = self.pid(name)
+        if pid is not None:
+            self._signal(pid, sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self._reap(name, pid, 10.0)
+        return pid
+
+    def _reap(self, name: str, pid: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a signalled part to be gone; True if it is."""
+        part = self.part(name)
+        end = time.monotonic() + timeout
+        while self._alive(part, pid):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self, names: list[str] | None = None, timeout: float = 10.0) -> list[str]:
+        """SIGTERM the named running parts (default: all) -- proxy, then instances (readers
+        before the writer), then storage -- waiting for each group; SIGKILL whatever is left
+        after ``timeout``.  Removes their pid files.  Returns the names stopped."""
+        parts = [p for p in reversed(self.parts()) if names is None or p.name in names]
+        end = time.monotonic() + timeout
+        stopped: list[str] = []
+        for kind in ("endpoints", "reader", "writer", "storage"):
+            group = [(p, self.pid(p.name)) for p in parts if p.kind == kind]
+            for p, pid in group:
+                if pid is not None:
+                    self._signal(pid, signal.SIGTERM)
+            for p, pid in group:
+                if pid is not None:
+                    if not self._reap(p.name, pid, max(0.0, end - time.monotonic())):
+                        self._signal(pid, signal.SIGKILL)
+                        self._reap(p.name, pid, 5.0)
+                    stopped.append(p.name)
+                self._pid_file(p.name).unlink(missing_ok=True)
+                self._procs.pop(p.name, None)
+        return stopped
+
+    def stop_all(self, timeout: float = 10.0) -> list[str]:
+        return self.stop(None, timeout)
+
+    # --- observing -------------------------------------------------------------------
+    def status(self, timeout: float = 1.0) -> dict:
+        from server.status import gather
+
+        return gather(self, timeout)

@@ -1,0 +1,484 @@
+"""PostgreSQL v3 wire messages: bytes <-> message objects, with no I/O (h11 style).
+
+Framing
+-------
+Before startup completes the client sends *untyped* packets::
+
+    int32 length (includes itself) | int32 code | body
+
+    code 196608 (3.0)  StartupMessage   body = (key \\0 value \\0)* \\0
+    code 80877103      SSLRequest       length 8, no body   -> server answers b"N"
+    code 80877104      GSSENCRequest    length 8, no body   -> server answers b"N"
+    code 80877102      CancelRequest    length 16, body = int32 pid, int32 secret
+
+Afterwards every message is *typed*::
+
+    byte1 type | int32 length (includes itself, not the type byte) | body
+
+``FrameParser.feed(data)`` returns the complete messages seen so far.  It refuses a frame
+by its header -- length < 4 or above ``max_message`` -- before buffering the body, raising
+``ProtocolError`` (the connection is then closed: a stream whose lengths lie cannot be
+resynchronised).  Body fields that run past the frame end also raise ``ProtocolError``.
+
+Frontend messages decoded here (type byte -> class)::
+
+    Q Query(sql)                 P Parse(name, sql, param_types)
+    B Bind(portal, statement, param_formats, params, result_formats)
+    D Describe(kind 'S'|'P', name)     E Execute(portal, max_rows)
+    C Close(kind, name)  S Sync  H Flush  X Terminate  p PasswordMessage(data)
+
+Backend messages are built by the ``*_msg`` functions, each returning ready bytes; the
+connection appends them to one output list and writes once per Sync / simple Query.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+PROTOCOL_3 = 196608
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+MAX_STARTUP = 10_000
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_U32 = struct.Struct(">I")
+_II = struct.Struct(">ii")
+
+
+class ProtocolError(Exception):
+    """The byte stream is not valid protocol; answer 08P01 and close."""
+
+
+# --------------------------------------------------------------------------- frontend
+
+
+@dataclass(slots=True)
+class Startup:
+    params: dict[str, str]
+
+
+@dataclass(slots=True)
+class SSLRequest:
+    pass
+
+
+@dataclass(slots=True)
+class GSSENCRequest:
+    pass
+
+
+@dataclass(slots=True)
+class CancelRequest:
+    pid: int
+    secret: int
+
+
+@dataclass(slots=True)
+class Query:
+    sql: str
+
+
+@dataclass(slots=True)
+class Parse:
+    name: str
+    sql: str
+    param_types: list[int]
+
+
+@dataclass(slots=True)
+class Bind:
+    portal: str
+    statement: str
+    param_formats: list[int]
+    params: list[bytes | None]
+    result_formats: list[int]
+
+
+@dataclass(slots=True)
+class Describe:
+    kind: str  # 'S' statement or 'P' portal
+    name: str
+
+
+@dataclass(slots=True)
+class Execute:
+    portal: str
+    max_rows: int
+
+
+@dataclass(slots=True)
+class Close:
+    kind: str
+    name: str
+
+
+@dataclass(slots=True)
+class Sync:
+    pass
+
+
+@dataclass(slots=True)
+class Flush:
+    pass
+
+
+@dataclass(slots=True)
+class Terminate:
+    pass
+
+
+@dataclass(slots=True)
+class PasswordMessage:
+    """'p': a password, SASLInitialResponse or SASLResponse (meaning depends on state)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class Unsupported:
+    """A typed message we recognise but do not implement (CopyData, FunctionCall...)."""
+
+    type: bytes
+
+
+class _Reader:
+    """Cursor over one message body; every read checks the body's end."""
+
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.end = len(buf)
+
+    def cstr(self) -> str:
+        i = self.buf.find(b"\0", self.pos)
+        if i < 0:
+            raise ProtocolError("invalid string in message")
+        s = self.buf[self.pos : i]
+        self.pos = i + 1
+        try:
+            return s.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in message") from None
+
+    def i16(self) -> int:
+        if self.pos + 2 > self.end:
+            raise ProtocolError("insufficient data left in message")
+        (v,) = _I16.unpack_from(self.buf, self.pos)
+        self.pos += 2
+        return v
+
+    def i32(self) -> int:
+        if self.pos + 4 > self.end:
+            raise ProtocolError("insufficient data left in message")
+        (v,) = _I32.unpack_from(self.buf, self.pos)
+        self.pos += 4
+        return v
+
+    def u32(self) -> int:
+        if self.pos + 4 > self.end:
+            raise ProtocolError("insufficient data left in message")
+        (v,) = _U32.unpack_from(self.buf, self.pos)
+        self.pos += 4
+        return v
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise ProtocolError("insufficient data left in message")
+        v = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return v
+
+    def i16_list(self) -> list[int]:
+        n = self.i16()
+        if n < 0:
+            raise ProtocolError("negative count in message")
+        return [self.i16() for _ in range(n)]
+
+    def done(self) -> None:
+        if self.pos != self.end:
+            raise ProtocolError("invalid message format")
+
+
+def _parse(r: _Reader) -> Parse:
+    name = r.cstr()
+    sql = r.cstr()
+    n = r.i16()
+    if n < 0:
+        raise ProtocolError("negative count in message")
+    types = [r.u32() for _ in range(n)]
+    return Parse(name, sql, types)
+
+
+def _bind(r: _Reader) -> Bind:
+    portal = r.cstr()
+    stmt = r.cstr()
+    fmts = r.i16_list()
+    n = r.i16()
+    if n < 0:
+        raise ProtocolError("negative count in message")
+    params: list[bytes | None] = []
+    for _ in range(n):
+        ln = r.i32()
+        params.append(None if ln == -1 else r.take(ln))
+    return Bind(portal, stmt, fmts, params, r.i16_list())
+
+
+def _describe(r: _Reader) -> Describe:
+    kind = r.take(1).decode("latin-1")
+    if kind not in ("S", "P"):
+        raise ProtocolError(f"invalid DESCRIBE message subtype {kind!r}")
+    return Describe(kind, r.cstr())
+
+
+def _close(r: _Reader) -> Close:
+    kind = r.take(1).decode("latin-1")
+    if kind not in ("S", "P"):
+        raise ProtocolError(f"invalid CLOSE message subtype {kind!r}")
+    return Close(kind, r.cstr())
+
+
+_SYNC, _FLUSH, _TERM = Sync(), Flush(), Terminate()
+
+_DECODERS: dict[int, Any] = {
+    ord("Q"): lambda r: Query(r.cstr()),
+    ord("P"): _parse,
+    ord("B"): _bind,
+    ord("D"): _describe,
+    ord("E"): lambda r: Execute(r.cstr(), r.i32()),
+    ord("C"): _close,
+    ord("S"): lambda r: _SYNC,
+    ord("H"): lambda r: _FLUSH,
+    ord("X"): lambda r: _TERM,
+    ord("p"): lambda r: PasswordMessage(r.take(r.end - r.pos)),
+}
+# Valid frontend messages we answer with "not supported" rather than as garbage.
+_UNSUPPORTED = {ord(c) for c in "dcfF"}
+
+
+def decode_typed(type_byte: int, body: bytes) -> Any:
+    dec = _DECODERS.get(type_byte)
+    if dec is None:
+        if type_byte in _UNSUPPORTED:
+            return Unsupported(bytes([type_byte]))
+        raise ProtocolError(f"invalid frontend message type {type_byte}")
+    r = _Reader(body)
+    msg = dec(r)
+    r.done()
+    return msg
+
+
+def decode_untyped(body: bytes) -> Any:
+    """Body of a startup-phase packet (after the length)."""
+    r = _Reader(body)
+    code = r.i32()
+    if code == PROTOCOL_3:
+        params: dict[str, str] = {}
+        while True:
+            key = r.cstr()
+            if not key:
+                break
+            params[key] = r.cstr()
+        r.done()
+        return Startup(params)
+    if code == SSL_REQUEST:
+        r.done()
+        return SSLRequest()
+    if code == GSSENC_REQUEST:
+        r.done()
+        return GSSENCRequest()
+    if code == CANCEL_REQUEST:
+        msg = CancelRequest(r.i32(), r.i32())
+        r.done()
+        return msg
+    major, minor = code >> 16, code & 0xFFFF
+    raise ProtocolError(f"unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0")
+
+
+class FrameParser:
+    """Incremental splitter of the client's byte stream into decoded messages.
+
+    ``startup`` is True until the connection has seen its StartupMessage; the owner
+    flips it with ``expect_typed()``.
+    """
+
+    __slots__ = ("buf", "startup", "max_message")
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.buf = bytearray()
+        self.startup = True
+        self.max_message = max_message
+
+    def expect_typed(self) -> None:
+        self.startup = False
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Append ``data``; return the complete messages (may be empty). Raises ProtocolError.
+
+        In the startup phase at most one packet is returned, because the packet that
+        follows may be typed (after a StartupMessage) and only the caller knows.
+        """
+        buf = self.buf
+        buf += data
+        out: list[Any] = []
+        pos = 0
+        n = len(buf)
+        try:
+            if self.startup:
+                if n < 4:
+                    return out
+                (ln,) = _I32.unpack_from(buf, 0)
+                if ln < 8 or ln > MAX_STARTUP:
+                    raise ProtocolError("invalid length of startup packet")
+                if n < ln:
+                    return out
+                out.append(decode_untyped(bytes(buf[4:ln])))
+                pos = ln
+                return out
+            cap = self.max_message
+            while n - pos >= 5:
+                t = buf[pos]
+                (ln,) = _I32.unpack_from(buf, pos + 1)
+                if ln < 4:
+                    raise ProtocolError(f"invalid message length {ln}")
+                if ln > cap:
+                    raise ProtocolError(f"message of {ln} bytes exceeds the limit of {cap}")
+                end = pos + 1 + ln
+                if end > n:
+                    break
+                out.append(decode_typed(t, bytes(buf[pos + 5 : end])))
+                pos = end
+            return out
+        finally:
+            if pos:
+                del buf[:pos]
+
+    def has_pending(self) -> bool:
+        return bool(self.buf)
+
+
+# --------------------------------------------------------------------------- backend
+
+
+def _cstr(s: str) -> bytes:
+    return s.encode() + b"\0"
+
+
+def _frame(t: bytes, body: bytes) -> bytes:
+    return t + _I32.pack(len(body) + 4) + body
+
+
+AUTH_OK = b"R\x00\x00\x00\x08\x00\x00\x00\x00"
+AUTH_CLEARTEXT = b"R\x00\x00\x00\x08\x00\x00\x00\x03"
+PARSE_COMPLETE = b"1\x00\x00\x00\x04"
+BIND_COMPLETE = b"2\x00\x00\x00\x04"
+CLOSE_COMPLETE = b"3\x00\x00\x00\x04"
+NO_DATA = b"n\x00\x00\x00\x04"
+EMPTY_QUERY = b"I\x00\x00\x00\x04"
+PORTAL_SUSPENDED = b"s\x00\x00\x00\x04"
+READY = {s: b"Z\x00\x00\x00\x05" + s.encode() for s in "ITE"}
+
+
+def auth_md5_msg(salt: bytes) -> bytes:
+    return _frame(b"R", _I32.pack(5) + salt)
+
+
+def auth_sasl_msg(mechanisms: Sequence[str]) -> bytes:
+    return _frame(b"R", _I32.pack(10) + b"".join(_cstr(m) for m in mechanisms) + b"\0")
+
+
+def auth_sasl_continue_msg(data: bytes) -> bytes:
+    return _frame(b"R", _I32.pack(11) + data)
+
+
+def auth_sasl_final_msg(data: bytes) -> bytes:
+    return _frame(b"R", _I32.pack(12) + data)
+
+
+def parameter_status_msg(name: str, value: str) -> bytes:
+    return _frame(b"S", _cstr(name) + _cstr(value))
+
+
+def backend_key_data_msg(pid: int, secret: int) -> bytes:
+    return _frame(b"K", _II.pack(pid, secret))
+
+
+def ready_msg(status: str) -> bytes:
+    return READY.get(status) or READY["I"]
+
+
+def command_complete_msg(tag: str) -> bytes:
+    return _frame(b"C", _cstr(tag))
+
+
+def parameter_description_msg(oids: Sequence[int]) -> bytes:
+    return _frame(b"t", _I16.pack(len(oids)) + b"".join(_U32.pack(o & 0xFFFFFFFF) for o in oids))
+
+
+_FIELD = struct.Struct(">IhIhih")
+
+
+def row_description_msg(columns: Sequence[Any], formats: Sequence[int] | None = None) -> bytes:
+    """``columns`` are engine.api.Column; ``formats`` one code per column (None: text)."""
+    parts = [_I16.pack(len(columns))]
+    for i, c in enumerate(columns):
+        fmt = formats[i] if formats else 0
+        parts.append(_cstr(c.name))
+        parts.append(
+            _FIELD.pack(c.table_oid, c.column_number, c.type_oid & 0xFFFFFFFF, c.type_size, c.type_mod, fmt)
+        )
+    return _frame(b"T", b"".join(parts))
+
+
+def data_row_msg(cells: Sequence[bytes | None]) -> bytes:
+    """One DataRow from already-encoded cells (None = SQL NULL)."""
+    parts = [b"", _I16.pack(len(cells))]
+    pack = _I32.pack
+    for c in cells:
+        if c is None:
+            parts.append(b"\xff\xff\xff\xff")
+        else:
+            parts.append(pack(len(c)))
+            parts.append(c)
+    body = b"".join(parts)
+    return b"D" + pack(len(body) + 4) + body
+
+
+def error_fields(
+    severity: str,
+    sqlstate: str,
+    message: str,
+    detail: str | None = None,
+    hint: str | None = None,
+    position: int | None = None,
+) -> bytes:
+    parts = [b"S", _cstr(severity), b"V", _cstr(severity), b"C", _cstr(sqlstate), b"M", _cstr(message)]
+    if detail is not None:
+        parts += [b"D", _cstr(detail)]
+    if hint is not None:
+        parts += [b"H", _cstr(hint)]
+    if position is not None:
+        parts += [b"P", _cstr(str(position))]
+    parts.append(b"\0")
+    return b"".join(parts)
+
+
+def error_response_msg(
+    severity: str,
+    sqlstate: str,
+    message: str,
+    detail: str | None = None,
+    hint: str | None = None,
+    position: int | None = None,
+) -> bytes:
+    return _frame(b"E", error_fields(severity, sqlstate, message, detail, hint, position))
+
+
+def notice_response_msg(message: str, severity: str = "NOTICE", sqlstate: str = "00000") -> bytes:
+    return _frame(b"N", error_fields(severity, sqlstate, message))

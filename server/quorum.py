@@ -1,0 +1,76 @@
+"""Consistency points on the writer, computed from storage acknowledgements.  Pure: no I/O.
+
+The writer hands every allocated record to ``track`` (in LSN order) and every ack to
+``ack(node, scl_by_pg)``.  From the acks it keeps, per protection group, the SCL of each
+segment; ``PGCL[pg]`` is the 4th highest of them (all records of the PG up to it are on a
+write quorum of 4/6).  ``VCL`` is the highest LSN below which every tracked record is
+covered by its PG's PGCL; ``VDL`` the highest commit LSN (CPL) <= VCL.
+
+    allocated:  101(pg1) 102(pg0) 103(pg0, COMMIT) 104(pg1) 105(pg0, COMMIT)
+    PGCL:       pg0 = 105, pg1 = 101
+    -> VCL = 103 (104 is not on a quorum yet), VDL = 103
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+WRITE_QUORUM = 4
+
+
+class ConsistencyTracker:
+    def __init__(self, nodes: list[str], pgs: int, *, start_vdl: int = 0, write_quorum: int = WRITE_QUORUM) -> None:
+        self.nodes = list(nodes)
+        self.pgs = pgs
+        self.write_quorum = write_quorum
+        self.scl: dict[str, dict[int, int]] = {n: {p: 0 for p in range(pgs)} for n in nodes}
+        self.pgcl: dict[int, int] = {p: 0 for p in range(pgs)}
+        self._outstanding: deque[tuple[int, int]] = deque()  # (lsn, pg) not yet on a quorum
+        self._commits: deque[int] = deque()  # commit LSNs not yet <= VCL
+        self.vcl = start_vdl
+        self.vdl = start_vdl
+        self.last_allocated = start_vdl
+
+    def track(self, lsn: int, pg: int, is_commit: bool) -> None:
+        assert lsn > self.last_allocated, "LSNs must be tracked in increasing order"
+        self.last_allocated = lsn
+        self._outstanding.append((lsn, pg))
+        if is_commit:
+            self._commits.append(lsn)
+
+    def ack(self, node: str, scl: dict[int, int]) -> bool:
+        """Record a segment's SCLs; returns True if the VDL advanced."""
+        known = self.scl.setdefault(node, {p: 0 for p in range(self.pgs)})
+        changed = False
+        for pg, lsn in scl.items():
+            if lsn > known.get(pg, 0):
+                known[pg] = lsn
+                changed = True
+        if not changed:
+            return False
+        for pg in scl:
+            values = sorted((s.get(pg, 0) for s in self.scl.values()), reverse=True)
+            if len(values) >= self.write_quorum:
+                self.pgcl[pg] = max(self.pgcl.get(pg, 0), values[self.write_quorum - 1])
+        return self._advance()
+
+    def _advance(self) -> bool:
+        out = self._outstanding
+        pgcl = self.pgcl
+        while out and pgcl.get(out[0][1], 0) >= out[0][0]:
+            out.popleft()
+        self.vcl = (out[0][0] - 1) if out else self.last_allocated
+        old = self.vdl
+        commits = self._commits
+        while commits and commits[0] <= self.vcl:
+            self.vdl = commits.popleft()
+        return self.vdl != old
+
+    def segments_complete_at(self, pg: int, lsn: int) -> list[str]:
+        """Segments known (from acks) to hold every record of ``pg`` up to ``lsn``."""
+        return [n for n, s in self.scl.items() if s.get(pg, 0) >= lsn]
+
+    def forget_node(self, node: str) -> None:
+        """A segment restarted (its SCL may have gone back); re-learn it from its next ack."""
+        if node in self.scl:
+            self.scl[node] = {p: 0 for p in range(self.pgs)}

@@ -1,0 +1,176 @@
+"""Crash recovery of the volume by a new writer: no redo replay, only consistency points.
+
+Steps (``recover``):
+
+1. Reach the storage nodes; wait until a write quorum (4/6) answers ``GetState``.
+2. Fence: new epoch = highest epoch seen + 1, ``SetEpoch`` on a write quorum.  From here on
+   no older writer can get a record acknowledged by a quorum.
+3. For each PG, from the nodes that answered (at least a read quorum of 3/6): ``base`` is
+   the lowest SCL among them (all of them hold every record up to it).  Union the records
+   they hold above it and follow the back-links from ``base``: the end of that chain is the
+   highest point up to which the PG is complete (``complete[pg]``).  Any record that reached
+   a write quorum is on at least one member of any read quorum, so no durable record is
+   missed.
+4. VDL: start from the highest VDL any writer told storage (``vdl_hint``: known durable),
+   then walk PG 0's COMMIT records above it in LSN order.  A commit whose records are all at
+   or below ``complete`` of their PGs is durable; the VDL is the last commit before the first
+   one that is not.  Every acknowledged commit passes this walk.
+5. Truncate (VDL, VDL + LAL] under the new epoch on a write quorum; the new writer allocates
+   LSNs above VDL + LAL, so an old, unacknowledged record can never be confused with a new one.
+6. Back-links for the new writer: the last record <= VDL of each PG.
+
+Work is bounded by the records above the oldest SCL / VDL hint, not by the log's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from storage import protocol as P
+from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.records import COMMIT, CONTROL_PG, LSN_ALLOCATION_LIMIT, LogRecord, decode_commit_value
+
+WRITE_QUORUM = 4
+READ_QUORUM = 3
+
+log = structlog.get_logger("recovery")
+
+
+@dataclass
+class RecoveredVolume:
+    epoch: int
+    vdl: int
+    next_lsn: int
+    tails: dict[int, int]  # pg -> last record LSN <= VDL (back-link for the next record)
+    scl: dict[str, dict[int, int]]  # node -> pg -> SCL after truncation (from its state)
+
+
+async def _states(nodes: list[NodeClient]) -> dict[str, P.NodeState]:
+    async def one(n: NodeClient):
+        try:
+            return n.name, await n.state(timeout=1.5)
+        except (NodeUnavailable, NodeError, OSError):
+            n.close()
+            return n.name, None
+
+    results = await asyncio.gather(*(one(n) for n in nodes))
+    return {name: st for name, st in results if st is not None}
+
+
+async def _fetch_all(node: NodeClient, pg: int, after: int) -> list[LogRecord]:
+    out: list[LogRecord] = []
+    while True:
+        batch = await node.fetch_log(pg, after, limit=5000)
+        recs = [r for r in batch.records if r.valid()]
+        out.extend(recs)
+        if len(batch.records) < 5000 or not batch.records:
+            return out
+        after = batch.records[-1].lsn
+
+
+async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | None = None) -> RecoveredVolume:
+    by_name = {n.name: n for n in nodes}
+    loop = asyncio.get_running_loop()
+    deadline = None if wait_timeout is None else loop.time() + wait_timeout
+
+    # 1 + 2: reach a write quorum, fence with a new epoch.
+    while True:
+        states = await _states(nodes)
+        if len(states) >= WRITE_QUORUM:
+            epoch = max(s.epoch for s in states.values()) + 1
+            acked = 0
+            for name in states:
+                try:
+                    await by_name[name].set_epoch(epoch)
+                    acked += 1
+                except (NodeUnavailable, NodeError):
+                    pass
+            if acked >= WRITE_QUORUM:
+                break
+        if deadline is not None and loop.time() > deadline:
+            raise TimeoutError("no write quorum of storage nodes reachable")
+        log.info("recovery_waiting_for_quorum", reachable=sorted(states))
+        await asyncio.sleep(0.5)
+
+    states = await _states(nodes)  # after fencing: nothing changes under us any more
+    if len(states) < READ_QUORUM:
+        raise TimeoutError("lost the read quorum during recovery")
+    members = [by_name[n] for n in states]
+    vdl_hint = max(s.vdl_hint for s in states.values())
+
+    # 3: complete point of every PG from the union of the read quorum's records.
+    complete: dict[int, int] = {}
+    unions: dict[int, dict[int, LogRecord]] = {}
+    for pg in range(pgs):
+        base = min(s.scl.get(pg, 0) for s in states.values())
+        lo = min(base, vdl_hint) if pg == CONTROL_PG else base
+        union: dict[int, LogRecord] = {}
+        for m in members:
+            try:
+                for r in await _fetch_all(m, pg, lo):
+                    union.setdefault(r.lsn, r)
+            except (NodeUnavailable, NodeError):
+                continue
+        by_prev = {r.prev_lsn: r for r in union.values()}
+        cur = base
+        while cur in by_prev:
+            cur = by_prev[cur].lsn
+        complete[pg] = cur
+        unions[pg] = union
+
+    # 4: the VDL.
+    vdl = vdl_hint
+    for lsn in sorted(unions[CONTROL_PG]):
+        if lsn <= vdl:
+            continue
+        if lsn > complete[CONTROL_PG]:
+            break
+        rec = unions[CONTROL_PG][lsn]
+        if rec.kind != COMMIT:
+            continue
+        touched = decode_commit_value(rec.value)
+        if all(complete.get(pg, 0) >= top for pg, top in touched.items()):
+            vdl = lsn
+        else:
+            break
+
+    # 5: back-links (before truncating: the record after the VDL may be needed).
+    tails: dict[int, int] = {}
+    for pg in range(pgs):
+        below = [lsn for lsn in unions[pg] if lsn <= vdl]
+        base = min(s.scl.get(pg, 0) for s in states.values())
+        if below:
+            tails[pg] = max(below)
+        elif base <= vdl:
+            tails[pg] = base
+        else:
+            # The chain around the VDL lies below what we fetched: the first record above
+            # the VDL names its predecessor.
+            tails[pg] = 0
+            for m in members:
+                try:
+                    batch = await m.fetch_log(pg, vdl, limit=1)
+                except (NodeUnavailable, NodeError):
+                    continue
+                if batch.records:
+                    tails[pg] = batch.records[0].prev_lsn
+                    break
+    # 6: truncate everything above the VDL that an older writer may have allocated.
+    upto = vdl + LSN_ALLOCATION_LIMIT
+    acked = 0
+    for m in members:
+        try:
+            await m.truncate(epoch, vdl, upto)
+            acked += 1
+        except (NodeUnavailable, NodeError):
+            pass
+    if acked < WRITE_QUORUM:
+        raise TimeoutError("could not record the truncation on a write quorum")
+
+    after = await _states(nodes)
+    scl = {name: dict(st.scl) for name, st in after.items()}
+    log.info("recovered", epoch=epoch, vdl=vdl, complete=complete, tails=tails, vdl_hint=vdl_hint)
+    return RecoveredVolume(epoch=epoch, vdl=vdl, next_lsn=upto + 1, tails=tails, scl=scl)

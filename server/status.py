@@ -1,0 +1,163 @@
+"""``borealis status``: one snapshot of a cluster, gathered over the parts' own ports.
+
+    instances      InstanceState over each instance's admin port (GetInstanceState, req=1)
+    storage_nodes  NodeState over each storage node's port (GetState)
+    endpoints      from cluster.json: the instances each endpoint routes a new connection
+                   to right now (its members that answer; the reader endpoint falls back
+                   to the writer when no reader answers), plus the proxy's open
+                   connections per instance from run/endpoints.state.json
+    volume         vcl, vdl, epoch from the writer's InstanceState
+
+Every query has a timeout (1 s); a part that does not answer is "down".  The dict is the
+stable ``status --json`` schema documented in README.md:
+
+    {"instances": [{"name", "role", "address", "port", "pid", "state", "applied_lsn",
+                    "lag_ms", "connections"}],
+     "storage_nodes": [{"name", "az", "address", "port", "pid", "state", "epoch",
+                        "scl": {"0": lsn, ...}}],
+     "endpoints": [{"name", "kind", "port", "members", "connections"}],
+     "volume": {"vcl", "vdl", "epoch"}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from endpoints.routing import Router
+from server.config import ClusterConf
+from server.replication import ADMIN_REPLIES, ADMIN_REQUESTS, GetInstanceState, InstanceState
+from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.protocol import NodeState
+from storage.wire import FrameError
+
+if TYPE_CHECKING:
+    from server.launcher import Cluster
+
+
+class _OneReply(asyncio.Protocol):
+    """Sends GetInstanceState and resolves ``reply`` with the first message back."""
+
+    def __init__(self, reply: asyncio.Future) -> None:
+        self.reply = reply
+        self.dec = ADMIN_REPLIES.decoder()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(ADMIN_REQUESTS.frame(GetInstanceState(req=1)))  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            msgs = self.dec.feed(data)
+        except FrameError as e:  # corrupt frame: report as down
+            msgs = []
+            if not self.reply.done():
+                self.reply.set_exception(e)
+        if msgs and not self.reply.done():
+            self.reply.set_result(msgs[0])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(ConnectionError("closed before replying"))
+
+
+async def instance_state(host: str, port: int, timeout: float = 1.0) -> InstanceState | None:
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future = loop.create_future()
+    transport = None
+    try:
+        async with asyncio.timeout(timeout):
+            transport, _ = await loop.create_connection(lambda: _OneReply(reply), host, port)
+            msg = await reply
+    except (OSError, TimeoutError, FrameError):
+        return None
+    finally:
+        if transport is not None:
+            transport.close()
+    return msg if isinstance(msg, InstanceState) else None
+
+
+async def node_state(name: str, host: str, port: int, timeout: float = 1.0) -> NodeState | None:
+    client = NodeClient(name, host, port)
+    try:
+        await client.connect(timeout)
+        return await client.state(timeout)
+    except (NodeUnavailable, NodeError, OSError, TimeoutError):
+        return None
+    finally:
+        client.close()
+
+
+async def _query(conf: ClusterConf, timeout: float) -> tuple[list, list]:
+    inst = [instance_state(conf.host, i.admin_port, timeout) for i in conf.instances]
+    nodes = [node_state(s.name, conf.host, s.port, timeout) for s in conf.storage_nodes]
+    res = await asyncio.gather(*inst, *nodes)
+    return list(res[: len(inst)]), list(res[len(inst):])
+
+
+def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
+    conf = cluster.conf
+    pids = cluster.running()
+    istates, nstates = asyncio.run(_query(conf, timeout))
+
+    instances = []
+    up: set[str] = set()
+    writer_state: InstanceState | None = None
+    for ic, st in zip(conf.instances, istates):
+        if st is not None:
+            up.add(ic.name)
+            if st.role == "writer":
+                writer_state = st
+        instances.append({
+            "name": ic.name,
+            "role": st.role if st else ic.role,
+            "address": conf.host,
+            "port": ic.port,
+            "pid": pids.get(ic.name, st.pid if st else None),
+            "state": st.state if st else "down",
+            "applied_lsn": st.applied_lsn if st else None,
+            "lag_ms": st.lag_ms if st else None,
+            "connections": st.connections if st else None,
+        })
+
+    storage = []
+    for sc, ns in zip(conf.storage_nodes, nstates):
+        storage.append({
+            "name": sc.name,
+            "az": sc.az,
+            "address": conf.host,
+            "port": sc.port,
+            "pid": pids.get(sc.name),
+            "state": "up" if ns else "down",
+            "epoch": ns.epoch if ns else None,
+            "scl": {str(pg): lsn for pg, lsn in sorted(ns.scl.items())} if ns else {},
+        })
+
+    proxy_conns: dict[str, int] = {}
+    if "endpoints" in pids:
+        try:
+            proxy_conns = json.loads((cluster.run_dir / "endpoints.state.json").read_text())["connections"]
+        except (OSError, ValueError, KeyError):
+            proxy_conns = {}
+    router = Router(conf)
+    endpoints = []
+    for ep in conf.endpoints:
+        members = [i.name for i in router.members(ep) if i.name in up] if "endpoints" in pids else []
+        if ep.kind == "reader" and not members and "endpoints" in pids:
+            w = conf.writer()
+            members = [w.name] if w and w.name in up else []
+        endpoints.append({
+            "name": ep.name,
+            "kind": ep.kind,
+            "port": ep.port,
+            "members": members,
+            "connections": {m: proxy_conns.get(m, 0) for m in members},
+        })
+
+    epochs = [ns.epoch for ns in nstates if ns is not None]
+    volume = {
+        "vcl": writer_state.vcl if writer_state else None,
+        "vdl": writer_state.vdl if writer_state else None,
+        "epoch": writer_state.epoch if writer_state else (max(epochs) if epochs else None),
+    }
+    return {"instances": instances, "storage_nodes": storage, "endpoints": endpoints, "volume": volume}

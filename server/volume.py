@@ -1,0 +1,400 @@
+"""The engine's RowStore on an instance: a cache of versioned rows over the shared volume.
+
+Storage key layout (what storage nodes see):
+
+    table_id (4 bytes, big-endian) + engine key       -> encoded row (engine.codec)
+
+A table lives in protection group ``table_id % pgs`` (the catalog, table 0, in PG 0 with
+every COMMIT record).
+
+* ``WriterVolume`` -- the writer.  ``commit`` turns a transaction's writes into redo
+  records (contiguous LSNs, back-linked per PG, ending in a COMMIT record = CPL), applies
+  them to the cache (invisible until the VDL passes them), sends them to all six segments
+  in one Append per node per batch, and returns once the VDL covers the commit.  It also
+  publishes the records to readers (``redo.RedoPublisher``).
+* ``ReaderVolume`` -- a reader.  Applies the writer's redo stream to the tables it caches
+  (records for other tables are dropped) and reads the rest from storage at its applied
+  point.  Always read-only.
+
+Tables are cached whole: the first statement that touches a table loads it from one
+segment that is complete at the read point (no quorum read); from then on the cache is
+kept current by commits (writer) or redo (reader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import struct
+import time
+from typing import Any, Iterable
+
+import structlog
+
+from engine.api import Key, Row
+from engine.errors import StorageUnavailable
+from engine.memstore import TableVersions, VersionedTables
+from server.config import ClusterConf
+from server.quorum import ConsistencyTracker
+from server.recovery import recover
+from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, LogRecord, encode_commit_value
+
+_TID = struct.Struct(">I")
+log = structlog.get_logger("volume")
+
+
+def storage_key(table_id: int, key: Key) -> bytes:
+    return _TID.pack(table_id) + key
+
+
+def split_storage_key(skey: bytes) -> tuple[int, Key]:
+    return _TID.unpack_from(skey)[0], skey[4:]
+
+
+class _Volume(VersionedTables):
+    """What writer and reader share: node clients, table loading, PG placement."""
+
+    def __init__(self, conf: ClusterConf, codec: Any) -> None:
+        super().__init__()
+        self.conf = conf
+        self.pgs = conf.protection_groups
+        self.codec = codec
+        self.nodes = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes]
+        self._loading: dict[int, asyncio.Future] = {}
+        self.epoch = 0
+        self.state = "starting"
+
+    def pg_of(self, table_id: int) -> int:
+        return table_id % self.pgs
+
+    def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
+        """Segments believed complete at ``lsn`` first (others after, as a fallback)."""
+        return list(self.nodes)
+
+    async def ensure_loaded(self, table_ids: Iterable[int]) -> None:
+        for tid in table_ids:
+            t = self.tables.get(tid)
+            if t is not None and t.loaded_at is not None:
+                continue
+            fut = self._loading.get(tid)
+            if fut is None:
+                fut = asyncio.ensure_future(self._load(tid))
+                self._loading[tid] = fut
+                fut.add_done_callback(lambda _f, tid=tid: self._loading.pop(tid, None))
+            await asyncio.shield(fut)
+
+    async def _load(self, tid: int) -> None:
+        t = self.tables.get(tid)
+        if t is None:
+            t = self.tables[tid] = TableVersions()  # from now on commits/redo land here too
+        at = self.snapshot()
+        pg = self.pg_of(tid)
+        prefix = _TID.pack(tid)
+        deadline = time.monotonic() + 30.0
+        while True:
+            candidates = self._complete_nodes(pg, at)
+            errors = []
+            for node in candidates:
+                try:
+                    items = await self._scan_all(node, pg, prefix, at)
+                except (NodeUnavailable, NodeError) as e:
+                    errors.append(f"{node.name}: {e}")
+                    continue
+                decode = self.codec.decode_row
+                for skey, lsn, value in items:
+                    t.add(skey[4:], lsn, decode(value))
+                t.loaded_at = at
+                return
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(f"no storage segment could serve table {tid} at LSN {at}: {'; '.join(errors)}")
+            await asyncio.sleep(0.1)
+
+    @staticmethod
+    async def _scan_all(node: NodeClient, pg: int, prefix: bytes, at: int) -> list[tuple[bytes, int, bytes]]:
+        out: list[tuple[bytes, int, bytes]] = []
+        after = None
+        while True:
+            res = await node.scan(pg, prefix, at, after=after, limit=10_000)
+            out.extend(res.items)
+            if res.done or not res.items:
+                return out
+            after = res.items[-1][0]
+
+    async def _connect_all(self) -> None:
+        async def one(n: NodeClient) -> None:
+            try:
+                await n.connect(timeout=1.0)
+            except NodeUnavailable:
+                pass
+
+        await asyncio.gather(*(one(n) for n in self.nodes))
+
+
+class WriterVolume(_Volume):
+    read_only = False
+
+    def __init__(self, conf: ClusterConf, codec: Any, *, commit_timeout: float | None = None) -> None:
+        super().__init__(conf, codec)
+        self.commit_timeout = commit_timeout if commit_timeout is not None else float(
+            os.environ.get("BOREALIS_COMMIT_TIMEOUT", "60")
+        )
+        self.tracker: ConsistencyTracker | None = None
+        self._next_lsn = 1
+        self._tails: dict[int, int] = {}
+        self._batch: list[LogRecord] = []
+        self._flush_scheduled = False
+        self._waiters: list[tuple[int, asyncio.Future]] = []  # (commit lsn, future) in LSN order
+        self._inflight: dict[str, int] = {}  # node -> appends awaiting ack
+        self._down: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.publisher = None  # redo.RedoPublisher, set by the instance
+
+    # -- startup -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.state = "recovering"
+        await self._connect_all()
+        rec = await recover(self.nodes, self.pgs)
+        self.epoch = rec.epoch
+        self._vdl = rec.vdl
+        self._next_lsn = rec.next_lsn
+        self._tails = dict(rec.tails)
+        self.tracker = ConsistencyTracker([n.name for n in self.nodes], self.pgs, start_vdl=rec.vdl)
+        self.tracker.last_allocated = rec.next_lsn - 1
+        self.tracker.vcl = rec.next_lsn - 1
+        for name, scl in rec.scl.items():
+            self.tracker.ack(name, scl)
+        self._txids = iter(range((self.epoch << 32) + 1, 1 << 62))
+        self._tasks.append(asyncio.ensure_future(self._reconnect_loop()))
+        self.state = "available"
+        log.info("writer_volume_ready", epoch=self.epoch, vdl=self._vdl, next_lsn=self._next_lsn)
+
+    async def _reconnect_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            for n in self.nodes:
+                if not n.connected:
+                    try:
+                        await n.connect(timeout=0.5)
+                        self._down.discard(n.name)
+                        self._inflight[n.name] = 0
+                        log.info("storage_node_reconnected", node=n.name)
+                    except NodeUnavailable:
+                        self._down.add(n.name)
+            if self._batch:
+                self._schedule_flush()
+
+    def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
+        assert self.tracker is not None
+        good = set(self.tracker.segments_complete_at(pg, lsn))
+        first = [n for n in self.nodes if n.name in good and n.connected]
+        random.shuffle(first)
+        return first + [n for n in self.nodes if n not in first]
+
+    # -- commit ----------------------------------------------------------------------------
+    async def commit(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
+        if not writes:
+            return self._vdl
+        tracker = self.tracker
+        assert tracker is not None
+        while self._next_lsn - self._vdl > LSN_ALLOCATION_LIMIT and self._vdl < self._next_lsn - 1:
+            await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
+        encode = self.codec.encode_row
+        epoch = self.epoch
+        lsn = self._next_lsn
+        tails = self._tails
+        touched: dict[int, int] = {}
+        records: list[LogRecord] = []
+        for (tid, key), row in writes.items():
+            pg = tid % self.pgs
+            if row is None:
+                rec = LogRecord(lsn, pg, tails.get(pg, 0), txid, DELETE, _TID.pack(tid) + key, b"", epoch)
+            else:
+                rec = LogRecord(lsn, pg, tails.get(pg, 0), txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
+            records.append(rec.sealed())
+            tails[pg] = lsn
+            touched[pg] = lsn
+            tracker.track(lsn, pg, False)
+            lsn += 1
+        commit = LogRecord(
+            lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, COMMIT, b"", encode_commit_value(touched), epoch
+        ).sealed()
+        tails[CONTROL_PG] = lsn
+        tracker.track(lsn, CONTROL_PG, True)
+        records.append(commit)
+        self._next_lsn = lsn + 1
+        self.apply(lsn, writes)  # invisible until the VDL reaches ``lsn``
+        self._batch.extend(records)
+        if self.publisher is not None:
+            self.publisher.publish(records)
+        self._schedule_flush()
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((lsn, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.commit_timeout)
+        except asyncio.TimeoutError:
+            raise StorageUnavailable(
+                "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                detail=f"commit LSN {lsn} is not durable on 4 of 6 segments after {self.commit_timeout:.0f} s; "
+                "the transaction may still become durable when storage recovers",
+            ) from None
+        return lsn
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        vdl = self._vdl
+        for node in self.nodes:
+            if not node.connected or self._inflight.get(node.name, 0) > 64:
+                continue  # down or frozen: it will fill the hole from its peers (gossip)
+            self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
+            asyncio.ensure_future(self._send(node, batch, vdl))
+
+    async def _send(self, node: NodeClient, batch: list[LogRecord], vdl: int) -> None:
+        try:
+            ack = await node.append(self.epoch, vdl, batch)
+        except NodeError as e:
+            if e.code == "stale_epoch":
+                log.error("fenced_by_newer_epoch", node=node.name, epoch=self.epoch)
+                self._fenced()
+            return
+        except NodeUnavailable:
+            self._down.add(node.name)
+            self.tracker.forget_node(node.name)  # type: ignore[union-attr]
+            return
+        finally:
+            self._inflight[node.name] = max(0, self._inflight.get(node.name, 1) - 1)
+        assert self.tracker is not None
+        if self.tracker.ack(node.name, ack.scl):
+            self._vdl_advanced()
+
+    def _vdl_advanced(self) -> None:
+        assert self.tracker is not None
+        vdl = self.tracker.vdl
+        self._vdl = vdl
+        waiters = self._waiters
+        i = 0
+        while i < len(waiters) and waiters[i][0] <= vdl:
+            fut = waiters[i][1]
+            if not fut.done():
+                fut.set_result(None)
+            i += 1
+        if i:
+            del waiters[:i]
+        if self.publisher is not None:
+            self.publisher.vdl_advanced(vdl)
+
+    def _fenced(self) -> None:
+        """A newer writer exists: this one must never acknowledge another commit."""
+        self.state = "fenced"
+        self.commit_timeout = 0.0
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(StorageUnavailable("this instance is no longer the writer (fenced by a newer epoch)"))
+        self._waiters.clear()
+        os._exit(3)
+
+    def status(self) -> dict[str, Any]:
+        t = self.tracker
+        return {
+            "vcl": t.vcl if t else 0,
+            "vdl": self._vdl,
+            "epoch": self.epoch,
+            "applied_lsn": self._vdl,
+        }
+
+
+class ReaderVolume(_Volume):
+    """Read-only cache kept current by the writer's redo stream (see ``server.redo``)."""
+
+    read_only = True
+
+    def __init__(self, conf: ClusterConf, codec: Any) -> None:
+        super().__init__(conf, codec)
+        self._pending: dict[int, list[LogRecord]] = {}  # txid -> records (not yet committed)
+        self._ready: list[tuple[int, list[LogRecord]]] = []  # committed txns above the applied VDL
+        self.writer_vdl = 0
+        self.lag_ms = 0.0
+        self._node_scl: dict[str, dict[int, int]] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        await self._connect_all()
+        self._tasks.append(asyncio.ensure_future(self._poll_storage()))
+        self.state = "available"
+
+    async def _poll_storage(self) -> None:
+        while True:
+            for n in self.nodes:
+                try:
+                    st = await n.state(timeout=1.0)
+                    self._node_scl[n.name] = dict(st.scl)
+                except (NodeUnavailable, NodeError):
+                    self._node_scl.pop(n.name, None)
+            await asyncio.sleep(0.5)
+
+    def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
+        good = [n for n in self.nodes if self._node_scl.get(n.name, {}).get(pg, 0) >= lsn]
+        random.shuffle(good)
+        return good + [n for n in self.nodes if n not in good]
+
+    async def commit(self, txid: int, writes: dict) -> int:  # pragma: no cover - engine refuses first
+        from engine.errors import ReadOnlyTransaction
+
+        raise ReadOnlyTransaction("cannot execute a write in a read-only transaction")
+
+    # -- redo ------------------------------------------------------------------------------
+    def stream_started(self, vdl: int) -> None:
+        """A (new) redo stream is complete from ``vdl`` on."""
+        self._pending.clear()
+        self._ready.clear()
+        if vdl != self._vdl:
+            # We missed records (or the writer changed): drop the cache, reload on demand.
+            self.tables = {}
+            self._vdl = vdl
+            self.writer_vdl = vdl
+            log.info("reader_cache_reset", vdl=vdl)
+
+    def receive(self, records: list[LogRecord], vdl: int, sent_at: float) -> None:
+        pending = self._pending
+        for r in records:
+            if r.kind == COMMIT:
+                recs = pending.pop(r.txid, [])
+                self._ready.append((r.lsn, recs))
+            else:
+                pending.setdefault(r.txid, []).append(r)
+        if vdl > self.writer_vdl:
+            self.writer_vdl = vdl
+        self._apply_upto(self.writer_vdl)
+        if sent_at:
+            self.lag_ms = max(0.0, (time.time() - sent_at) * 1000.0)
+
+    def _apply_upto(self, vdl: int) -> None:
+        ready = self._ready
+        i = 0
+        tables = self.tables
+        decode = self.codec.decode_row
+        while i < len(ready) and ready[i][0] <= vdl:
+            commit_lsn, recs = ready[i]
+            for r in recs:
+                tid = _TID.unpack_from(r.key)[0]
+                t = tables.get(tid)
+                if t is None:
+                    continue  # not cached here: storage has it
+                t.add(r.key[4:], commit_lsn, None if r.kind == DELETE else decode(r.value))
+            i += 1
+        if i:
+            del ready[:i]
+        if vdl > self._vdl:
+            self._vdl = vdl
+
+    def status(self) -> dict[str, Any]:
+        return {"vcl": self.writer_vdl, "vdl": self.writer_vdl, "epoch": self.epoch, "applied_lsn": self._vdl}
