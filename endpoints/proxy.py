@@ -1,0 +1,263 @@
+"""The endpoint proxy: one process listening on every endpoint port of ``cluster.json``.
+
+Balancing is per connection, never per statement (as Aurora's endpoints do):
+
+    1. a client connects to an endpoint port; its socket is paused (nothing is read);
+    2. ``Router.candidates`` names the instances to try in order (writer endpoint: the
+       writer; reader endpoint: the readers round robin, then the writer as a fallback);
+    3. the proxy connects to the first candidate that accepts (1 s each);
+    4. from then on bytes are relayed both ways untouched -- an SSLRequest is answered by
+       the instance itself -- with flow control: when one side's write buffer fills,
+       reading from the other side pauses until it drains;
+    5. when either side closes, the other is closed (after flushing what is buffered).
+
+If no candidate accepts, the proxy speaks to the client itself: it answers encryption
+requests with 'N' and the startup message with a FATAL ErrorResponse, SQLSTATE 57P03
+(cannot_connect_now), then closes.
+
+``cluster.json`` is re-read when its mtime changes (checked on every new connection and
+once a second), so role changes after a failover and new readers take effect for the next
+connection; established connections stay where they are.  Endpoint ports are fixed for
+the life of the process.
+
+Once a second the proxy writes ``DATA_DIR/run/endpoints.state.json``:
+``{"endpoints": {name: [instance, ...]}, "connections": {instance: open connections}}``,
+which ``borealis status`` reads.
+
+Run as ``python -m endpoints.proxy --data-dir DIR``; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import structlog
+import uvloop
+
+from endpoints.pgwire import Refusal
+from endpoints.routing import Router
+from engine.errors import SqlError
+from server.config import ClusterConf, EndpointConf, InstanceConf
+from server.logs import configure
+
+CONNECT_TIMEOUT = 1.0
+REFUSAL_TIMEOUT = 5.0
+STATE_FILE = "endpoints.state.json"
+
+log = structlog.get_logger("endpoints")
+
+
+class CannotConnectNow(SqlError):
+    sqlstate = "57P03"
+    severity = "FATAL"
+
+
+class _Side(asyncio.Protocol):
+    """One end of a relayed connection; ``peer`` is the other end's protocol."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.closed = False
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        return False  # close our side; connection_lost closes the peer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+class BackendSide(_Side):
+    def __init__(self, proxy: "Proxy", client: "ClientSide", instance: str) -> None:
+        super().__init__()
+        self.proxy = proxy
+        self.peer = client
+        self.instance = instance
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.proxy.connections[self.instance] = self.proxy.connections.get(self.instance, 0) + 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.proxy.connections[self.instance] -= 1
+        super().connection_lost(exc)
+
+
+class ClientSide(_Side):
+    def __init__(self, proxy: "Proxy", endpoint: str) -> None:
+        super().__init__()
+        self.proxy = proxy
+        self.endpoint = endpoint
+        self.refusal: Refusal | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.pause_reading()  # nothing is read until a backend is attached
+        asyncio.get_running_loop().create_task(self.proxy.attach(self))
+
+    def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            reply, done = self.refusal.feed(data)
+            if reply and self.transport is not None:
+                self.transport.write(reply)
+            if done and self.transport is not None:
+                self.transport.close()
+            return
+        super().data_received(data)
+
+    def refuse(self, err: SqlError) -> None:
+        assert self.transport is not None
+        self.refusal = Refusal(err)
+        self.transport.resume_reading()
+        asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self.transport.close)
+
+
+class Proxy:
+    """Owns the routing table, the listening servers and the per-instance counters."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.conf_path = data_dir / "cluster.json"
+        self._mtime = 0.0
+        self.router = Router(ClusterConf())
+        self.connections: dict[str, int] = {}
+        self.servers: list[asyncio.AbstractServer] = []
+        self._last_state: str = ""
+        self.reload()
+
+    # --- configuration ---------------------------------------------------------------
+    def reload(self) -> None:
+        try:
+            mtime = self.conf_path.stat().st_mtime
+        except OSError:
+            return
+        if mtime == self._mtime:
+            return
+        try:
+            conf = ClusterConf.load(self.data_dir)
+        except (OSError, ValueError, TypeError) as e:  # half-written or bad file: keep the old one
+            log.warning("config_unreadable", error=str(e))
+            return
+        self._mtime = mtime
+        old = self.router
+        self.router = Router(conf)
+        self.router._next = old._next  # keep round-robin positions across reloads
+        log.info("config_loaded", writer=getattr(conf.writer(), "name", None),
+                 readers=[r.name for r in conf.readers()])
+
+    def endpoint(self, name: str) -> EndpointConf | None:
+        return next((e for e in self.router.conf.endpoints if e.name == name), None)
+
+    # --- connections -----------------------------------------------------------------
+    async def attach(self, client: ClientSide) -> None:
+        self.reload()
+        ep = self.endpoint(client.endpoint)
+        candidates = self.router.candidates(ep) if ep is not None else []
+        loop = asyncio.get_running_loop()
+        for inst in candidates:
+            if client.closed:
+                return
+            try:
+                _, backend = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda i=inst: BackendSide(self, client, i.name), self.router.conf.host, inst.port
+                    ),
+                    CONNECT_TIMEOUT,
+                )
+            except (OSError, asyncio.TimeoutError) as e:
+                log.info("backend_unavailable", endpoint=client.endpoint, instance=inst.name, error=str(e))
+                continue
+            if client.closed:
+                backend.transport.close()
+                return
+            client.peer = backend
+            assert client.transport is not None
+            client.transport.resume_reading()
+            return
+        if client.closed:
+            return
+        log.warning("no_backend", endpoint=client.endpoint, tried=[i.name for i in candidates])
+        client.refuse(CannotConnectNow(f"no instance is accepting connections for endpoint \"{client.endpoint}\""))
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host = self.router.conf.host
+        for ep in self.router.conf.endpoints:
+            srv = await loop.create_server(lambda n=ep.name: ClientSide(self, n), host, ep.port, reuse_address=True)
+            self.servers.append(srv)
+            log.info("listening", endpoint=ep.name, kind=ep.kind, port=ep.port)
+
+    def state(self, members: dict[str, list[InstanceConf]]) -> dict:
+        return {
+            "endpoints": {name: [i.name for i in insts] for name, insts in members.items()},
+            "connections": dict(sorted(self.connections.items())),
+        }
+
+    def write_state(self) -> None:
+        members = {ep.name: self.router.members(ep) for ep in self.router.conf.endpoints}
+        text = json.dumps(self.state(members))
+        if text == self._last_state:
+            return
+        run = self.data_dir / "run"
+        run.mkdir(exist_ok=True)
+        tmp = run / (STATE_FILE + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, run / STATE_FILE)
+        self._last_state = text
+
+    async def housekeeping(self) -> None:
+        while True:
+            self.reload()
+            self.write_state()
+            await asyncio.sleep(1.0)
+
+    def close(self) -> None:
+        for srv in self.servers:
+            srv.close()
+
+
+async def serve(data_dir: Path) -> None:
+    proxy = Proxy(data_dir)
+    await proxy.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = loop.create_task(proxy.housekeeping())
+    await stop.wait()
+    log.info("stopping")
+    task.cancel()
+    proxy.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="endpoints.proxy", description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", required=True, type=Path)
+    args = ap.parse_args(argv)
+    configure("endpoints", "endpoints")
+    uvloop.run(serve(args.data_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()
