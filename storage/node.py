@@ -1,0 +1,408 @@
+"""A storage node: serves every request of ``storage.protocol`` for one segment of each PG.
+
+    python -m storage.node --data-dir DATA_DIR --name s1
+
+reads ``DATA_DIR/cluster.json`` (host, its own port and AZ, its peers, the number of
+PGs) and keeps its RocksDB in ``DATA_DIR/storage/<name>/db`` (layout: ``storage.store``).
+
+Request handling (:class:`StorageNode`):
+
+* ``Append``   -- refused (``stale_epoch``) if its epoch, or any record's epoch, is below
+  the node's; a higher epoch is adopted.  Records with a bad crc or an unknown PG refuse
+  the whole Append (``bad_record`` / ``bad_request``).  Duplicates and records inside a
+  truncation range of a newer epoch are skipped.  New records are written unsynced, then
+  the node waits for a shared WAL fsync (``storage.walsync``) and replies ``AppendAck``
+  with the SCL of every PG as of that fsync: never ack before durable.
+* ``Read`` / ``Scan`` -- ``not_complete`` if at_lsn > SCL of the PG; otherwise at_lsn
+  counts as a VDL hint, the PG is materialised up to it, and versions are read.
+* ``GetState`` -- epoch, durable SCL and max LSN of every PG, VDL hint, materialised
+  point (the minimum over PGs), truncation ranges.
+* ``SetEpoch`` / ``Truncate`` -- persisted and fsynced before ``Ok``; a lower epoch than
+  the node's gets ``stale_epoch``.
+* ``FetchLog`` -- the PG's records above after_lsn in LSN order (holes included).
+
+Background tasks: the materialiser applies records up to min(VDL hint, SCL) into
+versions; gossip (``storage.gossip``) fills holes from peers.  A bad frame closes its
+connection only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from storage import protocol as P
+from storage.records import DELETE, PUT, LogRecord
+from storage.segment import Segment, Truncation, Verdict
+from storage.store import Batch, Store
+from storage.walsync import GroupFlusher
+from storage.wire import FrameError
+
+log = structlog.get_logger("storage.node")
+
+MATERIALIZE_CHUNK = 2_000
+
+
+class Refused(Exception):
+    """A request the node answers with ``Error(code, message)``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class StorageNode:
+    """All state and request logic of one node; the network lives in :class:`NodeServer`."""
+
+    def __init__(self, name: str, az: str, n_pgs: int, store: Store) -> None:
+        self.name = name
+        self.az = az
+        self.n_pgs = n_pgs
+        self.store = store
+        self.seg = Segment(n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
+        for pg in range(n_pgs):
+            self.seg.rebuild_pg(pg, 0, store.iter_log(pg, 0))
+        self.durable_scl = self.seg.scl()
+        self.vdl_hint = store.get_meta_int(b"vdl")
+        self._vdl_saved = self.vdl_hint
+        self.mat = [min(store.get_materialized(pg), self.seg.pgs[pg].scl) for pg in range(n_pgs)]
+        self.flusher = GroupFlusher(store.flush_wal, snapshot=self.seg.scl, on_durable=self._on_durable)
+        self._mat_wakeup = asyncio.Event()
+        log.info("node_opened", node=name, epoch=self.seg.epoch, scl=self.durable_scl, vdl_hint=self.vdl_hint)
+
+    # --- durability ------------------------------------------------------------------
+    def _on_durable(self, snap: dict[int, int]) -> None:
+        for pg, lsn in snap.items():
+            # A truncation during the flush may have lowered the SCL: never report more.
+            self.durable_scl[pg] = min(lsn, self.seg.pgs[pg].scl)
+
+    def _note_vdl(self, vdl: int, batch: Batch | None = None) -> None:
+        if vdl > self.vdl_hint:
+            self.vdl_hint = vdl
+            self._mat_wakeup.set()
+        if batch is not None and self.vdl_hint > self._vdl_saved:
+            batch.put_meta_int(b"vdl", self.vdl_hint)
+            self._vdl_saved = self.vdl_hint
+
+    # --- ingest ----------------------------------------------------------------------
+    def ingest(self, records: list[LogRecord], batch: Batch) -> int:
+        """Add admissible new records to the segment and the batch; returns how many."""
+        n = 0
+        for rec in records:
+            v = self.seg.admit(rec)
+            if v is Verdict.NEW:
+                self.seg.add(rec)
+                batch.put_log(rec)
+                n += 1
+            elif v is Verdict.BAD_CRC:
+                log.warning("bad_crc_record_skipped", pg=rec.pg, lsn=rec.lsn)
+        return n
+
+    async def append(self, m: P.Append) -> P.AppendAck:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
+        for rec in m.records:
+            if not 0 <= rec.pg < self.n_pgs:
+                raise Refused("bad_request", f"record {rec.lsn} names unknown pg {rec.pg}")
+            if not rec.valid():
+                raise Refused("bad_record", f"record {rec.lsn} of pg {rec.pg} fails its crc")
+            if rec.epoch < self.seg.epoch:
+                raise Refused("stale_epoch", f"record {rec.lsn} epoch {rec.epoch} < node epoch {self.seg.epoch}")
+        batch = Batch()
+        if self.seg.set_epoch(m.epoch):
+            batch.put_meta_int(b"epoch", m.epoch)
+            log.info("epoch_adopted", epoch=m.epoch, via="append")
+        self._note_vdl(m.vdl, batch)
+        self.ingest(m.records, batch)
+        self.store.write(batch)
+        await self.flusher.sync()
+        self._mat_wakeup.set()
+        return P.AppendAck(req=m.req, scl=dict(self.durable_scl))
+
+    async def apply_fetched(self, records: list[LogRecord]) -> int:
+        """Records from a peer (gossip): stored durably like an Append, but records of
+        older epochs are fine (they were written before a recovery, below its VDL)."""
+        batch = Batch()
+        n = self.ingest(records, batch)
+        if n:
+            self.store.write(batch)
+            await self.flusher.sync()
+            self._mat_wakeup.set()
+        return n
+
+    # --- epoch and truncation --------------------------------------------------------
+    async def set_epoch(self, m: P.SetEpoch) -> P.Ok:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"epoch {m.epoch} < node epoch {self.seg.epoch}")
+        if self.seg.set_epoch(m.epoch):
+            batch = Batch()
+            batch.put_meta_int(b"epoch", m.epoch)
+            self.store.write(batch)
+            await self.flusher.sync()
+            log.info("epoch_adopted", epoch=m.epoch, via="set_epoch")
+        return P.Ok(req=m.req)
+
+    async def truncate(self, m: P.Truncate) -> P.Ok:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"truncate epoch {m.epoch} < node epoch {self.seg.epoch}")
+        if m.upto_lsn < m.after_lsn:
+            raise Refused("bad_request", "upto_lsn < after_lsn")
+        batch = Batch()
+        if self.seg.set_epoch(m.epoch):
+            batch.put_meta_int(b"epoch", m.epoch)
+        self.apply_truncation((m.epoch, m.after_lsn, m.upto_lsn), batch)
+        await self.flusher.sync()
+        return P.Ok(req=m.req)
+
+    def apply_truncation(self, t: Truncation, batch: Batch | None = None) -> bool:
+        """Delete the range from the log and versions, remember it, recompute SCLs.
+        Writes (unsynced) ``batch`` too; the caller awaits a flush."""
+        batch = batch or Batch()
+        e, after, upto = int(t[0]), int(t[1]), int(t[2])
+        if not self.seg.add_truncation((e, after, upto)):
+            self.store.write(batch)
+            return False
+        floors: dict[int, int] = {}
+        for pg in range(self.n_pgs):
+            for rec in self.store.iter_log(pg, after, upto):
+                if rec.epoch < e:
+                    batch.delete_log(pg, rec.lsn)
+                    if rec.kind in (PUT, DELETE):
+                        batch.delete_version(pg, rec.key, rec.lsn)
+            floors[pg] = self.store.last_log_lsn(pg, min(after, self.seg.pgs[pg].scl))
+            if self.mat[pg] > after:
+                self.mat[pg] = floors[pg]
+                batch.put_materialized(pg, floors[pg])
+        batch.put_truncations(self.seg.truncations)
+        self.store.write(batch)
+        for pg in range(self.n_pgs):
+            self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg]))
+            self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
+        log.info("truncated", epoch=e, after_lsn=after, upto_lsn=upto, scl=self.seg.scl())
+        return True
+
+    # --- materialisation -------------------------------------------------------------
+    def materialize(self, pg: int, upto: int, max_records: int | None = None) -> bool:
+        """Apply log records of ``pg`` up to min(upto, SCL) into versions.  Returns True
+        when that point is reached (False if ``max_records`` cut it short)."""
+        target = min(upto, self.seg.pgs[pg].scl)
+        if self.mat[pg] >= target:
+            return True
+        batch = Batch()
+        reached = target
+        n = 0
+        for rec in self.store.iter_log(pg, self.mat[pg], target):
+            if max_records is not None and n >= max_records:
+                reached = rec.lsn - 1
+                break
+            if rec.kind == PUT:
+                batch.put_version(pg, rec.key, rec.lsn, rec.value)
+            elif rec.kind == DELETE:
+                batch.put_version(pg, rec.key, rec.lsn, None)
+            n += 1
+        batch.put_materialized(pg, reached)
+        self.store.write(batch)
+        self.mat[pg] = reached
+        return reached >= target
+
+    async def materializer(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._mat_wakeup.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+            self._mat_wakeup.clear()
+            for pg in range(self.n_pgs):
+                while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
+                    await asyncio.sleep(0)
+
+    # --- reads -----------------------------------------------------------------------
+    def _check_read(self, pg: int, at_lsn: int) -> None:
+        if not 0 <= pg < self.n_pgs:
+            raise Refused("bad_request", f"unknown pg {pg}")
+        scl = self.seg.pgs[pg].scl
+        if at_lsn > scl:
+            raise Refused("not_complete", f"pg {pg} complete to {scl} < {at_lsn}")
+        self._note_vdl(at_lsn)
+        self.materialize(pg, at_lsn)
+
+    def read(self, m: P.Read) -> P.ReadResult:
+        self._check_read(m.pg, m.at_lsn)
+        found = self.store.read_version(m.pg, m.key, m.at_lsn)
+        if found is None or found[1] is None:
+            return P.ReadResult(req=m.req, found=False, lsn=found[0] if found else 0)
+        return P.ReadResult(req=m.req, found=True, lsn=found[0], value=found[1])
+
+    def scan(self, m: P.Scan) -> P.ScanResult:
+        self._check_read(m.pg, m.at_lsn)
+        items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit)
+        return P.ScanResult(req=m.req, items=items, done=done)
+
+    def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
+        if not 0 <= m.pg < self.n_pgs:
+            raise Refused("bad_request", f"unknown pg {m.pg}")
+        out: list[LogRecord] = []
+        for rec in self.store.iter_log(m.pg, m.after_lsn):
+            if len(out) >= m.limit:
+                break
+            out.append(rec)
+        return P.LogBatch(req=m.req, records=out)
+
+    def state(self, req: int = 0) -> P.NodeState:
+        return P.NodeState(
+            req=req,
+            name=self.name,
+            az=self.az,
+            epoch=self.seg.epoch,
+            scl=dict(self.durable_scl),
+            max_lsn=self.seg.max_lsn(),
+            vdl_hint=self.vdl_hint,
+            materialized=min(self.mat) if self.mat else 0,
+            truncations=list(self.seg.truncations),
+        )
+
+    # --- dispatch --------------------------------------------------------------------
+    def handle(self, m: Any, reply: Callable[[Any], None], tasks: set[asyncio.Task]) -> None:
+        """Answer one request; requests that must wait for an fsync run as tasks."""
+        try:
+            if isinstance(m, P.Read):
+                reply(self.read(m))
+            elif isinstance(m, P.Scan):
+                reply(self.scan(m))
+            elif isinstance(m, P.GetState):
+                reply(self.state(m.req))
+            elif isinstance(m, P.FetchLog):
+                reply(self.fetch_log(m))
+            elif isinstance(m, P.Append):
+                self._spawn(self.append(m), m.req, reply, tasks)
+            elif isinstance(m, P.SetEpoch):
+                self._spawn(self.set_epoch(m), m.req, reply, tasks)
+            elif isinstance(m, P.Truncate):
+                self._spawn(self.truncate(m), m.req, reply, tasks)
+            else:
+                reply(P.Error(req=getattr(m, "req", 0), code="bad_request", message=type(m).__name__))
+        except Refused as e:
+            reply(P.Error(req=m.req, code=e.code, message=e.message))
+        except Exception as e:  # noqa: BLE001 -- reported to the client, node keeps running
+            log.exception("request_failed", request=type(m).__name__)
+            reply(P.Error(req=m.req, code="internal", message=str(e)))
+
+    def _spawn(self, coro: Any, req: int, reply: Callable[[Any], None], tasks: set[asyncio.Task]) -> None:
+        async def run() -> None:
+            try:
+                reply(await coro)
+            except Refused as e:
+                reply(P.Error(req=req, code=e.code, message=e.message))
+            except Exception as e:  # noqa: BLE001
+                log.exception("request_failed", req=req)
+                reply(P.Error(req=req, code="internal", message=str(e)))
+
+        task = asyncio.get_running_loop().create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+class NodeConnection(asyncio.Protocol):
+    def __init__(self, node: StorageNode, tasks: set[asyncio.Task]) -> None:
+        self.node = node
+        self.tasks = tasks
+        self.dec = P.REQUESTS.decoder()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def _reply(self, msg: Any) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(P.REPLIES.frame(msg))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            msgs = self.dec.feed(data)
+        except FrameError as e:
+            log.warning("bad_frame_connection_closed", error=str(e))
+            if self.transport:
+                self.transport.close()
+            return
+        for m in msgs:
+            self.node.handle(m, self._reply, self.tasks)
+
+
+def configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"]),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+async def serve(data_dir: Path, name: str) -> None:
+    from server.config import ClusterConf  # config is read only by the process entry point
+    from storage.client import NodeClient
+    from storage.gossip import gossip_loop
+
+    conf = ClusterConf.load(data_dir)
+    me = conf.storage_node(name)
+    structlog.contextvars.bind_contextvars(node=name)
+    store = Store(data_dir / "storage" / name / "db")
+    node = StorageNode(name, me.az, conf.protection_groups, store)
+    peers = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes if s.name != name]
+    tasks: set[asyncio.Task] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: NodeConnection(node, tasks), conf.host, me.port, reuse_address=True)
+    background = [
+        loop.create_task(node.materializer()),
+        loop.create_task(gossip_loop(node, peers)),
+    ]
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("node_listening", host=conf.host, port=me.port, az=me.az, pgs=conf.protection_groups)
+    await stop.wait()
+    log.info("node_stopping")
+    server.close()
+    for t in background:
+        t.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=2.0)
+    await node.flusher.drain()
+    for p in peers:
+        p.close()
+    node.flusher.close()
+    store.close()
+    log.info("node_stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="storage.node", description="Borealis storage node")
+    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args(argv)
+    configure_logging()
+    # A busy loop can delay the fsync thread's wake-up by the switch interval (5 ms default).
+    sys.setswitchinterval(0.001)
+    import uvloop
+
+    uvloop.run(serve(args.data_dir, args.name))
+
+
+if __name__ == "__main__":
+    main()
