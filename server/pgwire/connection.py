@@ -1,0 +1,525 @@
+"""One client connection: a state machine dispatching on (state, message type).
+
+The transport glue (``server.py``) feeds raw bytes to ``PgConnection.feed`` -- which
+frames and decodes them and returns the messages -- and then awaits ``handle(msg)`` for
+each message in order.  Replies accumulate in ``self.out`` and are written with one
+``write`` call per Sync, per simple Query, per Flush and at the end of startup.
+
+States and transitions (every (state, message) pair not listed is a protocol violation,
+08P01 FATAL, except that SKIP silently drops everything but Sync/Terminate)::
+
+    STARTUP --SSLRequest/GSSENCRequest--> STARTUP   (answer 'N')
+    STARTUP --CancelRequest--> CLOSED               (cancel the target backend, no reply)
+    STARTUP --StartupMessage--> AUTH | READY        (AuthenticationOk, ParameterStatus*,
+                                                     BackendKeyData, ReadyForQuery)
+    AUTH    --PasswordMessage--> AUTH | READY | CLOSED (28P01 FATAL)
+    READY   --Query--> READY                        (results..., ReadyForQuery)
+    READY   --Parse/Bind/Describe/Execute/Close/Flush--> READY, or SKIP on error
+    READY   --Sync--> READY                         (ReadyForQuery)
+    SKIP    --Sync--> READY                         (ReadyForQuery)
+    any     --Terminate--> CLOSED                   (session.close())
+
+Portals keep the rows of their result: an Execute with a row limit sends that many
+DataRows and PortalSuspended; the next Execute continues from there.  Portals are
+dropped at a Sync that leaves the session outside a transaction block (as PostgreSQL
+drops them at the end of the implicit transaction).
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import structlog
+
+from engine.api import Prepared, Result
+from engine.errors import SqlError
+from server import types_io
+from server.auth import AuthConfig, Authenticator
+from server.pgwire import messages as m
+
+STARTUP, AUTH, READY, SKIP, CLOSED = "startup", "auth", "ready", "skip", "closed"
+
+SessionFactory = Callable[[str, str, dict[str, str], tuple], Awaitable[Any]]
+
+_REPORT_TAGS = frozenset({"SET", "RESET", "DISCARD ALL"})
+
+
+@dataclass
+class ServerContext:
+    """What all connections of one listening server share."""
+
+    session_factory: SessionFactory
+    auth: AuthConfig
+    instance_name: str = ""
+    log: Any = None
+    max_message: int = m.DEFAULT_MAX_MESSAGE
+    backends: dict[tuple[int, int], "PgConnection"] = field(default_factory=dict)
+    next_pid: int = field(default_factory=lambda: 1000 + secrets.randbelow(30000))
+    next_conn_id: int = 1
+
+    def allocate_pid(self) -> int:
+        pid = self.next_pid
+        self.next_pid = pid + 1 if pid < 2**31 - 2 else 1000
+        return pid
+
+
+@dataclass(slots=True)
+class _Statement:
+    prepared: Prepared
+    client_types: list[int]
+    empty: bool = False
+
+
+@dataclass(slots=True)
+class _Portal:
+    stmt: _Statement
+    params: list[Any]
+    formats: list[int] | None  # per column, None = all text
+    encoders: list[Callable[[Any], bytes]]
+    result: Result | None = None
+    offset: int = 0
+    done: bool = False
+
+
+def _is_empty_query(sql: str) -> bool:
+    return not sql.strip().strip(";").strip()
+
+
+def _error_msg(err: SqlError) -> bytes:
+    return m.error_response_msg(err.severity, err.sqlstate, err.message, err.detail, err.hint, err.position)
+
+
+class PgConnection:
+    """Protocol state of one client connection (no sockets here: ``write``/``close`` are
+    callables supplied by the transport)."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        peer: tuple,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+    ) -> None:
+        self.ctx = ctx
+        self.peer = peer
+        self._write = write
+        self._close_transport = close
+        self.state = STARTUP
+        self.parser = m.FrameParser(ctx.max_message)
+        self.out: list[bytes] = []
+        self.session: Any = None
+        self.user = ""
+        self.database = ""
+        self.params: dict[str, str] = {}
+        self.pid = 0
+        self.secret = 0
+        self.statements: dict[str, _Statement] = {}
+        self.portals: dict[str, _Portal] = {}
+        self._auth: Authenticator | None = None
+        self._reported: dict[str, str] = {}
+        self._session_closed = False
+        self.conn_id = ctx.next_conn_id
+        ctx.next_conn_id += 1
+        base = ctx.log or structlog.get_logger("borealis.pgwire")
+        self.log = base.bind(conn_id=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else "?")
+        if ctx.instance_name:
+            self.log = self.log.bind(instance=ctx.instance_name)
+
+    # ------------------------------------------------------------------ framing
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Decode what ``data`` completes.  Raises ProtocolError on garbage.
+
+        In the startup phase the framing of what follows depends on the packet just read,
+        so that decision is taken here, synchronously, before decoding further bytes."""
+        parser = self.parser
+        if not parser.startup:
+            return parser.feed(data)
+        msgs: list[Any] = []
+        while parser.startup:
+            got = parser.feed(data)
+            data = b""
+            if not got:
+                return msgs
+            msg = got[0]
+            msgs.append(msg)
+            if isinstance(msg, m.Startup):
+                parser.expect_typed()
+                msgs.extend(parser.feed(b""))
+                return msgs
+            if isinstance(msg, m.CancelRequest):
+                return msgs
+        return msgs
+
+    # ------------------------------------------------------------------ output
+
+    def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+            self.out = []
+            self._write(data)
+
+    def fatal(self, err: SqlError) -> None:
+        """Send a FATAL error and close the connection (the session is closed by the owner)."""
+        self.out.append(m.error_response_msg("FATAL", err.sqlstate, err.message, err.detail, err.hint))
+        self.flush()
+        self.state = CLOSED
+        self._close_transport()
+
+    def protocol_violation(self, message: str) -> None:
+        self.log.warning("protocol violation", error=message)
+        self.fatal(SqlError(message, sqlstate="08P01"))
+
+    @property
+    def closed(self) -> bool:
+        return self.state == CLOSED
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def handle(self, msg: Any) -> None:
+        state = self.state
+        if state == CLOSED:
+            return
+        handler = _DISPATCH.get((state, type(msg)))
+        if handler is None:
+            if type(msg) is m.Terminate:
+                await self._on_terminate(msg)
+            elif state == SKIP:
+                pass  # discard until Sync
+            elif type(msg) is m.Unsupported:
+                self._ext_error(SqlError(f"message type {msg.type.decode()!r} is not supported", sqlstate="0A000"))
+            else:
+                self.protocol_violation(f"unexpected message {type(msg).__name__} in state {state}")
+            return
+        try:
+            await handler(self, msg)
+        except SqlError as err:
+            if self.state in (STARTUP, AUTH):
+                if err.severity != "FATAL":
+                    err.severity = "FATAL"
+                self.log.info("connection refused", sqlstate=err.sqlstate, error=err.message)
+                self.fatal(err)
+            else:
+                self._ext_error(err)
+        except Exception:
+            self.log.error("internal error handling message", message=type(msg).__name__, exc=traceback.format_exc())
+            if self.state in (STARTUP, AUTH):
+                self.fatal(SqlError("internal error during connection startup", sqlstate="XX000"))
+            else:
+                self._ext_error(SqlError("internal error", sqlstate="XX000"))
+
+    def _ext_error(self, err: SqlError) -> None:
+        """An error while in READY: report it, then skip to Sync (extended protocol)."""
+        self.out.append(_error_msg(err))
+        if self.state == READY:
+            self.state = SKIP
+        if err.severity in ("FATAL", "PANIC"):
+            self.flush()
+            self.state = CLOSED
+            self._close_transport()
+
+    # ------------------------------------------------------------------ startup
+
+    async def _on_ssl(self, msg: Any) -> None:
+        self._write(b"N")
+
+    async def _on_cancel(self, msg: m.CancelRequest) -> None:
+        target = self.ctx.backends.get((msg.pid, msg.secret))
+        self.state = CLOSED
+        self._close_transport()
+        if target is None or target.session is None:
+            self.log.info("cancel request for unknown backend", pid=msg.pid)
+            return
+        cancel = getattr(target.session, "cancel", None)
+        if cancel is None:
+            return
+        self.log.info("cancel request", pid=msg.pid)
+        res = cancel()
+        if inspect.isawaitable(res):
+            await res
+
+    async def _on_startup(self, msg: m.Startup) -> None:
+        params = msg.params
+        user = params.get("user", "")
+        if not user:
+            raise SqlError("no PostgreSQL user name specified in startup packet", sqlstate="28000", )
+        self.user = user
+        self.database = params.get("database") or user
+        self.params = params
+        self.log = self.log.bind(user=user, database=self.database)
+        self._auth = Authenticator(self.ctx.auth)
+        reply, done = self._auth.start(user)
+        self.out.append(reply)
+        if done:
+            await self._open_session()
+        else:
+            self.state = AUTH
+            self.flush()
+
+    async def _on_password(self, msg: m.PasswordMessage) -> None:
+        assert self._auth is not None
+        reply, done = self._auth.step(msg.data)
+        self.out.append(reply)
+        if done:
+            await self._open_session()
+        else:
+            self.flush()
+
+    async def _open_session(self) -> None:
+        self.state = AUTH  # errors from the factory are FATAL
+        session = await self.ctx.session_factory(self.user, self.database, self.params, self.peer)
+        self.session = session
+        self.pid = self.ctx.allocate_pid()
+        self.secret = secrets.randbits(31)
+        self.ctx.backends[(self.pid, self.secret)] = self
+        status = session.parameter_status()
+        self._reported = dict(status)
+        for k, v in status.items():
+            self.out.append(m.parameter_status_msg(k, v))
+        self.out.append(m.backend_key_data_msg(self.pid, self.secret))
+        self.out.append(m.ready_msg(session.transaction_status))
+        self.state = READY
+        self.flush()
+        self.log.info("connection ready", pid=self.pid, application_name=self.params.get("application_name", ""))
+
+    # ------------------------------------------------------------------ simple query
+
+    async def _on_query(self, msg: m.Query) -> None:
+        out = self.out
+        session = self.session
+        try:
+            if _is_empty_query(msg.sql):
+                out.append(m.EMPTY_QUERY)
+            else:
+                any_result = False
+                report = False
+                async for res in session.execute(msg.sql):
+                    any_result = True
+                    self._send_result(res, None)
+                    if res.command_tag in _REPORT_TAGS:
+                        report = True
+                if not any_result:
+                    out.append(m.EMPTY_QUERY)
+                if report:
+                    self._report_changes()
+        except SqlError as err:
+            out.append(_error_msg(err))
+        except Exception:
+            self.log.error("internal error in simple query", exc=traceback.format_exc())
+            out.append(m.error_response_msg("ERROR", "XX000", "internal error"))
+        out.append(m.ready_msg(session.transaction_status))
+        self.flush()
+
+    def _send_result(self, res: Result, portal: _Portal | None) -> None:
+        out = self.out
+        for notice in res.notices:
+            out.append(m.notice_response_msg(notice))
+        cols = res.columns
+        if cols is not None:
+            out.append(m.row_description_msg(cols))
+            encs = [types_io.column_encoder(c.type_oid, 0) for c in cols]
+            self._send_rows(res.rows, encs)
+        out.append(m.command_complete_msg(res.command_tag))
+
+    def _send_rows(self, rows: list, encs: list[Callable[[Any], bytes]]) -> None:
+        out = self.out
+        data_row = m.data_row_msg
+        for row in rows:
+            out.append(data_row([None if v is None else enc(v) for enc, v in zip(encs, row)]))
+
+    def _report_changes(self) -> None:
+        now = self.session.parameter_status()
+        for k, v in now.items():
+            if self._reported.get(k) != v:
+                self.out.append(m.parameter_status_msg(k, v))
+        self._reported = dict(now)
+
+    # ------------------------------------------------------------------ extended query
+
+    async def _on_parse(self, msg: m.Parse) -> None:
+        if msg.name and msg.name in self.statements:
+            raise SqlError(f'prepared statement "{msg.name}" already exists', sqlstate="42P05")
+        if _is_empty_query(msg.sql):
+            stmt = _Statement(Prepared(msg.sql, list(msg.param_types), None), list(msg.param_types), True)
+        else:
+            prepared = self.session.prepare(msg.sql, list(msg.param_types))
+            stmt = _Statement(prepared, list(msg.param_types))
+        self.statements[msg.name] = stmt
+        self.out.append(m.PARSE_COMPLETE)
+
+    def _statement(self, name: str) -> _Statement:
+        stmt = self.statements.get(name)
+        if stmt is None:
+            raise SqlError(f'prepared statement "{name}" does not exist', sqlstate="26000")
+        return stmt
+
+    def _portal(self, name: str) -> _Portal:
+        portal = self.portals.get(name)
+        if portal is None:
+            raise SqlError(f'portal "{name}" does not exist', sqlstate="34000")
+        return portal
+
+    async def _on_bind(self, msg: m.Bind) -> None:
+        stmt = self._statement(msg.statement)
+        if msg.portal and msg.portal in self.portals:
+            raise SqlError(f'cursor "{msg.portal}" already exists', sqlstate="42P03")
+        prepared = stmt.prepared
+        types = prepared.param_types or stmt.client_types
+        n = len(msg.params)
+        if n != len(types) and not (stmt.empty and n == 0):
+            raise SqlError(
+                f'bind message supplies {n} parameters, but prepared statement "{msg.statement}" '
+                f"requires {len(types)}",
+                sqlstate="08P01",
+            )
+        pf = msg.param_formats
+        if len(pf) not in (0, 1, n):
+            raise SqlError(f"bind message has {len(pf)} parameter formats but {n} parameters", sqlstate="08P01")
+        decode = types_io.decode_param
+        params = [
+            decode(types[i], pf[i] if len(pf) == n else (pf[0] if pf else 0), data)
+            for i, data in enumerate(msg.params)
+        ]
+        cols = prepared.columns or []
+        rf = msg.result_formats
+        if not rf:
+            formats = None
+        elif len(rf) == 1:
+            formats = rf * len(cols)
+        elif len(rf) == len(cols):
+            formats = list(rf)
+        else:
+            raise SqlError(
+                f"bind message has {len(rf)} result formats but query has {len(cols)} columns", sqlstate="08P01"
+            )
+        if formats is not None and not any(formats):
+            formats = None
+        encs = [types_io.column_encoder(c.type_oid, formats[i] if formats else 0) for i, c in enumerate(cols)]
+        self.portals[msg.portal] = _Portal(stmt, params, formats, encs)
+        self.out.append(m.BIND_COMPLETE)
+
+    async def _on_describe(self, msg: m.Describe) -> None:
+        if msg.kind == "S":
+            stmt = self._statement(msg.name)
+            types = stmt.prepared.param_types or stmt.client_types
+            self.out.append(m.parameter_description_msg(types))
+            cols = stmt.prepared.columns
+            self.out.append(m.row_description_msg(cols) if cols is not None else m.NO_DATA)
+        else:
+            portal = self._portal(msg.name)
+            cols = portal.stmt.prepared.columns
+            if portal.result is not None:
+                cols = portal.result.columns
+            self.out.append(m.row_description_msg(cols, portal.formats) if cols is not None else m.NO_DATA)
+
+    async def _on_execute(self, msg: m.Execute) -> None:
+        portal = self._portal(msg.portal)
+        out = self.out
+        if portal.stmt.empty:
+            out.append(m.EMPTY_QUERY)
+            return
+        res = portal.result
+        if res is None:
+            res = await self.session.execute_prepared(portal.stmt.prepared, portal.params, 0)
+            portal.result = res
+            for notice in res.notices:
+                out.append(m.notice_response_msg(notice))
+            if res.command_tag in _REPORT_TAGS:
+                self._report_changes()
+            if res.columns is not None and len(portal.encoders) != len(res.columns):
+                fmts = portal.formats
+                portal.encoders = [
+                    types_io.column_encoder(c.type_oid, fmts[i] if fmts and i < len(fmts) else 0)
+                    for i, c in enumerate(res.columns)
+                ]
+        elif portal.done:
+            tag = res.command_tag
+            out.append(m.command_complete_msg("SELECT 0" if tag.startswith("SELECT") else tag))
+            return
+        if res.columns is None:
+            portal.done = True
+            out.append(m.command_complete_msg(res.command_tag))
+            return
+        rows = res.rows
+        start = portal.offset
+        limit = msg.max_rows
+        end = len(rows) if limit <= 0 else min(len(rows), start + limit)
+        self._send_rows(rows[start:end] if start or end != len(rows) else rows, portal.encoders)
+        portal.offset = end
+        if end < len(rows):
+            out.append(m.PORTAL_SUSPENDED)
+            return
+        portal.done = True
+        tag = res.command_tag
+        if start or limit > 0:
+            if tag.startswith("SELECT"):
+                tag = f"SELECT {end - start}"
+            elif tag.startswith("FETCH"):
+                tag = f"FETCH {end - start}"
+        out.append(m.command_complete_msg(tag))
+
+    async def _on_close(self, msg: m.Close) -> None:
+        if msg.kind == "S":
+            self.statements.pop(msg.name, None)
+        else:
+            self.portals.pop(msg.name, None)
+        self.out.append(m.CLOSE_COMPLETE)
+
+    async def _on_flush(self, msg: m.Flush) -> None:
+        self.flush()
+
+    async def _on_sync(self, msg: m.Sync) -> None:
+        self.state = READY
+        status = self.session.transaction_status
+        if status == "I" and self.portals:
+            self.portals.clear()
+        self.out.append(m.ready_msg(status))
+        self.flush()
+
+    async def _on_terminate(self, msg: Any) -> None:
+        self.flush()
+        self.state = CLOSED
+        self._close_transport()
+        await self.close_session()
+
+    # ------------------------------------------------------------------ teardown
+
+    async def close_session(self) -> None:
+        """Idempotent: unregister from the cancel registry and close the engine session."""
+        if self._session_closed:
+            return
+        self._session_closed = True
+        self.state = CLOSED
+        self.ctx.backends.pop((self.pid, self.secret), None)
+        self.portals.clear()
+        self.statements.clear()
+        if self.session is not None:
+            try:
+                await self.session.close()
+            except Exception:
+                self.log.error("error closing session", exc=traceback.format_exc())
+        self.log.info("connection closed")
+
+
+_Handler = Callable[[PgConnection, Any], Awaitable[None]]
+_DISPATCH: dict[tuple[str, type], _Handler] = {
+    (STARTUP, m.SSLRequest): PgConnection._on_ssl,
+    (STARTUP, m.GSSENCRequest): PgConnection._on_ssl,
+    (STARTUP, m.CancelRequest): PgConnection._on_cancel,
+    (STARTUP, m.Startup): PgConnection._on_startup,
+    (AUTH, m.PasswordMessage): PgConnection._on_password,
+    (READY, m.Query): PgConnection._on_query,
+    (READY, m.Parse): PgConnection._on_parse,
+    (READY, m.Bind): PgConnection._on_bind,
+    (READY, m.Describe): PgConnection._on_describe,
+    (READY, m.Execute): PgConnection._on_execute,
+    (READY, m.Close): PgConnection._on_close,
+    (READY, m.Flush): PgConnection._on_flush,
+    (READY, m.Sync): PgConnection._on_sync,
+    (SKIP, m.Sync): PgConnection._on_sync,
+    (SKIP, m.Flush): PgConnection._on_flush,
+}

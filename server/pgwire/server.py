@@ -1,0 +1,161 @@
+"""asyncio transport glue for the pg-wire front end.
+
+``start_pg_server`` listens with one ``PgProtocol`` per client connection.  The protocol
+object owns no protocol logic: ``data_received`` hands bytes to ``PgConnection.feed``
+(which frames and decodes them) and queues the messages; one worker task per busy
+connection awaits ``PgConnection.handle`` for each message in order and exits when the
+queue is empty (a new one is started by the next ``data_received``).  Replies are
+written by the connection once per Sync / simple Query.
+
+Back-pressure: reading pauses while more than ``MAX_QUEUED`` messages wait, and the
+worker stops between messages while the transport's write buffer is above its high-water
+mark (``pause_writing`` / ``resume_writing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import structlog
+
+from engine.errors import SqlError
+from server.auth import AuthConfig
+from server.pgwire import messages as m
+from server.pgwire.connection import PgConnection, ServerContext, SessionFactory
+
+MAX_QUEUED = 1024
+
+
+class PgProtocol(asyncio.Protocol):
+    __slots__ = ("ctx", "conn", "transport", "queue", "worker", "_drain", "_reading_paused", "_lost")
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.conn: PgConnection | None = None
+        self.transport: Any = None
+        self.queue: collections.deque = collections.deque()
+        self.worker: asyncio.Task | None = None
+        self._drain: asyncio.Future | None = None
+        self._reading_paused = False
+        self._lost = False
+
+    # -- asyncio callbacks
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.conn = PgConnection(self.ctx, tuple(peer[:2]), transport.write, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        if conn.closed:
+            return
+        try:
+            msgs = conn.feed(data)
+        except m.ProtocolError as err:
+            msgs = []
+            # Answer what was framed correctly before, then refuse.
+            self.queue.append(_Violation(str(err)))
+        else:
+            if not msgs:
+                return
+            self.queue.extend(msgs)
+        if len(self.queue) > MAX_QUEUED and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        if self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._run())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        conn = self.conn
+        if conn is None:
+            return
+        if self.worker is None:
+            asyncio.get_running_loop().create_task(conn.close_session())
+        else:
+            conn.state = "closed"  # the worker closes the session when it returns
+
+    def pause_writing(self) -> None:
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- worker
+
+    async def _run(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        queue = self.queue
+        try:
+            while queue and not conn.closed:
+                msg = queue.popleft()
+                if type(msg) is _Violation:
+                    conn.flush()
+                    conn.protocol_violation(msg.message)
+                    break
+                await conn.handle(msg)
+                if self._drain is not None and not self._drain.done():
+                    await self._drain
+                if self._reading_paused and len(queue) < MAX_QUEUED // 2 and not conn.closed:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+            if not conn.closed:
+                conn.flush()
+        except Exception:
+            conn.log.exception("connection worker failed")
+            conn.fatal(SqlError("internal error", sqlstate="XX000"))
+        finally:
+            self.worker = None
+            if conn.closed:
+                queue.clear()
+                await conn.close_session()
+
+
+class _Violation:
+    """Queued marker: the byte stream went bad after the messages before it."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+async def start_pg_server(
+    host: str,
+    port: int,
+    session_factory: SessionFactory,
+    *,
+    password: str | None = None,
+    instance_name: str = "",
+    log: Any = None,
+    auth_method: str = "scram-sha-256",
+    max_message: int = m.DEFAULT_MAX_MESSAGE,
+) -> asyncio.AbstractServer:
+    """Listen for PostgreSQL v3 clients on (host, port).
+
+    ``session_factory(user, database, params, peer)`` is awaited after authentication
+    and returns an ``engine.api.Session``; a SqlError it raises is sent as FATAL.
+    ``password`` None means trust; otherwise every user must present it, by
+    ``auth_method`` ("scram-sha-256" default, or "md5" / "password").
+    """
+    base = log or structlog.get_logger("borealis.pgwire")
+    ctx = ServerContext(
+        session_factory=session_factory,
+        auth=AuthConfig.build(password, auth_method),
+        instance_name=instance_name,
+        log=base,
+        max_message=max_message,
+    )
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: PgProtocol(ctx), host, port)
+    base.info("pg server listening", host=host, port=port, instance=instance_name, auth=ctx.auth.method)
+    return server
