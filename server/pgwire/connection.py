@@ -60,6 +60,7 @@ class ServerContext:
     backends: dict[tuple[int, int], "PgConnection"] = field(default_factory=dict)
     next_pid: int = field(default_factory=lambda: 1000 + secrets.randbelow(30000))
     next_conn_id: int = 1
+    tasks: set = field(default_factory=set)  # strong refs to background tasks (session closes)
 
     def allocate_pid(self) -> int:
         pid = self.next_pid

@@ -77,7 +77,9 @@ class PgProtocol(asyncio.Protocol):
         if conn is None:
             return
         if self.worker is None:
-            asyncio.get_running_loop().create_task(conn.close_session())
+            task = asyncio.get_running_loop().create_task(conn.close_session())
+            self.ctx.tasks.add(task)
+            task.add_done_callback(self.ctx.tasks.discard)
         else:
             conn.state = "closed"  # the worker closes the session when it returns
 
