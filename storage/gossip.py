@@ -4,7 +4,8 @@ Every ``GOSSIP_INTERVAL`` seconds the node asks each peer for its ``NodeState`` 
 do not answer within ``PEER_TIMEOUT`` are skipped this round) and then:
 
 1. adopts every truncation range a peer knows and it does not (before taking any record,
-   so that records a recovery cut off cannot come back through a peer that kept them);
+   so that records a recovery cut off cannot come back through a peer that kept them),
+   and the range's epoch if it is higher than its own;
 2. for each PG, if some peer has a higher SCL or a higher max LSN, pulls
    ``FetchLog(pg, after_lsn=cursor)`` from the best such peer (highest SCL), starting at its
    own SCL and paging forward, and applies the records durably like an Append.
@@ -69,6 +70,8 @@ class Gossip:
         for peer, st in live:
             for t in st.truncations:
                 if not node.seg.has_truncation(tuple(t)):
+                    # The range was cut by a writer of epoch t[0]: fence older writers too.
+                    node.adopt_epoch(t[0])
                     node.apply_truncation(tuple(t))
                     log.info("truncation_adopted", peer=peer.name, truncation=tuple(t))
                     adopted = True

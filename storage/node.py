@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -139,6 +140,14 @@ class StorageNode:
         return n
 
     # --- epoch and truncation --------------------------------------------------------
+    def adopt_epoch(self, epoch: int) -> None:
+        """Raise the node's epoch (written unsynced; the caller awaits a flush)."""
+        if self.seg.set_epoch(epoch):
+            batch = Batch()
+            batch.put_meta_int(b"epoch", epoch)
+            self.store.write(batch)
+            log.info("epoch_adopted", epoch=epoch, via="gossip")
+
     async def set_epoch(self, m: P.SetEpoch) -> P.Ok:
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"epoch {m.epoch} < node epoch {self.seg.epoch}")
@@ -349,6 +358,7 @@ def configure_logging() -> None:
             structlog.processors.format_exc_info,
             structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"]),
         ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
 

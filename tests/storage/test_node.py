@@ -124,18 +124,27 @@ class Nodes:
         return NodeClient(s.name, "127.0.0.1", s.port, s.az)
 
     def stop_all(self) -> None:
+        """SIGTERM every node; all must exit 0, log node_stopped and print nothing to
+        stdout.  Any survivor is killed before the assertion is raised."""
+        problems = []
         for name in list(self.procs):
             p = self.procs.pop(name)
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(5)
+                    if p.wait(5) != 0:
+                        problems.append(f"{name} exited {p.returncode} on SIGTERM")
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(5)
+                    problems.append(f"{name} ignored SIGTERM")
+                if "node_stopped" not in self.log(name):
+                    problems.append(f"{name} did not log node_stopped")
             assert p.stdout is not None
-            assert p.stdout.read() == b"", f"{name} wrote to stdout"
+            if p.stdout.read():
+                problems.append(f"{name} wrote to stdout")
             p.stdout.close()
+        assert not problems, problems
 
 
 @pytest.fixture
@@ -320,7 +329,7 @@ def test_truncate_and_gossip_catch_up(nodes) -> None:  # noqa: ANN001
         await asyncio.sleep(1.0)  # several gossip rounds: nothing comes back
         for c in (c1, c2, c3):
             st = await c.state()
-            assert st.scl == {0: 3, 1: 2} and st.max_lsn == {0: 3, 1: 2}, st
+            assert st.scl == {0: 3, 1: 2} and st.max_lsn == {0: 3, 1: 2} and st.epoch == 2, st
         with pytest.raises(NodeError) as e:
             await c1.read(0, b"x", 4)
         assert e.value.code == "not_complete"
