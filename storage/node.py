@@ -16,7 +16,8 @@ Request handling (:class:`StorageNode`):
 * ``Read`` / ``Scan`` -- ``not_complete`` if at_lsn > SCL of the PG; otherwise at_lsn
   counts as a VDL hint, the PG is materialised up to it, and versions are read.
 * ``GetState`` -- epoch, durable SCL and max LSN of every PG, VDL hint, materialised
-  point (the minimum over PGs), truncation ranges.
+  point (highest L <= VDL hint such that every record held with lsn <= L, in any PG, is
+  materialised), truncation ranges.
 * ``SetEpoch`` / ``Truncate`` -- persisted and fsynced before ``Ok``; a lower epoch than
   the node's gets ``stale_epoch``.
 * ``FetchLog`` -- the PG's records above after_lsn in LSN order (holes included).
@@ -265,6 +266,16 @@ class StorageNode:
             out.append(rec)
         return P.LogBatch(req=m.req, records=out)
 
+    def _materialized_point(self, pg: int) -> int:
+        """Highest L <= VDL hint such that every record of ``pg`` this node holds with
+        lsn <= L is materialised."""
+        st = self.seg.pgs[pg]
+        if self.mat[pg] < min(self.vdl_hint, st.scl):
+            return self.mat[pg]
+        if any(st.scl < lsn <= self.vdl_hint for lsn, _ in st.pending.values()):
+            return st.scl
+        return self.vdl_hint
+
     def state(self, req: int = 0) -> P.NodeState:
         return P.NodeState(
             req=req,
@@ -274,7 +285,7 @@ class StorageNode:
             scl=dict(self.durable_scl),
             max_lsn=self.seg.max_lsn(),
             vdl_hint=self.vdl_hint,
-            materialized=min(self.mat) if self.mat else 0,
+            materialized=min((self._materialized_point(pg) for pg in range(self.n_pgs)), default=0),
             truncations=list(self.seg.truncations),
         )
 

@@ -253,7 +253,7 @@ def test_read_scan_versions(nodes) -> None:  # noqa: ANN001
             assert e.value.code == "not_complete"
         # The background materialiser follows the VDL hint of Appends.
         await c.append(1, 7, [rec(8, 1, 7, b"c", b"c8")])
-        await wait_for(lambda: _materialized_at_least(c, 4))
+        await wait_for(lambda: _materialized_at_least(c, 7))
         assert (await c.read(1, b"c", 9)).value == b"c9"
         c.close()
 
@@ -289,6 +289,9 @@ def test_durable_after_kill_9(nodes) -> None:  # noqa: ANN001
         for lsn in range(1, 201):
             await c.append(1, lsn - 1, [rec(lsn, 1, prev, b"k%d" % lsn, b"v%d" % lsn)])
             prev = lsn
+        # No read was issued: the background materialiser follows the Appends' VDL.
+        await wait_for(lambda: _materialized_at_least(c, 199))
+        assert (await c.state()).materialized == 199
         c.close()
 
     run(append())
