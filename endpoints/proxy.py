@@ -2,7 +2,8 @@
 
 Balancing is per connection, never per statement (as Aurora's endpoints do):
 
-    1. a client connects to an endpoint port; its socket is paused (nothing is read);
+    1. a client connects to an endpoint port; what it sends before a backend is attached
+       is held (a startup packet: a few hundred bytes at most);
     2. ``Router.candidates`` names the instances to try in order (writer endpoint: the
        writer; reader endpoint: the readers round robin, then the writer as a fallback);
     3. the proxy connects to the first candidate that accepts (1 s each);
@@ -35,6 +36,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvloop
@@ -112,8 +114,8 @@ class ClientSide(_Side):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.transport.pause_reading()  # nothing is read until a backend is attached
-        asyncio.get_running_loop().create_task(self.proxy.attach(self))
+        self.early = bytearray()  # what the client sends before a backend is attached
+        self.proxy.spawn(self.proxy.attach(self))
 
     def data_received(self, data: bytes) -> None:
         if self.refusal is not None:
@@ -123,13 +125,25 @@ class ClientSide(_Side):
             if done and self.transport is not None:
                 self.transport.close()
             return
+        if self.peer is None:
+            self.early += data
+            return
         super().data_received(data)
+
+    def attached(self, backend: _Side) -> None:
+        self.peer = backend
+        if self.early and backend.transport is not None:
+            backend.transport.write(bytes(self.early))
+        self.early = bytearray()
 
     def refuse(self, err: SqlError) -> None:
         assert self.transport is not None
         self.refusal = Refusal(err)
-        self.transport.resume_reading()
-        asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self.transport.close)
+        early, self.early = bytes(self.early), bytearray()
+        if early:
+            self.data_received(early)
+        if not self.transport.is_closing():
+            asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self.transport.close)
 
 
 class Proxy:
@@ -143,7 +157,13 @@ class Proxy:
         self.connections: dict[str, int] = {}
         self.servers: list[asyncio.AbstractServer] = []
         self._last_state: str = ""
+        self._tasks: set[asyncio.Task] = set()  # strong refs: the loop keeps only weak ones
         self.reload()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- configuration ---------------------------------------------------------------
     def reload(self) -> None:
@@ -190,9 +210,7 @@ class Proxy:
             if client.closed:
                 backend.transport.close()
                 return
-            client.peer = backend
-            assert client.transport is not None
-            client.transport.resume_reading()
+            client.attached(backend)
             return
         if client.closed:
             return

@@ -113,3 +113,23 @@ def test_up_with_port_taken(data_dir: Path) -> None:
 def test_commands_on_missing_cluster(tmp_path: Path) -> None:
     r = borealis("status", "--data-dir", str(tmp_path / "nothing"))
     assert r.returncode == 1 and "no cluster" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fixture_cluster_serves_queries(cluster) -> None:
+    out = psql(cluster.writer_dsn, "select 1")
+    assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr
+    assert set(cluster.launcher.running()) >= {"s1", "s6", "i1", "i2", "endpoints"}
+
+
+def test_make_cluster_kill_and_restart(make_cluster) -> None:
+    c = make_cluster(readers=0)
+    assert "i2" not in c.launcher.running()
+    old = c.kill("s2")
+    assert old is not None and not pid_alive(old)
+    assert c.launcher.pid("s2") is None
+    assert c.start() == ["s2"]  # only the dead part comes back
+    assert c.launcher.pid("s2") not in (None, old)
+    st = c.status()
+    assert [s["state"] for s in st["storage_nodes"]] == ["up"] * 6
+    eps = {e["name"]: e["members"] for e in st["endpoints"]}
+    assert eps == {"writer": ["i1"], "reader": ["i1"]}  # no reader: the writer serves it

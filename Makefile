@@ -1,0 +1,21 @@
+# make run  -- install into .venv (when pyproject.toml changed) and run a cluster in the foreground
+# make test -- install the same way and run the whole test suite
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test
+
+run: $(STAMP)
+	$(VENV)/bin/borealis up
+
+test: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
