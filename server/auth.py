@@ -101,6 +101,19 @@ class Authenticator:
             return self._scram_step(data)
         raise _failed(self.user)
 
+    def _set_client_first(self, client_first: str) -> None:
+        """libpq and asyncpg send an empty SCRAM user name (``n,,n=,r=...``; PostgreSQL
+        takes the user from the startup packet) but scramp refuses empty names.  So scramp
+        parses a copy naming ``*`` and then gets the client's own bare message back, which
+        is what both sides sign (RFC 5802 AuthMessage)."""
+        head_end = client_first.find(",", client_first.find(",") + 1) + 1
+        bare = client_first[head_end:]
+        if head_end and bare.startswith("n=,"):
+            self._scram.set_client_first(client_first[:head_end] + "n=*," + bare[3:])
+            self._scram.client_first_bare = bare
+        else:
+            self._scram.set_client_first(client_first)
+
     def _scram_step(self, data: bytes) -> tuple[bytes, bool]:
         try:
             if self._stage == 0:
@@ -112,7 +125,7 @@ class Authenticator:
                     )
                 (ln,) = struct.unpack_from(">i", data, mech_end + 1)
                 first = data[mech_end + 5 : mech_end + 5 + ln] if ln >= 0 else b""
-                self._scram.set_client_first(first.decode())
+                self._set_client_first(first.decode())
                 self._stage = 1
                 return m.auth_sasl_continue_msg(self._scram.get_server_first().encode()), False
             if self._stage == 1:
