@@ -372,3 +372,35 @@ def test_truncate_and_gossip_catch_up(nodes) -> None:  # noqa: ANN001
 
 async def _scl_is(c: NodeClient, scl: dict[int, int]) -> bool:
     return (await c.state()).scl == scl
+
+
+def test_truncate_drops_pending_records_in_process(tmp_path: Path) -> None:
+    """In-process StorageNode: records above a hole inside the range are removed, the new
+    writer's record links to the last complete record and the SCL moves past the range."""
+    from storage import protocol as P
+    from storage.node import StorageNode
+    from storage.store import Store
+
+    async def go() -> None:
+        store = Store(tmp_path / "db")
+        node = StorageNode("t", "az1", 1, store)
+        await node.append(P.Append(req=1, epoch=1, vdl=0, records=[rec(1, 0, 0), rec(2, 0, 1), rec(6, 0, 4)]))
+        assert node.seg.pgs[0].scl == 2 and node.seg.pgs[0].max_lsn == 6
+        await node.truncate(P.Truncate(req=2, epoch=2, after_lsn=2, upto_lsn=50))
+        assert node.state().max_lsn == {0: 2} and node.state().epoch == 2
+        ack = await node.append(P.Append(req=3, epoch=2, vdl=2, records=[rec(51, 0, 2, b"n", b"v", epoch=2)]))
+        assert ack.scl == {0: 51}
+        # The old record is refused even when a peer offers it again.
+        assert await node.apply_fetched([rec(6, 0, 4)]) == 0
+        node.flusher.close()
+        store.close()
+        # Restart: the same state comes back from the log and metadata.
+        store = Store(tmp_path / "db")
+        node = StorageNode("t", "az1", 1, store)
+        st = node.state()
+        assert st.scl == {0: 51} and st.epoch == 2 and st.truncations == [(2, 2, 50)]
+        assert node.read(P.Read(req=4, pg=0, key=b"n", at_lsn=51)).value == b"v"
+        node.flusher.close()
+        store.close()
+
+    run(go())
