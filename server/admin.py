@@ -74,6 +74,7 @@ class AdminServer:
         self._vdl = 0
         self._send_scheduled = False
         self.vdl_fn: Callable[[], int] = lambda: 0
+        self.tails_fn: Callable[[], dict[int, int]] = dict
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
@@ -105,7 +106,7 @@ class AdminServer:
         self.subscribers.add(conn)
         vdl = self.vdl_fn()
         conn.transport.write(  # type: ignore[union-attr]
-            R.ADMIN_REPLIES.frame(R.Redo(vdl=vdl, records=[], start=True, sent_at=time.time()))
+            R.ADMIN_REPLIES.frame(R.Redo(vdl=vdl, records=[], start=True, sent_at=time.time(), tails=dict(self.tails_fn())))
         )
         # Commits allocated but not yet durable: the new reader needs them too.
         inflight = [r for r in self._recent if r.lsn > vdl]
@@ -184,7 +185,7 @@ class _SubConn(asyncio.Protocol):
         for m in msgs:
             if isinstance(m, R.Redo):
                 if m.start:
-                    vol.stream_started(m.vdl)
+                    vol.stream_started(m.vdl, m.tails)
                     self.sub.connected = True
                 else:
                     vol.receive(m.records, m.vdl, m.sent_at)

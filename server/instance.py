@@ -45,6 +45,7 @@ async def run(data_dir: str, name: str) -> None:
     else:
         volume = ReaderVolume(conf, codec)
     admin.vdl_fn = volume.snapshot
+    admin.tails_fn = lambda: volume.durable_tails
 
     def state() -> dict[str, Any]:
         s = volume.status()

@@ -56,6 +56,7 @@ class Redo(msgspec.Struct, tag=True):
     records: list[LogRecord]
     start: bool = False
     sent_at: float = 0.0
+    tails: dict[int, int] = {}  # start frame: per PG, the last record LSN <= vdl
 
 
 class AdminError(msgspec.Struct, tag=True):

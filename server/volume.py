@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 import random
 import struct
 import time
@@ -65,6 +66,10 @@ class _Volume(VersionedTables):
         self._loading: dict[int, asyncio.Future] = {}
         self.epoch = 0
         self.state = "starting"
+        # Per PG, the LSN of its last record <= the read point.  A segment's SCL only moves
+        # when its PG gets records, so reads of PG p are issued at this LSN (same answer
+        # as at the read point, and answerable by any segment complete to it).
+        self.durable_tails: dict[int, int] = {}
 
     def pg_of(self, table_id: int) -> int:
         return table_id % self.pgs
@@ -91,14 +96,15 @@ class _Volume(VersionedTables):
             t = self.tables[tid] = TableVersions()  # from now on commits/redo land here too
         at = self.snapshot()
         pg = self.pg_of(tid)
+        at_pg = min(at, self.durable_tails.get(pg, 0))
         prefix = _TID.pack(tid)
         deadline = time.monotonic() + 30.0
         while True:
-            candidates = self._complete_nodes(pg, at)
+            candidates = self._complete_nodes(pg, at_pg)
             errors = []
             for node in candidates:
                 try:
-                    items = await self._scan_all(node, pg, prefix, at)
+                    items = await self._scan_all(node, pg, prefix, at_pg)
                 except (NodeUnavailable, NodeError) as e:
                     errors.append(f"{node.name}: {e}")
                     continue
@@ -149,6 +155,7 @@ class WriterVolume(_Volume):
         self._inflight: dict[str, int] = {}  # node -> appends awaiting ack
         self._down: set[str] = set()
         self._tasks: list[asyncio.Task] = []
+        self._tail_log: deque[tuple[int, int]] = deque()  # (lsn, pg) of records above the VDL
         self.publisher = None  # redo.RedoPublisher, set by the instance
 
     # -- startup -------------------------------------------------------------------------
@@ -160,6 +167,7 @@ class WriterVolume(_Volume):
         self._vdl = rec.vdl
         self._next_lsn = rec.next_lsn
         self._tails = dict(rec.tails)
+        self.durable_tails = dict(rec.tails)
         self.tracker = ConsistencyTracker([n.name for n in self.nodes], self.pgs, start_vdl=rec.vdl)
         self.tracker.last_allocated = rec.next_lsn - 1
         self.tracker.vcl = rec.next_lsn - 1
@@ -223,6 +231,7 @@ class WriterVolume(_Volume):
         tails[CONTROL_PG] = lsn
         tracker.track(lsn, CONTROL_PG, True)
         records.append(commit)
+        self._tail_log.extend((r.lsn, r.pg) for r in records)
         self._next_lsn = lsn + 1
         self.apply(lsn, writes)  # invisible until the VDL reaches ``lsn``
         self._batch.extend(records)
@@ -280,6 +289,11 @@ class WriterVolume(_Volume):
         assert self.tracker is not None
         vdl = self.tracker.vdl
         self._vdl = vdl
+        tail_log = self._tail_log
+        tails = self.durable_tails
+        while tail_log and tail_log[0][0] <= vdl:
+            lsn, pg = tail_log.popleft()
+            tails[pg] = lsn
         waiters = self._waiters
         i = 0
         while i < len(waiters) and waiters[i][0] <= vdl:
@@ -352,10 +366,13 @@ class ReaderVolume(_Volume):
         raise ReadOnlyTransaction("cannot execute a write in a read-only transaction")
 
     # -- redo ------------------------------------------------------------------------------
-    def stream_started(self, vdl: int) -> None:
+    def stream_started(self, vdl: int, tails: dict[int, int]) -> None:
         """A (new) redo stream is complete from ``vdl`` on."""
         self._pending.clear()
         self._ready.clear()
+        for pg, lsn in tails.items():
+            if lsn > self.durable_tails.get(pg, 0):
+                self.durable_tails[pg] = lsn
         if vdl != self._vdl:
             # We missed records (or the writer changed): drop the cache, reload on demand.
             self.tables = {}
@@ -384,7 +401,10 @@ class ReaderVolume(_Volume):
         decode = self.codec.decode_row
         while i < len(ready) and ready[i][0] <= vdl:
             commit_lsn, recs = ready[i]
+            dtails = self.durable_tails
+            dtails[CONTROL_PG] = commit_lsn
             for r in recs:
+                dtails[r.pg] = r.lsn
                 tid = _TID.unpack_from(r.key)[0]
                 t = tables.get(tid)
                 if t is None:
