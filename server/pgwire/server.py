@@ -104,7 +104,9 @@ class PgProtocol(asyncio.Protocol):
                     conn.flush()
                     conn.protocol_violation(msg.message)
                     break
-                await conn.handle(msg)
+                aw = conn.dispatch(msg)
+                if aw is not None:
+                    await aw
                 if self._drain is not None and not self._drain.done():
                     await self._drain
                 if self._reading_paused and len(queue) < MAX_QUEUED // 2 and not conn.closed:
