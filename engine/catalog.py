@@ -1,0 +1,131 @@
+"""The catalog: table and sequence definitions, stored as rows of table 0.
+
+Key layout of table 0 (values are tuples, see ``TableDef.to_row``)::
+
+    b"v"           -> (version, next_table_id)   catalog version row; every DDL locks and
+                                                 rewrites it (DDL is serialised and
+                                                 readers notice changes by its LSN)
+    b"t:" + name   -> TableDef row               relations and sequences share one namespace
+    b"d:" + name   -> (name,)                    databases made by CREATE DATABASE
+
+Table 1 holds sequence state: ``rowid_key(seq_id) -> (last_value, is_called)``.
+Table ids (= pg oids of relations) start at ``FIRST_TABLE_ID``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from engine import types as T
+
+CATALOG_TABLE = 0
+SEQUENCE_TABLE = 1
+FIRST_TABLE_ID = 16384
+VERSION_KEY = b"v"
+
+
+def table_key(name: str) -> bytes:
+    return b"t:" + name.encode()
+
+
+def database_key(name: str) -> bytes:
+    return b"d:" + name.encode()
+
+
+@dataclass
+class ColumnDef:
+    name: str
+    type_oid: int
+    typmod: int = -1
+    not_null: bool = False
+    default: str | None = None  # SQL text of the default expression
+
+    def to_row(self) -> list:
+        return [self.name, self.type_oid, self.typmod, self.not_null, self.default]
+
+
+@dataclass
+class SequenceDef:
+    start: int = 1
+    increment: int = 1
+    min_value: int = 1
+    max_value: int = 2**63 - 1
+    cycle: bool = False
+
+
+@dataclass
+class TableDef:
+    table_id: int
+    name: str
+    kind: str = "r"  # 'r' table, 'S' sequence
+    columns: list[ColumnDef] = field(default_factory=list)
+    pk: list[int] = field(default_factory=list)  # column positions of the primary key
+    uniques: list[tuple[str, list[int]]] = field(default_factory=list)  # (constraint, columns)
+    seq: SequenceDef | None = None
+    owned_seqs: list[str] = field(default_factory=list)  # serial sequences dropped with the table
+    # engine-private caches (not stored): compiled defaults, column index
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pkey_name(self) -> str:
+        return f"{self.name}_pkey"
+
+    def column_index(self, name: str) -> int | None:
+        idx = self.cache.get("colidx")
+        if idx is None:
+            idx = self.cache["colidx"] = {c.name: i for i, c in enumerate(self.columns)}
+        return idx.get(name)
+
+    def to_row(self) -> tuple:
+        seq = None
+        if self.seq is not None:
+            s = self.seq
+            seq = [s.start, s.increment, s.min_value, s.max_value, s.cycle]
+        return (
+            self.table_id, self.name, self.kind, [c.to_row() for c in self.columns], list(self.pk),
+            [[n, list(cols)] for n, cols in self.uniques], seq, list(self.owned_seqs),
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "TableDef":
+        tid, name, kind, cols, pk, uniques, seq, owned = row
+        return cls(
+            table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
+            uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
+            owned_seqs=list(owned),
+        )
+
+
+class Catalog:
+    """An immutable view of the catalog at some point; rebuilt (not mutated) on change."""
+
+    def __init__(self, tables: dict[str, TableDef], databases: set[str], version: int = 0,
+                 next_table_id: int = FIRST_TABLE_ID) -> None:
+        self.tables = tables
+        self.by_id = {t.table_id: t for t in tables.values()}
+        self.databases = databases
+        self.version = version
+        self.next_table_id = next_table_id
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[bytes, tuple]]) -> "Catalog":
+        tables: dict[str, TableDef] = {}
+        dbs = {"postgres", "template1", "regression"}
+        version, next_id = 0, FIRST_TABLE_ID
+        for key, row in rows:
+            if key == VERSION_KEY:
+                version, next_id = row
+            elif key.startswith(b"t:"):
+                t = TableDef.from_row(row)
+                tables[t.name] = t
+            elif key.startswith(b"d:"):
+                dbs.add(row[0])
+        return cls(tables, dbs, version, next_id)
+
+    def get(self, name: str) -> TableDef | None:
+        return self.tables.get(name)
+
+
+def col_type_name(c: ColumnDef) -> str:
+    return T.display_name(c.type_oid, c.typmod)

@@ -1,0 +1,102 @@
+"""``Database``: the engine's per-instance state shared by all sessions.
+
+Holds the catalog cache (rebuilt when the catalog version row ``b"v"`` of table 0 gets a
+new LSN -- on readers that happens when redo for a DDL is applied), the parse/plan cache,
+in-memory sequence counters (nextval is not transactional) and per-table rowid counters
+for tables without a primary key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from engine import errors
+from engine.api import RowStore
+from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, TableDef
+from engine.keys import rowid_key, rowid_of
+from engine.parse import Parser
+
+log = structlog.get_logger("engine")
+
+
+class Database:
+    def __init__(self, store: RowStore, *, instance_name: str, role: str) -> None:
+        self.store = store
+        self.instance_name = instance_name
+        self.role = role
+        self.parser = Parser()
+        self._catalog: Catalog | None = None
+        self._catalog_lsn = -1
+        self.seqs: dict[int, list] = {}  # seq id -> [last_value, is_called]
+        self._rowids: dict[int, int] = {}
+        self._next_pid = 1000
+
+    async def start(self) -> None:
+        await self.store.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
+        self.catalog()
+        log.info("engine started", instance=self.instance_name, role=self.role,
+                 tables=len(self._catalog.tables) if self._catalog else 0)
+
+    def catalog(self) -> Catalog:
+        lsn = self.store.latest_lsn(CATALOG_TABLE, VERSION_KEY)
+        if lsn != self._catalog_lsn or self._catalog is None:
+            snap = max(self.store.snapshot(), lsn)
+            self._catalog = Catalog.from_rows(self.store.scan(CATALOG_TABLE, snap))
+            self._catalog_lsn = lsn
+        return self._catalog
+
+    def session(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:
+        from engine.session import EngineSession
+
+        if database not in self.catalog().databases:
+            raise errors.UndefinedDatabase(f'database "{database}" does not exist')
+        self._next_pid += 1
+        return EngineSession(self, user, database, params or {}, backend_pid=self._next_pid)
+
+    # -- sequences ----------------------------------------------------------------------------
+    def seq_state(self, td: TableDef) -> list:
+        st = self.seqs.get(td.table_id)
+        if st is None:
+            row = self.store.get(SEQUENCE_TABLE, rowid_key(td.table_id), self.store.snapshot())
+            st = list(row) if row is not None else [td.seq.start if td.seq else 1, False]
+            self.seqs[td.table_id] = st
+        return st
+
+    def nextval(self, td: TableDef) -> int:
+        st = self.seq_state(td)
+        sd = td.seq
+        assert sd is not None
+        if not st[1]:
+            v = st[0]
+        else:
+            v = st[0] + sd.increment
+            if v > sd.max_value or v < sd.min_value:
+                if not sd.cycle:
+                    which = "maximum" if v > sd.max_value else "minimum"
+                    raise errors.SqlError(f'nextval: reached {which} value of sequence "{td.name}" ({sd.max_value if v > sd.max_value else sd.min_value})',
+                                          sqlstate="2200H")
+                v = sd.min_value if sd.increment > 0 else sd.max_value
+        st[0], st[1] = v, True
+        return v
+
+    def setval(self, td: TableDef, v: int, called: bool) -> int:
+        st = self.seq_state(td)
+        st[0], st[1] = v, called
+        return v
+
+    # -- rowids --------------------------------------------------------------------------------
+    def next_rowid(self, td: TableDef, txn: Any) -> bytes:
+        n = self._rowids.get(td.table_id)
+        if n is None:
+            n = 0
+            for key, _ in txn.scan(td.table_id, self.store.snapshot()):
+                if len(key) == 8:
+                    n = max(n, rowid_of(key))
+            for key in txn.tables.get(td.table_id, {}):
+                if len(key) == 8:
+                    n = max(n, rowid_of(key))
+        n += 1
+        self._rowids[td.table_id] = n
+        return rowid_key(n)

@@ -1,0 +1,244 @@
+"""DDL: CREATE/DROP TABLE, CREATE/DROP SEQUENCE, TRUNCATE, CREATE DATABASE.
+
+DDL writes catalog rows (table 0) through the transaction like any data, so it is
+transactional and logged.  Every DDL first locks the catalog version row ``b"v"``
+(serialising DDL) and rewrites it as ``(version + 1, next_table_id)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from engine import errors
+from engine import types as T
+from engine.catalog import (
+    CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef, database_key, table_key,
+)
+from engine.keys import rowid_key
+
+
+class CatalogWriter:
+    """Catalog edits inside one transaction."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.txn = ctx.txn
+        self.store = ctx.store
+        self.txn.lock(CATALOG_TABLE, VERSION_KEY)
+        row = self.txn.get(CATALOG_TABLE, VERSION_KEY, self.store.snapshot())
+        self.version, self.next_id = row if row is not None else (0, 16384)
+        self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.ctx.catalog
+
+    def alloc_id(self) -> int:
+        tid = self.next_id
+        self.next_id += 1
+        self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
+        return tid
+
+    def put_table(self, td: TableDef) -> None:
+        self.txn.lock(CATALOG_TABLE, table_key(td.name))
+        self.txn.put(CATALOG_TABLE, table_key(td.name), td.to_row())
+
+    def drop(self, td: TableDef) -> None:
+        self.txn.lock(CATALOG_TABLE, table_key(td.name))
+        self.txn.put(CATALOG_TABLE, table_key(td.name), None)
+        if td.kind == "S":
+            self.txn.put(SEQUENCE_TABLE, rowid_key(td.table_id), None)
+            self.txn.seqs.discard(td.table_id)
+
+    def finish(self) -> None:
+        snap = self.store.snapshot()
+        self.txn.catalog = Catalog.from_rows(self.txn.scan(CATALOG_TABLE, snap))
+        self.ctx.catalog = self.txn.catalog
+
+
+def _int(node: exp.Expression | None, default: int) -> int:
+    if node is None:
+        return default
+    s = node.sql("postgres")
+    return int(s)
+
+
+def _seq_def(props: exp.Expression | None) -> SequenceDef:
+    sd = SequenceDef()
+    if props is None:
+        return sd
+    for p in props.expressions:
+        if isinstance(p, exp.SequenceProperties):
+            inc = _int(p.args.get("increment"), 1)
+            sd.increment = inc
+            if inc < 0:
+                sd.min_value, sd.max_value = -(2**63), -1
+            sd.min_value = _int(p.args.get("minvalue"), sd.min_value)
+            sd.max_value = _int(p.args.get("maxvalue"), sd.max_value)
+            sd.start = _int(p.args.get("start"), sd.min_value if inc > 0 else sd.max_value)
+            sd.cycle = bool(p.args.get("cycle"))
+    return sd
+
+
+def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    schema = node.this
+    if not isinstance(schema, exp.Schema):
+        raise errors.FeatureNotSupported("CREATE TABLE AS is not supported yet")
+    name = schema.this.name
+    cw = CatalogWriter(ctx)
+    if cw.catalog.get(name) is not None:
+        if node.args.get("exists"):
+            return "CREATE TABLE", [f'relation "{name}" already exists, skipping']
+        raise errors.DuplicateTable(f'relation "{name}" already exists')
+    cols: list[ColumnDef] = []
+    pk: list[int] = []
+    uniques: list[tuple[str, list[int]]] = []
+    serials: list[tuple[int, str]] = []
+    table_level = []
+    for e in schema.expressions:
+        if not isinstance(e, exp.ColumnDef):
+            table_level.append(e)
+            continue
+        cname = e.name
+        if any(c.name == cname for c in cols):
+            raise errors.SqlError(f'column "{cname}" specified more than once', sqlstate="42701")
+        kind = e.args.get("kind")
+        if kind is None:
+            raise errors.SyntaxErr(f'syntax error at or near "{cname}"')
+        oid, typmod = T.from_sqlglot(kind)
+        col = ColumnDef(cname, oid, typmod)
+        if kind.this.name in T.SERIAL_TYPES:
+            serials.append((len(cols), f"{name}_{cname}_seq"))
+            col.not_null = True
+            col.default = f"nextval('{name}_{cname}_seq')"
+        for cc in e.args.get("constraints") or []:
+            k = cc.args.get("kind")
+            if isinstance(k, exp.NotNullColumnConstraint):
+                col.not_null = not k.args.get("allow_null")
+            elif isinstance(k, exp.PrimaryKeyColumnConstraint):
+                if pk:
+                    raise errors.SqlError(f'multiple primary keys for table "{name}" are not allowed', sqlstate="42P16")
+                pk = [len(cols)]
+                col.not_null = True
+            elif isinstance(k, exp.DefaultColumnConstraint):
+                col.default = k.this.sql("postgres")
+            elif isinstance(k, exp.UniqueColumnConstraint):
+                uniques.append((f"{name}_{cname}_key", [len(cols)]))
+        cols.append(col)
+
+    def positions(idents: list[exp.Expression]) -> list[int]:
+        out = []
+        for ident in idents:
+            n = ident.name
+            i = next((j for j, c in enumerate(cols) if c.name == n), None)
+            if i is None:
+                raise errors.UndefinedColumn(f'column "{n}" named in key does not exist')
+            out.append(i)
+        return out
+
+    for e in table_level:
+        if isinstance(e, exp.Constraint):
+            inner = e.expressions
+            e = inner[0] if inner else e
+        if isinstance(e, exp.PrimaryKey):
+            if pk:
+                raise errors.SqlError(f'multiple primary keys for table "{name}" are not allowed', sqlstate="42P16")
+            pk = positions(e.expressions)
+            for i in pk:
+                cols[i].not_null = True
+        elif isinstance(e, exp.UniqueColumnConstraint):
+            pos = positions(e.this.expressions if isinstance(e.this, exp.Schema) else [e.this])
+            uniques.append((f"{name}_{'_'.join(cols[i].name for i in pos)}_key", pos))
+        elif isinstance(e, (exp.ForeignKey, exp.CheckColumnConstraint, exp.Check)):
+            continue  # not enforced yet
+    td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques)
+    for _, sname in serials:
+        if cw.catalog.get(sname) is not None:
+            raise errors.DuplicateTable(f'relation "{sname}" already exists')
+        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=SequenceDef()))
+        td.owned_seqs.append(sname)
+    cw.put_table(td)
+    cw.finish()
+    return "CREATE TABLE", []
+
+
+def create_sequence(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    name = node.this.name
+    cw = CatalogWriter(ctx)
+    if cw.catalog.get(name) is not None:
+        if node.args.get("exists"):
+            return "CREATE SEQUENCE", [f'relation "{name}" already exists, skipping']
+        raise errors.DuplicateTable(f'relation "{name}" already exists')
+    cw.put_table(TableDef(cw.alloc_id(), name, "S", seq=_seq_def(node.args.get("properties"))))
+    cw.finish()
+    return "CREATE SEQUENCE", []
+
+
+def create_database(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    if ctx.txn.explicit:
+        raise errors.SqlError("CREATE DATABASE cannot run inside a transaction block", sqlstate="25001")
+    name = node.this.name
+    cw = CatalogWriter(ctx)
+    if name in cw.catalog.databases:
+        raise errors.SqlError(f'database "{name}" already exists', sqlstate="42P04")
+    ctx.txn.put(CATALOG_TABLE, database_key(name), (name,))
+    cw.finish()
+    return "CREATE DATABASE", []
+
+
+def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
+    kind = str(node.args.get("kind") or "").upper()
+    want = {"TABLE": "r", "SEQUENCE": "S"}.get(kind)
+    if want is None:
+        if kind in ("INDEX", "VIEW"):
+            raise errors.FeatureNotSupported(f"DROP {kind} is not supported yet")
+        raise errors.FeatureNotSupported(f"DROP {kind} is not supported")
+    cw = CatalogWriter(ctx)
+    notices = []
+    word = "table" if want == "r" else "sequence"
+    for t in node.expressions:
+        name = t.name
+        td = cw.catalog.get(name)
+        if td is None or td.kind != want:
+            if node.args.get("exists"):
+                notices.append(f'{word} "{name}" does not exist, skipping')
+                continue
+            if td is not None:
+                raise errors.SqlError(f'"{name}" is not a {word}', sqlstate="42809")
+            raise errors.UndefinedTable(f'{word} "{name}" does not exist')
+        cw.drop(td)
+        if want == "r":
+            _delete_all(ctx, td)
+            for s in td.owned_seqs:
+                sd = cw.catalog.get(s)
+                if sd is not None:
+                    cw.drop(sd)
+    cw.finish()
+    return f"DROP {kind}", notices
+
+
+def _delete_all(ctx: Any, td: TableDef) -> None:
+    txn = ctx.txn
+    for key, _ in list(txn.scan(td.table_id, ctx.store.snapshot())):
+        txn.lock(td.table_id, key)
+        txn.put(td.table_id, key, None)
+
+
+def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:
+    for t in node.expressions:
+        td = ctx.catalog.get(t.name)
+        if td is None or td.kind != "r":
+            raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
+        _delete_all(ctx, td)
+    return "TRUNCATE TABLE", []
+
+
+def tables_of(node: exp.Expression, catalog: Catalog) -> list[int]:
+    ids = []
+    for t in node.find_all(exp.Table):
+        td = catalog.get(t.name)
+        if td is not None:
+            ids.append(td.table_id)
+    return ids

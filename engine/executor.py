@@ -1,0 +1,384 @@
+"""Plan operators: small objects whose ``rows(ctx)`` generator yields row tuples.
+
+A plan is a tree of these; it holds no per-execution state, so cached plans are reused
+across executions and sessions.  Base scans read through the transaction
+(``ctx.txn.scan`` / ``ctx.txn.get``) so a session sees its own uncommitted writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+from engine import errors
+from engine import types as T
+from engine.api import Column
+from engine.expr import _num_div
+from engine.keys import encode_key
+
+Fn = Callable[[Any, Any], Any]
+
+
+class Op:
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        raise NotImplementedError
+
+
+class TableScan(Op):
+    def __init__(self, table_id: int) -> None:
+        self.table_id = table_id
+
+    def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
+        return ctx.txn.scan(self.table_id, ctx.snapshot)
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
+            yield row
+
+
+class KeyLookup(Op):
+    """Primary-key equality: one ``get`` instead of a scan."""
+
+    def __init__(self, table_id: int, key_fns: list[Fn]) -> None:
+        self.table_id = table_id
+        self.key_fns = key_fns
+
+    def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
+        vals = [f(None, ctx) for f in self.key_fns]
+        if None in vals:
+            return
+        key = encode_key(vals)
+        row = ctx.txn.get(self.table_id, key, ctx.snapshot)
+        if row is not None:
+            yield key, row
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        for _, row in self.pairs(ctx):
+            yield row
+
+
+class VirtualScan(Op):
+    def __init__(self, gen: Callable[[Any], Iterator[tuple]]) -> None:
+        self.gen = gen
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        return self.gen(ctx)
+
+
+class Values(Op):
+    def __init__(self, rows: list[list[Fn]]) -> None:
+        self.rows_fns = rows
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        for fns in self.rows_fns:
+            yield tuple(f(None, ctx) for f in fns)
+
+
+class OneRow(Op):
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        yield ()
+
+
+class Filter(Op):
+    def __init__(self, child: Op, pred: Fn) -> None:
+        self.child, self.pred = child, pred
+
+    def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
+        pred = self.pred
+        for k, row in self.child.pairs(ctx):  # type: ignore[attr-defined]
+            if pred(row, ctx) is True:
+                yield k, row
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        pred = self.pred
+        for row in self.child.rows(ctx):
+            if pred(row, ctx) is True:
+                yield row
+
+
+class Project(Op):
+    def __init__(self, child: Op, fns: list[Fn]) -> None:
+        self.child, self.fns = child, fns
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        fns = self.fns
+        if len(fns) == 1:
+            f = fns[0]
+            for row in self.child.rows(ctx):
+                yield (f(row, ctx),)
+        else:
+            for row in self.child.rows(ctx):
+                yield tuple([f(row, ctx) for f in fns])
+
+
+class NestedLoopJoin(Op):
+    def __init__(self, left: Op, right: Op, pred: Fn | None, kind: str, lw: int, rw: int) -> None:
+        self.left, self.right, self.pred, self.kind, self.lw, self.rw = left, right, pred, kind, lw, rw
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        right = list(self.right.rows(ctx))
+        pred, kind = self.pred, self.kind
+        lnull, rnull = (None,) * self.lw, (None,) * self.rw
+        matched_r = [False] * len(right) if kind in ("right", "full") else None
+        for l in self.left.rows(ctx):
+            hit = False
+            for i, r in enumerate(right):
+                row = l + r
+                if pred is None or pred(row, ctx) is True:
+                    hit = True
+                    if matched_r is not None:
+                        matched_r[i] = True
+                    yield row
+            if not hit and kind in ("left", "full"):
+                yield l + rnull
+        if matched_r is not None:
+            for i, r in enumerate(right):
+                if not matched_r[i]:
+                    yield lnull + r
+
+
+class HashJoin(Op):
+    """Equi-join: build a hash table on the right side's key, probe with the left's."""
+
+    def __init__(self, left: Op, right: Op, lkey: list[Fn], rkey: list[Fn], residual: Fn | None,
+                 kind: str, lw: int, rw: int) -> None:
+        self.left, self.right, self.lkey, self.rkey = left, right, lkey, rkey
+        self.residual, self.kind, self.lw, self.rw = residual, kind, lw, rw
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        table: dict[tuple, list[tuple[int, tuple]]] = {}
+        rights = list(self.right.rows(ctx))
+        for i, r in enumerate(rights):
+            k = tuple(f(r, ctx) for f in self.rkey)
+            if None not in k:
+                table.setdefault(k, []).append((i, r))
+        kind, res = self.kind, self.residual
+        matched = [False] * len(rights) if kind in ("right", "full") else None
+        rnull, lnull = (None,) * self.rw, (None,) * self.lw
+        for l in self.left.rows(ctx):
+            k = tuple(f(l, ctx) for f in self.lkey)
+            hit = False
+            for i, r in table.get(k, ()) if None not in k else ():
+                row = l + r
+                if res is None or res(row, ctx) is True:
+                    hit = True
+                    if matched is not None:
+                        matched[i] = True
+                    yield row
+            if not hit and kind in ("left", "full"):
+                yield l + rnull
+        if matched is not None:
+            for i, r in enumerate(rights):
+                if not matched[i]:
+                    yield lnull + r
+
+
+# -- aggregation -------------------------------------------------------------------------------
+@dataclass
+class AggSpec:
+    kind: str  # count_star count sum avg min max string_agg bool_and bool_or array_agg
+    arg: Fn | None
+    distinct: bool
+    type: int
+    sep: Fn | None = None
+
+
+def _agg_init(spec: AggSpec) -> list:
+    return [0 if spec.kind in ("count", "count_star") else None, set() if spec.distinct else None, 0]
+
+
+def _agg_step(spec: AggSpec, st: list, row: tuple, ctx: Any) -> None:
+    kind = spec.kind
+    if kind == "count_star":
+        st[0] += 1
+        return
+    v = spec.arg(row, ctx)  # type: ignore[misc]
+    if v is None:
+        return
+    if st[1] is not None:
+        if v in st[1]:
+            return
+        st[1].add(v)
+    acc = st[0]
+    if kind == "count":
+        st[0] = acc + 1
+    elif kind in ("sum", "avg"):
+        st[0] = v if acc is None else acc + v
+        st[2] += 1
+    elif kind == "min":
+        if acc is None or v < acc:
+            st[0] = v
+    elif kind == "max":
+        if acc is None or v > acc:
+            st[0] = v
+    elif kind == "string_agg":
+        sep = spec.sep(row, ctx) if spec.sep else ","
+        st[0] = v if acc is None else acc + (sep or "") + v
+    elif kind == "bool_and":
+        st[0] = v if acc is None else (acc and v)
+    elif kind == "bool_or":
+        st[0] = v if acc is None else (acc or v)
+    elif kind == "array_agg":
+        st[0] = [v] if acc is None else acc + [v]
+
+
+def _agg_final(spec: AggSpec, st: list) -> Any:
+    v = st[0]
+    if spec.kind == "avg":
+        if v is None:
+            return None
+        if spec.type == T.FLOAT8:
+            return float(v) / st[2]
+        return _num_div(Decimal(v), Decimal(st[2]))
+    if spec.kind == "sum" and v is not None:
+        if spec.type == T.INT8:
+            T.check_int(v, T.INT8)
+        elif spec.type == T.NUMERIC and type(v) is not Decimal:
+            return Decimal(v)
+    return v
+
+
+class Aggregate(Op):
+    """Output rows: group key values followed by aggregate results."""
+
+    def __init__(self, child: Op, keys: list[Fn], aggs: list[AggSpec]) -> None:
+        self.child, self.keys, self.aggs = child, keys, aggs
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        keys, aggs = self.keys, self.aggs
+        groups: dict[tuple, list[list]] = {}
+        for row in self.child.rows(ctx):
+            k = tuple([f(row, ctx) for f in keys])
+            sts = groups.get(k)
+            if sts is None:
+                sts = groups[k] = [_agg_init(a) for a in aggs]
+            for a, st in zip(aggs, sts):
+                _agg_step(a, st, row, ctx)
+        if not groups and not keys:
+            groups[()] = [_agg_init(a) for a in aggs]
+        for k, sts in groups.items():
+            yield k + tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
+
+
+class Sort(Op):
+    def __init__(self, child: Op, keys: list[tuple[int, bool, bool]]) -> None:
+        self.child, self.keys = child, keys  # (column index, desc, nulls_first)
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        rows = list(self.child.rows(ctx))
+        for idx, desc, nulls_first in reversed(self.keys):
+            # key: (rank, value) with nulls ranked so the final order honours NULLS FIRST/LAST
+            null_rank = (1 if desc else 0) if nulls_first else (0 if desc else 1)
+            nn_rank = 1 - null_rank
+            try:
+                rows.sort(key=lambda r: (null_rank, 0) if r[idx] is None else (nn_rank, r[idx]), reverse=desc)
+            except TypeError as e:
+                raise errors.DatatypeMismatch(f"could not compare values: {e}") from None
+        return iter(rows)
+
+
+class Limit(Op):
+    def __init__(self, child: Op, limit: Fn | None, offset: Fn | None) -> None:
+        self.child, self.limit, self.offset = child, limit, offset
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        lim = self.limit(None, ctx) if self.limit else None
+        off = self.offset(None, ctx) if self.offset else 0
+        off = off or 0
+        if (lim is not None and lim < 0) or off < 0:
+            raise errors.SqlError("LIMIT must not be negative", sqlstate="2201W")
+        n = 0
+        for i, row in enumerate(self.child.rows(ctx)):
+            if i < off:
+                continue
+            if lim is not None and n >= lim:
+                return
+            n += 1
+            yield row
+
+
+class Distinct(Op):
+    def __init__(self, child: Op, width: int | None = None) -> None:
+        self.child, self.width = child, width
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        seen = set()
+        w = self.width
+        for row in self.child.rows(ctx):
+            k = row if w is None else row[:w]
+            if k not in seen:
+                seen.add(k)
+                yield row
+
+
+class Strip(Op):
+    def __init__(self, child: Op, width: int) -> None:
+        self.child, self.width = child, width
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        w = self.width
+        for row in self.child.rows(ctx):
+            yield row[:w]
+
+
+class SetOp(Op):
+    def __init__(self, left: Op, right: Op, kind: str, distinct: bool, convs: list[Callable | None]) -> None:
+        self.left, self.right, self.kind, self.distinct, self.convs = left, right, kind, distinct, convs
+
+    def _right(self, ctx: Any) -> Iterator[tuple]:
+        convs = self.convs
+        if not any(convs):
+            yield from self.right.rows(ctx)
+            return
+        for row in self.right.rows(ctx):
+            yield tuple(v if c is None or v is None else c(v) for v, c in zip(row, convs))
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        if self.kind == "union":
+            if not self.distinct:
+                yield from self.left.rows(ctx)
+                yield from self._right(ctx)
+                return
+            seen: set = set()
+            for src in (self.left.rows(ctx), self._right(ctx)):
+                for row in src:
+                    if row not in seen:
+                        seen.add(row)
+                        yield row
+            return
+        right: dict[tuple, int] = {}
+        for row in self._right(ctx):
+            right[row] = right.get(row, 0) + 1
+        emitted: set = set()
+        for row in self.left.rows(ctx):
+            if self.kind == "intersect":
+                if right.get(row, 0) > 0:
+                    if self.distinct:
+                        if row not in emitted:
+                            emitted.add(row)
+                            yield row
+                    else:
+                        right[row] -= 1
+                        yield row
+            else:  # except
+                if self.distinct:
+                    if row not in right and row not in emitted:
+                        emitted.add(row)
+                        yield row
+                elif right.get(row, 0) > 0:
+                    right[row] -= 1
+                else:
+                    yield row
+
+
+class Plan:
+    """A planned query: the operator tree plus its row description."""
+
+    def __init__(self, root: Op, columns: list[Column], correlated: bool = False) -> None:
+        self.root = root
+        self.columns = columns
+        self.correlated = correlated
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        return self.root.rows(ctx)

@@ -1,0 +1,902 @@
+"""Expression compiler: sqlglot AST -> Python closures ``f(row, ctx) -> value``.
+
+Compile once per plan, run per row.  Each compiled expression is a ``CExpr`` carrying the
+closure, its SQL type OID/typmod, and -- for literals -- the constant (so comparisons can
+coerce an untyped literal at compile time).  NULL follows SQL three-valued logic: every
+operator returns None when an operand is None, except AND/OR/IS/COALESCE/CASE.
+
+Column references resolve through a ``Scope`` (the columns of the row being evaluated);
+a name not found locally resolves in the parent scope and reads ``ctx.outer[-depth]``
+(correlated subqueries).  A ``hook`` lets the planner replace nodes (aggregates and
+GROUP BY expressions) with slot reads before normal compilation.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import operator
+import re
+from decimal import Decimal, ROUND_HALF_UP, localcontext
+from typing import Any, Callable
+
+from sqlglot import exp
+
+from engine import errors
+from engine import types as T
+
+Fn = Callable[[Any, Any], Any]
+_MISSING = object()
+
+
+class CExpr:
+    __slots__ = ("fn", "type", "typmod", "const", "param")
+
+    def __init__(self, fn: Fn, type_: int, typmod: int = -1, const: Any = _MISSING, param: int | None = None):
+        self.fn = fn
+        self.type = type_
+        self.typmod = typmod
+        self.const = const
+        self.param = param
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not _MISSING
+
+
+def const(v: Any, type_: int, typmod: int = -1) -> CExpr:
+    return CExpr(lambda r, c: v, type_, typmod, v)
+
+
+class Scope:
+    """Columns of the rows an expression sees: (qualifier, name, type, typmod) per position."""
+
+    def __init__(self, cols: list[tuple[str | None, str, int, int]], parent: "Scope | None" = None):
+        self.cols = cols
+        self.parent = parent
+        self.correlated = False  # set when a column resolved in an enclosing scope
+
+    def find(self, name: str, table: str | None) -> int | None:
+        hit = None
+        for i, (q, n, _, _) in enumerate(self.cols):
+            if n == name and (table is None or q == table):
+                if hit is not None and table is None:
+                    raise errors.AmbiguousColumn(f'column reference "{name}" is ambiguous')
+                hit = i
+                if table is not None:
+                    break
+        return hit
+
+    def has_table(self, table: str) -> bool:
+        return any(q == table for q, _, _, _ in self.cols)
+
+
+class Env:
+    """Compile-time environment shared by all expressions of one statement."""
+
+    def __init__(self, catalog: Any, param_types: list[int], planner: Any = None) -> None:
+        self.catalog = catalog
+        self.param_types = param_types
+        self.planner = planner
+
+    def set_param_type(self, i: int, oid: int) -> None:
+        while len(self.param_types) <= i:
+            self.param_types.append(0)
+        if self.param_types[i] in (0, T.UNKNOWN) and oid not in (0, T.UNKNOWN):
+            self.param_types[i] = oid
+
+
+def coerce_param(v: Any, oid: int) -> Any:
+    if v is None or oid in (0, T.UNKNOWN, T.TEXT, T.VARCHAR, T.NAME, T.BPCHAR):
+        return v
+    if type(v) is str:
+        return T.parse_text(v, oid)
+    if oid in T.INTS and type(v) is not int:
+        if isinstance(v, bool):
+            return int(v)
+        return T.caster(T.py_type_oid(v), oid)(v) if not isinstance(v, int) else v
+    if oid == T.NUMERIC and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return Decimal(str(v)) if isinstance(v, float) else Decimal(v)
+    if oid in (T.FLOAT4, T.FLOAT8) and isinstance(v, (int, Decimal)) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+def output_name(node: exp.Expression) -> str:
+    """PostgreSQL's result column name for a select-list expression."""
+    if isinstance(node, exp.Alias):
+        return node.alias
+    if isinstance(node, exp.Column):
+        return node.name
+    if isinstance(node, exp.Cast):
+        inner = node.this
+        if isinstance(inner, (exp.Column, exp.Cast, exp.Func)) and not isinstance(inner, exp.Anonymous | exp.Literal):
+            n = output_name(inner)
+            if n != "?column?":
+                return n
+        try:
+            oid, _ = T.from_sqlglot(node.to)
+            return T.SHORT_NAMES.get(oid, "?column?")
+        except errors.SqlError:
+            return "?column?"
+    if isinstance(node, exp.Dot):
+        return output_name(node.expression)
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    if isinstance(node, exp.Case):
+        return "case"
+    if isinstance(node, (exp.Exists,)):
+        return "exists"
+    if isinstance(node, exp.Subquery):
+        sel = node.this
+        if isinstance(sel, exp.Select) and sel.expressions:
+            return output_name(sel.expressions[0])
+        return "?column?"
+    name = _FUNC_OUTPUT_NAMES.get(type(node).__name__)
+    if name:
+        return name
+    if isinstance(node, exp.Func) and not isinstance(node, (exp.Binary, exp.Unary)):
+        return node.sql_name().lower()
+    return "?column?"
+
+
+_FUNC_OUTPUT_NAMES = {
+    "CurrentTimestamp": "now", "CurrentDate": "current_date", "CurrentUser": "current_user",
+    "SessionUser": "session_user", "CurrentVersion": "version", "CurrentDatabase": "current_database",
+    "CurrentSchema": "current_schema", "Count": "count", "Sum": "sum", "Avg": "avg", "Min": "min",
+    "Max": "max", "Coalesce": "coalesce", "Nullif": "nullif", "Greatest": "greatest", "Least": "least",
+    "Lower": "lower", "Upper": "upper", "Length": "length", "Abs": "abs", "Round": "round",
+    "GroupConcat": "string_agg", "LogicalAnd": "bool_and", "LogicalOr": "bool_or", "Rand": "random",
+    "Substring": "substring", "Trim": "btrim", "Concat": "concat", "Replace": "replace",
+    "StrPosition": "strpos", "Floor": "floor", "Ceil": "ceil", "Pow": "power", "Sqrt": "sqrt",
+    "Localtimestamp": "localtimestamp", "Left": "left", "Right": "right", "ArrayAgg": "array_agg",
+    "Extract": "extract", "Stddev": "stddev", "Variance": "variance",
+}
+
+AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat, exp.LogicalAnd,
+              exp.LogicalOr, exp.ArrayAgg)
+
+
+def is_aggregate(node: exp.Expression) -> bool:
+    return isinstance(node, AGGREGATES)
+
+
+# -- arithmetic helpers ---------------------------------------------------------------------
+def _int_div(a: int, b: int) -> int:
+    if b == 0:
+        raise errors.DivisionByZero("division by zero")
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _int_mod(a: int, b: int) -> int:
+    if b == 0:
+        raise errors.DivisionByZero("division by zero")
+    return int(math.fmod(a, b)) if abs(a) < 2**52 else a - b * _int_div(a, b)
+
+
+def _scale(d: Decimal) -> int:
+    e = d.as_tuple().exponent
+    return -e if isinstance(e, int) and e < 0 else 0
+
+
+def _num_div(a: Any, b: Any) -> Decimal:
+    a, b = Decimal(a), Decimal(b)
+    if b == 0:
+        raise errors.DivisionByZero("division by zero")
+    with localcontext() as lc:
+        lc.prec = 60
+        q = a / b
+        weight = (q.adjusted() // 4) if q != 0 else 0
+        rscale = max(16 - weight * 4, _scale(a), _scale(b), 0)
+        return q.quantize(Decimal(1).scaleb(-rscale), rounding=ROUND_HALF_UP)
+
+
+def _float_div(a: float, b: float) -> float:
+    if b == 0:
+        raise errors.DivisionByZero("division by zero")
+    return a / b
+
+
+def _num_mod(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise errors.DivisionByZero("division by zero")
+    return Decimal(a) % Decimal(b)
+
+
+def _like_regex(pattern: str, ci: bool) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.S | (re.I if ci else 0))
+
+
+_CMP = {exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.LT: operator.lt, exp.LTE: operator.le,
+        exp.GT: operator.gt, exp.GTE: operator.ge}
+_ARITH = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Pow, exp.IntDiv)
+
+
+class Compiler:
+    def __init__(self, env: Env, scope: Scope | None, hook: Callable[[exp.Expression], CExpr | None] | None = None):
+        self.env = env
+        self.scope = scope or Scope([])
+        self.hook = hook
+
+    # -- entry ---------------------------------------------------------------------------
+    def compile(self, node: exp.Expression) -> CExpr:
+        if self.hook is not None:
+            r = self.hook(node)
+            if r is not None:
+                return r
+        m = getattr(self, "c_" + type(node).__name__, None)
+        if m is None:
+            if isinstance(node, exp.Func):
+                return self.c_function(node)
+            raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
+        return m(node)
+
+    def compile_bool(self, node: exp.Expression) -> CExpr:
+        c = self.compile(node)
+        if c.type == T.UNKNOWN and c.is_const:
+            return const(T.parse_text(c.const, T.BOOL) if c.const is not None else None, T.BOOL)
+        if c.param is not None:
+            self.env.set_param_type(c.param, T.BOOL)
+        elif c.type not in (T.BOOL, T.UNKNOWN):
+            raise errors.DatatypeMismatch(
+                f"argument of WHERE must be type boolean, not type {T.TYPE_NAMES.get(c.type, c.type)}"
+            )
+        return c
+
+    def coerce(self, c: CExpr, oid: int, typmod: int = -1, explicit: bool = False) -> CExpr:
+        """Convert ``c`` to type ``oid`` (implicit/assignment or explicit cast)."""
+        if c.param is not None and self.env.param_types[c.param] in (0, T.UNKNOWN):
+            self.env.set_param_type(c.param, oid)
+            if typmod < 4:
+                return c
+        if c.type == oid and typmod < 4:
+            return c
+        if c.is_const:
+            v = c.const
+            if v is None:
+                return const(None, oid, typmod)
+            conv = T.caster(c.type, oid, typmod, explicit)
+            return const(conv(v) if conv else v, oid, typmod)
+        if c.type == T.UNKNOWN and c.param is None:
+            conv = T.caster(T.TEXT, oid, typmod, explicit)
+        else:
+            conv = T.caster(c.type, oid, typmod, explicit)
+        if conv is None:
+            return CExpr(c.fn, oid, typmod, param=c.param)
+        f = c.fn
+
+        def run(r: Any, ctx: Any) -> Any:
+            v = f(r, ctx)
+            return None if v is None else conv(v)
+
+        return CExpr(run, oid, typmod)
+
+    def unify(self, a: CExpr, b: CExpr) -> tuple[CExpr, CExpr]:
+        """Make two operands comparable (unknown literals/params adopt the other side's type)."""
+        if a.type == b.type:
+            return a, b
+        if a.type == T.UNKNOWN or (a.param is not None and self.env.param_types[a.param] in (0, T.UNKNOWN)):
+            return self.coerce(a, b.type), b
+        if b.type == T.UNKNOWN or (b.param is not None and self.env.param_types[b.param] in (0, T.UNKNOWN)):
+            return a, self.coerce(b, a.type)
+        if a.type in T.NUMERICS and b.type in T.NUMERICS:
+            if (a.type in (T.FLOAT4, T.FLOAT8)) != (b.type in (T.FLOAT4, T.FLOAT8)):
+                t = T.FLOAT8
+                return self.coerce(a, t), self.coerce(b, t)
+            return a, b
+        if a.type in T.STRINGS and b.type in T.STRINGS:
+            if T.BPCHAR in (a.type, b.type):
+                return self._rstrip(a), self._rstrip(b)
+            return a, b
+        tt = {T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE}
+        if a.type in tt and b.type in tt:
+            t = T.TIMESTAMPTZ if T.TIMESTAMPTZ in (a.type, b.type) else T.TIMESTAMP
+            return self.coerce(a, t), self.coerce(b, t)
+        if a.type in T.STRINGS and b.type not in T.STRINGS and a.is_const:
+            return self.coerce(a, b.type), b
+        if b.type in T.STRINGS and a.type not in T.STRINGS and b.is_const:
+            return a, self.coerce(b, a.type)
+        raise errors.UndefinedFunction(
+            f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} = {T.TYPE_NAMES.get(b.type, b.type)}",
+            hint="No operator matches the given name and argument types. You might need to add explicit type casts.",
+        )
+
+    def _rstrip(self, c: CExpr) -> CExpr:
+        f = c.fn
+        return CExpr(lambda r, ctx: None if (v := f(r, ctx)) is None else v.rstrip(" "), T.TEXT)
+
+    # -- leaves --------------------------------------------------------------------------
+    def c_Literal(self, node: exp.Literal) -> CExpr:
+        s = node.this
+        if node.is_string:
+            return const(s, T.UNKNOWN)
+        if re.fullmatch(r"\d+", s):
+            v = int(s)
+            return const(v, T.INT4 if v < 2**31 else T.INT8 if v < 2**63 else T.NUMERIC)
+        try:
+            return const(Decimal(s), T.NUMERIC)
+        except Exception:
+            raise errors.SyntaxErr(f'syntax error at or near "{s}"') from None
+
+    def c_Boolean(self, node: exp.Boolean) -> CExpr:
+        return const(bool(node.this), T.BOOL)
+
+    def c_Null(self, node: exp.Null) -> CExpr:
+        return const(None, T.UNKNOWN)
+
+    def c_Paren(self, node: exp.Paren) -> CExpr:
+        return self.compile(node.this)
+
+    def c_Parameter(self, node: exp.Parameter) -> CExpr:
+        try:
+            i = int(node.name) - 1
+        except ValueError:
+            raise errors.SyntaxErr(f'syntax error at or near "{node.sql()}"') from None
+        env = self.env
+        while len(env.param_types) <= i:
+            env.param_types.append(0)
+        pts = env.param_types
+
+        def run(r: Any, ctx: Any) -> Any:
+            try:
+                v = ctx.params[i]
+            except IndexError:
+                raise errors.SqlError(f"there is no parameter ${i + 1}", sqlstate="42P02") from None
+            return coerce_param(v, pts[i])
+
+        t = pts[i] if pts[i] else T.UNKNOWN
+        return CExpr(run, t, param=i)
+
+    c_Placeholder = c_Parameter
+
+    def c_Column(self, node: exp.Column) -> CExpr:
+        if isinstance(node.this, exp.Star):
+            raise errors.FeatureNotSupported("* is only allowed in a select list")
+        name, table = node.name, node.table or None
+        scope, depth = self.scope, 0
+        while scope is not None:
+            i = scope.find(name, table)
+            if i is not None:
+                _, _, t, tm = scope.cols[i]
+                if depth == 0:
+                    return CExpr(lambda r, c: r[i], t, tm)
+                s = self.scope
+                for _ in range(depth):
+                    s.correlated = True
+                    s = s.parent  # type: ignore[assignment]
+                d = depth
+                return CExpr(lambda r, c: c.outer[-d][i], t, tm)
+            scope, depth = scope.parent, depth + 1
+        if table is not None and not self._any_table(table):
+            raise errors.UndefinedTable(f'missing FROM-clause entry for table "{table}"')
+        full = f"{table}.{name}" if table else name
+        raise errors.UndefinedColumn(f'column "{full}" does not exist')
+
+    def _any_table(self, table: str) -> bool:
+        s: Scope | None = self.scope
+        while s is not None:
+            if s.has_table(table):
+                return True
+            s = s.parent
+        return False
+
+    # -- operators -----------------------------------------------------------------------
+    def _binary_cmp(self, node: exp.Binary) -> CExpr:
+        a, b = self.unify(self.compile(node.this), self.compile(node.expression))
+        op = _CMP[type(node)]
+        fa, fb = a.fn, b.fn
+        if b.is_const:
+            bv = b.const
+            if bv is None:
+                return const(None, T.BOOL)
+
+            def run(r: Any, c: Any) -> Any:
+                x = fa(r, c)
+                return None if x is None else op(x, bv)
+        else:
+            def run(r: Any, c: Any) -> Any:
+                x = fa(r, c)
+                if x is None:
+                    return None
+                y = fb(r, c)
+                return None if y is None else op(x, y)
+
+        return CExpr(run, T.BOOL)
+
+    c_EQ = c_NEQ = c_LT = c_LTE = c_GT = c_GTE = _binary_cmp
+
+    def c_NullSafeEQ(self, node: exp.Expression) -> CExpr:
+        a, b = self.unify(self.compile(node.this), self.compile(node.expression))
+        fa, fb = a.fn, b.fn
+        return CExpr(lambda r, c: fa(r, c) == fb(r, c), T.BOOL)
+
+    def c_NullSafeNEQ(self, node: exp.Expression) -> CExpr:
+        a, b = self.unify(self.compile(node.this), self.compile(node.expression))
+        fa, fb = a.fn, b.fn
+        return CExpr(lambda r, c: fa(r, c) != fb(r, c), T.BOOL)
+
+    def _arith(self, node: exp.Binary) -> CExpr:
+        a, b = self.compile(node.this), self.compile(node.expression)
+        if a.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE) or b.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE):
+            return self._datetime_arith(node, a, b)
+        for x, y in ((a, b), (b, a)):
+            if x.type == T.UNKNOWN or (x.param is not None and self.env.param_types[x.param] in (0, T.UNKNOWN)):
+                tgt = y.type if y.type in T.NUMERICS else T.NUMERIC if x.is_const and "." in str(x.const) else T.INT4
+                if x is a:
+                    a = self.coerce(a, tgt)
+                else:
+                    b = self.coerce(b, tgt)
+        if a.type not in T.NUMERICS or b.type not in T.NUMERICS:
+            sym = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%", exp.Pow: "^"}.get(type(node), "?")
+            raise errors.UndefinedFunction(
+                f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}"
+            )
+        t = T.common_numeric(a.type, b.type)
+        if t == T.FLOAT4:
+            t = T.FLOAT8 if T.FLOAT8 in (a.type, b.type) else T.FLOAT4
+        kind = type(node)
+        if t in T.INTS:
+            if kind is exp.Div or kind is exp.IntDiv:
+                op: Callable[[Any, Any], Any] = _int_div
+            elif kind is exp.Mod:
+                op = _int_mod
+            elif kind is exp.Pow:
+                t = T.FLOAT8
+                op = lambda x, y: float(x) ** float(y)  # noqa: E731
+            else:
+                op = {exp.Add: operator.add, exp.Sub: operator.sub, exp.Mul: operator.mul}[kind]
+        elif t == T.NUMERIC:
+            base = {exp.Add: operator.add, exp.Sub: operator.sub, exp.Mul: operator.mul,
+                    exp.Div: _num_div, exp.Mod: _num_mod, exp.IntDiv: _num_div,
+                    exp.Pow: lambda x, y: Decimal(x) ** Decimal(y)}[kind]
+            op = lambda x, y: base(Decimal(x) if type(x) is not Decimal else x, Decimal(y) if type(y) is not Decimal else y)  # noqa: E731
+        else:
+            base = {exp.Add: operator.add, exp.Sub: operator.sub, exp.Mul: operator.mul,
+                    exp.Div: _float_div, exp.Mod: math.fmod, exp.IntDiv: _float_div, exp.Pow: operator.pow}[kind]
+            op = lambda x, y: base(float(x), float(y))  # noqa: E731
+        fa, fb = a.fn, b.fn
+        if t in T.INTS:
+            lo, hi, name = T._LIMITS[t]
+
+            def run(r: Any, c: Any) -> Any:
+                x = fa(r, c)
+                if x is None:
+                    return None
+                y = fb(r, c)
+                if y is None:
+                    return None
+                v = op(x, y)
+                if v < lo or v > hi:
+                    raise errors.NumericOutOfRange(f"{name} out of range")
+                return v
+        else:
+            def run(r: Any, c: Any) -> Any:
+                x = fa(r, c)
+                if x is None:
+                    return None
+                y = fb(r, c)
+                return None if y is None else op(x, y)
+
+        res = CExpr(run, t)
+        if a.is_const and b.is_const:
+            return const(run(None, None), t)
+        return res
+
+    c_Add = c_Sub = c_Mul = c_Div = c_Mod = c_Pow = c_IntDiv = _arith
+
+    def _datetime_arith(self, node: exp.Binary, a: CExpr, b: CExpr) -> CExpr:
+        fa, fb = a.fn, b.fn
+        if isinstance(node, exp.Sub) and a.type == b.type == T.DATE:
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None else (x - y).days, T.INT4)
+        if a.type == T.DATE and b.type in T.INTS:
+            sign = -1 if isinstance(node, exp.Sub) else 1
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
+                         else x + _dt.timedelta(days=sign * y), T.DATE)
+        if isinstance(node, (exp.Add, exp.Sub)) and b.type == T.INTERVAL:
+            sign = -1 if isinstance(node, exp.Sub) else 1
+            t = T.TIMESTAMP if a.type == T.DATE else a.type
+            conv = T.caster(a.type, t) or (lambda v: v)
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
+                         else conv(x) + sign * y, t)
+        if isinstance(node, exp.Sub) and a.type == b.type:
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None else x - y, T.INTERVAL)
+        raise errors.UndefinedFunction(f"operator does not exist: {T.TYPE_NAMES.get(a.type)} and {T.TYPE_NAMES.get(b.type)}")
+
+    def c_Interval(self, node: exp.Interval) -> CExpr:
+        txt = node.this.name if isinstance(node.this, exp.Literal) else node.this.sql()
+        unit = node.unit.name if node.args.get("unit") is not None else ""
+        return const(_parse_interval(f"{txt} {unit}".strip()), T.INTERVAL)
+
+    def c_Neg(self, node: exp.Neg) -> CExpr:
+        a = self.compile(node.this)
+        if a.type == T.UNKNOWN:
+            a = self.coerce(a, T.NUMERIC)
+        if a.is_const and a.const is not None:
+            return const(-a.const, a.type)
+        f = a.fn
+        if a.type in T.INTS:
+            t = a.type
+            return CExpr(lambda r, c: None if (v := f(r, c)) is None else T.check_int(-v, t), t)
+        return CExpr(lambda r, c: None if (v := f(r, c)) is None else -v, a.type)
+
+    def c_DPipe(self, node: exp.DPipe) -> CExpr:
+        parts = [self.compile(node.this), self.compile(node.expression)]
+        fs = [(p.fn, p.type in T.STRINGS) for p in parts]
+
+        def run(r: Any, c: Any) -> Any:
+            out = []
+            for f, is_str in fs:
+                v = f(r, c)
+                if v is None:
+                    return None
+                out.append(v if is_str else T.to_text(v))
+            return "".join(out)
+
+        return CExpr(run, T.TEXT)
+
+    def c_And(self, node: exp.And) -> CExpr:
+        a, b = self.compile_bool(node.this), self.compile_bool(node.expression)
+        fa, fb = a.fn, b.fn
+
+        def run(r: Any, c: Any) -> Any:
+            x = fa(r, c)
+            if x is False:
+                return False
+            y = fb(r, c)
+            if y is False:
+                return False
+            return None if x is None or y is None else True
+
+        return CExpr(run, T.BOOL)
+
+    def c_Or(self, node: exp.Or) -> CExpr:
+        a, b = self.compile_bool(node.this), self.compile_bool(node.expression)
+        fa, fb = a.fn, b.fn
+
+        def run(r: Any, c: Any) -> Any:
+            x = fa(r, c)
+            if x is True:
+                return True
+            y = fb(r, c)
+            if y is True:
+                return True
+            return None if x is None or y is None else False
+
+        return CExpr(run, T.BOOL)
+
+    def c_Not(self, node: exp.Not) -> CExpr:
+        a = self.compile_bool(node.this)
+        f = a.fn
+        return CExpr(lambda r, c: None if (v := f(r, c)) is None else not v, T.BOOL)
+
+    def c_Is(self, node: exp.Is) -> CExpr:
+        a = self.compile(node.this)
+        f = a.fn
+        rhs = node.expression
+        if isinstance(rhs, exp.Null):
+            return CExpr(lambda r, c: f(r, c) is None, T.BOOL)
+        if isinstance(rhs, exp.Boolean):
+            want = bool(rhs.this)
+            return CExpr(lambda r, c: f(r, c) is want, T.BOOL)
+        raise errors.FeatureNotSupported(f"IS {rhs.sql()} is not supported")
+
+    def c_Between(self, node: exp.Between) -> CExpr:
+        x = self.compile(node.this)
+        x1, lo = self.unify(x, self.compile(node.args["low"]))
+        x2, hi = self.unify(x, self.compile(node.args["high"]))
+        fx, fl, fh = x1.fn, lo.fn, hi.fn
+        fx2 = x2.fn
+
+        def run(r: Any, c: Any) -> Any:
+            v, l_, h = fx(r, c), fl(r, c), fh(r, c)
+            a = None if v is None or l_ is None else v >= l_
+            v2 = fx2(r, c)
+            b = None if v2 is None or h is None else v2 <= h
+            if a is False or b is False:
+                return False
+            return None if a is None or b is None else True
+
+        return CExpr(run, T.BOOL)
+
+    def c_In(self, node: exp.In) -> CExpr:
+        x = self.compile(node.this)
+        q = node.args.get("query")
+        if q is not None:
+            plan = self.env.planner.plan_subquery(q.this if isinstance(q, exp.Subquery) else q, self.scope)
+            if len(plan.columns) != 1:
+                raise errors.SyntaxErr("subquery has too many columns")
+            sub = CExpr(lambda r, c: None, plan.columns[0].type_oid)
+            x, _ = self.unify(x, sub)
+            fx = x.fn
+            getrows = _subquery_rows(plan)
+
+            def run_q(r: Any, c: Any) -> Any:
+                v = fx(r, c)
+                vals = getrows(r, c)
+                if v is None:
+                    return None if vals else False
+                saw_null = False
+                for (w,) in vals:
+                    if w is None:
+                        saw_null = True
+                    elif w == v:
+                        return True
+                return None if saw_null else False
+
+            return CExpr(run_q, T.BOOL)
+        items = []
+        for e in node.expressions:
+            xi, ci = self.unify(x, self.compile(e))
+            x = xi
+            items.append(ci)
+        fx = x.fn
+        if all(i.is_const for i in items):
+            vals = [i.const for i in items]
+            has_null = any(v is None for v in vals)
+            try:
+                s: Any = frozenset(v for v in vals if v is not None)
+            except TypeError:
+                s = [v for v in vals if v is not None]
+
+            def run(r: Any, c: Any) -> Any:
+                v = fx(r, c)
+                if v is None:
+                    return None
+                if v in s:
+                    return True
+                return None if has_null else False
+
+            return CExpr(run, T.BOOL)
+        fis = [i.fn for i in items]
+
+        def run2(r: Any, c: Any) -> Any:
+            v = fx(r, c)
+            if v is None:
+                return None
+            saw_null = False
+            for f in fis:
+                w = f(r, c)
+                if w is None:
+                    saw_null = True
+                elif w == v:
+                    return True
+            return None if saw_null else False
+
+        return CExpr(run2, T.BOOL)
+
+    def c_Exists(self, node: exp.Exists) -> CExpr:
+        q = node.this
+        plan = self.env.planner.plan_subquery(q.this if isinstance(q, exp.Subquery) else q, self.scope)
+        getrows = _subquery_rows(plan, limit=1)
+        return CExpr(lambda r, c: bool(getrows(r, c)), T.BOOL)
+
+    def c_Subquery(self, node: exp.Subquery) -> CExpr:
+        plan = self.env.planner.plan_subquery(node.this, self.scope)
+        if len(plan.columns) != 1:
+            raise errors.SyntaxErr("subquery must return only one column")
+        getrows = _subquery_rows(plan, limit=2)
+
+        def run(r: Any, c: Any) -> Any:
+            rows = getrows(r, c)
+            if not rows:
+                return None
+            if len(rows) > 1:
+                raise errors.SqlError("more than one row returned by a subquery used as an expression", sqlstate="21000")
+            return rows[0][0]
+
+        col = plan.columns[0]
+        return CExpr(run, col.type_oid, col.type_mod)
+
+    def _like(self, node: exp.Expression, ci: bool) -> CExpr:
+        a = self.coerce(self.compile(node.this), T.TEXT) if self.compile(node.this).type == T.UNKNOWN else self.compile(node.this)
+        p = self.compile(node.expression)
+        fa = a.fn
+        if p.is_const:
+            if p.const is None:
+                return const(None, T.BOOL)
+            rx = _like_regex(p.const, ci)
+            m = rx.fullmatch
+            return CExpr(lambda r, c: None if (v := fa(r, c)) is None else m(v) is not None, T.BOOL)
+        fp = p.fn
+        return CExpr(lambda r, c: None if (v := fa(r, c)) is None or (q := fp(r, c)) is None
+                     else _like_regex(q, ci).fullmatch(v) is not None, T.BOOL)
+
+    def c_Like(self, node: exp.Like) -> CExpr:
+        return self._like(node, False)
+
+    def c_ILike(self, node: exp.ILike) -> CExpr:
+        return self._like(node, True)
+
+    def c_Case(self, node: exp.Case) -> CExpr:
+        subject = self.compile(node.this) if node.this is not None else None
+        whens = []
+        results = []
+        for w in node.args.get("ifs") or []:
+            if subject is not None:
+                s, v = self.unify(subject, self.compile(w.this))
+                fs, fv = s.fn, v.fn
+                cond = CExpr(lambda r, c, fs=fs, fv=fv: (lambda x, y: None if x is None or y is None else x == y)(fs(r, c), fv(r, c)), T.BOOL)
+            else:
+                cond = self.compile_bool(w.this)
+            whens.append(cond)
+            results.append(self.compile(w.args["true"]))
+        default = node.args.get("default")
+        dflt = self.compile(default) if default is not None else const(None, T.UNKNOWN)
+        t = _common_type([*results, dflt])
+        results = [self.coerce(x, t) for x in results]
+        dflt = self.coerce(dflt, t)
+        pairs = [(w.fn, x.fn) for w, x in zip(whens, results)]
+        fd = dflt.fn
+
+        def run(r: Any, c: Any) -> Any:
+            for cond, res in pairs:
+                if cond(r, c) is True:
+                    return res(r, c)
+            return fd(r, c)
+
+        return CExpr(run, t)
+
+    def c_If(self, node: exp.If) -> CExpr:
+        return self.c_Case(exp.Case(ifs=[exp.If(this=node.this, true=node.args["true"])], default=node.args.get("false")))
+
+    def c_Cast(self, node: exp.Cast) -> CExpr:
+        oid, typmod = T.from_sqlglot(node.to)
+        return self.coerce(self.compile(node.this), oid, typmod, explicit=True)
+
+    c_TryCast = c_Cast
+
+    def c_Coalesce(self, node: exp.Coalesce) -> CExpr:
+        args = [self.compile(node.this), *[self.compile(e) for e in node.expressions]]
+        t = _common_type(args)
+        fs = [self.coerce(a, t).fn for a in args]
+
+        def run(r: Any, c: Any) -> Any:
+            for f in fs:
+                v = f(r, c)
+                if v is not None:
+                    return v
+            return None
+
+        return CExpr(run, t)
+
+    def c_Nullif(self, node: exp.Nullif) -> CExpr:
+        a, b = self.unify(self.compile(node.this), self.compile(node.expression))
+        fa, fb = a.fn, b.fn
+        return CExpr(lambda r, c: None if (x := fa(r, c)) == fb(r, c) else x, a.type)
+
+    def _greatest(self, node: exp.Expression, pick: Callable[..., Any]) -> CExpr:
+        args = [self.compile(node.this), *[self.compile(e) for e in node.expressions]]
+        t = _common_type(args)
+        fs = [self.coerce(a, t).fn for a in args]
+
+        def run(r: Any, c: Any) -> Any:
+            vals = [v for f in fs if (v := f(r, c)) is not None]
+            return pick(vals) if vals else None
+
+        return CExpr(run, t)
+
+    def c_Greatest(self, node: exp.Expression) -> CExpr:
+        return self._greatest(node, max)
+
+    def c_Least(self, node: exp.Expression) -> CExpr:
+        return self._greatest(node, min)
+
+    def c_Dot(self, node: exp.Dot) -> CExpr:
+        # pg_catalog.fn(...) -> fn(...)
+        if isinstance(node.this, (exp.Identifier, exp.Var, exp.Column)) and node.this.name.lower() == "pg_catalog":
+            return self.compile(node.expression)
+        raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')}")
+
+    def c_Star(self, node: exp.Star) -> CExpr:
+        raise errors.FeatureNotSupported("* is only allowed in a select list")
+
+    def c_Tuple(self, node: exp.Tuple) -> CExpr:
+        parts = [self.compile(e).fn for e in node.expressions]
+        return CExpr(lambda r, c: tuple(f(r, c) for f in parts), T.RECORD)
+
+    def c_Bracket(self, node: exp.Bracket) -> CExpr:
+        raise errors.FeatureNotSupported("array subscripts are not supported")
+
+    # -- functions -----------------------------------------------------------------------
+    def c_function(self, node: exp.Func) -> CExpr:
+        from engine.functions import compile_function
+
+        return compile_function(self, node)
+
+    def c_Anonymous(self, node: exp.Anonymous) -> CExpr:
+        from engine.functions import compile_function
+
+        return compile_function(self, node)
+
+
+def _common_type(args: list[CExpr]) -> int:
+    types = [a.type for a in args if a.type != T.UNKNOWN]
+    if not types:
+        return T.TEXT
+    t = types[0]
+    for u in types[1:]:
+        if u == t:
+            continue
+        if t in T.NUMERICS and u in T.NUMERICS:
+            t = T.common_numeric(t, u)
+        elif t in T.STRINGS and u in T.STRINGS:
+            t = T.TEXT
+        elif {t, u} <= {T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE}:
+            t = T.TIMESTAMPTZ if T.TIMESTAMPTZ in (t, u) else T.TIMESTAMP
+        else:
+            raise errors.DatatypeMismatch(
+                f"types {T.TYPE_NAMES.get(t, t)} and {T.TYPE_NAMES.get(u, u)} cannot be matched"
+            )
+    return t
+
+
+def _subquery_rows(plan: Any, limit: int = 0) -> Fn:
+    """Rows of a subquery: once per statement if uncorrelated, per outer row otherwise."""
+    key = id(plan)
+    if not plan.correlated:
+        def run(r: Any, c: Any) -> list:
+            rows = c.subq.get(key)
+            if rows is None:
+                rows = c.subq[key] = _take(plan.rows(c), limit)
+            return rows
+
+        return run
+
+    def run_corr(r: Any, c: Any) -> list:
+        c.outer.append(r)
+        try:
+            return _take(plan.rows(c), limit)
+        finally:
+            c.outer.pop()
+
+    return run_corr
+
+
+def _take(it: Any, limit: int) -> list:
+    if not limit:
+        return list(it)
+    out = []
+    for row in it:
+        out.append(row)
+        if len(out) >= limit:
+            break
+    return out
+
+
+_IV_UNITS = {"microsecond": 1e-6, "millisecond": 1e-3, "second": 1, "minute": 60, "hour": 3600,
+             "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365.25 * 86400}
+
+
+def _parse_interval(s: str) -> _dt.timedelta:
+    total = 0.0
+    toks = s.lower().replace(",", " ").split()
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if ":" in tok:
+            parts = [float(p) for p in tok.split(":")]
+            while len(parts) < 3:
+                parts.append(0.0)
+            total += parts[0] * 3600 + parts[1] * 60 + parts[2]
+            i += 1
+            continue
+        try:
+            n = float(tok)
+        except ValueError:
+            raise errors.InvalidTextRepresentation(f'invalid input syntax for type interval: "{s}"') from None
+        unit = toks[i + 1].rstrip("s") if i + 1 < len(toks) else "second"
+        if unit not in _IV_UNITS:
+            raise errors.InvalidTextRepresentation(f'invalid input syntax for type interval: "{s}"')
+        total += n * _IV_UNITS[unit]
+        i += 2
+    return _dt.timedelta(seconds=total)

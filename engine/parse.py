@@ -1,0 +1,145 @@
+"""SQL text -> statements: splitting, utility-statement recognition, sqlglot parsing, caching.
+
+``Parser.parse(text)`` returns a list of ``Stmt``; the list is cached by the exact text, so
+the same SQL is never parsed twice (plans are cached on the ``Stmt`` by the planner).
+
+Utility statements that sqlglot parses poorly or not at all (transaction control, SET /
+SHOW / RESET, DISCARD, VACUUM, ANALYZE) are recognised here with regular expressions;
+everything else goes to ``sqlglot.parse_one(read="postgres")``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from engine import errors
+
+_CACHE_LIMIT = 20000
+
+
+@dataclass(eq=False)
+class Stmt:
+    kind: str  # "begin" "commit" "rollback" "set" "show" "reset" "discard" "noop" "sql" "empty"
+    text: str
+    ast: exp.Expression | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    plans: dict[Any, Any] = field(default_factory=dict)  # planner cache: key -> plan
+
+
+def split_statements(text: str) -> list[str]:
+    """Split on top-level ';' (outside quotes, dollar quotes and comments)."""
+    out, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "'" or c == '"':
+            j = i + 1
+            while j < n:
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                if c == "'" and text[j] == "\\" and i > 0 and text[i - 1] in "eE":
+                    j += 1
+                j += 1
+            i = j + 1
+        elif c == "-" and text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif c == "/" and text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif c == "$":
+            m = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", text[i:])
+            if m and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")):
+                tag = m.group(0)
+                j = text.find(tag, i + len(tag))
+                i = n if j < 0 else j + len(tag)
+            else:
+                i += 1
+        elif c == ";":
+            out.append(text[start:i])
+            start = i = i + 1
+        else:
+            i += 1
+    out.append(text[start:])
+    return [s for s in (x.strip() for x in out) if s and not _only_comments(s)]
+
+
+def _only_comments(s: str) -> bool:
+    s = re.sub(r"--[^\n]*|/\*.*?\*/", "", s, flags=re.S)
+    return not s.strip()
+
+
+_ISO = r"(?:isolation\s+level\s+(?P<iso>serializable|repeatable\s+read|read\s+committed|read\s+uncommitted))"
+_MODES = rf"(?P<modes>(?:\s*,?\s*(?:{_ISO}|read\s+write|read\s+only|(?:not\s+)?deferrable))*)"
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("begin", re.compile(rf"^(?:begin(?:\s+(?:work|transaction))?|start\s+transaction){_MODES}\s*$", re.I)),
+    ("commit", re.compile(r"^(?:commit|end)(?:\s+(?:work|transaction))?(?:\s+and\s+no\s+chain)?\s*$", re.I)),
+    ("rollback", re.compile(r"^(?:rollback|abort)(?:\s+(?:work|transaction))?(?:\s+and\s+no\s+chain)?\s*$", re.I)),
+    ("set_txn", re.compile(rf"^set\s+(?:session\s+characteristics\s+as\s+)?transaction{_MODES}\s*$", re.I)),
+    ("set_tz", re.compile(r"^set\s+(?:(?:session|local)\s+)?time\s+zone\s+(?P<value>.+?)\s*$", re.I | re.S)),
+    ("set", re.compile(r"^set\s+(?:(?P<scope>session|local)\s+)?(?P<name>[A-Za-z_][\w.]*|\"[^\"]+\")\s*(?:=|\s+to\s+|\s)\s*(?P<value>.+?)\s*$", re.I | re.S)),
+    ("set_names", re.compile(r"^set\s+names\s+(?P<value>.+?)\s*$", re.I)),
+    ("show", re.compile(r"^show\s+(?P<name>transaction\s+isolation\s+level|time\s+zone|session\s+authorization|[A-Za-z_][\w.]*)\s*$", re.I)),
+    ("reset", re.compile(r"^reset\s+(?P<name>all|time\s+zone|[A-Za-z_][\w.]*)\s*$", re.I)),
+    ("discard", re.compile(r"^discard\s+(?P<what>all|plans|sequences|temp|temporary)\s*$", re.I)),
+    ("noop", re.compile(r"^(?P<tag>vacuum|analyze|checkpoint|listen|unlisten|notify|deallocate)\b.*$", re.I | re.S)),
+    ("savepoint", re.compile(r"^(?:savepoint|release|rollback\s+to)\b.*$", re.I | re.S)),
+]
+
+
+def _classify(text: str) -> Stmt:
+    head = text[:12].lower()
+    if head[:1] in ("b", "s", "c", "e", "r", "a", "d", "v", "l", "u", "n"):
+        for kind, pat in _PATTERNS:
+            m = pat.match(text)
+            if m:
+                info = {k: v for k, v in m.groupdict().items() if v is not None}
+                if "iso" in info:
+                    info["iso"] = re.sub(r"\s+", " ", info["iso"].lower())
+                if "modes" in info:
+                    info["read_only"] = bool(re.search(r"read\s+only", info["modes"], re.I))
+                return Stmt(kind, text, None, info)
+    try:
+        ast = sqlglot.parse_one(text, read="postgres")
+    except (ParseError, TokenError) as e:
+        raise _syntax_error(text, e) from None
+    if ast is None:
+        return Stmt("empty", text)
+    return Stmt("sql", text, ast)
+
+
+def _syntax_error(text: str, e: Exception) -> errors.SyntaxErr:
+    near = None
+    errs = getattr(e, "errors", None)
+    if errs:
+        near = errs[0].get("highlight")
+    if not near:
+        m = re.search(r"near '([^']*)'|Unexpected token: '?([^']*)'?", str(e))
+        near = (m.group(1) or m.group(2)) if m else None
+    if not near:
+        return errors.SyntaxErr("syntax error at end of input")
+    return errors.SyntaxErr(f'syntax error at or near "{near}"')
+
+
+class Parser:
+    """Per-database parse cache (shared by all sessions of one instance)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, list[Stmt]] = {}
+
+    def parse(self, text: str) -> list[Stmt]:
+        stmts = self._cache.get(text)
+        if stmts is None:
+            stmts = [_classify(s) for s in split_statements(text)]
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[text] = stmts
+        return stmts

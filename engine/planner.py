@@ -1,0 +1,498 @@
+"""Query planner: sqlglot SELECT / set-operation ASTs -> ``executor.Plan``.
+
+Steps for one SELECT: FROM (scans, joins; hash join for equi-joins) -> WHERE (a primary
+key equality on a single table becomes a ``KeyLookup``) -> GROUP BY / aggregates ->
+projection (+ hidden ORDER BY columns) -> DISTINCT -> ORDER BY -> LIMIT/OFFSET -> strip
+hidden columns.  Expressions are compiled once here (``engine.expr``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from engine import errors, sysviews
+from engine import types as T
+from engine.api import Column
+from engine.catalog import TableDef
+from engine.executor import (
+    Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, NestedLoopJoin, OneRow, Op, Plan,
+    Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
+)
+from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
+
+
+def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+    if node is None:
+        return []
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return conjuncts(node.this) + conjuncts(node.expression)
+    return [node]
+
+
+def and_all(parts: list[exp.Expression]) -> exp.Expression | None:
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.And(this=out, expression=p)
+    return out
+
+
+def has_columns(node: exp.Expression) -> bool:
+    return any(True for _ in node.find_all(exp.Column, exp.Subquery, exp.Select))
+
+
+def table_name(t: exp.Table) -> str:
+    db = t.text("db")
+    if db and db not in ("public", "pg_catalog", "information_schema"):
+        raise errors.UndefinedTable(f'relation "{db}.{t.name}" does not exist')
+    return t.name
+
+
+def result_type(oid: int) -> int:
+    return T.TEXT if oid == T.UNKNOWN else oid
+
+
+def make_column(name: str, c: CExpr, table_oid: int = 0, colno: int = 0) -> Column:
+    oid = result_type(c.type)
+    return Column(name, oid, T.TYPE_SIZES.get(oid, -1), c.typmod, table_oid, colno)
+
+
+class Planner:
+    def __init__(self, catalog: Any, param_types: list[int]) -> None:
+        self.catalog = catalog
+        self.env = Env(catalog, param_types, self)
+        self.tables: set[int] = set()  # stored tables the statement reads
+
+    # -- entry points ---------------------------------------------------------------------
+    def plan_query(self, node: exp.Expression, parent: Scope | None = None) -> Plan:
+        if isinstance(node, exp.Subquery):
+            return self.plan_query(node.this, parent)
+        if isinstance(node, exp.Select):
+            return self.plan_select(node, parent)
+        if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
+            return self.plan_setop(node, parent)
+        if isinstance(node, exp.Values):
+            return self.plan_values(node, parent)
+        raise errors.FeatureNotSupported(f"unsupported query: {node.sql('postgres')[:60]}")
+
+    def plan_subquery(self, node: exp.Expression, scope: Scope) -> Plan:
+        return self.plan_query(node, scope)
+
+    # -- FROM -----------------------------------------------------------------------------
+    def lookup_table(self, t: exp.Table) -> TableDef:
+        name = table_name(t)
+        td = self.catalog.get(name)
+        if td is None or td.kind != "r":
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        return td
+
+    def plan_from_item(self, item: exp.Expression, parent: Scope | None) -> tuple[Op, list, TableDef | None]:
+        if isinstance(item, exp.Table):
+            alias = item.alias_or_name
+            name = table_name(item)
+            td = self.catalog.get(name)
+            if td is None or td.kind != "r":
+                vt = sysviews.lookup(name)
+                if vt is not None:
+                    return VirtualScan(vt.rows), [(alias, n, t, -1) for n, t in vt.columns], None
+                if isinstance(item.this, exp.Anonymous) or item.args.get("this") is None:
+                    raise errors.FeatureNotSupported("table functions are not supported")
+                raise errors.UndefinedTable(f'relation "{name}" does not exist')
+            self.tables.add(td.table_id)
+            cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]
+            return TableScan(td.table_id), cols, td
+        if isinstance(item, exp.Subquery):
+            plan = self.plan_query(item.this, parent)
+            alias = item.alias_or_name or None
+            names = [c.name for c in plan.columns]
+            ta = item.args.get("alias")
+            if ta is not None and ta.columns:
+                names[: len(ta.columns)] = [c.name for c in ta.columns]
+            cols = [(alias, n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)]
+            return _PlanOp(plan), cols, None
+        if isinstance(item, exp.Values):
+            plan = self.plan_values(item, parent)
+            alias = item.alias_or_name or "*VALUES*"
+            names = [c.name for c in plan.columns]
+            ta = item.args.get("alias")
+            if ta is not None and ta.columns:
+                names[: len(ta.columns)] = [c.name for c in ta.columns]
+            return _PlanOp(plan), [(alias, n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)], None
+        raise errors.FeatureNotSupported(f"unsupported FROM item: {item.sql('postgres')[:60]}")
+
+    def plan_from(self, sel: exp.Select, parent: Scope | None) -> tuple[Op, Scope, TableDef | None]:
+        frm = sel.args.get("from_")
+        if frm is None:
+            return OneRow(), Scope([], parent), None
+        op, cols, td = self.plan_from_item(frm.this, parent)
+        joins = sel.args.get("joins") or []
+        for j in joins:
+            rop, rcols, _ = self.plan_from_item(j.this, parent)
+            td = None
+            side = (j.side or "").lower()
+            kind = side if side in ("left", "right", "full") else "inner"
+            scope = Scope(cols + rcols, parent)
+            on = j.args.get("on")
+            using = j.args.get("using")
+            if using:
+                lscope, rscope = Scope(cols), Scope(rcols)
+                parts = []
+                for ident in using:
+                    n = ident.name
+                    li, ri = lscope.find(n, None), rscope.find(n, None)
+                    if li is None or ri is None:
+                        raise errors.UndefinedColumn(f'column "{n}" specified in USING clause does not exist')
+                    parts.append(exp.EQ(this=exp.column(n, cols[li][0]), expression=exp.column(n, rcols[ri][0])))
+                on = and_all(parts)
+            lw = len(cols)
+            if on is None:
+                op = NestedLoopJoin(op, rop, None, "inner" if kind == "inner" else kind, lw, len(rcols))
+            else:
+                op = self._join(op, rop, on, kind, cols, rcols, scope)
+            cols = cols + rcols
+        return op, Scope(cols, parent), td
+
+    def _join(self, lop: Op, rop: Op, on: exp.Expression, kind: str, lcols: list, rcols: list, scope: Scope) -> Op:
+        lw = len(lcols)
+        lkeys, rkeys, rest = [], [], []
+        for p in conjuncts(on):
+            if isinstance(p, exp.EQ) and isinstance(p.this, exp.Column) and isinstance(p.expression, exp.Column):
+                a, b = Compiler(self.env, scope).compile(p.this), Compiler(self.env, scope).compile(p.expression)
+                ia, ib = _col_index(scope, p.this), _col_index(scope, p.expression)
+                if ia is not None and ib is not None and (ia < lw) != (ib < lw) and _hashable_pair(a.type, b.type):
+                    li, ri = (ia, ib - lw) if ia < lw else (ib, ia - lw)
+                    lkeys.append(lambda r, c, i=li: r[i])
+                    rkeys.append(lambda r, c, i=ri: r[i])
+                    continue
+            rest.append(p)
+        residual = and_all(rest)
+        res_fn = Compiler(self.env, scope).compile_bool(residual).fn if residual is not None else None
+        if lkeys:
+            return HashJoin(lop, rop, lkeys, rkeys, res_fn, kind, lw, len(rcols))
+        return NestedLoopJoin(lop, rop, res_fn, kind, lw, len(rcols))
+
+    # -- WHERE / access path ----------------------------------------------------------------
+    def access_path(self, op: Op, scope: Scope, td: TableDef | None, where: exp.Expression | None) -> Op:
+        if where is None:
+            return op
+        parts = conjuncts(where)
+        if td is not None and td.pk and isinstance(op, TableScan):
+            key_fns: dict[int, Any] = {}
+            rest = []
+            for p in parts:
+                if isinstance(p, exp.EQ):
+                    col, val = p.this, p.expression
+                    if not isinstance(col, exp.Column):
+                        col, val = val, col
+                    if isinstance(col, exp.Column) and not has_columns(val):
+                        i = scope.find(col.name, col.table or None)
+                        if i is not None and i in td.pk and i not in key_fns:
+                            cp = Compiler(self.env, scope)
+                            v = cp.compile(val)
+                            ctype = td.columns[i].type_oid
+                            if v.type == ctype or v.type in (T.UNKNOWN,) or (v.type in T.INTS and ctype in T.INTS) or (
+                                    v.param is not None and self.env.param_types[v.param] in (0, T.UNKNOWN)) or (
+                                    v.type in T.STRINGS and ctype in T.STRINGS and ctype != T.BPCHAR):
+                                key_fns[i] = _key_value(cp.coerce(v, ctype, td.columns[i].typmod), ctype).fn
+                                continue
+                rest.append(p)
+            if len(key_fns) == len(td.pk):
+                op = KeyLookup(td.table_id, [key_fns[i] for i in td.pk])
+                parts = rest
+        if parts:
+            pred = Compiler(self.env, scope).compile_bool(and_all(parts)).fn
+            op = Filter(op, pred)
+        return op
+
+    # -- SELECT -----------------------------------------------------------------------------
+    def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:
+        if sel.args.get("with_") or sel.args.get("with"):
+            raise errors.FeatureNotSupported("WITH queries are not supported yet")
+        op, scope, td = self.plan_from(sel, parent)
+        op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
+        select_items = self._expand_stars(sel.expressions, scope)
+        group = sel.args.get("group")
+        having = sel.args.get("having")
+        order = sel.args.get("order")
+        grouped = bool(group) or having is not None or any(
+            any(is_aggregate(n) for n in e.walk() if not _inside_subquery(n, e)) for e in select_items
+        ) or (order is not None and any(any(is_aggregate(n) for n in o.walk()) for o in order.expressions))
+        if grouped:
+            op, compiler = self._plan_group(op, scope, sel, select_items, group)
+            if having is not None:
+                op = Filter(op, compiler.compile_bool(having.this).fn)
+        else:
+            compiler = Compiler(self.env, scope)
+        outs = [compiler.compile(e.this if isinstance(e, exp.Alias) else e) for e in select_items]
+        names = [output_name(e) for e in select_items]
+        cols = [self._column(n, c, e, scope, td) for n, c, e in zip(names, outs, select_items)]
+        fns = [c.fn for c in outs]
+        width = len(fns)
+        sort_keys = []
+        distinct = sel.args.get("distinct") is not None
+        if order is not None:
+            for o in order.expressions:
+                idx = self._order_target(o.this, select_items, names)
+                if idx is None:
+                    if distinct:
+                        raise errors.SqlError("for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                                              sqlstate="42P10")
+                    fns.append(compiler.compile(o.this).fn)
+                    idx = len(fns) - 1
+                sort_keys.append((idx, bool(o.args.get("desc")), bool(o.args.get("nulls_first"))))
+        op = Project(op, fns)
+        if distinct:
+            op = Distinct(op, width)
+        if sort_keys:
+            op = Sort(op, sort_keys)
+        op = self._limit(op, sel)
+        if len(fns) > width:
+            op = Strip(op, width)
+        return Plan(op, cols, correlated=_correlated(scope))
+
+    def _column(self, name: str, c: CExpr, e: exp.Expression, scope: Scope, td: TableDef | None) -> Column:
+        inner = e.this if isinstance(e, exp.Alias) else e
+        if td is not None and isinstance(inner, exp.Column):
+            i = td.column_index(inner.name)
+            if i is not None:
+                return make_column(name, c, td.table_id, i + 1)
+        return make_column(name, c)
+
+    def _limit(self, op: Op, node: exp.Expression) -> Op:
+        lim, off = node.args.get("limit"), node.args.get("offset")
+        if lim is None and off is None:
+            return op
+        cp = Compiler(self.env, None)
+
+        def num(n: exp.Expression | None) -> Any:
+            if n is None:
+                return None
+            e = n.expression if n.expression is not None else n.this
+            if isinstance(e, exp.Null):
+                return None
+            return cp.coerce(cp.compile(e), T.INT8).fn
+
+        return Limit(op, num(lim), num(off))
+
+    def _expand_stars(self, items: list[exp.Expression], scope: Scope) -> list[exp.Expression]:
+        out: list[exp.Expression] = []
+        for e in items:
+            if isinstance(e, exp.Star):
+                if not scope.cols:
+                    raise errors.SyntaxErr("SELECT * with no tables specified is not valid")
+                out.extend(exp.column(n, q) if q else exp.column(n) for q, n, _, _ in scope.cols)
+            elif isinstance(e, exp.Column) and isinstance(e.this, exp.Star):
+                t = e.table
+                if not scope.has_table(t):
+                    raise errors.UndefinedTable(f'missing FROM-clause entry for table "{t}"')
+                out.extend(exp.column(n, q) for q, n, _, _ in scope.cols if q == t)
+            else:
+                out.append(e)
+        return out
+
+    def _order_target(self, node: exp.Expression, items: list[exp.Expression], names: list[str]) -> int | None:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            k = int(node.this)
+            if not 1 <= k <= len(items):
+                raise errors.SqlError(f"ORDER BY position {k} is not in select list", sqlstate="42P10")
+            return k - 1
+        if isinstance(node, exp.Column) and not node.table:
+            for i, (e, n) in enumerate(zip(items, names)):
+                if isinstance(e, exp.Alias) and n == node.name:
+                    return i
+        for i, e in enumerate(items):
+            if (e.this if isinstance(e, exp.Alias) else e) == node:
+                return i
+        return None
+
+    def _plan_group(self, op: Op, scope: Scope, sel: exp.Select, items: list[exp.Expression],
+                    group: exp.Group | None) -> tuple[Op, Compiler]:
+        gexprs: list[exp.Expression] = []
+        for g in (group.expressions if group else []):
+            if isinstance(g, exp.Literal) and not g.is_string:
+                g = items[int(g.this) - 1]
+                g = g.this if isinstance(g, exp.Alias) else g
+            elif isinstance(g, exp.Column) and not g.table and scope.find(g.name, None) is None:
+                for e in items:
+                    if isinstance(e, exp.Alias) and e.alias == g.name:
+                        g = e.this
+            gexprs.append(g)
+        inc = Compiler(self.env, scope)
+        keyc = [inc.compile(g) for g in gexprs]
+        nk = len(keyc)
+        aggs: list[tuple[exp.Expression, AggSpec]] = []
+
+        def hook(node: exp.Expression) -> CExpr | None:
+            if is_aggregate(node):
+                for i, (a, spec) in enumerate(aggs):
+                    if a == node:
+                        return CExpr(lambda r, c, i=nk + i: r[i], spec.type)
+                spec = self._agg_spec(node, inc)
+                aggs.append((node, spec))
+                return CExpr(lambda r, c, i=nk + len(aggs) - 1: r[i], spec.type)
+            for i, g in enumerate(gexprs):
+                if node == g:
+                    k = keyc[i]
+                    return CExpr(lambda r, c, i=i: r[i], k.type, k.typmod)
+            if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+                if scope.find(node.name, node.table or None) is not None:
+                    q = f"{node.table}.{node.name}" if node.table else node.name
+                    raise errors.SqlError(
+                        f'column "{q}" must appear in the GROUP BY clause or be used in an aggregate function',
+                        sqlstate="42803")
+            return None
+
+        agg_op = _LazyAggregate(op, [k.fn for k in keyc], aggs)
+        return agg_op, Compiler(self.env, scope, hook)
+
+    def _agg_spec(self, node: exp.Expression, cp: Compiler) -> AggSpec:
+        arg = node.this
+        distinct = isinstance(arg, exp.Distinct)
+        if distinct:
+            arg = arg.expressions[0]
+        if isinstance(node, exp.Count):
+            if arg is None or isinstance(arg, exp.Star):
+                return AggSpec("count_star", None, False, T.INT8)
+            return AggSpec("count", cp.compile(arg).fn, distinct, T.INT8)
+        a = cp.compile(arg)
+        if isinstance(node, (exp.Sum, exp.Avg)):
+            if a.type == T.UNKNOWN:
+                a = cp.coerce(a, T.NUMERIC)
+            if a.type not in T.NUMERICS and a.type != T.INTERVAL:
+                fn = "sum" if isinstance(node, exp.Sum) else "avg"
+                raise errors.UndefinedFunction(f"function {fn}({T.TYPE_NAMES.get(a.type)}) does not exist")
+            if isinstance(node, exp.Sum):
+                t = {T.INT2: T.INT8, T.INT4: T.INT8, T.INT8: T.NUMERIC, T.FLOAT4: T.FLOAT4}.get(a.type, a.type)
+                return AggSpec("sum", a.fn, distinct, t)
+            t = T.FLOAT8 if a.type in (T.FLOAT4, T.FLOAT8) else T.NUMERIC
+            return AggSpec("avg", a.fn, distinct, t)
+        if isinstance(node, (exp.Min, exp.Max)):
+            t = T.TEXT if a.type == T.UNKNOWN else a.type
+            return AggSpec("min" if isinstance(node, exp.Min) else "max", a.fn, distinct, t)
+        if isinstance(node, exp.GroupConcat):
+            sep = node.args.get("separator")
+            return AggSpec("string_agg", cp.coerce(a, T.TEXT).fn, distinct, T.TEXT,
+                           cp.coerce(cp.compile(sep), T.TEXT).fn if sep is not None else None)
+        if isinstance(node, exp.LogicalAnd):
+            return AggSpec("bool_and", cp.coerce(a, T.BOOL).fn, distinct, T.BOOL)
+        if isinstance(node, exp.LogicalOr):
+            return AggSpec("bool_or", cp.coerce(a, T.BOOL).fn, distinct, T.BOOL)
+        if isinstance(node, exp.ArrayAgg):
+            return AggSpec("array_agg", a.fn, distinct, T.TEXT)
+        raise errors.FeatureNotSupported(f"aggregate {node.sql_name()} is not supported")
+
+    # -- set operations / VALUES ----------------------------------------------------------------
+    def plan_setop(self, node: exp.Expression, parent: Scope | None) -> Plan:
+        left = self.plan_query(node.this, parent)
+        right = self.plan_query(node.expression, parent)
+        if len(left.columns) != len(right.columns):
+            raise errors.SyntaxErr("each UNION query must have the same number of columns")
+        kind = {exp.Union: "union", exp.Intersect: "intersect", exp.Except: "except"}[type(node)]
+        convs = []
+        cols = []
+        for lc, rc in zip(left.columns, right.columns):
+            if lc.type_oid == rc.type_oid or rc.type_oid in (T.TEXT,) and lc.type_oid in T.STRINGS:
+                convs.append(None)
+                cols.append(lc)
+            elif lc.type_oid in T.NUMERICS and rc.type_oid in T.NUMERICS:
+                t = T.common_numeric(lc.type_oid, rc.type_oid)
+                convs.append(T.caster(rc.type_oid, t))
+                cols.append(Column(lc.name, t, T.TYPE_SIZES.get(t, -1)))
+            else:
+                convs.append(T.caster(rc.type_oid, lc.type_oid))
+                cols.append(lc)
+        op: Op = SetOp(left.root, right.root, kind, bool(node.args.get("distinct")), convs)
+        order = node.args.get("order")
+        if order is not None:
+            keys = []
+            names = [c.name for c in cols]
+            for o in order.expressions:
+                e = o.this
+                if isinstance(e, exp.Literal) and not e.is_string:
+                    idx = int(e.this) - 1
+                elif isinstance(e, exp.Column) and e.name in names:
+                    idx = names.index(e.name)
+                else:
+                    raise errors.FeatureNotSupported("ORDER BY on a UNION result must name an output column")
+                keys.append((idx, bool(o.args.get("desc")), bool(o.args.get("nulls_first"))))
+            op = Sort(op, keys)
+        op = self._limit(op, node)
+        return Plan(op, cols, left.correlated or right.correlated)
+
+    def plan_values(self, node: exp.Values, parent: Scope | None) -> Plan:
+        cp = Compiler(self.env, Scope([], parent))
+        rows = [[cp.compile(e) for e in (t.expressions if isinstance(t, exp.Tuple) else [t])] for t in node.expressions]
+        width = len(rows[0])
+        if any(len(r) != width for r in rows):
+            raise errors.SyntaxErr("VALUES lists must all be the same length")
+        from engine.expr import _common_type
+
+        types = [_common_type([r[i] for r in rows]) for i in range(width)]
+        fns = [[cp.coerce(r[i], types[i]).fn for i in range(width)] for r in rows]
+        cols = [Column(f"column{i + 1}", t, T.TYPE_SIZES.get(t, -1)) for i, t in enumerate(types)]
+        return Plan(Values(fns), cols)
+
+
+class _PlanOp(Op):
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def rows(self, ctx: Any) -> Any:
+        return self.plan.rows(ctx)
+
+
+class _LazyAggregate(Aggregate):
+    """An Aggregate whose spec list is filled while the select list compiles."""
+
+    def __init__(self, child: Op, keys: list, aggs: list) -> None:
+        super().__init__(child, keys, [])
+        self._pairs = aggs
+
+    def rows(self, ctx: Any) -> Any:
+        self.aggs = [s for _, s in self._pairs]
+        return super().rows(ctx)
+
+
+def _col_index(scope: Scope, col: exp.Column) -> int | None:
+    try:
+        return scope.find(col.name, col.table or None)
+    except errors.SqlError:
+        return None
+
+
+def _hashable_pair(a: int, b: int) -> bool:
+    if a == b:
+        return a != T.BPCHAR
+    return (a in T.INTS and b in T.INTS) or ({a, b} <= {T.TEXT, T.VARCHAR, T.NAME})
+
+
+def _key_value(c: CExpr, ctype: int) -> CExpr:
+    if ctype in T.INTS:
+        f = c.fn
+
+        def run(r: Any, ctx: Any) -> Any:
+            v = f(r, ctx)
+            return v if v is None or type(v) is int else int(v)
+
+        return CExpr(run, ctype)
+    return c
+
+
+def _inside_subquery(node: exp.Expression, root: exp.Expression) -> bool:
+    if node is root:
+        return False
+    p = node.parent
+    while p is not None and p is not root:
+        if isinstance(p, (exp.Select, exp.Subquery)):
+            return True
+        p = p.parent
+    return False
+
+
+def _correlated(scope: Scope) -> bool:
+    return scope.correlated

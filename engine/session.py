@@ -1,0 +1,429 @@
+"""``EngineSession``: one client connection's view of the engine (the Session protocol).
+
+Statement flow: parse (cached) -> classify -> utility statements handled here; SQL gets a
+cached ``StmtPlan`` (keyed by catalog version and parameter types) -> ``ensure_loaded`` of
+the tables it touches -> run inside the session's transaction with a snapshot (per
+statement in READ COMMITTED, per transaction otherwise).  A lock wait (``LockBusy``) or a
+write conflict rolls back the statement's writes and restarts it (READ COMMITTED) or
+raises 40001 (REPEATABLE READ / SERIALIZABLE).  Autocommit statements and multi-statement
+messages run in an implicit transaction committed at the end of the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import structlog
+from sqlglot import exp
+
+from engine import errors, guc
+from engine import types as T
+from engine.api import Column, LockBusy, Prepared, Result
+from engine.catalog import SEQUENCE_TABLE, Catalog
+from engine.context import ExecCtx
+from engine.keys import rowid_key
+from engine.parse import Stmt
+from engine.stmtplan import StmtPlan, build_plan
+from engine.txn import Restart, Txn
+
+log = structlog.get_logger("engine")
+
+_ISO_NAMES = {"read uncommitted": "read committed", "read committed": "read committed",
+              "repeatable read": "repeatable read", "serializable": "serializable"}
+
+
+class EngineSession:
+    def __init__(self, db: Any, user: str, database: str, params: dict[str, str], backend_pid: int = 0) -> None:
+        self.db = db
+        self.store = db.store
+        self.user = user
+        self.database = database
+        self.backend_pid = backend_pid
+        self.gucs = guc.defaults(user, db.instance_name, db.store.read_only)
+        for k, v in params.items():
+            if k.lower() not in ("user", "database", "options", "replication"):
+                self.gucs[k.lower()] = v
+        self.txn: Txn | None = None
+        self.currvals: dict[str, int] = {}
+
+    # -- Session protocol ---------------------------------------------------------------------
+    @property
+    def transaction_status(self) -> str:
+        t = self.txn
+        if t is None or not t.explicit:
+            return "I"
+        return "E" if t.failed else "T"
+
+    async def execute(self, sql: str) -> AsyncIterator[Result]:
+        try:
+            stmts = self.db.parser.parse(sql)
+        except errors.SqlError:
+            self._fail()
+            raise
+        if not stmts:
+            yield Result("EMPTY")
+            return
+        last = len(stmts) - 1
+        for i, st in enumerate(stmts):
+            res = await self._run(st, (), None)
+            if i == last:
+                await self._end_implicit()
+            yield res
+
+    def prepare(self, sql: str, param_types: list[int]) -> Prepared:
+        try:
+            stmts = self.db.parser.parse(sql)
+        except errors.SqlError:
+            self._fail()
+            raise
+        if len(stmts) > 1:
+            raise errors.SyntaxErr("cannot insert multiple commands into a prepared statement")
+        if not stmts:
+            return Prepared(sql, list(param_types), None, None)
+        st = stmts[0]
+        if self.txn is not None and self.txn.failed:
+            raise errors.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block")
+        if st.kind == "show":
+            return Prepared(sql, [], [Column(self._show_name(st.info["name"]), T.TEXT)], st)
+        if st.kind != "sql":
+            return Prepared(sql, list(param_types), None, st)
+        try:
+            plan = self._plan(st, self._catalog(), list(param_types))
+        except errors.SqlError:
+            self._fail()
+            raise
+        ptypes = [t if t not in (0, T.UNKNOWN) else T.TEXT for t in plan.param_types]
+        return Prepared(sql, ptypes, plan.columns, st)
+
+    async def execute_prepared(self, prepared: Prepared, params: list[Any], max_rows: int = 0) -> Result:
+        st = prepared.handle
+        if st is None:
+            return Result("EMPTY")
+        res = await self._run(st, params, prepared.param_types)
+        await self._end_implicit()
+        if max_rows and len(res.rows) > max_rows:
+            res.rows = res.rows[:max_rows]
+        return res
+
+    def get_parameter(self, name: str) -> str | None:
+        n = name.lower()
+        if n == "transaction_isolation" and self.txn is not None:
+            return self.txn.isolation
+        return self.gucs.get(n)
+
+    def set_parameter(self, name: str, value: str) -> None:
+        self.gucs[name.lower()] = value
+
+    def parameter_status(self) -> dict[str, str]:
+        return {disp: self.gucs[k] for k, disp in guc.REPORTED.items() if k in self.gucs}
+
+    async def close(self) -> None:
+        if self.txn is not None:
+            self._rollback()
+
+    def version_string(self) -> str:
+        return (f"PostgreSQL {guc.SERVER_VERSION} (Borealis, instance {self.db.instance_name}) on "
+                "x86_64-pc-linux-gnu, compiled by Python, 64-bit")
+
+    # -- sequences (called from SQL functions) ------------------------------------------------------
+    def _seq(self, name: str) -> Any:
+        td = self._catalog().get(name.split(".")[-1].strip('"'))
+        if td is None or td.kind != "S":
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        return td
+
+    def nextval(self, name: str) -> int:
+        td = self._seq(name)
+        if self.store.read_only:
+            raise errors.ReadOnlyTransaction("cannot execute nextval() in a read-only transaction")
+        v = self.db.nextval(td)
+        if self.txn is not None:
+            self.txn.seqs.add(td.table_id)
+        self.currvals[td.name] = v
+        return v
+
+    def currval(self, name: str) -> int:
+        td = self._seq(name)
+        if td.name not in self.currvals:
+            raise errors.SqlError(f'currval of sequence "{td.name}" is not yet defined in this session',
+                                  sqlstate="55000")
+        return self.currvals[td.name]
+
+    def setval(self, name: str, v: int, called: bool = True) -> int:
+        td = self._seq(name)
+        if self.store.read_only:
+            raise errors.ReadOnlyTransaction("cannot execute setval() in a read-only transaction")
+        self.db.setval(td, v, called)
+        if self.txn is not None:
+            self.txn.seqs.add(td.table_id)
+        return v
+
+    # -- internals -------------------------------------------------------------------------------
+    def _catalog(self) -> Catalog:
+        if self.txn is not None and self.txn.catalog is not None:
+            return self.txn.catalog
+        return self.db.catalog()
+
+    def _plan(self, st: Stmt, catalog: Catalog, param_types: list[int]) -> StmtPlan:
+        local = self.txn is not None and self.txn.catalog is not None
+        key = (catalog.version, tuple(param_types))
+        if not local:
+            plan = st.plans.get(key)
+            if plan is not None:
+                return plan
+        plan = build_plan(st.ast, catalog, list(param_types))
+        if not local and plan.cacheable:
+            if len(st.plans) > 8:
+                st.plans.clear()
+            st.plans[key] = plan
+        return plan
+
+    def _new_txn(self, explicit: bool, iso: str | None = None, read_only: bool = False) -> Txn:
+        iso = _ISO_NAMES.get(iso or self.gucs["default_transaction_isolation"], "read committed")
+        ro = read_only or self.gucs.get("default_transaction_read_only") == "on"
+        return Txn(self.store, iso, ro, explicit)
+
+    def _fail(self) -> None:
+        t = self.txn
+        if t is None:
+            return
+        if t.explicit:
+            t.failed = True
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        t = self.txn
+        self.txn = None
+        if t is not None and t.txid is not None:
+            self.store.release(t.txid)
+
+    async def _commit(self) -> None:
+        t = self.txn
+        if t is None:
+            return
+        try:
+            if t.has_writes:
+                if t.txid is None:
+                    t.txid = self.store.new_txid()
+                writes = t.write_set()
+                for sid in t.seqs:  # current counters, set with no await before commit
+                    st = self.db.seqs.get(sid)
+                    if st is not None:
+                        writes[(SEQUENCE_TABLE, rowid_key(sid))] = tuple(st)
+                await self.store.commit(t.txid, writes)
+        finally:
+            self.txn = None
+            if t.txid is not None:
+                self.store.release(t.txid)
+
+    async def _end_implicit(self) -> None:
+        if self.txn is not None and not self.txn.explicit:
+            try:
+                await self._commit()
+            except errors.SqlError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- storage failures become SQL errors
+                log.exception("commit failed")
+                raise errors.StorageUnavailable(f"could not commit: {e}") from None
+
+    async def _run(self, st: Stmt, params: Any, ptypes: Any) -> Result:
+        t = self.txn
+        if t is not None and t.failed and st.kind not in ("commit", "rollback"):
+            raise errors.InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block")
+        try:
+            handler = getattr(self, "_k_" + st.kind)
+            if st.kind == "sql":
+                return await self._k_sql(st, params, ptypes)
+            return await handler(st)
+        except errors.SqlError:
+            self._fail()
+            raise
+        except Exception as e:  # noqa: BLE001 -- never a traceback to the client
+            log.exception("internal error", sql=st.text[:200])
+            self._fail()
+            raise errors.InternalError(f"internal error: {type(e).__name__}: {e}") from None
+
+    # -- SQL statements ------------------------------------------------------------------------------
+    async def _k_sql(self, st: Stmt, params: Any, ptypes: Any) -> Result:
+        if self.txn is None:
+            self.txn = self._new_txn(explicit=False)
+        txn = self.txn
+        catalog = self._catalog()
+        plan = self._plan(st, catalog, list(ptypes) if ptypes else [])
+        if plan.writes and (self.store.read_only or txn.read_only):
+            raise errors.ReadOnlyTransaction(f"cannot execute {plan.verb} in a read-only transaction")
+        await self.store.ensure_loaded(plan.tables)
+        store = self.store
+        while True:
+            if txn.snapshot_per_txn:
+                if txn.snapshot is None:
+                    txn.snapshot = store.snapshot()
+                snap = txn.snapshot
+            else:
+                snap = store.snapshot()
+            ctx = ExecCtx(self, txn, snap, params)
+            ctx.catalog = catalog
+            txn.begin_statement()
+            try:
+                tag, rows, notices = plan.run(ctx)
+            except LockBusy as e:
+                txn.rollback_statement()
+                await store.wait_for(e.holder)
+                continue
+            except Restart:
+                txn.rollback_statement()
+                if txn.snapshot_per_txn:
+                    raise errors.SerializationFailure("could not serialize access due to concurrent update") from None
+                continue
+            return Result(tag, plan.columns, rows, notices)
+
+    # -- transaction control --------------------------------------------------------------------------
+    async def _k_begin(self, st: Stmt) -> Result:
+        t = self.txn
+        if t is not None and t.explicit:
+            return Result("BEGIN", notices=["there is already a transaction in progress"])
+        iso = st.info.get("iso")
+        if t is not None:
+            t.explicit = True
+            if iso:
+                t.isolation = _ISO_NAMES[iso]
+        else:
+            self.txn = self._new_txn(True, iso, st.info.get("read_only", False))
+        return Result("BEGIN")
+
+    async def _k_commit(self, st: Stmt) -> Result:
+        t = self.txn
+        if t is None or not t.explicit:
+            if t is not None:
+                await self._commit()
+            return Result("COMMIT", notices=["there is no transaction in progress"])
+        if t.failed:
+            self._rollback()
+            return Result("ROLLBACK")
+        await self._commit()
+        return Result("COMMIT")
+
+    async def _k_rollback(self, st: Stmt) -> Result:
+        t = self.txn
+        self._rollback()
+        if t is None or not t.explicit:
+            return Result("ROLLBACK", notices=["there is no transaction in progress"])
+        return Result("ROLLBACK")
+
+    async def _k_savepoint(self, st: Stmt) -> Result:
+        raise errors.FeatureNotSupported("savepoints are not supported yet")
+
+    # -- GUCs ----------------------------------------------------------------------------------------
+    async def _k_set(self, st: Stmt) -> Result:
+        name = st.info["name"].strip('"').lower()
+        raw = st.info["value"]
+        if raw.strip().lower() == "default":
+            d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+            if name in d:
+                self.gucs[name] = d[name]
+            else:
+                self.gucs.pop(name, None)
+            return Result("SET")
+        value = guc.normalize_value(raw)
+        if name == "transaction_isolation":
+            return await self._set_iso(value.lower())
+        if name == "client_encoding" and value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
+            raise errors.FeatureNotSupported(f"conversion to encoding \"{value}\" is not supported",
+                                             sqlstate="22023")
+        if name == "timezone" and value.upper() not in ("UTC", "GMT", "Z", "ETC/UTC", "0", "+00", "00:00"):
+            pass  # accepted; timestamps are still shown in UTC
+        if name == "transaction_read_only" and self.txn is not None:
+            self.txn.read_only = value.lower() in ("on", "true", "1")
+        if name == "default_transaction_read_only" and self.store.read_only and value.lower() in ("off", "false", "0"):
+            pass
+        if name == "datestyle":
+            value = "ISO, MDY" if value.upper().startswith("ISO") or not value else value
+        self.gucs[name] = value
+        return Result("SET")
+
+    async def _set_iso(self, value: str) -> Result:
+        if value not in _ISO_NAMES:
+            raise errors.SqlError(f'invalid value for parameter "transaction_isolation": "{value}"', sqlstate="22023")
+        if self.txn is not None:
+            self.txn.isolation = _ISO_NAMES[value]
+        return Result("SET")
+
+    async def _k_set_tz(self, st: Stmt) -> Result:
+        v = guc.normalize_value(st.info["value"])
+        self.gucs["timezone"] = "UTC" if v.lower() in ("local", "default") else v
+        return Result("SET")
+
+    async def _k_set_names(self, st: Stmt) -> Result:
+        self.gucs["client_encoding"] = guc.normalize_value(st.info["value"])
+        return Result("SET")
+
+    async def _k_set_txn(self, st: Stmt) -> Result:
+        iso = st.info.get("iso")
+        if "characteristics" in st.text.lower():
+            if iso:
+                self.gucs["default_transaction_isolation"] = _ISO_NAMES[iso]
+            if st.info.get("read_only"):
+                self.gucs["default_transaction_read_only"] = "on"
+            return Result("SET")
+        if self.txn is not None:
+            if iso:
+                self.txn.isolation = _ISO_NAMES[iso]
+            if st.info.get("read_only"):
+                self.txn.read_only = True
+            return Result("SET")
+        return Result("SET", notices=["SET TRANSACTION can only be used in transaction blocks"])
+
+    def _show_name(self, name: str) -> str:
+        n = " ".join(name.lower().split())
+        return guc.SHOW_ALIASES.get(n, n)
+
+    async def _k_show(self, st: Stmt) -> Result:
+        raw = st.info["name"]
+        key = self._show_name(raw)
+        if key == "all":
+            rows = [(k, v, "") for k, v in sorted(self.gucs.items())]
+            return Result("SHOW", [Column("name", T.TEXT), Column("setting", T.TEXT), Column("description", T.TEXT)], rows)
+        v = self.get_parameter(key)
+        if v is None:
+            raise errors.SqlError(f'unrecognized configuration parameter "{key}"', sqlstate="42704")
+        colname = key if " " in raw else raw.lower() if key not in guc.REPORTED else guc.REPORTED[key]
+        if " " in raw:
+            colname = key
+        return Result("SHOW", [Column(colname, T.TEXT)], [(v,)])
+
+    async def _k_reset(self, st: Stmt) -> Result:
+        name = self._show_name(st.info["name"])
+        d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+        if name == "all":
+            keep = {k: v for k, v in self.gucs.items() if k not in d}
+            self.gucs = d
+            del keep
+        elif name in d:
+            self.gucs[name] = d[name]
+        else:
+            self.gucs.pop(name, None)
+        return Result("RESET")
+
+    async def _k_discard(self, st: Stmt) -> Result:
+        what = st.info["what"].upper()
+        if what == "ALL":
+            if self.txn is not None and self.txn.explicit:
+                raise errors.SqlError("DISCARD ALL cannot run inside a transaction block", sqlstate="25001")
+            self.gucs = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+            self.currvals.clear()
+        return Result(f"DISCARD {'TEMP' if what == 'TEMPORARY' else what}")
+
+    async def _k_noop(self, st: Stmt) -> Result:
+        tag = st.info["tag"].upper()
+        if tag == "VACUUM" and self.txn is not None and self.txn.explicit:
+            raise errors.SqlError("VACUUM cannot run inside a transaction block", sqlstate="25001")
+        return Result(tag)
+
+    async def _k_empty(self, st: Stmt) -> Result:
+        return Result("EMPTY")
+
+
+__all__ = ["EngineSession", "exp"]

@@ -1,0 +1,114 @@
+"""``StmtPlan``: what the session executes for one parsed SQL statement.
+
+``build_plan`` dispatches on the sqlglot node: queries go to ``planner``, writes to
+``dml``, schema changes to ``ddl``.  A StmtPlan records its row description, the inferred
+parameter types, the stored tables to load, whether it writes (read-only checks) and
+whether it may be cached (DDL is not: it runs against the catalog of the moment).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlglot import exp
+
+from engine import ddl, errors
+from engine.api import Column
+from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
+from engine.dml import DeletePlan, InsertPlan, UpdatePlan
+from engine.planner import Planner
+
+
+class StmtPlan:
+    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "_run")
+
+    def __init__(self, run: Callable[[Any], tuple[str, list, list[str]]], *, columns: list[Column] | None,
+                 param_types: list[int], tables: list[int], writes: bool, verb: str, cacheable: bool = True) -> None:
+        self._run = run
+        self.columns = columns
+        self.param_types = param_types
+        self.tables = tables
+        self.writes = writes
+        self.verb = verb
+        self.cacheable = cacheable
+
+    def run(self, ctx: Any) -> tuple[str, list, list[str]]:
+        return self._run(ctx)
+
+
+def _query_runner(plan: Any) -> Callable[[Any], tuple[str, list, list[str]]]:
+    def run(ctx: Any) -> tuple[str, list, list[str]]:
+        rows = list(plan.rows(ctx))
+        return f"SELECT {len(rows)}", rows, []
+
+    return run
+
+
+def _dml_runner(p: Any) -> Callable[[Any], tuple[str, list, list[str]]]:
+    def run(ctx: Any) -> tuple[str, list, list[str]]:
+        tag, rows = p.run(ctx)
+        return tag, rows, []
+
+    return run
+
+
+def _ddl_runner(fn: Callable[[Any, Any], tuple[str, list[str]]], node: exp.Expression) -> Callable[[Any], Any]:
+    def run(ctx: Any) -> tuple[str, list, list[str]]:
+        tag, notices = fn(ctx, node)
+        return tag, [], notices
+
+    return run
+
+
+def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> StmtPlan:
+    pl = Planner(catalog, param_types)
+    base = [CATALOG_TABLE, SEQUENCE_TABLE]
+    if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
+        plan = pl.plan_query(node)
+        return StmtPlan(_query_runner(plan), columns=plan.columns, param_types=pl.env.param_types,
+                        tables=sorted(pl.tables), writes=False, verb="SELECT")
+    if isinstance(node, exp.Insert):
+        p: Any = InsertPlan(pl, node)
+        verb = "INSERT"
+    elif isinstance(node, exp.Update):
+        p = UpdatePlan(pl, node)
+        verb = "UPDATE"
+    elif isinstance(node, exp.Delete):
+        p = DeletePlan(pl, node)
+        verb = "DELETE"
+    else:
+        p = None
+        verb = ""
+    if p is not None:
+        return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
+                        tables=sorted(pl.tables), writes=True, verb=verb)
+    tables = base + ddl.tables_of(node, catalog)
+    if isinstance(node, exp.Create):
+        kind = str(node.args.get("kind") or "").upper()
+        fn = {"TABLE": ddl.create_table, "SEQUENCE": ddl.create_sequence, "DATABASE": ddl.create_database}.get(kind)
+        if kind == "INDEX":
+            fn = _create_index
+        if fn is None:
+            raise errors.FeatureNotSupported(f"CREATE {kind} is not supported yet")
+        return StmtPlan(_ddl_runner(fn, node), columns=None, param_types=param_types, tables=tables, writes=True,
+                        verb=f"CREATE {kind}", cacheable=False)
+    if isinstance(node, exp.Drop):
+        kind = str(node.args.get("kind") or "").upper()
+        return StmtPlan(_ddl_runner(ddl.drop, node), columns=None, param_types=param_types, tables=tables,
+                        writes=True, verb=f"DROP {kind}", cacheable=False)
+    if isinstance(node, exp.TruncateTable):
+        return StmtPlan(_ddl_runner(ddl.truncate, node), columns=None, param_types=param_types, tables=tables,
+                        writes=True, verb="TRUNCATE TABLE", cacheable=False)
+    if isinstance(node, exp.Command):
+        word = str(node.this).upper()
+        raise errors.FeatureNotSupported(f"{word} is not supported")
+    raise errors.FeatureNotSupported(f"statement not supported: {node.key.upper()}")
+
+
+def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    """Secondary indexes are not built yet: accept the DDL (checking the table exists)."""
+    idx = node.this
+    t = idx.args.get("table")
+    if t is not None and ctx.catalog.get(t.name) is None:
+        raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
+    return "CREATE INDEX", []

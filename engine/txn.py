@@ -1,0 +1,115 @@
+"""A transaction's write buffer, its locks and the read-your-own-writes overlay.
+
+``Txn.tables[table_id][key] -> row | None`` (None = delete) holds every uncommitted
+write; nothing reaches the store before ``commit``.  Reads go through ``get``/``scan``,
+which overlay these writes on the store's snapshot.  A per-statement undo log lets a
+statement be rolled back and restarted after a lock wait or write conflict.
+
+Lock keys are (table_id, row key); unique-constraint values are locked as
+``(table_id, b"\\xffu" + constraint name + b"\\x00" + encoded values)`` -- row keys never
+start with 0xFF (see ``engine.keys``), so the two cannot collide.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Iterator
+
+from engine.api import Key, Row
+
+_MISSING = object()
+
+
+class Restart(Exception):
+    """The statement must be rolled back and re-run (after waiting for ``holder``)."""
+
+    def __init__(self, holder: int | None) -> None:
+        super().__init__(f"restart (holder {holder})")
+        self.holder = holder
+
+
+class Txn:
+    def __init__(self, store: Any, isolation: str, read_only: bool, explicit: bool) -> None:
+        self.store = store
+        self.isolation = isolation  # "read committed" | "repeatable read" | "serializable"
+        self.read_only = read_only
+        self.explicit = explicit
+        self.txid: int | None = None
+        self.tables: dict[int, dict[Key, Row | None]] = {}
+        self.undo: dict[tuple[int, Key], Any] = {}
+        self.snapshot: int | None = None  # fixed snapshot (RR / SERIALIZABLE)
+        self.failed = False
+        self.catalog: Any = None  # txn-local catalog after DDL
+        self.seqs: set[int] = set()  # sequences advanced (written at commit)
+        self.start_time = _dt.datetime.now(_dt.timezone.utc)
+
+    @property
+    def snapshot_per_txn(self) -> bool:
+        return self.isolation != "read committed"
+
+    @property
+    def has_writes(self) -> bool:
+        return any(self.tables.values()) or bool(self.seqs)
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, tid: int, key: Key, snap: int) -> Row | None:
+        w = self.tables.get(tid)
+        if w is not None:
+            row = w.get(key, _MISSING)
+            if row is not _MISSING:
+                return row  # type: ignore[return-value]
+        return self.store.get(tid, key, snap)
+
+    def scan(self, tid: int, snap: int) -> Iterator[tuple[Key, Row]]:
+        w = self.tables.get(tid)
+        if not w:
+            yield from self.store.scan(tid, snap)
+            return
+        w = dict(w)
+        for key, row in self.store.scan(tid, snap):
+            mine = w.pop(key, _MISSING)
+            if mine is _MISSING:
+                yield key, row
+            elif mine is not None:
+                yield key, mine  # type: ignore[misc]
+        for key, row in w.items():
+            if row is not None:
+                yield key, row
+
+    # -- writes --------------------------------------------------------------------------
+    def lock(self, tid: int, key: Key) -> None:
+        """Take the row lock (raises ``LockBusy`` from the store)."""
+        if self.txid is None:
+            self.txid = self.store.new_txid()
+        self.store.lock(self.txid, tid, key)
+
+    def lock_for_update(self, tid: int, key: Key, snap: int) -> None:
+        """Lock a row read at ``snap``; a newer committed version is a write conflict."""
+        self.lock(tid, key)
+        if self.store.latest_lsn(tid, key) > snap:
+            raise Restart(None)
+
+    def put(self, tid: int, key: Key, row: Row | None) -> None:
+        w = self.tables.get(tid)
+        if w is None:
+            w = self.tables[tid] = {}
+        k = (tid, key)
+        if k not in self.undo:
+            self.undo[k] = w.get(key, _MISSING)
+        w[key] = row
+
+    # -- statement boundaries ------------------------------------------------------------------
+    def begin_statement(self) -> None:
+        self.undo = {}
+
+    def rollback_statement(self) -> None:
+        for (tid, key), prev in self.undo.items():
+            w = self.tables[tid]
+            if prev is _MISSING:
+                w.pop(key, None)
+            else:
+                w[key] = prev
+        self.undo = {}
+
+    def write_set(self) -> dict[tuple[int, Key], Row | None]:
+        return {(tid, key): row for tid, w in self.tables.items() for key, row in w.items()}

@@ -1,0 +1,394 @@
+"""SQL types: PostgreSQL type OIDs, text input, casts and text output.
+
+Values inside the engine are plain Python objects:
+
+=====================  ============================  ======
+SQL type               Python value                  OID
+=====================  ============================  ======
+smallint/int/bigint    int                           21/23/20
+numeric(p,s)           decimal.Decimal               1700
+real/double            float                         700/701
+text/varchar/char      str (char(n) blank-padded)    25/1043/1042
+boolean                bool                          16
+timestamp/timestamptz  datetime (naive / UTC-aware)  1114/1184
+date                   datetime.date                 1082
+=====================  ============================  ======
+
+``UNKNOWN`` (705) is the type of a quoted literal or an untyped parameter until context
+fixes it (``coerce``); in a result column it is reported as text.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import uuid
+from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
+from typing import Any, Callable
+
+from engine import errors
+
+BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 19, 20, 21, 23, 25, 26, 114
+FLOAT4, FLOAT8, UNKNOWN, BPCHAR, VARCHAR, DATE, TIME = 700, 701, 705, 1042, 1043, 1082, 1083
+TIMESTAMP, TIMESTAMPTZ, INTERVAL, NUMERIC, UUID, JSONB, VOID, RECORD = 1114, 1184, 1186, 1700, 2950, 3802, 2278, 2249
+
+INTS = (INT2, INT4, INT8)
+NUMERICS = (INT2, INT4, INT8, NUMERIC, FLOAT4, FLOAT8)
+STRINGS = (TEXT, VARCHAR, BPCHAR, NAME, UNKNOWN)
+_RANK = {INT2: 1, INT4: 2, INT8: 3, OID: 3, NUMERIC: 4, FLOAT4: 5, FLOAT8: 6}
+
+TYPE_NAMES = {
+    BOOL: "boolean", BYTEA: "bytea", NAME: "name", INT8: "bigint", INT2: "smallint", INT4: "integer",
+    TEXT: "text", OID: "oid", JSON: "json", FLOAT4: "real", FLOAT8: "double precision",
+    UNKNOWN: "unknown", BPCHAR: "character", VARCHAR: "character varying", DATE: "date",
+    TIME: "time without time zone", TIMESTAMP: "timestamp without time zone",
+    TIMESTAMPTZ: "timestamp with time zone", INTERVAL: "interval", NUMERIC: "numeric",
+    UUID: "uuid", JSONB: "jsonb", VOID: "void", RECORD: "record",
+}
+# short names used for result column names of casts (PG: SELECT 1::int8 -> "int8")
+SHORT_NAMES = {
+    BOOL: "bool", INT8: "int8", INT2: "int2", INT4: "int4", TEXT: "text", FLOAT4: "float4",
+    FLOAT8: "float8", BPCHAR: "bpchar", VARCHAR: "varchar", DATE: "date", TIMESTAMP: "timestamp",
+    TIMESTAMPTZ: "timestamptz", NUMERIC: "numeric", INTERVAL: "interval", UUID: "uuid",
+    JSON: "json", JSONB: "jsonb", BYTEA: "bytea", TIME: "time", OID: "oid", NAME: "name",
+}
+TYPE_SIZES = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIMESTAMP: 8,
+              TIMESTAMPTZ: 8, OID: 4, NAME: 64, UUID: 16, TIME: 8, INTERVAL: 16}
+
+# sqlglot DataType.Type name -> oid
+_SQLGLOT = {
+    "SMALLINT": INT2, "INT": INT4, "BIGINT": INT8, "SERIAL": INT4, "BIGSERIAL": INT8,
+    "SMALLSERIAL": INT2, "TEXT": TEXT, "VARCHAR": VARCHAR, "CHAR": BPCHAR, "NCHAR": BPCHAR,
+    "NVARCHAR": VARCHAR, "BOOLEAN": BOOL, "DECIMAL": NUMERIC, "BIGDECIMAL": NUMERIC, "FLOAT": FLOAT4,
+    "DOUBLE": FLOAT8, "TIMESTAMP": TIMESTAMP, "TIMESTAMPTZ": TIMESTAMPTZ, "TIMESTAMPLTZ": TIMESTAMPTZ,
+    "DATE": DATE, "TIME": TIME, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSON, "JSONB": JSONB,
+    "VARBINARY": BYTEA, "BINARY": BYTEA, "BLOB": BYTEA, "NAME": NAME, "OID": OID, "TINYINT": INT2,
+    "UNKNOWN": UNKNOWN,
+}
+_BY_NAME = {
+    "int": INT4, "int4": INT4, "integer": INT4, "int8": INT8, "bigint": INT8, "int2": INT2,
+    "smallint": INT2, "text": TEXT, "varchar": VARCHAR, "bpchar": BPCHAR, "bool": BOOL,
+    "boolean": BOOL, "numeric": NUMERIC, "decimal": NUMERIC, "float4": FLOAT4, "real": FLOAT4,
+    "float8": FLOAT8, "float": FLOAT8, "timestamp": TIMESTAMP, "timestamptz": TIMESTAMPTZ,
+    "date": DATE, "regclass": OID, "oid": OID, "name": NAME, "uuid": UUID, "json": JSON,
+    "jsonb": JSONB, "bytea": BYTEA, "interval": INTERVAL, "time": TIME,
+}
+SERIAL_TYPES = ("SERIAL", "BIGSERIAL", "SMALLSERIAL")
+
+
+def from_sqlglot(dt: Any) -> tuple[int, int]:
+    """(oid, typmod) for a sqlglot DataType node; raises UndefinedObject for unknown types."""
+    name = dt.this.name if hasattr(dt.this, "name") else str(dt.this)
+    oid = _SQLGLOT.get(name)
+    if oid is None and name == "USERDEFINED":
+        oid = _BY_NAME.get(str(dt.args.get("kind", "")).lower())
+    if oid is None:
+        raise errors.SqlError(f'type "{dt.sql("postgres").lower()}" does not exist', sqlstate="42704")
+    typmod = -1
+    ps = [p.this for p in dt.expressions] if dt.expressions else []
+    try:
+        if oid in (VARCHAR, BPCHAR) and ps:
+            typmod = int(ps[0].name) + 4
+        elif oid == BPCHAR:
+            typmod = 1 + 4
+        elif oid == NUMERIC and ps:
+            p = int(ps[0].name)
+            s = int(ps[1].name) if len(ps) > 1 else 0
+            typmod = ((p << 16) | s) + 4
+    except (ValueError, AttributeError):
+        pass
+    return oid, typmod
+
+
+def display_name(oid: int, typmod: int = -1) -> str:
+    n = TYPE_NAMES.get(oid, str(oid))
+    if typmod >= 4 and oid in (VARCHAR, BPCHAR):
+        return f"{n}({typmod - 4})"
+    if typmod >= 4 and oid == NUMERIC:
+        return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    return n
+
+
+def common_numeric(a: int, b: int) -> int:
+    """Result type of arithmetic on two numeric types (UNKNOWN adopts the other side)."""
+    if a == UNKNOWN:
+        return b if b in _RANK else NUMERIC
+    if b == UNKNOWN:
+        return a
+    return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
+
+
+# -- range checks -------------------------------------------------------------------------
+_LIMITS = {INT2: (-32768, 32767, "smallint"), INT4: (-(2**31), 2**31 - 1, "integer"),
+           INT8: (-(2**63), 2**63 - 1, "bigint"), OID: (0, 2**32 - 1, "oid")}
+
+
+def check_int(v: int, oid: int) -> int:
+    lo, hi, name = _LIMITS[oid]
+    if v < lo or v > hi:
+        raise errors.NumericOutOfRange(f"{name} out of range")
+    return v
+
+
+# -- text input ---------------------------------------------------------------------------
+_TRUE = {"t", "true", "y", "yes", "on", "1"}
+_FALSE = {"f", "false", "n", "no", "off", "0"}
+
+
+def _bad(tname: str, s: str) -> errors.SqlError:
+    return errors.InvalidTextRepresentation(f'invalid input syntax for type {tname}: "{s}"')
+
+
+def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
+    """PostgreSQL's type input function: text -> value (22P02 on bad input)."""
+    if oid in (TEXT, NAME, UNKNOWN):
+        return s
+    if oid in (VARCHAR, BPCHAR):
+        return fit_string(s, oid, typmod, explicit=False)
+    if oid in _LIMITS:
+        t = s.strip()
+        try:
+            v = int(t)
+        except ValueError:
+            raise _bad(_LIMITS[oid][2], s) from None
+        lo, hi, name = _LIMITS[oid]
+        if v < lo or v > hi:
+            raise errors.NumericOutOfRange(f'value "{s}" is out of range for type {name}')
+        return v
+    if oid == NUMERIC:
+        t = s.strip()
+        try:
+            d = Decimal(t)
+        except InvalidOperation:
+            raise _bad("numeric", s) from None
+        if d.is_infinite() or (t.lower() not in ("nan",) and d.is_nan()):
+            raise _bad("numeric", s)
+        return fit_numeric(d, typmod)
+    if oid in (FLOAT4, FLOAT8):
+        t = s.strip().lower()
+        try:
+            v = float({"infinity": "inf", "-infinity": "-inf"}.get(t, t))
+        except ValueError:
+            raise _bad("real" if oid == FLOAT4 else "double precision", s) from None
+        return v
+    if oid == BOOL:
+        t = s.strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        raise _bad("boolean", s)
+    if oid == DATE:
+        try:
+            return _dt.date.fromisoformat(s.strip())
+        except ValueError:
+            raise errors.SqlError(f'invalid input syntax for type date: "{s}"', sqlstate="22007") from None
+    if oid in (TIMESTAMP, TIMESTAMPTZ):
+        t = s.strip()
+        if t.lower() in ("now", "current_timestamp"):
+            v = _dt.datetime.now(_dt.timezone.utc)
+            return v if oid == TIMESTAMPTZ else v.replace(tzinfo=None)
+        try:
+            if len(t) > 3 and t[-3] in "+-" and t[-2:].isdigit():
+                t += ":00"
+            v = _dt.datetime.fromisoformat(t)
+        except ValueError:
+            tname = "timestamp" if oid == TIMESTAMP else "timestamp with time zone"
+            raise errors.SqlError(f'invalid input syntax for type {tname}: "{s}"', sqlstate="22007") from None
+        if oid == TIMESTAMP:
+            return v.replace(tzinfo=None)
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.timezone.utc)
+        return v.astimezone(_dt.timezone.utc)
+    if oid == UUID:
+        try:
+            return uuid.UUID(s.strip())
+        except ValueError:
+            raise _bad("uuid", s) from None
+    if oid == BYTEA:
+        if s.startswith("\\x"):
+            return bytes.fromhex(s[2:])
+        return s.encode()
+    if oid in (JSON, JSONB):
+        import json
+
+        try:
+            return json.loads(s)
+        except ValueError:
+            raise _bad("json", s) from None
+    if oid == TIME:
+        return _dt.time.fromisoformat(s.strip())
+    return s
+
+
+def fit_string(s: str, oid: int, typmod: int, explicit: bool) -> str:
+    if typmod < 4:
+        return s
+    n = typmod - 4
+    if len(s) > n:
+        if explicit or not s[n:].strip(" "):
+            s = s[:n]
+        else:
+            tname = "character varying" if oid == VARCHAR else "character"
+            raise errors.StringTooLong(f"value too long for type {tname}({n})")
+    if oid == BPCHAR and len(s) < n:
+        s = s.ljust(n)
+    return s
+
+
+def fit_numeric(d: Decimal, typmod: int) -> Decimal:
+    if typmod < 4 or d.is_nan():
+        return d
+    p, s = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+    q = d.quantize(Decimal(1).scaleb(-s), rounding=ROUND_HALF_UP)
+    if q.adjusted() >= p - s and q != 0:
+        raise errors.NumericOutOfRange(
+            "numeric field overflow",
+            detail=f"A field with precision {p}, scale {s} must round to an absolute value less than 10^{p - s}.",
+        )
+    return q
+
+
+# -- text output --------------------------------------------------------------------------
+def format_float(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    r = repr(v)
+    if r.endswith(".0"):
+        r = r[:-2]
+    return r
+
+
+def to_text(v: Any) -> str:
+    """PostgreSQL's output function (text format) for an engine value."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is bool:
+        return "t" if v else "f"
+    if t is int or t is Decimal:
+        return str(v)
+    if t is float:
+        return format_float(v)
+    if t is _dt.datetime:
+        if v.tzinfo is not None:
+            s = v.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+            return s + "+00"
+        return v.isoformat(sep=" ")
+    if t is _dt.date:
+        return v.isoformat()
+    if t is bytes:
+        return "\\x" + v.hex()
+    if t is bool:
+        return "t" if v else "f"
+    if isinstance(v, (dict, list)):
+        import json
+
+        return json.dumps(v)
+    if isinstance(v, _dt.timedelta):
+        return str(v)
+    return str(v)
+
+
+# -- casts --------------------------------------------------------------------------------
+def _num_to_int(oid: int) -> Callable[[Any], Any]:
+    def f(v: Any) -> int:
+        if isinstance(v, float):
+            if math.isnan(v) or math.isinf(v):
+                raise errors.NumericOutOfRange(f"{_LIMITS[oid][2]} out of range")
+            r = round(v)  # banker's rounding like rint()
+        elif isinstance(v, Decimal):
+            r = int(v.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        else:
+            r = int(v)
+        return check_int(r, oid)
+
+    return f
+
+
+def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Callable[[Any], Any] | None:
+    """A function converting non-NULL values of type ``src`` to ``dst`` (None: identity)."""
+    if src == dst and typmod < 4:
+        return None
+    if dst in _LIMITS:
+        if src in STRINGS:
+            return lambda v: parse_text(v, dst)
+        if src == BOOL:
+            return lambda v: int(v)
+        if src in _LIMITS and _RANK[src] <= _RANK[dst]:
+            return None
+        return _num_to_int(dst)
+    if dst == NUMERIC:
+        if src in STRINGS:
+            return lambda v: parse_text(v, NUMERIC, typmod)
+        if src in (FLOAT4, FLOAT8):
+            return lambda v: fit_numeric(Decimal(repr(v)), typmod)
+        return lambda v: fit_numeric(Decimal(v), typmod)
+    if dst in (FLOAT4, FLOAT8):
+        if src in STRINGS:
+            return lambda v: parse_text(v, dst)
+        return float
+    if dst in (TEXT, NAME):
+        if src in STRINGS:
+            return (lambda v: v.rstrip(" ")) if src == BPCHAR else None
+        return to_text
+    if dst in (VARCHAR, BPCHAR):
+        if src in STRINGS:
+            return lambda v: fit_string(v, dst, typmod, explicit)
+        return lambda v: fit_string(to_text(v), dst, typmod, explicit)
+    if dst == BOOL:
+        if src in STRINGS:
+            return lambda v: parse_text(v, BOOL)
+        if src in INTS:
+            return bool
+        raise errors.SqlError(f"cannot cast type {TYPE_NAMES.get(src)} to boolean", sqlstate="42846")
+    if dst == DATE:
+        if src in STRINGS:
+            return lambda v: parse_text(v, DATE)
+        if src in (TIMESTAMP, TIMESTAMPTZ):
+            return lambda v: v.date()
+    if dst == TIMESTAMP:
+        if src in STRINGS:
+            return lambda v: parse_text(v, TIMESTAMP)
+        if src == DATE:
+            return lambda v: _dt.datetime(v.year, v.month, v.day)
+        if src == TIMESTAMPTZ:
+            return lambda v: v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    if dst == TIMESTAMPTZ:
+        if src in STRINGS:
+            return lambda v: parse_text(v, TIMESTAMPTZ)
+        if src == DATE:
+            return lambda v: _dt.datetime(v.year, v.month, v.day, tzinfo=_dt.timezone.utc)
+        if src == TIMESTAMP:
+            return lambda v: v.replace(tzinfo=_dt.timezone.utc)
+    if src in STRINGS:
+        return lambda v: parse_text(v, dst, typmod)
+    if src == dst:
+        return None
+    if dst in (JSON, JSONB) and src in (JSON, JSONB):
+        return None
+    raise errors.SqlError(
+        f"cannot cast type {TYPE_NAMES.get(src, src)} to {TYPE_NAMES.get(dst, dst)}", sqlstate="42846"
+    )
+
+
+def py_type_oid(v: Any) -> int:
+    """Best guess of the SQL type of a Python value (parameters sent without a type)."""
+    t = type(v)
+    if t is bool:
+        return BOOL
+    if t is int:
+        return INT8 if not -(2**31) <= v < 2**31 else INT4
+    if t is float:
+        return FLOAT8
+    if t is Decimal:
+        return NUMERIC
+    if t is _dt.datetime:
+        return TIMESTAMPTZ if v.tzinfo else TIMESTAMP
+    if t is _dt.date:
+        return DATE
+    if t is bytes:
+        return BYTEA
+    return TEXT
