@@ -72,19 +72,26 @@ _ENC = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _DEC = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
 
 
-def _wrap_tuples(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return msgspec.msgpack.Ext(_EXT_TUPLE, _ENC.encode([_wrap_tuples(x) for x in v]))
-    if isinstance(v, list):
-        return [_wrap_tuples(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _wrap_tuples(x) for k, x in v.items()}
-    return v
+_PLAIN = (type(None), bool, int, float, str, bytes)
+
+
+def _ext(v: Any) -> Any:
+    """Turn values msgspec would encode natively but lossily (as str) into ext values."""
+    t = type(v)
+    if t in _PLAIN:
+        return v
+    if t is tuple:
+        return msgspec.msgpack.Ext(_EXT_TUPLE, _ENC.encode([_ext(x) for x in v]))
+    if t is list:
+        return [_ext(x) for x in v]
+    if t is dict:
+        return {k: _ext(x) for k, x in v.items()}
+    return _enc_hook(v)
 
 
 def encode_row(row: tuple) -> bytes:
     """Serialise one row (a tuple of engine values)."""
-    return _ENC.encode([_wrap_tuples(v) if isinstance(v, (tuple, list, dict)) else v for v in row])
+    return _ENC.encode([v if type(v) in _PLAIN else _ext(v) for v in row])
 
 
 def decode_row(data: bytes) -> tuple:

@@ -198,7 +198,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
     cw = CatalogWriter(ctx)
     notices = []
     word = "table" if want == "r" else "sequence"
-    for t in node.expressions:
+    for t in node.args.get("tables") or node.expressions:
         name = t.name
         td = cw.catalog.get(name)
         if td is None or td.kind != want:

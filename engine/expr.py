@@ -257,6 +257,7 @@ class Compiler:
         """Convert ``c`` to type ``oid`` (implicit/assignment or explicit cast)."""
         if c.param is not None and self.env.param_types[c.param] in (0, T.UNKNOWN):
             self.env.set_param_type(c.param, oid)
+            c = CExpr(c.fn, oid, -1, param=c.param)
             if typmod < 4:
                 return c
         if c.type == oid and typmod < 4:
