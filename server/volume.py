@@ -206,7 +206,7 @@ class WriterVolume(_Volume):
             return self._vdl
         tracker = self.tracker
         assert tracker is not None
-        while self._next_lsn - self._vdl > LSN_ALLOCATION_LIMIT and self._vdl < self._next_lsn - 1:
+        while tracker.last_allocated - tracker.vcl > LSN_ALLOCATION_LIMIT - len(writes) - 1:
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
         encode = self.codec.encode_row
         epoch = self.epoch
