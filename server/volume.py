@@ -151,7 +151,7 @@ class WriterVolume(_Volume):
         self._tails: dict[int, int] = {}
         self._batch: list[LogRecord] = []
         self._flush_scheduled = False
-        self._waiters: list[tuple[int, asyncio.Future]] = []  # (commit lsn, future) in LSN order
+        self._commit_waiters: list[tuple[int, asyncio.Future]] = []  # (commit lsn, future) in LSN order
         self._inflight: dict[str, int] = {}  # node -> appends awaiting ack
         self._down: set[str] = set()
         self._tasks: list[asyncio.Task] = []
@@ -239,7 +239,7 @@ class WriterVolume(_Volume):
             self.publisher.publish(records)
         self._schedule_flush()
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((lsn, fut))
+        self._commit_waiters.append((lsn, fut))
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.commit_timeout)
         except asyncio.TimeoutError:
@@ -294,7 +294,7 @@ class WriterVolume(_Volume):
         while tail_log and tail_log[0][0] <= vdl:
             lsn, pg = tail_log.popleft()
             tails[pg] = lsn
-        waiters = self._waiters
+        waiters = self._commit_waiters
         i = 0
         while i < len(waiters) and waiters[i][0] <= vdl:
             fut = waiters[i][1]
@@ -310,10 +310,10 @@ class WriterVolume(_Volume):
         """A newer writer exists: this one must never acknowledge another commit."""
         self.state = "fenced"
         self.commit_timeout = 0.0
-        for _, fut in self._waiters:
+        for _, fut in self._commit_waiters:
             if not fut.done():
                 fut.set_exception(StorageUnavailable("this instance is no longer the writer (fenced by a newer epoch)"))
-        self._waiters.clear()
+        self._commit_waiters.clear()
         os._exit(3)
 
     def status(self) -> dict[str, Any]:
