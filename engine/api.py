@@ -73,7 +73,12 @@ class RowStore(Protocol):
         """Log the writes (None = delete) as one transaction; returns once durable
         (VDL >= commit LSN).  Returns the commit LSN.  Does not release locks."""
 
-    def release(self, txid: int) -> None: ...
+    def release(self, txid: int) -> None:
+        """Release the transaction's locks (and its pinned snapshot)."""
+
+    def pin(self, txid: int, snapshot: int) -> None:
+        """A snapshot used across statements (REPEATABLE READ): keep its versions until
+        ``release(txid)``.  Versions no pinned or current snapshot can see are dropped."""
 
     def status_rows(self) -> list[dict[str, Any]]:
         """Instance/volume facts for introspection functions (may be empty)."""

@@ -25,13 +25,22 @@ class TableVersions:
         self.rows: dict[Key, list[tuple[int, Row | None]]] = {}
         self.loaded_at: int | None = None  # snapshot the table was loaded at (None: not loaded)
 
-    def add(self, key: Key, lsn: int, row: Row | None) -> None:
+    def add(self, key: Key, lsn: int, row: Row | None, horizon: int = 0) -> None:
+        """Add a version; versions no snapshot >= ``horizon`` can see are dropped."""
         versions = self.rows.get(key)
         if versions is None:
             self.rows[key] = [(lsn, row)]
             return
         if versions[-1][0] < lsn:
             versions.append((lsn, row))
+            if horizon and len(versions) > 2 and versions[1][0] <= horizon:
+                keep = 0
+                for i in range(len(versions) - 1):
+                    if versions[i + 1][0] <= horizon:
+                        keep = i + 1
+                    else:
+                        break
+                del versions[:keep]
         else:  # out of order (loading merged with applied redo): insert in place
             for i, (v_lsn, _) in enumerate(versions):
                 if v_lsn == lsn:
@@ -95,6 +104,16 @@ class VersionedTables:
         self._waiters: dict[int, asyncio.Event] = {}
         self._txids = itertools.count(1)
         self._vdl = 0
+        self._pins: dict[int, int] = {}  # txid -> snapshot held across statements
+
+    def pin(self, txid: int, snapshot: int) -> None:
+        """Keep the versions visible at ``snapshot`` until ``release(txid)``."""
+        self._pins[txid] = snapshot
+
+    def horizon(self) -> int:
+        """Versions older than the newest one <= this LSN are invisible to every reader."""
+        pins = self._pins
+        return min(min(pins.values()), self._vdl) if pins else self._vdl
 
     # -- reads -------------------------------------------------------------------------
     def snapshot(self) -> int:
@@ -144,6 +163,7 @@ class VersionedTables:
         await ev.wait()
 
     def release(self, txid: int) -> None:
+        self._pins.pop(txid, None)
         for k in self._held.pop(txid, ()):
             if self._locks.get(k) == txid:
                 del self._locks[k]
@@ -153,8 +173,9 @@ class VersionedTables:
 
     # -- applying committed writes ------------------------------------------------------
     def apply(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
+        horizon = self.horizon()
         for (tid, key), row in writes.items():
-            self.table(tid).add(key, lsn, row)
+            self.table(tid).add(key, lsn, row, horizon)
 
     def status_rows(self) -> list[dict[str, Any]]:
         return []

@@ -261,6 +261,9 @@ class EngineSession:
             if txn.snapshot_per_txn:
                 if txn.snapshot is None:
                     txn.snapshot = store.snapshot()
+                    if txn.txid is None:
+                        txn.txid = store.new_txid()
+                    store.pin(txn.txid, txn.snapshot)  # keeps the versions it needs; unpinned by release()
                 snap = txn.snapshot
             else:
                 snap = store.snapshot()

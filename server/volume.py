@@ -399,6 +399,7 @@ class ReaderVolume(_Volume):
         i = 0
         tables = self.tables
         decode = self.codec.decode_row
+        horizon = self.horizon()
         while i < len(ready) and ready[i][0] <= vdl:
             commit_lsn, recs = ready[i]
             dtails = self.durable_tails
@@ -409,7 +410,7 @@ class ReaderVolume(_Volume):
                 t = tables.get(tid)
                 if t is None:
                     continue  # not cached here: storage has it
-                t.add(r.key[4:], commit_lsn, None if r.kind == DELETE else decode(r.value))
+                t.add(r.key[4:], commit_lsn, None if r.kind == DELETE else decode(r.value), horizon)
             i += 1
         if i:
             del ready[:i]
