@@ -40,9 +40,16 @@ class ColumnDef:
     typmod: int = -1
     not_null: bool = False
     default: str | None = None  # SQL text of the default expression
+    # ALTER TABLE ... ADD COLUMN is instant: rows stored before it are shorter than the
+    # column list; readers pad them with ``missing`` (the default evaluated at ADD time).
+    missing: Any = None
+    instant: bool = False
 
     def to_row(self) -> list:
-        return [self.name, self.type_oid, self.typmod, self.not_null, self.default]
+        row = [self.name, self.type_oid, self.typmod, self.not_null, self.default]
+        if self.instant:
+            row += [self.missing, True]
+        return row
 
 
 @dataclass
@@ -64,6 +71,10 @@ class TableDef:
     uniques: list[tuple[str, list[int]]] = field(default_factory=list)  # (constraint, columns)
     seq: SequenceDef | None = None
     owned_seqs: list[str] = field(default_factory=list)  # serial sequences dropped with the table
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (constraint, SQL text of the predicate)
+    fkeys: list[list] = field(default_factory=list)  # [name, cols, ref table, ref cols] (recorded, not enforced)
+    view_sql: str | None = None  # kind 'v': the defining query
+    indexes: list[list] = field(default_factory=list)  # [name, column positions, unique]
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -85,16 +96,38 @@ class TableDef:
         return (
             self.table_id, self.name, self.kind, [c.to_row() for c in self.columns], list(self.pk),
             [[n, list(cols)] for n, cols in self.uniques], seq, list(self.owned_seqs),
+            [list(c) for c in self.checks], [list(f) for f in self.fkeys], self.view_sql,
+            [list(i) for i in self.indexes],
         )
 
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
-        tid, name, kind, cols, pk, uniques, seq, owned = row
+        tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
+        extra = list(row[8:]) + [None] * (4 - len(row[8:]))
+        checks, fkeys, view_sql, indexes = extra[:4]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
-            owned_seqs=list(owned),
+            owned_seqs=list(owned), checks=[(n, t) for n, t in (checks or [])],
+            fkeys=[list(f) for f in (fkeys or [])], view_sql=view_sql, indexes=[list(i) for i in (indexes or [])],
         )
+
+    @property
+    def padded(self) -> bool:
+        """True if stored rows may be shorter than the column list (instant ADD COLUMN)."""
+        return any(c.instant for c in self.columns)
+
+    def pad_fn(self) -> Any:
+        """``row -> row`` filling columns added after the row was stored (None if never needed)."""
+        if not self.padded:
+            return None
+        fill = tuple(c.missing for c in self.columns)
+        n = len(fill)
+
+        def pad(row: tuple) -> tuple:
+            return row if len(row) >= n else row + fill[len(row):]
+
+        return pad
 
 
 class Catalog:

@@ -97,6 +97,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     uniques: list[tuple[str, list[int]]] = []
     serials: list[tuple[int, str]] = []
     table_level = []
+    checks: list[tuple[str, str]] = []
     for e in schema.expressions:
         if not isinstance(e, exp.ColumnDef):
             table_level.append(e)
@@ -126,6 +127,9 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 col.default = k.this.sql("postgres")
             elif isinstance(k, exp.UniqueColumnConstraint):
                 uniques.append((f"{name}_{cname}_key", [len(cols)]))
+            elif isinstance(k, exp.CheckColumnConstraint):
+                cn = cc.name or f"{name}_{cname}_check"
+                checks.append((cn, k.this.sql("postgres")))
         cols.append(col)
 
     def positions(idents: list[exp.Expression]) -> list[int]:
@@ -139,7 +143,9 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         return out
 
     for e in table_level:
+        cname_given = None
         if isinstance(e, exp.Constraint):
+            cname_given = e.this.name if e.this is not None else None
             inner = e.expressions
             e = inner[0] if inner else e
         if isinstance(e, exp.PrimaryKey):
@@ -151,9 +157,13 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         elif isinstance(e, exp.UniqueColumnConstraint):
             pos = positions(e.this.expressions if isinstance(e.this, exp.Schema) else [e.this])
             uniques.append((f"{name}_{'_'.join(cols[i].name for i in pos)}_key", pos))
-        elif isinstance(e, (exp.ForeignKey, exp.CheckColumnConstraint, exp.Check)):
+        elif isinstance(e, (exp.CheckColumnConstraint, exp.Check)):
+            refs = [c.name for c in e.this.find_all(exp.Column)]
+            checks.append((cname_given or f"{name}_{refs[0] if refs else ''}_check".replace("__", "_"),
+                           e.this.sql("postgres")))
+        elif isinstance(e, exp.ForeignKey):
             continue  # not enforced yet
-    td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques)
+    td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks)
     for _, sname in serials:
         if cw.catalog.get(sname) is not None:
             raise errors.DuplicateTable(f'relation "{sname}" already exists')

@@ -52,16 +52,29 @@ def _fmt_vals(vals: tuple) -> str:
 class _Writer:
     """Shared row checks: NOT NULL, key computation, uniqueness."""
 
-    def __init__(self, td: TableDef) -> None:
+    def __init__(self, td: TableDef, planner: Planner | None = None) -> None:
         self.td = td
         self.not_null = [i for i, c in enumerate(td.columns) if c.not_null]
+        self.pad = td.pad_fn()
+        self.checks: list[tuple[str, Fn]] = []
+        if td.checks and planner is not None:
+            import sqlglot
 
-    def check_row(self, row: tuple) -> None:
+            cp = Compiler(planner.env, _scope(td))
+            for name, text in td.checks:
+                self.checks.append((name, cp.compile_bool(sqlglot.parse_one(text, read="postgres")).fn))
+
+    def check_row(self, row: tuple, ctx: Any = None) -> None:
         for i in self.not_null:
             if row[i] is None:
                 td = self.td
                 raise errors.NotNullViolation(
                     f'null value in column "{td.columns[i].name}" of relation "{td.name}" violates not-null constraint',
+                    detail=f"Failing row contains ({_fmt_vals(row)}).")
+        for name, f in self.checks:
+            if f(row, ctx) is False:
+                raise errors.CheckViolation(
+                    f'new row for relation "{self.td.name}" violates check constraint "{name}"',
                     detail=f"Failing row contains ({_fmt_vals(row)}).")
 
     def key_of(self, row: tuple, ctx: Any) -> bytes:
@@ -88,7 +101,10 @@ class _Writer:
             if None in vals or (old is not None and tuple(old[i] for i in cols) == vals):
                 continue
             ctx.txn.lock(td.table_id, b"\xffu" + name.encode() + b"\x00" + encode_key(vals))
+            pad = self.pad
             for k, other in ctx.txn.scan(td.table_id, ctx.store.snapshot()):
+                if pad is not None:
+                    other = pad(other)
                 if k != key and tuple(other[i] for i in cols) == vals:
                     raise errors.UniqueViolation(
                         f'duplicate key value violates unique constraint "{name}"',
@@ -122,7 +138,7 @@ class InsertPlan:
         td = planner.lookup_table(target)
         planner.tables.add(td.table_id)
         self.td = td
-        self.writer = _Writer(td)
+        self.writer = _Writer(td, planner)
         if cols_node:
             positions = []
             for ident in cols_node:
@@ -193,7 +209,7 @@ class InsertPlan:
         out = []
         count = 0
         for row in self._rows(ctx):
-            w.check_row(row)
+            w.check_row(row, ctx)
             key = w.key_of(row, ctx)
             w.claim_key(key, row, ctx)
             if td.uniques:
@@ -212,7 +228,7 @@ def has_subquery(node: exp.Expression) -> bool:
 def _target_path(planner: Planner, node: exp.Expression, td: TableDef, alias: str | None) -> tuple[Any, Scope]:
     scope = _scope(td, alias)
     where = node.args.get("where")
-    op = planner.access_path(TableScan(td.table_id), scope, td, where.this if where is not None else None)
+    op = planner.access_path(TableScan(td.table_id, td.pad_fn()), scope, td, where.this if where is not None else None)
     return op, scope
 
 
@@ -224,7 +240,7 @@ class UpdatePlan:
         planner.tables.add(td.table_id)
         alias = node.this.alias or None
         self.td = td
-        self.writer = _Writer(td)
+        self.writer = _Writer(td, planner)
         self.path, scope = _target_path(planner, node, td, alias or td.name)
         cp = Compiler(planner.env, scope)
         sets = []
@@ -255,7 +271,7 @@ class UpdatePlan:
             for i, f in self.sets:
                 new[i] = f(old, ctx)
             row = tuple(new)
-            w.check_row(row)
+            w.check_row(row, ctx)
             if self.pk_changes:
                 nkey = w.key_of(row, ctx)
                 if nkey != key:

@@ -26,23 +26,35 @@ class Op:
 
 
 class TableScan(Op):
-    def __init__(self, table_id: int) -> None:
+    """All visible rows; ``pad`` widens rows stored before an instant ADD COLUMN."""
+
+    def __init__(self, table_id: int, pad: Callable[[tuple], tuple] | None = None) -> None:
         self.table_id = table_id
+        self.pad = pad
 
     def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
-        return ctx.txn.scan(self.table_id, ctx.snapshot)
+        pad = self.pad
+        if pad is None:
+            return ctx.txn.scan(self.table_id, ctx.snapshot)
+        return ((k, pad(r)) for k, r in ctx.txn.scan(self.table_id, ctx.snapshot))
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
-            yield row
+        pad = self.pad
+        if pad is None:
+            for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
+                yield row
+        else:
+            for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
+                yield pad(row)
 
 
 class KeyLookup(Op):
     """Primary-key equality: one ``get`` instead of a scan."""
 
-    def __init__(self, table_id: int, key_fns: list[Fn]) -> None:
+    def __init__(self, table_id: int, key_fns: list[Fn], pad: Callable[[tuple], tuple] | None = None) -> None:
         self.table_id = table_id
         self.key_fns = key_fns
+        self.pad = pad
 
     def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
         vals = [f(None, ctx) for f in self.key_fns]
@@ -51,7 +63,7 @@ class KeyLookup(Op):
         key = encode_key(vals)
         row = ctx.txn.get(self.table_id, key, ctx.snapshot)
         if row is not None:
-            yield key, row
+            yield key, (row if self.pad is None else self.pad(row))
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
         for _, row in self.pairs(ctx):

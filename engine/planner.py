@@ -105,7 +105,7 @@ class Planner:
                 raise errors.UndefinedTable(f'relation "{name}" does not exist')
             self.tables.add(td.table_id)
             cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]
-            return TableScan(td.table_id), cols, td
+            return TableScan(td.table_id, td.pad_fn()), cols, td
         if isinstance(item, exp.Subquery):
             plan = self.plan_query(item.this, parent)
             alias = item.alias_or_name or None
@@ -202,7 +202,7 @@ class Planner:
                                 continue
                 rest.append(p)
             if len(key_fns) == len(td.pk):
-                op = KeyLookup(td.table_id, [key_fns[i] for i in td.pk])
+                op = KeyLookup(td.table_id, [key_fns[i] for i in td.pk], td.pad_fn())
                 parts = rest
         if parts:
             pred = Compiler(self.env, scope).compile_bool(and_all(parts)).fn

@@ -96,6 +96,11 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         kind = str(node.args.get("kind") or "").upper()
         return StmtPlan(_ddl_runner(ddl.drop, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb=f"DROP {kind}", cacheable=False)
+    if isinstance(node, exp.Alter):
+        from engine.ddl_alter import alter_table
+
+        return StmtPlan(_ddl_runner(alter_table, node), columns=None, param_types=param_types, tables=tables,
+                        writes=True, verb="ALTER TABLE", cacheable=False)
     if isinstance(node, exp.TruncateTable):
         return StmtPlan(_ddl_runner(ddl.truncate, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb="TRUNCATE TABLE", cacheable=False)
