@@ -19,7 +19,7 @@ from cluster import env_without_pg
 
 def psql(dsn: str, sql: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", dsn, "-c", sql],
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", dsn, "-c", sql],
         capture_output=True, text=True, timeout=60, env=env_without_pg(), check=check,
     )
 
