@@ -19,6 +19,7 @@ class SqlError(Exception):
         detail: str | None = None,
         hint: str | None = None,
         position: int | None = None,
+        where: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -27,6 +28,7 @@ class SqlError(Exception):
         self.detail = detail
         self.hint = hint
         self.position = position
+        self.where = where  # context line (ErrorResponse 'W'), e.g. 'COPY t, line 3, column x: "abc"'
 
 
 class FeatureNotSupported(SqlError):
