@@ -1,11 +1,12 @@
 # make run  -- install into .venv (when pyproject.toml changed) and run a cluster in the foreground
 # make test -- install the same way and run the whole test suite
+# make bench -- the same workloads on a scratch PostgreSQL 15 and a scratch cluster (BENCH_ARGS=--quick)
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test bench
 
 run: $(STAMP)
 	$(VENV)/bin/borealis up
@@ -15,6 +16,9 @@ test: $(STAMP)
 
 $(PY):
 	python3 -m venv $(VENV)
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'

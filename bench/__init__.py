@@ -1,0 +1,17 @@
+"""``make bench``: the same workloads on a scratch PostgreSQL 15 and a scratch Borealis cluster.
+
+    python -m bench [--quick] [--duration S] [--scale N] [--only a,b] [--systems postgresql,borealis]
+
+Modules, one job each:
+
+    machine.py    what the run ran on (cores, CPU, Python, PostgreSQL, library versions, commit)
+    systems.py    ScratchPostgres (initdb + postgres as an unprivileged user) and ScratchBorealis
+                  (server.launcher.Cluster in a temp dir); both expose ``dsn`` and ``pids()``
+    pgbench.py    pgbench init (with a fallback loader for servers lacking COPY/ALTER) and runs
+    workloads.py  the asyncpg workloads: INSERT latency, COPY, analytic join, replica lag, RSS
+    report.py     the markdown table and the JSON file under bench/results/
+    runner.py     the order of things; every workload failure is caught and reported
+
+Nothing here changes how the systems are configured: PostgreSQL runs with its defaults
+(fsync on), Borealis with the launcher's defaults.
+"""

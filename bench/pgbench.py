@@ -1,0 +1,115 @@
+"""pgbench: loading its tables and running its built-in scripts.
+
+Init tries, in order, until one succeeds:
+
+    pgbench -i -s N                 the standard client-side COPY load (what PostgreSQL gets)
+    pgbench -i -I dtGvp -s N        server-side INSERT ... SELECT FROM generate_series
+    fallback                        CREATE TABLE with inline PRIMARY KEYs, then multi-row
+                                    INSERT ... VALUES batches over asyncpg
+
+so a server still missing COPY, generate_series or ALTER TABLE ADD PRIMARY KEY can still be
+measured; the method used and each failed attempt's error are reported with the figures.
+Runs always pass ``-n`` (no VACUUM / TRUNCATE before the run) to treat both systems alike.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import asyncpg
+
+SCRIPTS = {"select": ["-S"], "update": ["-N"], "tpcb": []}  # figure name -> pgbench flags
+BATCH = 2000  # rows per INSERT in the fallback loader
+
+SCHEMA = (
+    "create table pgbench_branches (bid int primary key, bbalance int, filler char(88))",
+    "create table pgbench_tellers (tid int primary key, bid int, tbalance int, filler char(84))",
+    "create table pgbench_accounts (aid int primary key, bid int, abalance int, filler char(84))",
+    "create table pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22))",
+)
+
+
+def conn_args(dsn: str) -> list[str]:
+    u = urlparse(dsn)
+    return ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
+            (u.path or "/postgres").lstrip("/")]
+
+
+def _tail(text: str, n: int = 3) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])
+
+
+@dataclass
+class InitResult:
+    method: str
+    seconds: float
+    failed_attempts: list[str]
+
+
+async def _fallback_load(dsn: str, scale: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for t in ("pgbench_history", "pgbench_tellers", "pgbench_accounts", "pgbench_branches"):
+            await conn.execute(f"drop table if exists {t}")
+        for stmt in SCHEMA:
+            await conn.execute(stmt)
+        await conn.execute("insert into pgbench_branches (bid, bbalance) values "
+                           + ",".join(f"({b},0)" for b in range(1, scale + 1)))
+        await conn.execute("insert into pgbench_tellers (tid, bid, tbalance) values "
+                           + ",".join(f"({t},{(t - 1) // 10 + 1},0)" for t in range(1, 10 * scale + 1)))
+        n = 100_000 * scale
+        for lo in range(1, n + 1, BATCH):
+            rows = ",".join(f"({a},{(a - 1) // 100_000 + 1},0,'')" for a in range(lo, min(lo + BATCH, n + 1)))
+            await conn.execute("insert into pgbench_accounts (aid, bid, abalance, filler) values " + rows)
+    finally:
+        await conn.close()
+
+
+async def init(dsn: str, scale: int, timeout: float = 900.0) -> InitResult:
+    failed: list[str] = []
+    for method, steps in (("pgbench -i", []), ("pgbench -i -I dtGvp", ["-I", "dtGvp"])):
+        t0 = time.perf_counter()
+        p = subprocess.run(["pgbench", "-i", "-q", *steps, "-s", str(scale), *conn_args(dsn)],
+                           capture_output=True, text=True, timeout=timeout)
+        if p.returncode == 0:
+            return InitResult(method, time.perf_counter() - t0, failed)
+        failed.append(f"{method}: {_tail(p.stderr)}")
+    t0 = time.perf_counter()
+    await _fallback_load(dsn, scale)
+    return InitResult("fallback INSERT loader", time.perf_counter() - t0, failed)
+
+
+_TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
+_LAT = re.compile(r"^latency average = ([\d.]+) ms", re.M)
+_FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
+_DONE = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
+
+
+def run(dsn: str, script: str, clients: int, mode: str, seconds: float) -> dict:
+    """One pgbench run; returns {"tps", "latency_ms", "transactions", "failed"} or raises
+    RuntimeError with pgbench's last error lines."""
+    args = ["pgbench", "-n", *SCRIPTS[script], "-M", mode, "-c", str(clients), "-j", str(min(clients, 2)),
+            "-T", str(max(1, round(seconds))), *conn_args(dsn)]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=seconds * 3 + 60)
+    tps = _TPS.search(p.stdout)
+    if p.returncode != 0 or not tps:
+        raise RuntimeError(_tail(p.stderr) or _tail(p.stdout) or f"pgbench exited {p.returncode}")
+    lat = _LAT.search(p.stdout)
+    return {
+        "tps": round(float(tps.group(1)), 1),
+        "latency_ms": float(lat.group(1)) if lat else None,
+        "transactions": int(_DONE.search(p.stdout).group(1)) if _DONE.search(p.stdout) else None,
+        "failed": int(_FAILED.search(p.stdout).group(1)) if _FAILED.search(p.stdout) else 0,
+    }
+
+
+def start_background(dsn: str, script: str, clients: int, seconds: float) -> subprocess.Popen:
+    """A pgbench run in the background (the load under which replica lag is measured)."""
+    args = ["pgbench", "-n", *SCRIPTS[script], "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+            "-T", str(max(1, round(seconds))), *conn_args(dsn)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
