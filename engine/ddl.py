@@ -200,14 +200,14 @@ def create_database(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
 
 def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
     kind = str(node.args.get("kind") or "").upper()
-    want = {"TABLE": "r", "SEQUENCE": "S"}.get(kind)
+    want = {"TABLE": "r", "SEQUENCE": "S", "VIEW": "v"}.get(kind)
     if want is None:
-        if kind in ("INDEX", "VIEW"):
+        if kind in ("INDEX",):
             raise errors.FeatureNotSupported(f"DROP {kind} is not supported yet")
         raise errors.FeatureNotSupported(f"DROP {kind} is not supported")
     cw = CatalogWriter(ctx)
     notices = []
-    word = "table" if want == "r" else "sequence"
+    word = {"r": "table", "S": "sequence", "v": "view"}[want]
     for t in node.args.get("tables") or node.expressions:
         name = t.name
         td = cw.catalog.get(name)
@@ -245,10 +245,19 @@ def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:
     return "TRUNCATE TABLE", []
 
 
-def tables_of(node: exp.Expression, catalog: Catalog) -> list[int]:
+def tables_of(node: exp.Expression, catalog: Catalog, _seen: set[str] | None = None) -> list[int]:
+    """Stored tables a statement may read (views expanded)."""
+    import sqlglot
+
+    seen = _seen if _seen is not None else set()
     ids = []
     for t in node.find_all(exp.Table):
         td = catalog.get(t.name)
-        if td is not None:
+        if td is None:
+            continue
+        if td.kind == "v" and td.view_sql and td.name not in seen:
+            seen.add(td.name)
+            ids.extend(tables_of(sqlglot.parse_one(td.view_sql, read="postgres"), catalog, seen))
+        elif td.kind == "r":
             ids.append(td.table_id)
     return ids

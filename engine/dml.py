@@ -18,7 +18,7 @@ from engine import errors
 from engine import types as T
 from engine.api import Column
 from engine.catalog import TableDef
-from engine.executor import Filter, KeyLookup, TableScan
+from engine.executor import Filter, KeyLookup, Op, TableScan
 from engine.expr import CExpr, Compiler, Scope, const
 from engine.keys import encode_key
 from engine.planner import Planner, make_column, output_name
@@ -112,13 +112,15 @@ class _Writer:
 
 
 class _Returning:
-    def __init__(self, planner: Planner, td: TableDef, node: exp.Expression | None, alias: str | None) -> None:
+    def __init__(self, planner: Planner, td: TableDef, node: exp.Expression | None, alias: str | None,
+                 scope: Scope | None = None) -> None:
         self.fns: list[Fn] | None = None
         self.columns: list[Column] | None = None
         if node is None:
             return
-        scope = _scope(td, alias)
+        scope = scope or _scope(td, alias)
         items = planner._expand_stars(node.expressions, scope)
+        items = [e for e in items if not (isinstance(e, exp.Column) and e.name == _KEY_COL)]
         cp = Compiler(planner.env, scope)
         outs = [cp.compile(e.this if isinstance(e, exp.Alias) else e) for e in items]
         self.fns = [c.fn for c in outs]
@@ -149,8 +151,7 @@ class InsertPlan:
         else:
             positions = list(range(len(td.columns)))
         self.positions = positions
-        if node.args.get("conflict") is not None:
-            raise errors.FeatureNotSupported("ON CONFLICT is not supported yet")
+        self.conflict = _OnConflict(planner, td, node.args["conflict"]) if node.args.get("conflict") is not None else None
         defaults = {i: default_expr(planner, td, i) for i in range(len(td.columns))}
         self.fill = [(i, defaults[i].fn) for i in range(len(td.columns))
                      if i not in positions and td.columns[i].default is not None]
@@ -208,17 +209,182 @@ class InsertPlan:
         td, w = self.td, self.writer
         out = []
         count = 0
+        oc = self.conflict
+        touched: set[bytes] = set()
         for row in self._rows(ctx):
             w.check_row(row, ctx)
+            if oc is not None:
+                hit = oc.find(row, ctx, w)
+                if hit is not None:
+                    key, existing = hit
+                    if oc.sets is None:
+                        continue
+                    if key in touched:
+                        raise errors.SqlError("ON CONFLICT DO UPDATE command cannot affect row a second time",
+                                              sqlstate="21000",
+                                              hint="Ensure that no rows proposed for insertion within the same "
+                                                   "command have duplicate constrained values.")
+                    new = oc.update(existing, row, ctx)
+                    if new is None:
+                        continue
+                    w.check_row(new, ctx)
+                    if td.uniques:
+                        w.check_uniques(key, new, ctx, existing)
+                    ctx.txn.put(td.table_id, key, new)
+                    touched.add(key)
+                    count += 1
+                    if self.returning.fns is not None:
+                        out.append(self.returning.row(new, ctx))
+                    continue
             key = w.key_of(row, ctx)
             w.claim_key(key, row, ctx)
             if td.uniques:
                 w.check_uniques(key, row, ctx)
             ctx.txn.put(td.table_id, key, row)
+            touched.add(key)
             count += 1
             if self.returning.fns is not None:
                 out.append(self.returning.row(row, ctx))
         return f"INSERT 0 {count}", out
+
+
+_KEY_COL = "\x00key"
+
+
+class _OnConflict:
+    """INSERT ... ON CONFLICT: find the arbiter constraint, then skip or update the existing row."""
+
+    def __init__(self, planner: Planner, td: TableDef, node: exp.OnConflict) -> None:
+        self.td = td
+        keys = [o.this.name if isinstance(o, exp.Ordered) else o.name for o in node.args.get("conflict_keys") or []]
+        cname = node.args.get("constraint")
+        arbiters: list[tuple[str, list[int]]] = []  # ("pk" | unique name, positions)
+        cands = ([("pk", list(td.pk))] if td.pk else []) + [(n, list(c)) for n, c in td.uniques]
+        if cname is not None:
+            name = cname.name
+            arbiters = [(n, c) for n, c in cands if (td.pkey_name if n == "pk" else n) == name]
+            if not arbiters:
+                raise errors.SqlError(f'constraint "{name}" for table "{td.name}" does not exist', sqlstate="42704")
+        elif keys:
+            pos = []
+            for k in keys:
+                i = td.column_index(k)
+                if i is None:
+                    raise errors.UndefinedColumn(f'column "{k}" does not exist')
+                pos.append(i)
+            arbiters = [(n, c) for n, c in cands if sorted(c) == sorted(pos)]
+            if not arbiters:
+                raise errors.SqlError("there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                                      sqlstate="42P10")
+        else:
+            arbiters = cands
+        self.arbiters = arbiters
+        action = node.args.get("action")
+        self.sets: list[tuple[int, Fn]] | None = None
+        self.where: Fn | None = None
+        if action is not None and "UPDATE" in str(action.this if hasattr(action, "this") else action).upper():
+            if not keys and cname is None:
+                raise errors.SqlError("ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                                      sqlstate="42601",
+                                      hint="For example, ON CONFLICT (column_name).")
+            scope = Scope([(td.name, c.name, c.type_oid, c.typmod) for c in td.columns]
+                          + [("excluded", c.name, c.type_oid, c.typmod) for c in td.columns])
+            cp = Compiler(planner.env, scope)
+            sets = []
+            for eq in node.expressions:
+                i = td.column_index(eq.this.name)
+                if i is None:
+                    raise errors.UndefinedColumn(f'column "{eq.this.name}" of relation "{td.name}" does not exist')
+                c = td.columns[i]
+                if _is_default(eq.expression):
+                    f = default_expr(planner, td, i).fn
+                else:
+                    f = cp.coerce(cp.compile(eq.expression), c.type_oid, c.typmod).fn
+                sets.append((i, f))
+            self.sets = sets
+            where = node.args.get("where")
+            if where is not None:
+                self.where = cp.compile_bool(where.this).fn
+
+    def find(self, row: tuple, ctx: Any, w: _Writer) -> tuple[bytes, tuple] | None:
+        td, txn = self.td, ctx.txn
+        snap = ctx.store.snapshot()
+        for name, cols in self.arbiters:
+            vals = [row[i] for i in cols]
+            if None in vals:
+                continue
+            if name == "pk":
+                key = encode_key(vals)
+                txn.lock(td.table_id, key)
+                old = txn.get(td.table_id, key, snap)
+                if old is not None:
+                    return key, (w.pad(old) if w.pad else old)
+                continue
+            txn.lock(td.table_id, b"\xffu" + name.encode() + b"\x00" + encode_key(vals))
+            t = tuple(vals)
+            for k, other in txn.scan(td.table_id, snap):
+                if w.pad is not None:
+                    other = w.pad(other)
+                if tuple(other[i] for i in cols) == t:
+                    txn.lock(td.table_id, k)
+                    return k, other
+        return None
+
+    def update(self, existing: tuple, proposed: tuple, ctx: Any) -> tuple | None:
+        both = existing + proposed
+        if self.where is not None and self.where(both, ctx) is not True:
+            return None
+        new = list(existing)
+        for i, f in self.sets or []:
+            new[i] = f(both, ctx)
+        return tuple(new)
+
+
+class _KeyedScan(Op):
+    """Target rows of UPDATE ... FROM / DELETE ... USING with the row key appended."""
+
+    def __init__(self, src: Any) -> None:
+        self.src = src
+
+    def rows(self, ctx: Any) -> Any:
+        for k, r in self.src.pairs(ctx):
+            yield r + (k,)
+
+
+def _joined_targets(planner: Planner, td: TableDef, alias: str, items: list[exp.Expression],
+                    where: exp.Expression | None) -> tuple[Any, Scope]:
+    """An operator yielding ``target row + (key,) + from row`` for UPDATE FROM / DELETE USING."""
+    from engine.executor import NestedLoopJoin
+    from engine.planner import and_all, conjuncts
+
+    tcols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns] + [(None, _KEY_COL, T.BYTEA, -1)]
+    rop, rcols, _ = planner.plan_from_item(items[0], None)
+    for it in items[1:]:
+        op2, cols2, _ = planner.plan_from_item(it, None)
+        rop = NestedLoopJoin(rop, op2, None, "inner", len(rcols), len(cols2))
+        rcols = rcols + cols2
+    scope = Scope(tcols + rcols)
+    # conjuncts touching only the target filter the scan (primary-key lookups stay possible)
+    tscope = Scope(tcols)
+    own, rest = [], []
+    for p in conjuncts(where):
+        refs = list(p.find_all(exp.Column))
+        if refs and all(_col_in(tscope, c) for c in refs) and not any(True for _ in p.find_all(exp.Select)):
+            own.append(p)
+        else:
+            rest.append(p)
+    lop = _KeyedScan(planner.access_path(TableScan(td.table_id, td.pad_fn()), Scope(tcols), td, and_all(own)))
+    on = and_all(rest)
+    if on is None:
+        return NestedLoopJoin(lop, rop, None, "inner", len(tcols), len(rcols)), scope
+    return planner._join(lop, rop, on, "inner", tcols, rcols, scope), scope
+
+
+def _col_in(scope: Scope, c: exp.Column) -> bool:
+    try:
+        return scope.find(c.name, c.table or None) is not None
+    except errors.SqlError:
+        return False
 
 
 def has_subquery(node: exp.Expression) -> bool:
@@ -234,14 +400,21 @@ def _target_path(planner: Planner, node: exp.Expression, td: TableDef, alias: st
 
 class UpdatePlan:
     def __init__(self, planner: Planner, node: exp.Update) -> None:
-        if node.args.get("from_") or node.args.get("from"):
-            raise errors.FeatureNotSupported("UPDATE ... FROM is not supported yet")
+        frm = node.args.get("from_")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
         alias = node.this.alias or None
         self.td = td
         self.writer = _Writer(td, planner)
-        self.path, scope = _target_path(planner, node, td, alias or td.name)
+        self.joined = None
+        if frm is not None:
+            where = node.args.get("where")
+            items = [frm.this] + [j.this for j in node.args.get("joins") or []]
+            self.joined, scope = _joined_targets(planner, td, alias or td.name, items,
+                                                 where.this if where is not None else None)
+            self.path = None
+        else:
+            self.path, scope = _target_path(planner, node, td, alias or td.name)
         cp = Compiler(planner.env, scope)
         sets = []
         for eq in node.expressions:
@@ -257,19 +430,30 @@ class UpdatePlan:
             sets.append((i, f))
         self.sets = sets
         self.pk_changes = any(i in td.pk for i, _ in sets)
-        self.returning = _Returning(planner, td, node.args.get("returning"), alias)
+        self.returning = _Returning(planner, td, node.args.get("returning"), alias,
+                                    scope if self.joined is not None else None)
         self.columns = self.returning.columns
 
     def run(self, ctx: Any) -> tuple[str, list]:
         td, w, txn = self.td, self.writer, ctx.txn
         tid = td.table_id
-        targets = list(self.path.pairs(ctx))
+        n = len(td.columns)
+        if self.joined is not None:
+            seen: dict[bytes, tuple] = {}
+            for row in self.joined.rows(ctx):
+                k = row[n]
+                if k not in seen:
+                    seen[k] = row
+            targets = [(k, r) for k, r in seen.items()]
+        else:
+            targets = list(self.path.pairs(ctx))
         out = []
-        for key, old in targets:
+        for key, full in targets:
+            old = full[:n] if self.joined is not None else full
             txn.lock_for_update(tid, key, ctx.snapshot)
             new = list(old)
             for i, f in self.sets:
-                new[i] = f(old, ctx)
+                new[i] = f(full, ctx)
             row = tuple(new)
             w.check_row(row, ctx)
             if self.pk_changes:
@@ -282,25 +466,38 @@ class UpdatePlan:
                 w.check_uniques(key, row, ctx, old)
             txn.put(tid, key, row)
             if self.returning.fns is not None:
-                out.append(self.returning.row(row, ctx))
+                out.append(self.returning.row(row + full[n:] if self.joined is not None else row, ctx))
         return f"UPDATE {len(targets)}", out
 
 
 class DeletePlan:
     def __init__(self, planner: Planner, node: exp.Delete) -> None:
-        if node.args.get("using"):
-            raise errors.FeatureNotSupported("DELETE ... USING is not supported yet")
+        using = node.args.get("using")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
         alias = node.this.alias or None
         self.td = td
-        self.path, _ = _target_path(planner, node, td, alias or td.name)
-        self.returning = _Returning(planner, td, node.args.get("returning"), alias)
+        self.joined = None
+        scope = None
+        if using:
+            where = node.args.get("where")
+            self.joined, scope = _joined_targets(planner, td, alias or td.name, list(using),
+                                                 where.this if where is not None else None)
+        else:
+            self.path, _ = _target_path(planner, node, td, alias or td.name)
+        self.returning = _Returning(planner, td, node.args.get("returning"), alias, scope)
         self.columns = self.returning.columns
 
     def run(self, ctx: Any) -> tuple[str, list]:
         txn, tid = ctx.txn, self.td.table_id
-        targets = list(self.path.pairs(ctx))
+        n = len(self.td.columns)
+        if self.joined is not None:
+            seen: dict[bytes, tuple] = {}
+            for row in self.joined.rows(ctx):
+                seen.setdefault(row[n], row)
+            targets = list(seen.items())
+        else:
+            targets = list(self.path.pairs(ctx))
         out = []
         for key, old in targets:
             txn.lock_for_update(tid, key, ctx.snapshot)

@@ -67,9 +67,66 @@ class Planner:
         self.catalog = catalog
         self.env = Env(catalog, param_types, self)
         self.tables: set[int] = set()  # stored tables the statement reads
+        self.ctes: list[dict[str, tuple[Any, list]]] = []  # WITH scopes, innermost last
+        self.views: list[str] = []  # views being expanded (recursion guard)
+
+    # -- WITH -------------------------------------------------------------------------------
+    def push_with(self, node: exp.Expression, parent: Scope | None = None) -> bool:
+        w = node.args.get("with_")
+        if w is None:
+            return False
+        frame: dict[str, tuple[Any, list]] = {}
+        self.ctes.append(frame)
+        recursive = bool(w.args.get("recursive"))
+        for cte in w.expressions:
+            name = cte.alias_or_name
+            ta = cte.args.get("alias")
+            alias_cols = [c.name for c in ta.columns] if ta is not None and ta.columns else []
+            body = cte.this
+            if recursive and isinstance(body, exp.Union) and _refers_to(body.expression, name):
+                frame[name] = self._plan_recursive(name, body, alias_cols, parent)
+                continue
+            if not isinstance(body, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values, exp.Subquery)):
+                raise errors.FeatureNotSupported("data-modifying statements in WITH are not supported")
+            plan = self.plan_query(body, parent)
+            names = [c.name for c in plan.columns]
+            names[: len(alias_cols)] = alias_cols
+            cols = [(n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)]
+            frame[name] = (_CteScan(plan), cols)
+        return True
+
+    def _plan_recursive(self, name: str, body: exp.Union, alias_cols: list[str], parent: Scope | None) -> tuple:
+        anchor = self.plan_query(body.this, parent)
+        names = [c.name for c in anchor.columns]
+        names[: len(alias_cols)] = alias_cols
+        cols = [(n, c.type_oid, c.type_mod) for n, c in zip(names, anchor.columns)]
+        work = _WorkTable()
+        self.ctes[-1][name] = (work, cols)
+        rec = self.plan_query(body.expression, parent)
+        if len(rec.columns) != len(cols):
+            raise errors.SyntaxErr("each UNION query must have the same number of columns")
+        convs = [None if rc.type_oid == c[1] or rc.type_oid == T.UNKNOWN and c[1] == T.TEXT
+                 else T.caster(rc.type_oid, c[1]) for rc, c in zip(rec.columns, cols)]
+        return _RecursiveScan(anchor, rec, work, bool(body.args.get("distinct")), convs), cols
+
+    def find_cte(self, name: str) -> tuple[Any, list] | None:
+        for frame in reversed(self.ctes):
+            hit = frame.get(name)
+            if hit is not None:
+                return hit
+        return None
 
     # -- entry points ---------------------------------------------------------------------
     def plan_query(self, node: exp.Expression, parent: Scope | None = None) -> Plan:
+        if node.args.get("with_") is not None and not isinstance(node, exp.Subquery):
+            self.push_with(node, parent)
+            try:
+                return self._plan_query(node, parent)
+            finally:
+                self.ctes.pop()
+        return self._plan_query(node, parent)
+
+    def _plan_query(self, node: exp.Expression, parent: Scope | None = None) -> Plan:
         if isinstance(node, exp.Subquery):
             return self.plan_query(node.this, parent)
         if isinstance(node, exp.Select):
@@ -95,7 +152,29 @@ class Planner:
         if isinstance(item, exp.Table):
             alias = item.alias_or_name
             name = table_name(item)
+            ta = item.args.get("alias")
+            rename = [c.name for c in ta.columns] if ta is not None and ta.columns else []
+            cte = self.find_cte(name) if not item.text("db") else None
+            if cte is not None:
+                op, ccols = cte
+                names = [c[0] for c in ccols]
+                names[: len(rename)] = rename
+                return op, [(alias, n, t, m) for n, (_, t, m) in zip(names, ccols)], None
             td = self.catalog.get(name)
+            if td is not None and td.kind == "v":
+                if name in self.views:
+                    raise errors.SqlError(f'infinite recursion detected in rules for relation "{name}"',
+                                          sqlstate="42P17")
+                self.views.append(name)
+                try:
+                    import sqlglot
+
+                    plan = self.plan_query(sqlglot.parse_one(td.view_sql, read="postgres"), None)
+                finally:
+                    self.views.pop()
+                names = [c.name for c in td.columns] or [c.name for c in plan.columns]
+                names[: len(rename)] = rename
+                return _PlanOp(plan), [(alias, n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)], None
             if td is None or td.kind != "r":
                 vt = sysviews.lookup(name)
                 if vt is not None:
@@ -211,8 +290,6 @@ class Planner:
 
     # -- SELECT -----------------------------------------------------------------------------
     def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:
-        if sel.args.get("with_") or sel.args.get("with"):
-            raise errors.FeatureNotSupported("WITH queries are not supported yet")
         op, scope, td = self.plan_from(sel, parent)
         op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
         select_items = self._expand_stars(sel.expressions, scope)
@@ -444,6 +521,64 @@ class _PlanOp(Op):
 
     def rows(self, ctx: Any) -> Any:
         return self.plan.rows(ctx)
+
+
+class _CteScan(Op):
+    """A WITH query: evaluated once per statement execution, then replayed."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def rows(self, ctx: Any) -> Any:
+        key = id(self)
+        rows = ctx.subq.get(key)
+        if rows is None:
+            rows = ctx.subq[key] = list(self.plan.rows(ctx))
+        return iter(rows)
+
+
+class _WorkTable(Op):
+    """The rows of the previous iteration of a recursive WITH query."""
+
+    def rows(self, ctx: Any) -> Any:
+        return iter(ctx.subq.get(id(self), ()))
+
+
+class _RecursiveScan(Op):
+    """WITH RECURSIVE: anchor rows, then iterate the recursive term over the last batch."""
+
+    def __init__(self, anchor: Plan, rec: Plan, work: _WorkTable, distinct: bool, convs: list) -> None:
+        self.anchor, self.rec, self.work, self.distinct, self.convs = anchor, rec, work, distinct, convs
+
+    def rows(self, ctx: Any) -> Any:
+        seen: set | None = set() if self.distinct else None
+        convs = self.convs if any(self.convs) else None
+        batch = []
+        for row in self.anchor.rows(ctx):
+            if seen is not None:
+                if row in seen:
+                    continue
+                seen.add(row)
+            batch.append(row)
+            yield row
+        key = id(self.work)
+        while batch:
+            ctx.subq[key] = batch
+            nxt = []
+            for row in self.rec.rows(ctx):
+                if convs is not None:
+                    row = tuple(v if c is None or v is None else c(v) for v, c in zip(row, convs))
+                if seen is not None:
+                    if row in seen:
+                        continue
+                    seen.add(row)
+                nxt.append(row)
+                yield row
+            batch = nxt
+
+
+def _refers_to(node: exp.Expression, name: str) -> bool:
+    return any(t.name == name and not t.text("db") for t in node.find_all(exp.Table))
 
 
 class _LazyAggregate(Aggregate):

@@ -63,10 +63,17 @@ def _ddl_runner(fn: Callable[[Any, Any], tuple[str, list[str]]], node: exp.Expre
 def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> StmtPlan:
     pl = Planner(catalog, param_types)
     base = [CATALOG_TABLE, SEQUENCE_TABLE]
+    if isinstance(node, exp.Select) and node.args.get("into") is not None:
+        from engine.ddl_query import select_into
+
+        return StmtPlan(_ddl_runner(select_into, node), columns=None, param_types=param_types,
+                        tables=base + ddl.tables_of(node, catalog), writes=True, verb="SELECT INTO", cacheable=False)
     if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
         plan = pl.plan_query(node)
         return StmtPlan(_query_runner(plan), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=False, verb="SELECT")
+    if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
+        pl.push_with(node)
     if isinstance(node, exp.Insert):
         p: Any = InsertPlan(pl, node)
         verb = "INSERT"
@@ -86,6 +93,14 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.Create):
         kind = str(node.args.get("kind") or "").upper()
         fn = {"TABLE": ddl.create_table, "SEQUENCE": ddl.create_sequence, "DATABASE": ddl.create_database}.get(kind)
+        if kind == "TABLE" and node.expression is not None:
+            from engine.ddl_query import create_table_as_node
+
+            fn = create_table_as_node
+        elif kind == "VIEW":
+            from engine.ddl_query import create_view
+
+            fn = create_view
         if kind == "INDEX":
             fn = _create_index
         if fn is None:

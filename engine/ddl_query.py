@@ -1,0 +1,101 @@
+"""DDL defined by a query: CREATE TABLE AS / SELECT INTO, CREATE [OR REPLACE] VIEW.
+
+A view is a catalog entry of kind ``'v'`` holding the query text (``TableDef.view_sql``)
+and its output columns; the planner expands it like a subquery wherever it is named.
+CREATE TABLE AS plans the query against the catalog of the moment, creates a table
+without a primary key (rowid keys) and inserts the result rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from engine import errors
+from engine import types as T
+from engine.catalog import ColumnDef, TableDef
+from engine.ddl import CatalogWriter
+
+
+def _plan(ctx: Any, query: exp.Expression) -> Any:
+    from engine.planner import Planner
+
+    pl = Planner(ctx.catalog, [])
+    return pl.plan_query(query)
+
+
+def _columns(plan: Any, names: list[str]) -> list[ColumnDef]:
+    cols = []
+    for i, c in enumerate(plan.columns):
+        n = names[i] if i < len(names) else c.name
+        oid = T.TEXT if c.type_oid == T.UNKNOWN else c.type_oid
+        cols.append(ColumnDef(n, oid, c.type_mod))
+    seen = set()
+    for c in cols:
+        if c.name in seen:
+            raise errors.SqlError(f'column "{c.name}" specified more than once', sqlstate="42701")
+        seen.add(c.name)
+    return cols
+
+
+def create_table_as(ctx: Any, name: str, query: exp.Expression, names: list[str], if_not_exists: bool = False,
+                    with_data: bool = True) -> tuple[str, list[str]]:
+    cw = CatalogWriter(ctx)
+    if cw.catalog.get(name) is not None:
+        if if_not_exists:
+            return "CREATE TABLE AS", [f'relation "{name}" already exists, skipping']
+        raise errors.DuplicateTable(f'relation "{name}" already exists')
+    plan = _plan(ctx, query)
+    td = TableDef(cw.alloc_id(), name, "r", _columns(plan, names))
+    rows = list(plan.rows(ctx)) if with_data else []
+    cw.put_table(td)
+    cw.finish()
+    txn = ctx.txn
+    for row in rows:
+        key = ctx.db.next_rowid(td, txn)
+        txn.lock(td.table_id, key)
+        txn.put(td.table_id, key, tuple(row))
+    return f"SELECT {len(rows)}", []
+
+
+def create_table_as_node(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    target = node.this
+    names: list[str] = []
+    if isinstance(target, exp.Schema):
+        names = [c.name for c in target.expressions]
+        target = target.this
+    with_data = "WITH NO DATA" not in node.sql("postgres").upper()
+    return create_table_as(ctx, target.name, node.expression, names, bool(node.args.get("exists")), with_data)
+
+
+def select_into(ctx: Any, node: exp.Select) -> tuple[str, list[str]]:
+    into = node.args["into"]
+    q = node.copy()
+    q.set("into", None)
+    return create_table_as(ctx, into.this.name, q, [])
+
+
+def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    target = node.this
+    names: list[str] = []
+    if isinstance(target, exp.Schema):
+        names = [c.name for c in target.expressions]
+        target = target.this
+    name = target.name
+    cw = CatalogWriter(ctx)
+    old = cw.catalog.get(name)
+    query = node.expression
+    plan = _plan(ctx, query)
+    cols = _columns(plan, names)
+    if old is not None:
+        if not node.args.get("replace") or old.kind != "v":
+            raise errors.DuplicateTable(f'relation "{name}" already exists')
+        if len(cols) < len(old.columns) or any(a.name != b.name for a, b in zip(old.columns, cols)):
+            raise errors.SqlError("cannot drop columns from view", sqlstate="42P16")
+        tid = old.table_id
+    else:
+        tid = cw.alloc_id()
+    cw.put_table(TableDef(tid, name, "v", cols, view_sql=query.sql("postgres")))
+    cw.finish()
+    return "CREATE VIEW", []
