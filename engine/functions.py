@@ -371,3 +371,12 @@ _HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "borealis_instance": _session_const(lambda c: c.db.instance_name, T.TEXT),
     "borealis_role": _session_const(lambda c: c.db.role, T.TEXT),
 }
+
+
+def _register_catalog_functions() -> None:
+    from engine.catalog_functions import HANDLERS
+
+    _HANDLERS.update(HANDLERS)
+
+
+_register_catalog_functions()

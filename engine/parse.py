@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from engine import errors
+from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
 _CACHE_LIMIT = 20000
 
@@ -92,6 +93,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("discard", re.compile(r"^discard\s+(?P<what>all|plans|sequences|temp|temporary)\s*$", re.I)),
     ("noop", re.compile(r"^(?P<tag>vacuum|analyze|checkpoint|listen|unlisten|notify|deallocate)\b.*$", re.I | re.S)),
     ("savepoint", re.compile(r"^(?:savepoint|release|rollback\s+to)\b.*$", re.I | re.S)),
+    ("copy", re.compile(r"^copy\b.*$", re.I | re.S)),  # engine.copy parses COPY itself
 ]
 
 
@@ -113,6 +115,8 @@ def _classify(text: str) -> Stmt:
         raise _syntax_error(text, e) from None
     if ast is None:
         return Stmt("empty", text)
+    if pgcatalog_rewrite.wants_rewrite(text):
+        ast = pgcatalog_rewrite.normalize(ast)
     return Stmt("sql", text, ast)
 
 

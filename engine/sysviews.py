@@ -1,8 +1,8 @@
-"""Virtual (generated) tables, e.g. pg_catalog views: a registry of row generators.
+"""Virtual (generated) tables: the pg_catalog and information_schema relations.
 
-Each entry maps a (schema-less) name to ``VirtualTable(columns, rows)`` where ``rows(ctx)``
-yields tuples.  The planner consults this registry when a name is not a stored table;
-the full pg_catalog is meant to be added here as more generators.
+The planner calls ``lookup(name)`` when a name is not a stored table and scans
+``VirtualTable.rows(ctx)``, generated from the statement's catalog snapshot.  The row
+generators live in ``engine.pgcatalog`` (one module per family of tables).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from engine import types as T
+from engine.pgcatalog import information_schema as _info
+from engine.pgcatalog import tables as _tables
 
 
 @dataclass(frozen=True)
@@ -19,36 +20,8 @@ class VirtualTable:
     rows: Callable[[Any], Iterator[tuple]]
 
 
-def _pg_tables(ctx: Any) -> Iterator[tuple]:
-    for t in ctx.catalog.tables.values():
-        if t.kind == "r":
-            yield ("public", t.name, ctx.session.user, None, bool(t.pk), False, False, False)
-
-
-def _pg_database(ctx: Any) -> Iterator[tuple]:
-    for i, name in enumerate(sorted(ctx.catalog.databases)):
-        yield (i + 1, name, 6, "UTF8")
-
-
-def _pg_class(ctx: Any) -> Iterator[tuple]:
-    for t in ctx.catalog.tables.values():
-        yield (t.table_id, t.name, 2200, t.kind, len(t.columns), "p")
-
-
 REGISTRY: dict[str, VirtualTable] = {
-    "pg_tables": VirtualTable(
-        [("schemaname", T.NAME), ("tablename", T.NAME), ("tableowner", T.NAME), ("tablespace", T.NAME),
-         ("hasindexes", T.BOOL), ("hasrules", T.BOOL), ("hastriggers", T.BOOL), ("rowsecurity", T.BOOL)],
-        _pg_tables,
-    ),
-    "pg_database": VirtualTable(
-        [("oid", T.OID), ("datname", T.NAME), ("encoding", T.INT4), ("datcollate", T.NAME)], _pg_database
-    ),
-    "pg_class": VirtualTable(
-        [("oid", T.OID), ("relname", T.NAME), ("relnamespace", T.OID), ("relkind", T.TEXT),
-         ("relnatts", T.INT2), ("relpersistence", T.TEXT)],
-        _pg_class,
-    ),
+    name: VirtualTable(cols, rows) for name, (cols, rows) in {**_tables.TABLES, **_info.TABLES}.items()
 }
 
 

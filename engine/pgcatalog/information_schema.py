@@ -1,0 +1,133 @@
+"""information_schema views (schemata, tables, columns, table_constraints,
+key_column_usage, referential_constraints, views, sequences) over the catalog model.
+
+Names are schema-less in the planner's lookup, so a stored table of the same name wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from engine import types as T
+from engine.pgcatalog.model import model_of
+from engine.pgcatalog.render import default_expr, format_type
+from engine.pgcatalog.tables import NAMESPACES, Rows, _user
+
+X, N, I4, B = T.TEXT, T.NAME, T.INT4, T.BOOL  # sql_identifier is name, character_data text
+TABLES: dict[str, tuple[list[tuple[str, int]], Rows]] = {}
+
+
+def view(name: str, cols: str, types: list[int]):
+    names = cols.split()
+    assert len(names) == len(types), name
+
+    def deco(fn: Rows) -> Rows:
+        TABLES[name] = (list(zip(names, types)), fn)
+        return fn
+
+    return deco
+
+
+@view("schemata", "catalog_name schema_name schema_owner default_character_set_catalog "
+      "default_character_set_schema default_character_set_name sql_path", [N, N, N, N, N, N, X])
+def _schemata(ctx: Any) -> Iterator[tuple]:
+    for _, name, owner in NAMESPACES:
+        yield (ctx.session.database, name, _user(ctx) if owner == 10 else "pg_database_owner",
+               None, None, None, None)
+
+
+@view("tables", "table_catalog table_schema table_name table_type self_referencing_column_name "
+      "reference_generation user_defined_type_catalog user_defined_type_schema user_defined_type_name "
+      "is_insertable_into is_typed commit_action", [N, N, N, X, N, X, N, N, N, X, X, X])
+def _tables(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind in ("r", "v"):
+            yield (ctx.session.database, "public", td.name, "BASE TABLE" if td.kind == "r" else "VIEW",
+                   None, None, None, None, None, "YES" if td.kind == "r" else "NO", "NO", None)
+
+
+_DATA_TYPE = {T.BPCHAR: "character", T.VARCHAR: "character varying"}
+
+
+@view("columns", "table_catalog table_schema table_name column_name ordinal_position column_default "
+      "is_nullable data_type character_maximum_length character_octet_length numeric_precision "
+      "numeric_precision_radix numeric_scale datetime_precision udt_catalog udt_schema udt_name "
+      "is_identity identity_generation is_generated generation_expression is_updatable collation_name",
+      [N, N, N, N, I4, X, X, X, I4, I4, I4, I4, I4, I4, N, N, N, X, X, X, X, X, N])
+def _columns(ctx: Any) -> Iterator[tuple]:
+    from engine.pgcatalog.types_data import all_types
+
+    udt = {r[0]: r[1] for r in all_types()}
+    for td in ctx.catalog.tables.values():
+        if td.kind not in ("r", "v"):
+            continue
+        for i, c in enumerate(td.columns):
+            t, tm = c.type_oid, c.typmod
+            charlen = tm - 4 if t in (T.VARCHAR, T.BPCHAR) and tm >= 4 else None
+            prec = {T.INT2: 16, T.INT4: 32, T.INT8: 64, T.FLOAT4: 24, T.FLOAT8: 53}.get(t)
+            scale = 0 if t in T.INTS else None
+            radix = 2 if prec else None
+            if t == T.NUMERIC:
+                radix = 10
+                if tm >= 4:
+                    prec, scale = (tm - 4) >> 16, (tm - 4) & 0xFFFF
+            dflt = default_expr(c.default, t, tm) if c.default is not None else None
+            yield (ctx.session.database, "public", td.name, c.name, i + 1, dflt, "NO" if c.not_null else "YES",
+                   _DATA_TYPE.get(t, format_type(t, -1)), charlen, charlen * 4 if charlen else None, prec,
+                   radix, scale, 6 if t in (T.TIMESTAMP, T.TIMESTAMPTZ, T.TIME) else None,
+                   ctx.session.database, "pg_catalog", udt.get(t, str(t)), "NO", None, "NEVER", None,
+                   "YES", None)
+
+
+_CONTYPE = {"p": "PRIMARY KEY", "u": "UNIQUE", "f": "FOREIGN KEY", "c": "CHECK"}
+
+
+@view("table_constraints", "constraint_catalog constraint_schema constraint_name table_catalog table_schema "
+      "table_name constraint_type is_deferrable initially_deferred enforced nulls_distinct",
+      [N, N, N, N, N, N, X, X, X, X, X])
+def _table_constraints(ctx: Any) -> Iterator[tuple]:
+    db = ctx.session.database
+    for c in model_of(ctx).constraints:
+        yield (db, "public", c.name, db, "public", c.table.name, _CONTYPE[c.contype], "NO", "NO", "YES",
+               "YES" if c.contype in ("p", "u") else None)
+
+
+@view("key_column_usage", "constraint_catalog constraint_schema constraint_name table_catalog table_schema "
+      "table_name column_name ordinal_position position_in_unique_constraint", [N, N, N, N, N, N, N, I4, I4])
+def _key_column_usage(ctx: Any) -> Iterator[tuple]:
+    db = ctx.session.database
+    for c in model_of(ctx).constraints:
+        if c.contype == "c":
+            continue
+        for k, pos in enumerate(c.cols):
+            yield (db, "public", c.name, db, "public", c.table.name, c.table.columns[pos].name, k + 1,
+                   k + 1 if c.contype == "f" else None)
+
+
+@view("referential_constraints", "constraint_catalog constraint_schema constraint_name "
+      "unique_constraint_catalog unique_constraint_schema unique_constraint_name match_option update_rule "
+      "delete_rule", [N, N, N, N, N, N, X, X, X])
+def _referential_constraints(ctx: Any) -> Iterator[tuple]:
+    db = ctx.session.database
+    for c in model_of(ctx).constraints:
+        if c.contype == "f":
+            ref = c.ref_table.pkey_name if c.ref_table is not None else None
+            yield (db, "public", c.name, db, "public", ref, "NONE", "NO ACTION", "NO ACTION")
+
+
+@view("views", "table_catalog table_schema table_name view_definition check_option is_updatable "
+      "is_insertable_into", [N, N, N, X, X, X, X])
+def _views(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "v":
+            yield (ctx.session.database, "public", td.name, getattr(td, "view_sql", None), "NONE", "NO", "NO")
+
+
+@view("sequences", "sequence_catalog sequence_schema sequence_name data_type numeric_precision "
+      "start_value minimum_value maximum_value increment cycle_option", [N, N, N, X, I4, X, X, X, X, X])
+def _sequences(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "S" and td.seq is not None:
+            s = td.seq
+            yield (ctx.session.database, "public", td.name, "bigint", 64, str(s.start), str(s.min_value),
+                   str(s.max_value), str(s.increment), "YES" if s.cycle else "NO")

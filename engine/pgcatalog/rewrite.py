@@ -1,0 +1,114 @@
+"""AST rewrites that make catalog queries (psql, drivers) fit the engine's compiler.
+
+Pure functions over sqlglot trees, applied in order by ``normalize``:
+
+* ``OPERATOR(pg_catalog.~)`` and friends become the plain operators;
+* ``expr COLLATE x`` becomes ``expr`` (one collation: C);
+* ``::pg_catalog.type`` becomes ``::type``; casts to regclass / regtype / regnamespace /
+  regproc become calls of ``__regclass(...)`` etc. (engine.catalog_functions);
+* a SELECT (or every branch of a UNION) that inner-joins a catalog table that is always
+  empty here (pg_trigger, pg_policy, pg_inherits ...) and has no aggregates becomes
+  ``SELECT NULL AS col, ... LIMIT 0``: its result is empty whatever the rest says, and
+  the rest often uses features (arrays, table functions) the engine lacks.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.expr import is_aggregate, output_name
+from engine.pgcatalog.tables import ALWAYS_EMPTY
+
+_REG_CASTS = {"regclass": "__regclass", "regtype": "__regtype", "regnamespace": "__regnamespace",
+              "regproc": "__regproc", "regprocedure": "__regproc"}
+_OPS = {"~": lambda a, b: exp.RegexpLike(this=a, expression=b),
+        "!~": lambda a, b: exp.Not(this=exp.RegexpLike(this=a, expression=b)),
+        "~*": lambda a, b: exp.RegexpILike(this=a, expression=b),
+        "!~*": lambda a, b: exp.Not(this=exp.RegexpILike(this=a, expression=b)),
+        "=": lambda a, b: exp.EQ(this=a, expression=b), "<>": lambda a, b: exp.NEQ(this=a, expression=b),
+        "~~": lambda a, b: exp.Like(this=a, expression=b),
+        "!~~": lambda a, b: exp.Not(this=exp.Like(this=a, expression=b))}
+
+
+def _type_name(dt: exp.DataType) -> str | None:
+    if dt.this != exp.DataType.Type.USERDEFINED:
+        return None
+    kind = dt.args.get("kind")
+    if isinstance(kind, exp.Dot):
+        return kind.expression.name.lower()
+    return str(kind).lower() if kind is not None else None
+
+
+def _node(n: exp.Expression) -> exp.Expression:
+    if isinstance(n, exp.Operator):
+        op = str(n.args.get("operator") or "").split(".")[-1].strip()
+        make = _OPS.get(op)
+        if make is not None:
+            return make(n.this, n.expression)
+        return n
+    if isinstance(n, exp.Collate):
+        return n.this
+    if isinstance(n, exp.Cast):
+        to = n.args.get("to")
+        if isinstance(to, exp.DataType):
+            name = _type_name(to)
+            if name in _REG_CASTS:
+                return exp.Anonymous(this=_REG_CASTS[name], expressions=[n.this])
+            if name is not None and isinstance(to.args.get("kind"), exp.Dot):
+                try:
+                    n.set("to", exp.DataType.build(name, dialect="postgres"))
+                except Exception:  # noqa: BLE001 - unknown names stay as they were
+                    pass
+        return n
+    if isinstance(n, exp.Dot) and isinstance(n.this, (exp.Identifier, exp.Var)) \
+            and n.this.name.lower() == "pg_catalog" and isinstance(n.expression, exp.Func):
+        return n.expression
+    return n
+
+
+def _inner_tables(sel: exp.Select) -> list[str]:
+    names = []
+    frm = sel.args.get("from_") or sel.args.get("from")
+    if frm is not None and isinstance(frm.this, exp.Table):
+        names.append(frm.this.name)
+    for j in sel.args.get("joins") or []:
+        side = (j.args.get("side") or "").upper()
+        if side in ("LEFT", "RIGHT", "FULL"):
+            continue
+        if isinstance(j.this, exp.Table):
+            names.append(j.this.name)
+    return names
+
+
+def _always_empty(q: exp.Expression) -> bool:
+    if isinstance(q, exp.Union):
+        return _always_empty(q.this) and _always_empty(q.expression)
+    if not isinstance(q, exp.Select):
+        return False
+    if q.args.get("group") is not None or any(is_aggregate(e) for e in q.expressions for e in e.walk()):
+        return False
+    return any(t in ALWAYS_EMPTY for t in _inner_tables(q))
+
+
+def _first_select(q: exp.Expression) -> exp.Select:
+    while isinstance(q, exp.Union):
+        q = q.this
+    return q  # type: ignore[return-value]
+
+
+def normalize(ast: exp.Expression) -> exp.Expression:
+    if not isinstance(ast, (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)):
+        return ast
+    ast = ast.transform(_node, copy=False)
+    ast = ast.transform(_node, copy=False)  # children of replaced nodes
+    if isinstance(ast, (exp.Select, exp.Union)) and _always_empty(ast):
+        cols = [exp.alias_(exp.Null(), output_name(e) or "?column?", quoted=True)
+                for e in _first_select(ast).expressions]
+        return exp.Select(expressions=cols).limit(0)
+    return ast
+
+
+def wants_rewrite(text: str) -> bool:
+    """Cheap test on the SQL text: only catalog-looking statements are rewritten."""
+    low = text.lower()
+    return any(w in low for w in ("pg_", "operator(", "collate", "reg", "~", "information_schema"))

@@ -1,0 +1,356 @@
+"""Row generators of the virtual pg_catalog and information_schema tables.
+
+Each table is ``(columns, rows)``: ``columns`` lists ``(name, type oid)`` in PostgreSQL 15's
+order (only the columns clients read are present), ``rows(ctx)`` yields tuples generated
+from the statement's catalog snapshot (``ctx.catalog``) through ``model.model_of``.
+Tables the engine has no objects for (pg_trigger, pg_policy, pg_inherits ...) are listed
+in ``ALWAYS_EMPTY``; the rewrite pass short-circuits queries that inner-join them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from engine import types as T
+from engine.pgcatalog import oids
+from engine.pgcatalog.model import model_of
+from engine.pgcatalog.render import default_expr
+from engine.pgcatalog.types_data import COLLATABLE, all_types
+
+B, N, O, I2, I4, I8, X, F4 = T.BOOL, T.NAME, T.OID, T.INT2, T.INT4, T.INT8, T.TEXT, T.FLOAT4
+CHAR = T.TEXT  # PostgreSQL's one-byte "char" is served as text
+ARR = T.TEXT  # array columns hold Python lists (text output {a,b})
+TS = T.TIMESTAMPTZ
+
+Rows = Callable[[Any], Iterator[tuple]]
+TABLES: dict[str, tuple[list[tuple[str, int]], Rows]] = {}
+ALWAYS_EMPTY: set[str] = set()
+
+
+def table(name: str, cols: str, types: list[int]) -> Callable[[Rows], Rows]:
+    names = cols.split()
+    assert len(names) == len(types), name
+
+    def deco(fn: Rows) -> Rows:
+        TABLES[name] = (list(zip(names, types)), fn)
+        return fn
+
+    return deco
+
+
+def empty(name: str, cols: str, types: list[int] | None = None) -> None:
+    names = cols.split()
+    TABLES[name] = (list(zip(names, types or [X] * len(names))), lambda ctx: iter(()))
+    ALWAYS_EMPTY.add(name)
+
+
+def _user(ctx: Any) -> str:
+    return getattr(ctx.session, "user", "postgres") or "postgres"
+
+
+# -- namespaces, roles, databases ------------------------------------------------------------
+NAMESPACES = [(oids.PG_CATALOG, "pg_catalog", oids.BOOTSTRAP_SUPERUSER), (oids.PG_TOAST, "pg_toast", oids.BOOTSTRAP_SUPERUSER),
+              (oids.PUBLIC, "public", oids.PG_DATABASE_OWNER),
+              (oids.INFORMATION_SCHEMA, "information_schema", oids.BOOTSTRAP_SUPERUSER)]
+
+
+@table("pg_namespace", "oid nspname nspowner nspacl", [O, N, O, ARR])
+def _pg_namespace(ctx: Any) -> Iterator[tuple]:
+    for oid, name, owner in NAMESPACES:
+        yield (oid, name, owner, None)
+
+
+def roles(ctx: Any) -> list[tuple[int, str, bool]]:
+    """(oid, name, can_login): the bootstrap superuser is the session's user."""
+    return [(oids.BOOTSTRAP_SUPERUSER, _user(ctx), True), (oids.PG_DATABASE_OWNER, "pg_database_owner", False)]
+
+
+_ROLE_COLS = ("rolname rolsuper rolinherit rolcreaterole rolcreatedb rolcanlogin rolreplication "
+              "rolconnlimit rolpassword rolvaliduntil rolbypassrls rolconfig oid")
+_ROLE_TYPES = [N, B, B, B, B, B, B, I4, X, TS, B, ARR, O]
+
+
+def _role_rows(ctx: Any, password: str | None) -> Iterator[tuple]:
+    for oid, name, login in roles(ctx):
+        su = oid == oids.BOOTSTRAP_SUPERUSER
+        yield (name, su, True, su, su, login, su, -1, password if su else None, None, su, None, oid)
+
+
+@table("pg_roles", _ROLE_COLS, _ROLE_TYPES)
+def _pg_roles(ctx: Any) -> Iterator[tuple]:
+    return _role_rows(ctx, "********")
+
+
+@table("pg_authid", "oid rolname rolsuper rolinherit rolcreaterole rolcreatedb rolcanlogin rolreplication "
+       "rolbypassrls rolconnlimit rolpassword rolvaliduntil", [O, N, B, B, B, B, B, B, B, I4, X, TS])
+def _pg_authid(ctx: Any) -> Iterator[tuple]:
+    for r in _role_rows(ctx, None):
+        yield (r[12], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[10], r[7], None, None)
+
+
+@table("pg_user", "usename usesysid usecreatedb usesuper userepl usebypassrls passwd valuntil useconfig",
+       [N, O, B, B, B, B, X, TS, ARR])
+def _pg_user(ctx: Any) -> Iterator[tuple]:
+    for oid, name, login in roles(ctx):
+        if login:
+            yield (name, oid, True, True, True, True, "********", None, None)
+
+
+empty("pg_auth_members", "roleid member grantor admin_option", [O, O, O, B])
+
+
+@table("pg_database", "oid datname datdba encoding datlocprovider datistemplate datallowconn datconnlimit "
+       "datcollate datctype daticulocale datacl dattablespace",
+       [O, N, O, I4, CHAR, B, B, I4, X, X, X, ARR, O])
+def _pg_database(ctx: Any) -> Iterator[tuple]:
+    names = sorted(set(ctx.catalog.databases) | {"template0"})
+    for i, name in enumerate(names):
+        tmpl = name.startswith("template")
+        acl = ["=c/" + _user(ctx), f"{_user(ctx)}=CTc/{_user(ctx)}"] if tmpl else None
+        oid = {"template1": 1, "template0": 4, "postgres": 5}.get(name, 16000 + i)
+        yield (oid, name, oids.BOOTSTRAP_SUPERUSER, 6, "c", tmpl, name != "template0", -1,
+               "C.UTF-8", "C.UTF-8", None, acl, 1663)
+
+
+@table("pg_tablespace", "oid spcname spcowner", [O, N, O])
+def _pg_tablespace(ctx: Any) -> Iterator[tuple]:
+    yield (1663, "pg_default", oids.BOOTSTRAP_SUPERUSER)
+    yield (1664, "pg_global", oids.BOOTSTRAP_SUPERUSER)
+
+
+@table("pg_am", "oid amname amhandler amtype", [O, N, X, CHAR])
+def _pg_am(ctx: Any) -> Iterator[tuple]:
+    yield (oids.HEAP_AM, "heap", "heap_tableam_handler", "t")
+    yield (oids.BTREE_AM, "btree", "bthandler", "i")
+    yield (oids.HASH_AM, "hash", "hashhandler", "i")
+
+
+# -- relations -------------------------------------------------------------------------------
+_CLASS_COLS = ("oid relname relnamespace reltype reloftype relowner relam relfilenode reltablespace relpages "
+               "reltuples relallvisible reltoastrelid relhasindex relisshared relpersistence relkind relnatts "
+               "relchecks relhasrules relhastriggers relhassubclass relrowsecurity relforcerowsecurity "
+               "relispopulated relreplident relispartition relrewrite relfrozenxid relminmxid relacl "
+               "reloptions relpartbound")
+_CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, I2, B, B, B, B, B, B, CHAR,
+                B, O, X, X, ARR, ARR, X]
+
+
+def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0) -> tuple:
+    return (oid, name, oids.PUBLIC, 0, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, 0, -1.0, 0, 0, hasindex,
+            False, "p", kind, natts, checks, False, False, False, False, False, True,
+            "d" if kind in ("r", "S") else "n", False, 0, "0", "1", None, None, None)
+
+
+@table("pg_class", _CLASS_COLS, _CLASS_TYPES)
+def _pg_class(ctx: Any) -> Iterator[tuple]:
+    m = model_of(ctx)
+    has_index = {ix.table.table_id for ix in m.indexes}
+    for td in ctx.catalog.tables.values():
+        kind = td.kind
+        am = oids.HEAP_AM if kind == "r" else 0
+        yield _class_row(td.table_id, td.name, kind, len(td.columns) if kind != "S" else 3, am,
+                         td.table_id in has_index, len(getattr(td, "checks", []) or []))
+    for ix in m.indexes:
+        yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False)
+
+
+@table("pg_index", "indexrelid indrelid indnatts indnkeyatts indisunique indnullsnotdistinct indisprimary "
+       "indisexclusion indimmediate indisclustered indisvalid indcheckxmin indisready indislive "
+       "indisreplident indkey indcollation indclass indoption indexprs indpred",
+       [O, O, I2, I2, B, B, B, B, B, B, B, B, B, B, B, X, X, X, X, X, X])
+def _pg_index(ctx: Any) -> Iterator[tuple]:
+    for ix in model_of(ctx).indexes:
+        key = " ".join(str(c + 1) for c in ix.cols)
+        yield (ix.oid, ix.table.table_id, len(ix.cols), len(ix.cols), ix.unique, False, ix.primary, False,
+               True, False, True, False, True, True, False, key, None, None, None, None, None)
+
+
+_ATT_COLS = ("attrelid attname atttypid attstattarget attlen attnum attndims attcacheoff atttypmod attbyval "
+             "attalign attstorage attcompression attnotnull atthasdef atthasmissing attidentity attgenerated "
+             "attisdropped attislocal attinhcount attcollation attacl attoptions")
+_ATT_TYPES = [O, N, O, I4, I2, I2, I4, I4, I4, B, CHAR, CHAR, CHAR, B, B, B, CHAR, CHAR, B, B, I4, O, ARR, ARR]
+_STORAGE = {T.INT2: "p", T.INT4: "p", T.INT8: "p", T.BOOL: "p", T.FLOAT4: "p", T.FLOAT8: "p", T.DATE: "p",
+            T.TIMESTAMP: "p", T.TIMESTAMPTZ: "p", T.OID: "p", T.UUID: "p", T.TIME: "p", T.INTERVAL: "p",
+            T.NAME: "p", T.NUMERIC: "m"}
+
+
+def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool) -> tuple:
+    ln = T.TYPE_SIZES.get(typ, -1)
+    return (relid, name, typ, -1, ln, num, 0, -1, typmod, ln in (1, 2, 4, 8), "i",
+            _STORAGE.get(typ, "x"), "", notnull, hasdef, False, "", "", False, True, 0,
+            oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, None, None)
+
+
+_SYS_ATTS = [("tableoid", T.OID, -6), ("cmax", 29, -5), ("xmax", 28, -4), ("cmin", 29, -3),
+             ("xmin", 28, -2), ("ctid", 27, -1)]
+
+
+@table("pg_attribute", _ATT_COLS, _ATT_TYPES)
+def _pg_attribute(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "S":
+            for i, (n, t) in enumerate((("last_value", T.INT8), ("log_cnt", T.INT8), ("is_called", T.BOOL))):
+                yield _att(td.table_id, n, t, i + 1, -1, True, False)
+            continue
+        for i, c in enumerate(td.columns):
+            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None)
+        for n, t, num in _SYS_ATTS:
+            yield _att(td.table_id, n, t, num, -1, True, False)
+    for ix in model_of(ctx).indexes:
+        for k, pos in enumerate(ix.cols):
+            c = ix.table.columns[pos]
+            yield _att(ix.oid, c.name, c.type_oid, k + 1, c.typmod, False, False)
+
+
+@table("pg_attrdef", "oid adrelid adnum adbin", [O, O, I2, X])
+def _pg_attrdef(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        for i, c in enumerate(td.columns):
+            if c.default is not None:
+                yield (oids.derived(td.table_id, 0) + 0x20000000 + i, td.table_id, i + 1,
+                       default_expr(c.default, c.type_oid, c.typmod))
+
+
+@table("pg_constraint", "oid conname connamespace contype condeferrable condeferred convalidated conrelid "
+       "contypid conindid conparentid confrelid confupdtype confdeltype confmatchtype conislocal "
+       "coninhcount connoinherit conkey confkey conbin",
+       [O, N, O, CHAR, B, B, B, O, O, O, O, O, CHAR, CHAR, CHAR, B, I4, B, ARR, ARR, X])
+def _pg_constraint(ctx: Any) -> Iterator[tuple]:
+    for c in model_of(ctx).constraints:
+        fk = c.contype == "f"
+        yield (c.oid, c.name, oids.PUBLIC, c.contype, False, False, True, c.table.table_id, 0, c.index, 0,
+               c.ref_table.table_id if fk and c.ref_table is not None else 0,
+               "a" if fk else " ", "a" if fk else " ", "s" if fk else " ", True, 0, False,
+               [p + 1 for p in c.cols], [p + 1 for p in c.ref_cols] if fk else None, c.check)
+
+
+@table("pg_sequence", "seqrelid seqtypid seqstart seqincrement seqmax seqmin seqcache seqcycle",
+       [O, O, I8, I8, I8, I8, I8, B])
+def _pg_sequence(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "S" and td.seq is not None:
+            s = td.seq
+            yield (td.table_id, T.INT8, s.start, s.increment, s.max_value, s.min_value, 1, s.cycle)
+
+
+@table("pg_type", "oid typname typnamespace typowner typlen typbyval typtype typcategory typispreferred "
+       "typisdefined typdelim typrelid typsubscript typelem typarray typinput typoutput typreceive typsend "
+       "typmodin typmodout typanalyze typalign typstorage typnotnull typbasetype typtypmod typndims "
+       "typcollation typdefaultbin typdefault typacl",
+       [O, N, O, O, I2, B, CHAR, CHAR, B, B, CHAR, O, X, O, O, X, X, X, X, X, X, X, CHAR, CHAR, B, O, I4, I4,
+        O, X, X, ARR])
+def _pg_type(ctx: Any) -> Iterator[tuple]:
+    for oid, name, ln, byval, typtype, cat, elem, arr in all_types():
+        base = name[1:] if elem else name
+        io = "array" if elem else base
+        yield (oid, name, oids.PG_CATALOG, oids.BOOTSTRAP_SUPERUSER, ln, byval, typtype, cat, False, True, ",",
+               0, "array_subscript_handler" if elem else "-", elem, arr, io + "in", io + "out", io + "recv",
+               io + "send", "-", "-", "-", "i" if ln in (-1, 4) else ("d" if ln == 8 else "c"),
+               "x" if ln == -1 else "p", False, 0, -1, 0,
+               oids.DEFAULT_COLLATION if (oid in COLLATABLE or elem in COLLATABLE) else 0, None, None, None)
+    for td in ctx.catalog.tables.values():  # composite row types of tables
+        yield (td.table_id + 0x10000000, td.name, oids.PUBLIC, oids.BOOTSTRAP_SUPERUSER, -1, False, "c", "C",
+               False, True, ",", td.table_id, "-", 0, 0, "record_in", "record_out", "record_recv",
+               "record_send", "-", "-", "-", "d", "x", False, 0, -1, 0, 0, None, None, None)
+
+
+@table("pg_collation", "oid collname collnamespace collowner collprovider collisdeterministic collencoding "
+       "collcollate collctype", [O, N, O, O, CHAR, B, I4, X, X])
+def _pg_collation(ctx: Any) -> Iterator[tuple]:
+    yield (oids.DEFAULT_COLLATION, "default", oids.PG_CATALOG, 10, "d", True, -1, None, None)
+    yield (oids.C_COLLATION, "C", oids.PG_CATALOG, 10, "c", True, -1, "C", "C")
+    yield (951, "POSIX", oids.PG_CATALOG, 10, "c", True, -1, "POSIX", "POSIX")
+
+
+@table("pg_description", "objoid classoid objsubid description", [O, O, I4, X])
+def _pg_description(ctx: Any) -> Iterator[tuple]:
+    return iter(())
+
+
+@table("pg_settings", "name setting unit category short_desc extra_desc context vartype source min_val "
+       "max_val enumvals boot_val reset_val sourcefile sourceline pending_restart",
+       [X, X, X, X, X, X, X, X, X, X, X, ARR, X, X, X, I4, B])
+def _pg_settings(ctx: Any) -> Iterator[tuple]:
+    params = ctx.session.parameter_status() if hasattr(ctx.session, "parameter_status") else {}
+    for name in sorted(params):
+        v = params[name]
+        yield (name, v, None, "Client Connection Defaults", "", None, "user", "string", "default",
+               None, None, None, v, v, None, None, False)
+
+
+@table("pg_stat_activity", "datid datname pid leader_pid usesysid usename application_name client_addr "
+       "client_hostname client_port backend_start xact_start query_start state_change wait_event_type "
+       "wait_event state backend_xid backend_xmin query_id query backend_type",
+       [O, N, I4, I4, O, N, X, X, X, I4, TS, TS, TS, TS, X, X, X, X, X, I8, X, X])
+def _pg_stat_activity(ctx: Any) -> Iterator[tuple]:
+    s = ctx.session
+    yield (5, getattr(s, "database", "postgres"), getattr(s, "backend_pid", 0), None, oids.BOOTSTRAP_SUPERUSER,
+           _user(ctx), (s.get_parameter("application_name") if hasattr(s, "get_parameter") else "") or "",
+           None, None, None, ctx.now, ctx.now, ctx.now, ctx.now, None, None, "active", None, None, None, "",
+           "client backend")
+
+
+@table("pg_tables", "schemaname tablename tableowner tablespace hasindexes hasrules hastriggers rowsecurity",
+       [N, N, N, N, B, B, B, B])
+def _pg_tables(ctx: Any) -> Iterator[tuple]:
+    m = model_of(ctx)
+    has_index = {ix.table.table_id for ix in m.indexes}
+    for td in ctx.catalog.tables.values():
+        if td.kind == "r":
+            yield ("public", td.name, _user(ctx), None, td.table_id in has_index, False, False, False)
+
+
+@table("pg_views", "schemaname viewname viewowner definition", [N, N, N, X])
+def _pg_views(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "v":
+            yield ("public", td.name, _user(ctx), getattr(td, "view_sql", None))
+
+
+@table("pg_indexes", "schemaname tablename indexname tablespace indexdef", [N, N, N, N, X])
+def _pg_indexes(ctx: Any) -> Iterator[tuple]:
+    from engine.pgcatalog.render import indexdef
+
+    for ix in model_of(ctx).indexes:
+        yield ("public", ix.table.name, ix.name, None, indexdef(ix, pretty=False))
+
+
+@table("pg_sequences", "schemaname sequencename sequenceowner data_type start_value min_value max_value "
+       "increment_by cycle cache_size last_value", [N, N, N, O, I8, I8, I8, I8, B, I8, I8])
+def _pg_sequences(ctx: Any) -> Iterator[tuple]:
+    for td in ctx.catalog.tables.values():
+        if td.kind == "S" and td.seq is not None:
+            s = td.seq
+            yield ("public", td.name, _user(ctx), T.INT8, s.start, s.min_value, s.max_value, s.increment,
+                   s.cycle, 1, None)
+
+
+empty("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending", [O, O, I4, B])
+empty("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstraint",
+      [O, O, O, N, O, I2, CHAR, B, O])
+empty("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
+      [O, N, O, CHAR, B, ARR, X, X])
+empty("pg_rewrite", "oid rulename ev_class ev_type ev_enabled is_instead ev_qual ev_action",
+      [O, N, O, CHAR, CHAR, B, X, X])
+empty("pg_foreign_table", "ftrelid ftserver ftoptions", [O, O, ARR])
+empty("pg_foreign_server", "oid srvname srvowner srvfdw", [O, N, O, O])
+empty("pg_foreign_data_wrapper", "oid fdwname fdwowner", [O, N, O])
+empty("pg_statistic_ext", "oid stxrelid stxname stxnamespace stxowner stxstattarget stxkeys stxkind",
+      [O, O, N, O, O, I4, X, ARR])
+empty("pg_publication", "oid pubname pubowner puballtables pubinsert pubupdate pubdelete pubtruncate pubviaroot",
+      [O, N, O, B, B, B, B, B, B])
+empty("pg_publication_rel", "oid prpubid prrelid prqual prattrs", [O, O, O, X, X])
+empty("pg_publication_namespace", "oid pnpubid pnnspid", [O, O, O])
+empty("pg_partitioned_table", "partrelid partstrat partnatts partdefid", [O, CHAR, I2, O])
+empty("pg_event_trigger", "oid evtname evtevent evtowner evtfoid evtenabled", [O, N, N, O, O, CHAR])
+empty("pg_extension", "oid extname extowner extnamespace extrelocatable extversion", [O, N, O, O, B, X])
+empty("pg_enum", "oid enumtypid enumsortorder enumlabel", [O, O, F4, N])
+empty("pg_range", "rngtypid rngsubtype rngmultitypid", [O, O, O])
+empty("pg_depend", "classid objid objsubid refclassid refobjid refobjsubid deptype", [O, O, I4, O, O, I4, CHAR])
+empty("pg_shdescription", "objoid classoid description", [O, O, X])
+empty("pg_cast", "oid castsource casttarget castfunc castcontext castmethod", [O, O, O, O, CHAR, CHAR])
+empty("pg_operator", "oid oprname oprnamespace oprleft oprright oprresult oprcode", [O, N, O, O, O, O, X])
+empty("pg_opclass", "oid opcmethod opcname opcnamespace", [O, O, N, O])
+empty("pg_language", "oid lanname", [O, N])
+empty("pg_matviews", "schemaname matviewname matviewowner definition", [N, N, N, X])
+empty("pg_stat_replication", "pid usename application_name state", [I4, N, X, X])
