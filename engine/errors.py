@@ -154,3 +154,15 @@ class AdminShutdown(SqlError):
 
 class InternalError(SqlError):
     sqlstate = "XX000"
+
+
+class LockNotAvailable(SqlError):
+    sqlstate = "55P03"
+
+
+class SavepointNotFound(SqlError):
+    sqlstate = "3B001"
+
+
+class NoActiveTransaction(SqlError):
+    sqlstate = "25P01"

@@ -70,6 +70,39 @@ class KeyLookup(Op):
             yield row
 
 
+class LockRows(Op):
+    """SELECT ... FOR UPDATE / FOR SHARE over one table: lock each qualifying row's key.
+
+    ``mode``: "wait" (a held lock raises ``LockBusy``; the session waits and restarts the
+    statement), "nowait" (55P03) or "skip" (SKIP LOCKED: rows locked by others are left
+    out).  Shared locks are taken as exclusive row locks (the store has one lock mode).
+    A row changed after the statement snapshot restarts the statement (READ COMMITTED
+    re-reads it; higher isolation levels report 40001).
+    """
+
+    def __init__(self, child: Op, table_id: int, mode: str, table_name: str) -> None:
+        self.child, self.table_id, self.mode, self.table_name = child, table_id, mode, table_name
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        from engine.api import LockBusy
+        from engine.txn import Restart
+
+        txn, tid, mode = ctx.txn, self.table_id, self.mode
+        for key, row in self.child.pairs(ctx):  # type: ignore[attr-defined]
+            try:
+                txn.lock(tid, key)
+            except LockBusy:
+                if mode == "skip":
+                    continue
+                if mode == "nowait":
+                    raise errors.LockNotAvailable(
+                        f'could not obtain lock on row in relation "{self.table_name}"') from None
+                raise
+            if ctx.store.latest_lsn(tid, key) > ctx.snapshot:
+                raise Restart(None)
+            yield row
+
+
 class VirtualScan(Op):
     def __init__(self, gen: Callable[[Any], Iterator[tuple]]) -> None:
         self.gen = gen

@@ -102,6 +102,8 @@ class VersionedTables:
         self._locks: dict[tuple[int, Key], int] = {}
         self._held: dict[int, list[tuple[int, Key]]] = {}
         self._waiters: dict[int, asyncio.Event] = {}
+        # wait-for graph: waiting txid -> txid holding the lock it waits on (deadlock detection)
+        self.waits: dict[int, int] = {}
         self._txids = itertools.count(1)
         self._vdl = 0
         self._pins: dict[int, int] = {}  # txid -> snapshot held across statements

@@ -17,7 +17,7 @@ from engine import types as T
 from engine.api import Column
 from engine.catalog import TableDef
 from engine.executor import (
-    Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, NestedLoopJoin, OneRow, Op, Plan,
+    Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, LockRows, NestedLoopJoin, OneRow, Op, Plan,
     Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
 )
 from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
@@ -292,6 +292,10 @@ class Planner:
     def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:
         op, scope, td = self.plan_from(sel, parent)
         op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
+        locks = sel.args.get("locks")
+        if locks and td is not None and hasattr(op, "pairs"):
+            w = locks[0].args.get("wait")
+            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name)
         select_items = self._expand_stars(sel.expressions, scope)
         group = sel.args.get("group")
         having = sel.args.get("having")

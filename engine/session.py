@@ -11,6 +11,9 @@ messages run in an implicit transaction committed at the end of the message.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from typing import Any, AsyncIterator
 
 import structlog
@@ -196,8 +199,20 @@ class EngineSession:
     def _rollback(self) -> None:
         t = self.txn
         self.txn = None
-        if t is not None and t.txid is not None:
-            self.store.release(t.txid)
+        if t is not None:
+            self._end_gucs(t, committed=False)
+            if t.txid is not None:
+                self.store.release(t.txid)
+
+    def _end_gucs(self, t: Txn, committed: bool) -> None:
+        """Undo SET LOCAL (always) and plain SET (on rollback) made inside the transaction."""
+        for name, old in t.guc_undo.items():
+            if committed and name not in t.guc_local:
+                continue
+            if old is None:
+                self.gucs.pop(name, None)
+            else:
+                self.gucs[name] = old
 
     async def _commit(self) -> None:
         t = self.txn
@@ -215,6 +230,7 @@ class EngineSession:
                 await self.store.commit(t.txid, writes)
         finally:
             self.txn = None
+            self._end_gucs(t, committed=True)
             if t.txid is not None:
                 self.store.release(t.txid)
 
@@ -230,7 +246,8 @@ class EngineSession:
 
     async def _run(self, st: Stmt, params: Any, ptypes: Any) -> Result:
         t = self.txn
-        if t is not None and t.failed and st.kind not in ("commit", "rollback"):
+        if t is not None and t.failed and st.kind not in ("commit", "rollback") and not (
+                st.kind == "savepoint" and st.text.lstrip()[:8].lower() == "rollback"):
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         try:
@@ -257,6 +274,7 @@ class EngineSession:
             raise errors.ReadOnlyTransaction(f"cannot execute {plan.verb} in a read-only transaction")
         await self.store.ensure_loaded(plan.tables)
         store = self.store
+        started = time.monotonic()
         while True:
             if txn.snapshot_per_txn:
                 if txn.snapshot is None:
@@ -274,7 +292,7 @@ class EngineSession:
                 tag, rows, notices = plan.run(ctx)
             except LockBusy as e:
                 txn.rollback_statement()
-                await store.wait_for(e.holder)
+                await self._wait_lock(txn, e.holder, started)
                 continue
             except Restart:
                 txn.rollback_statement()
@@ -282,6 +300,56 @@ class EngineSession:
                     raise errors.SerializationFailure("could not serialize access due to concurrent update") from None
                 continue
             return Result(tag, plan.columns, rows, notices)
+
+    def _timeout_ms(self, name: str) -> float:
+        raw = str(self.gucs.get(name, "0")).strip().lower()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?", raw)
+        if not m:
+            return 0.0
+        mult = {None: 1, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}[m.group(2)]
+        return float(m.group(1)) * mult
+
+    async def _wait_lock(self, txn: Txn, holder: int, started: float) -> None:
+        """Wait for ``holder`` to finish: deadlock check on the wait-for graph, then a timed wait."""
+        store = self.store
+        waits = getattr(store, "waits", None)
+        me = txn.txid
+        if waits is not None and me is not None:
+            h: int | None = holder
+            seen: set[int] = set()
+            while h is not None and h not in seen:
+                if h == me:
+                    raise errors.DeadlockDetected(
+                        "deadlock detected",
+                        detail=f"Process {self.backend_pid} waits for transaction {holder}; "
+                               f"transaction {holder} waits (directly or indirectly) for this transaction.",
+                        hint="See server log for query details.")
+                seen.add(h)
+                h = waits.get(h)
+        st_ms = self._timeout_ms("statement_timeout")
+        lk_ms = self._timeout_ms("lock_timeout")
+        limits = []
+        if st_ms > 0:
+            limits.append((st_ms / 1000 - (time.monotonic() - started), "statement"))
+        if lk_ms > 0:
+            limits.append((lk_ms / 1000, "lock"))
+        timeout, which = min(limits) if limits else (None, "")
+        if timeout is not None and timeout <= 0:
+            raise errors.QueryCanceled("canceling statement due to statement timeout")
+        if waits is not None and me is not None:
+            waits[me] = holder
+        try:
+            if timeout is None:
+                await store.wait_for(holder)
+            else:
+                await asyncio.wait_for(store.wait_for(holder), timeout)
+        except asyncio.TimeoutError:
+            if which == "lock":
+                raise errors.LockNotAvailable("canceling statement due to lock timeout") from None
+            raise errors.QueryCanceled("canceling statement due to statement timeout") from None
+        finally:
+            if waits is not None and me is not None:
+                waits.pop(me, None)
 
     # -- transaction control --------------------------------------------------------------------------
     async def _k_begin(self, st: Stmt) -> Result:
@@ -317,12 +385,59 @@ class EngineSession:
         return Result("ROLLBACK")
 
     async def _k_savepoint(self, st: Stmt) -> Result:
-        raise errors.FeatureNotSupported("savepoints are not supported yet")
+        """SAVEPOINT / RELEASE / ROLLBACK TO: a savepoint saves copies of the write buffer,
+        sequences touched, txn-local catalog and GUCs; ROLLBACK TO restores them (row locks
+        taken since are kept until the transaction ends)."""
+        text = " ".join(st.text.split())
+        m = (re.fullmatch(r"(savepoint)\s+(\S+)", text, re.I)
+             or re.fullmatch(r"(release)\s+(?:savepoint\s+)?(\S+)", text, re.I)
+             or re.fullmatch(r"(rollback)\s+(?:work\s+|transaction\s+)?to\s+(?:savepoint\s+)?(\S+)", text, re.I))
+        if m is None:
+            raise errors.SyntaxErr(f'syntax error at or near "{text.split()[-1]}"')
+        verb = m.group(1).lower()
+        raw = m.group(2)
+        name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.lower()
+        t = self.txn
+        if t is None or not t.explicit:
+            what = {"savepoint": "SAVEPOINT", "release": "RELEASE SAVEPOINT", "rollback": "ROLLBACK TO SAVEPOINT"}[verb]
+            raise errors.NoActiveTransaction(f"{what} can only be used in transaction blocks")
+        if verb == "savepoint":
+            state = ({tid: dict(w) for tid, w in t.tables.items()}, set(t.seqs), t.catalog, dict(self.gucs))
+            t.savepoints.append((name, state))
+            return Result("SAVEPOINT")
+        idx = next((i for i in range(len(t.savepoints) - 1, -1, -1) if t.savepoints[i][0] == name), None)
+        if idx is None:
+            raise errors.SavepointNotFound(f'savepoint "{name}" does not exist')
+        if verb == "release":
+            del t.savepoints[idx:]
+            return Result("RELEASE")
+        tables, seqs, catalog, gucs = t.savepoints[idx][1]
+        del t.savepoints[idx + 1:]
+        t.tables = {tid: dict(w) for tid, w in tables.items()}
+        t.seqs = set(seqs)
+        t.catalog = catalog
+        self.gucs = dict(gucs)
+        t.failed = False
+        t.undo = {}
+        return Result("ROLLBACK")
 
     # -- GUCs ----------------------------------------------------------------------------------------
+    def _note_guc(self, name: str, local: bool) -> None:
+        t = self.txn
+        if t is not None and t.explicit:
+            if name not in t.guc_undo:
+                t.guc_undo[name] = self.gucs.get(name)
+            if local:
+                t.guc_local.add(name)
+
     async def _k_set(self, st: Stmt) -> Result:
         name = st.info["name"].strip('"').lower()
         raw = st.info["value"]
+        local = (st.info.get("scope") or "").lower() == "local"
+        if local and (self.txn is None or not self.txn.explicit):
+            return Result("SET", notices=["SET LOCAL can only be used in transaction blocks"])
+        if name not in ("transaction_isolation", "transaction_read_only"):
+            self._note_guc(name, local)
         if raw.strip().lower() == "default":
             d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
             if name in d:
@@ -355,6 +470,7 @@ class EngineSession:
         return Result("SET")
 
     async def _k_set_tz(self, st: Stmt) -> Result:
+        self._note_guc("timezone", bool(re.match(r"set\s+local\b", st.text, re.I)))
         v = guc.normalize_value(st.info["value"])
         self.gucs["timezone"] = "UTC" if v.lower() in ("local", "default") else v
         return Result("SET")
@@ -424,6 +540,11 @@ class EngineSession:
         if tag == "VACUUM" and self.txn is not None and self.txn.explicit:
             raise errors.SqlError("VACUUM cannot run inside a transaction block", sqlstate="25001")
         return Result(tag)
+
+    async def _k_copy(self, st: Stmt) -> Result:
+        from engine.copy import run_copy  # COPY lives in its own module
+
+        return await run_copy(self, st.text)
 
     async def _k_empty(self, st: Stmt) -> Result:
         return Result("EMPTY")

@@ -70,8 +70,10 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
                         tables=base + ddl.tables_of(node, catalog), writes=True, verb="SELECT INTO", cacheable=False)
     if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
         plan = pl.plan_query(node)
+        locking = bool(node.args.get("locks"))
         return StmtPlan(_query_runner(plan), columns=plan.columns, param_types=pl.env.param_types,
-                        tables=sorted(pl.tables), writes=False, verb="SELECT")
+                        tables=sorted(pl.tables), writes=locking,
+                        verb="SELECT FOR UPDATE" if locking else "SELECT")
     if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
         pl.push_with(node)
     if isinstance(node, exp.Insert):

@@ -42,6 +42,9 @@ class Txn:
         self.catalog: Any = None  # txn-local catalog after DDL
         self.seqs: set[int] = set()  # sequences advanced (written at commit)
         self.start_time = _dt.datetime.now(_dt.timezone.utc)
+        self.savepoints: list[tuple[str, Any]] = []  # (name, saved state), see EngineSession
+        self.guc_undo: dict[str, str | None] = {}  # GUC -> value before this transaction set it
+        self.guc_local: set[str] = set()  # GUCs set with SET LOCAL (reverted at commit too)
 
     @property
     def snapshot_per_txn(self) -> bool:
