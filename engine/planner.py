@@ -315,7 +315,18 @@ class Planner:
         fns = [c.fn for c in outs]
         width = len(fns)
         sort_keys = []
-        distinct = sel.args.get("distinct") is not None
+        dnode = sel.args.get("distinct")
+        distinct = dnode is not None
+        on_idx: list[int] = []
+        if dnode is not None and dnode.args.get("on") is not None:
+            on = dnode.args["on"]
+            for e in (on.expressions if isinstance(on, exp.Tuple) else [on]):
+                idx = self._order_target(e, select_items, names)
+                if idx is None:
+                    fns.append(compiler.compile(e).fn)
+                    idx = len(fns) - 1
+                on_idx.append(idx)
+            distinct = False
         if order is not None:
             for o in order.expressions:
                 idx = self._order_target(o.this, select_items, names)
@@ -331,6 +342,8 @@ class Planner:
             op = Distinct(op, width)
         if sort_keys:
             op = Sort(op, sort_keys)
+        if on_idx:
+            op = _DistinctOn(op, on_idx)
         op = self._limit(op, sel)
         if len(fns) > width:
             op = Strip(op, width)
@@ -349,11 +362,17 @@ class Planner:
         if lim is None and off is None:
             return op
         cp = Compiler(self.env, None)
+        const_one = (lambda r, c: 1)
 
         def num(n: exp.Expression | None) -> Any:
             if n is None:
                 return None
-            e = n.expression if n.expression is not None else n.this
+            if isinstance(n, exp.Fetch):
+                e = n.args.get("count")
+                if e is None:
+                    return const_one
+            else:
+                e = n.expression if n.expression is not None else n.this
             if isinstance(e, exp.Null):
                 return None
             return cp.coerce(cp.compile(e), T.INT8).fn
@@ -525,6 +544,22 @@ class _PlanOp(Op):
 
     def rows(self, ctx: Any) -> Any:
         return self.plan.rows(ctx)
+
+
+class _DistinctOn(Op):
+    """SELECT DISTINCT ON (...): the first row (in ORDER BY order) of each key."""
+
+    def __init__(self, child: Op, idx: list[int]) -> None:
+        self.child, self.idx = child, idx
+
+    def rows(self, ctx: Any) -> Any:
+        seen: set = set()
+        idx = self.idx
+        for row in self.child.rows(ctx):
+            k = tuple(row[i] for i in idx)
+            if k not in seen:
+                seen.add(k)
+                yield row
 
 
 class _CteScan(Op):

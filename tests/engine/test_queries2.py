@@ -96,3 +96,17 @@ def test_ctas_select_into_views(arun):
             await run(s, "select * from vv")
 
     arun(body())
+
+
+def test_distinct_on_and_fetch_first(arun):
+    async def body():
+        _, s = await _db()
+        await run(s, "insert into u values (1, 50), (3, 1)")
+        r = await one(s, "select distinct on (id) id, v from u order by id, v desc")
+        assert r.rows == [(1, 100), (3, 300)]
+        r = await one(s, "select id from t order by id desc fetch first 2 rows only")
+        assert r.rows == [(3,), (2,)]
+        r = await one(s, "select id from t order by id fetch first row only")
+        assert r.rows == [(1,)]
+
+    arun(body())
