@@ -43,6 +43,8 @@ from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, LogRecord, encode_commit_value
 
 _TID = struct.Struct(">I")
+_LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commit_large)
+_COMMIT_SLICE = 5_000
 log = structlog.get_logger("volume")
 
 
@@ -156,6 +158,9 @@ class WriterVolume(_Volume):
         self._down: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._tail_log: deque[tuple[int, int]] = deque()  # (lsn, pg) of records above the VDL
+        # Records not yet on a write quorum: re-sent to segments that reconnect or stall, so a
+        # batch lost by every node (all killed before their fsync) is never a permanent hole.
+        self._unstable: deque[LogRecord] = deque()
         self.publisher = None  # redo.RedoPublisher, set by the instance
 
     # -- startup -------------------------------------------------------------------------
@@ -179,6 +184,7 @@ class WriterVolume(_Volume):
         log.info("writer_volume_ready", epoch=self.epoch, vdl=self._vdl, next_lsn=self._next_lsn)
 
     async def _reconnect_loop(self) -> None:
+        last_vcl = -1
         while True:
             await asyncio.sleep(0.5)
             for n in self.nodes:
@@ -188,10 +194,25 @@ class WriterVolume(_Volume):
                         self._down.discard(n.name)
                         self._inflight[n.name] = 0
                         log.info("storage_node_reconnected", node=n.name)
+                        self._resend(n)
                     except NodeUnavailable:
                         self._down.add(n.name)
             if self._batch:
                 self._schedule_flush()
+            vcl = self.tracker.vcl if self.tracker else 0
+            if self._unstable and vcl == last_vcl:
+                for n in self.nodes:  # stalled: give every segment what it may have lost
+                    if n.connected:
+                        self._resend(n)
+            last_vcl = vcl
+
+    def _resend(self, node: NodeClient) -> None:
+        assert self.tracker is not None
+        scl = self.tracker.scl.get(node.name, {})
+        missing = [r for r in self._unstable if r.lsn > scl.get(r.pg, 0)]
+        if missing and self._inflight.get(node.name, 0) <= 64:
+            self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
+            asyncio.ensure_future(self._send(node, missing, self._vdl))
 
     def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
         assert self.tracker is not None
@@ -208,6 +229,8 @@ class WriterVolume(_Volume):
         assert tracker is not None
         while tracker.last_allocated - tracker.vcl > LSN_ALLOCATION_LIMIT - len(writes) - 1:
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
+        if len(writes) > _LARGE_COMMIT:
+            return await self._commit_large(txid, writes)
         encode = self.codec.encode_row
         epoch = self.epoch
         lsn = self._next_lsn
@@ -235,6 +258,7 @@ class WriterVolume(_Volume):
         self._next_lsn = lsn + 1
         self.apply(lsn, writes)  # invisible until the VDL reaches ``lsn``
         self._batch.extend(records)
+        self._unstable.extend(records)
         if self.publisher is not None:
             self.publisher.publish(records)
         self._schedule_flush()
@@ -249,6 +273,70 @@ class WriterVolume(_Volume):
                 "the transaction may still become durable when storage recovers",
             ) from None
         return lsn
+
+    async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
+        """A commit too big to build without stalling the event loop (bulk COPY): LSNs,
+        per-PG back-links and tracking are assigned synchronously (cheap, keeps LSN order),
+        then records are encoded, applied and sent in slices with yields in between.  A
+        later commit may reach storage first; it cannot become durable before this one (the
+        VCL waits for these LSNs), and the applied versions stay invisible until then."""
+        tracker = self.tracker
+        assert tracker is not None
+        epoch = self.epoch
+        lsn = self._next_lsn
+        tails = self._tails
+        touched: dict[int, int] = {}
+        pgs = self.pgs
+        plan: list[tuple[int, int, int]] = []  # (lsn, pg, prev) per write, in order
+        for tid, _key in writes:
+            pg = tid % pgs
+            plan.append((lsn, pg, tails.get(pg, 0)))
+            tails[pg] = lsn
+            touched[pg] = lsn
+            tracker.track(lsn, pg, False)
+            lsn += 1
+        commit_lsn = lsn
+        commit_prev = tails.get(CONTROL_PG, 0)
+        tails[CONTROL_PG] = commit_lsn
+        tracker.track(commit_lsn, CONTROL_PG, True)
+        self._tail_log.extend((r_lsn, pg) for r_lsn, pg, _ in plan)
+        self._tail_log.append((commit_lsn, CONTROL_PG))
+        self._next_lsn = commit_lsn + 1
+        encode = self.codec.encode_row
+        items = list(writes.items())
+        for start in range(0, len(items), _COMMIT_SLICE):
+            part = items[start:start + _COMMIT_SLICE]
+            records: list[LogRecord] = []
+            for ((tid, key), row), (r_lsn, pg, prev) in zip(part, plan[start:start + _COMMIT_SLICE]):
+                if row is None:
+                    rec = LogRecord(r_lsn, pg, prev, txid, DELETE, _TID.pack(tid) + key, b"", epoch)
+                else:
+                    rec = LogRecord(r_lsn, pg, prev, txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
+                records.append(rec.sealed())
+            self.apply(commit_lsn, dict(part))
+            self._batch.extend(records)
+            if self.publisher is not None:
+                self.publisher.publish(records)
+            self._schedule_flush()
+            await asyncio.sleep(0)
+        commit = LogRecord(
+            commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
+        ).sealed()
+        self._batch.append(commit)
+        if self.publisher is not None:
+            self.publisher.publish([commit])
+        self._schedule_flush()
+        fut = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((commit_lsn, fut))
+        self._commit_waiters.sort(key=lambda w: w[0])  # a smaller commit may have queued meanwhile
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.commit_timeout)
+        except asyncio.TimeoutError:
+            raise StorageUnavailable(
+                "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                detail=f"commit LSN {commit_lsn} is not durable on 4 of 6 segments after {self.commit_timeout:.0f} s",
+            ) from None
+        return commit_lsn
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -284,6 +372,10 @@ class WriterVolume(_Volume):
         assert self.tracker is not None
         if self.tracker.ack(node.name, ack.scl):
             self._vdl_advanced()
+        unstable = self._unstable
+        vcl = self.tracker.vcl
+        while unstable and unstable[0].lsn <= vcl:
+            unstable.popleft()
 
     def _vdl_advanced(self) -> None:
         assert self.tracker is not None
