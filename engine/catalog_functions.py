@@ -331,7 +331,8 @@ def _current_schemas(cp: Compiler, node: exp.Expression) -> CExpr:
 
 
 def _same_oid(cp: Compiler, node: exp.Expression) -> CExpr:
-    return cp.compile(node.expressions[0])
+    """pg_partition_ancestors(rel) without partitioning: the relation itself."""
+    return cp.coerce(cp.compile(node.expressions[0]), T.OID)
 
 
 def _is_reader(c: Any) -> bool:
@@ -367,6 +368,8 @@ HANDLERS: dict[str, Handler] = {
     "pg_indexes_size": _size,
     "pg_partition_ancestors": _same_oid,
     "current_schemas": _current_schemas,
+    "CurrentSchemas": lambda cp, node: _current_schemas(cp, exp.Anonymous(
+        this="current_schemas", expressions=[node.this] if node.this is not None else [exp.true()])),
     "pg_is_in_recovery": _session(_is_reader, T.BOOL),
     "pg_backend_pid": _session(lambda c: c.session.backend_pid, T.INT4),
     "pg_postmaster_start_time": _session(lambda c: c.now, T.TIMESTAMPTZ),

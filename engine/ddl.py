@@ -82,6 +82,14 @@ def _seq_def(props: exp.Expression | None) -> SequenceDef:
     return sd
 
 
+def _fkey(table: str, given: str | None, cols: list[str], ref: Any) -> list:
+    """A catalog foreign-key entry: [name, cols, ref table, ref cols] (PG's default name)."""
+    rs = ref.this if ref is not None else None
+    rtable = rs.this.name if isinstance(rs, exp.Schema) else (rs.name if rs is not None else "")
+    rcols = [c.name for c in rs.expressions] if isinstance(rs, exp.Schema) else []
+    return [given or f"{table}_{'_'.join(cols)}_fkey", cols, rtable, rcols]
+
+
 def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     schema = node.this
     if not isinstance(schema, exp.Schema):
@@ -98,6 +106,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     serials: list[tuple[int, str]] = []
     table_level = []
     checks: list[tuple[str, str]] = []
+    fkeys: list[list] = []
     for e in schema.expressions:
         if not isinstance(e, exp.ColumnDef):
             table_level.append(e)
@@ -161,9 +170,15 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             refs = [c.name for c in e.this.find_all(exp.Column)]
             checks.append((cname_given or f"{name}_{refs[0] if refs else ''}_check".replace("__", "_"),
                            e.this.sql("postgres")))
-        elif isinstance(e, exp.ForeignKey):
-            continue  # not enforced yet
-    td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks)
+        elif isinstance(e, exp.ForeignKey):  # recorded for pg_catalog, not enforced yet
+            fk_cols = [c.name for c in e.expressions]
+            fkeys.append(_fkey(name, cname_given, fk_cols, e.args.get("reference")))
+    for ce in schema.expressions:  # column-level REFERENCES
+        if isinstance(ce, exp.ColumnDef):
+            for cc in ce.args.get("constraints") or []:
+                if isinstance(cc.args.get("kind"), exp.Reference):
+                    fkeys.append(_fkey(name, None, [ce.name], cc.args["kind"]))
+    td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks, fkeys=fkeys)
     for _, sname in serials:
         if cw.catalog.get(sname) is not None:
             raise errors.DuplicateTable(f'relation "{sname}" already exists')

@@ -290,6 +290,8 @@ class Compiler:
             return self.coerce(a, b.type), b
         if b.type == T.UNKNOWN or (b.param is not None and self.env.param_types[b.param] in (0, T.UNKNOWN)):
             return a, self.coerce(b, a.type)
+        if a.type == T.OID and b.type in T.INTS or b.type == T.OID and a.type in T.INTS:
+            return a, b  # oid compares with integers (catalog queries: reloftype = 0)
         if a.type in T.NUMERICS and b.type in T.NUMERICS:
             if (a.type in (T.FLOAT4, T.FLOAT8)) != (b.type in (T.FLOAT4, T.FLOAT8)):
                 t = T.FLOAT8

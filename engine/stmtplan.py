@@ -8,6 +8,8 @@ whether it may be cached (DDL is not: it runs against the catalog of the moment)
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable
 
 from sqlglot import exp
@@ -133,4 +135,21 @@ def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     t = idx.args.get("table")
     if t is not None and ctx.catalog.get(t.name) is None:
         raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
+    if t is not None:  # store the definition (shown by pg_index / psql \d)
+        from engine.ddl import CatalogWriter
+
+        cw = CatalogWriter(ctx)
+        td = cw.catalog.get(t.name)
+        params = idx.args.get("params")
+        cols = params.args.get("columns") if params is not None else None
+        pos = [td.column_index(c.this.name if isinstance(c, exp.Ordered) else c.name) for c in cols or []]
+        if pos and None not in pos:
+            name = idx.name or f"{td.name}_{'_'.join(td.columns[p].name for p in pos)}_idx"
+            if any(ix[0] == name for ix in td.indexes):
+                if node.args.get("exists"):
+                    return "CREATE INDEX", []
+                raise errors.DuplicateTable(f'relation "{name}" already exists')
+            td = dataclasses.replace(td, indexes=[*td.indexes, [name, pos, bool(node.args.get("unique"))]], cache={})
+            cw.put_table(td)
+            cw.finish()
     return "CREATE INDEX", []

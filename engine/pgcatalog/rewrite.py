@@ -46,10 +46,22 @@ def _node(n: exp.Expression) -> exp.Expression:
         if make is not None:
             return make(n.this, n.expression)
         return n
+    if isinstance(n, exp.Array) and len(n.expressions) == 1 and isinstance(n.expressions[0], exp.Select):
+        frm = n.expressions[0].args.get("from_")
+        if frm is not None and isinstance(frm.this, exp.Table) and isinstance(frm.this.this, exp.Func):
+            # ARRAY(SELECT .. FROM unnest(reloptions)): option arrays are always NULL here
+            return exp.Array(expressions=[])
     if isinstance(n, exp.Collate):
         return n.this
+    if isinstance(n, exp.ByteString):  # E'...' escape string
+        v = str(n.this)
+        for a, b in (("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"), ("\\'", "'"), ("\\\\", "\\")):
+            v = v.replace(a, b)
+        return exp.Literal.string(v)
     if isinstance(n, exp.Cast):
         to = n.args.get("to")
+        if isinstance(to, exp.ObjectIdentifier) and str(to.this).lower() in _REG_CASTS:
+            return exp.Anonymous(this=_REG_CASTS[str(to.this).lower()], expressions=[n.this])
         if isinstance(to, exp.DataType):
             name = _type_name(to)
             if name in _REG_CASTS:
@@ -85,7 +97,8 @@ def _always_empty(q: exp.Expression) -> bool:
         return _always_empty(q.this) and _always_empty(q.expression)
     if not isinstance(q, exp.Select):
         return False
-    if q.args.get("group") is not None or any(is_aggregate(e) for e in q.expressions for e in e.walk()):
+    aggs = (n for e in q.expressions for n in e.walk() if is_aggregate(n) and n.find_ancestor(exp.Select) is q)
+    if q.args.get("group") is not None or any(aggs):
         return False
     return any(t in ALWAYS_EMPTY for t in _inner_tables(q))
 
@@ -111,4 +124,4 @@ def normalize(ast: exp.Expression) -> exp.Expression:
 def wants_rewrite(text: str) -> bool:
     """Cheap test on the SQL text: only catalog-looking statements are rewritten."""
     low = text.lower()
-    return any(w in low for w in ("pg_", "operator(", "collate", "reg", "~", "information_schema"))
+    return any(w in low for w in ("pg_", "operator(", "collate", "reg", "~", "information_schema", "e'"))

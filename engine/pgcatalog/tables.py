@@ -135,9 +135,10 @@ _CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, 
                 B, O, X, X, ARR, ARR, X]
 
 
-def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0) -> tuple:
+def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0,
+               triggers: bool = False) -> tuple:
     return (oid, name, oids.PUBLIC, 0, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, 0, -1.0, 0, 0, hasindex,
-            False, "p", kind, natts, checks, False, False, False, False, False, True,
+            False, "p", kind, natts, checks, False, triggers, False, False, False, True,
             "d" if kind in ("r", "S") else "n", False, 0, "0", "1", None, None, None)
 
 
@@ -145,11 +146,13 @@ def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bo
 def _pg_class(ctx: Any) -> Iterator[tuple]:
     m = model_of(ctx)
     has_index = {ix.table.table_id for ix in m.indexes}
+    # foreign keys are implemented by (internal) triggers in PostgreSQL: both ends have them
+    fk_ends = {t.table_id for c in m.constraints if c.contype == "f" for t in (c.table, c.ref_table) if t}
     for td in ctx.catalog.tables.values():
         kind = td.kind
         am = oids.HEAP_AM if kind == "r" else 0
         yield _class_row(td.table_id, td.name, kind, len(td.columns) if kind != "S" else 3, am,
-                         td.table_id in has_index, len(getattr(td, "checks", []) or []))
+                         td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends)
     for ix in m.indexes:
         yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False)
 
@@ -354,3 +357,17 @@ empty("pg_opclass", "oid opcmethod opcname opcnamespace", [O, O, N, O])
 empty("pg_language", "oid lanname", [O, N])
 empty("pg_matviews", "schemaname matviewname matviewowner definition", [N, N, N, X])
 empty("pg_stat_replication", "pid usename application_name state", [I4, N, X, X])
+
+
+@table("pg_proc", "oid proname pronamespace proowner prolang procost prorows provariadic prokind prosecdef "
+       "proleakproof proisstrict proretset provolatile pronargs pronargdefaults prorettype proargtypes "
+       "proallargtypes proargmodes proargnames prosrc", [O, N, O, O, O, F4, F4, O, CHAR, B, B, B, B, CHAR, I2,
+                                                          I2, O, X, ARR, ARR, ARR, X])
+def _pg_proc(ctx: Any) -> Iterator[tuple]:
+    """The functions the engine implements (built-ins in pg_catalog; argument types unknown: none)."""
+    from engine.catalog_functions import proc_oid
+    from engine.functions import _HANDLERS
+
+    for name in sorted(n for n in _HANDLERS if n.islower() and not n.startswith("_")):
+        yield (proc_oid(name), name, oids.PG_CATALOG, oids.BOOTSTRAP_SUPERUSER, 12, 1.0, 0.0, 0, "f", False,
+               False, True, False, "s", 0, 0, T.TEXT, "", None, None, None, name)

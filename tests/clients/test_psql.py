@@ -1,0 +1,121 @@
+"""psql 15's describe commands against Borealis and against a scratch PostgreSQL 15.
+
+The same DDL (a table with a primary key, an index, NOT NULL, a DEFAULT and a foreign
+key) runs on both servers; each backslash command's output must match byte for byte.
+The scratch server is initdb'ed into a tmp dir and listens only on a Unix socket there;
+as root it runs as ``nobody`` (initdb refuses root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# \l is left out: Borealis lists its own databases (e.g. "regression")
+COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\df", r"\d"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scratch_pg(tmp_path_factory: pytest.TempPathFactory):
+    if not (PG_BIN / "initdb").exists() or shutil.which("psql") is None:
+        pytest.skip("PostgreSQL 15 server binaries or psql not installed")
+    base = tmp_path_factory.mktemp("scratchpg")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root and runuser is missing: initdb refuses root")
+        prefix = ["runuser", "-u", "nobody", "--"]
+        os.chmod(base, 0o777)
+        for parent in base.parents:  # nobody must reach the dir
+            if str(parent) in ("/", "/tmp"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o711)
+    data = base / "data"
+    subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                    "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
+    port = _free_port()
+    proc = subprocess.Popen([*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
+                             "-c", "listen_addresses="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-XAtc", "select 1"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("scratch PostgreSQL did not start")
+        yield ["-h", str(base), "-p", str(port), "-U", "postgres", "-d", "postgres"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _borealis_args(dsn: str) -> tuple[list[str], dict[str, str]]:
+    u = urlparse(dsn)
+    env = dict(os.environ)
+    if u.password:
+        env["PGPASSWORD"] = u.password
+    return ["-h", u.hostname or "127.0.0.1", "-p", str(u.port), "-U", u.username or "postgres",
+            "-d", (u.path or "/postgres").lstrip("/") or "postgres"], env
+
+
+def _psql(args: list[str], cmd: str, env: dict[str, str] | None = None) -> str:
+    r = subprocess.run(["psql", "-X", *args, "-c", cmd], capture_output=True, text=True, env=env, timeout=60)
+    return r.stdout + r.stderr
+
+
+def test_describe_commands_match_postgres(cluster, scratch_pg) -> None:
+    tag = uuid.uuid4().hex[:6]
+    t, p = f"psq_t_{tag}", f"psq_p_{tag}"
+    ddl = (f"create table {p}(id int primary key); "
+           f"create table {t}(id int primary key, name text not null default 'x', "
+           f"pid int references {p}(id), score numeric(10,2)); "
+           f"create index {t}_name_idx on {t}(name);")
+    bargs, benv = _borealis_args(cluster.writer_dsn)
+    assert "ERROR" not in _psql(bargs, ddl, benv)
+    assert "ERROR" not in _psql(scratch_pg, ddl)
+    mismatched = []
+    for template in COMMANDS:
+        cmd = template.format(t=t, p=p)
+        ours, theirs = _psql(bargs, cmd, benv), _psql(scratch_pg, cmd)
+        if cmd in (r"\dt", r"\di", r"\d"):  # the shared cluster holds other tests' tables
+            ours = "\n".join(line for line in ours.splitlines() if tag in line)
+            theirs = "\n".join(line for line in theirs.splitlines() if tag in line)
+            assert ours, f"{cmd}: our tables are missing"
+        if ours != theirs:
+            mismatched.append(f"{cmd}:\n--- borealis\n{ours}\n--- postgres\n{theirs}")
+    assert not mismatched, "\n".join(mismatched)
+
+
+def test_catalog_functions_and_reg_casts(cluster) -> None:
+    tag = uuid.uuid4().hex[:6]
+    t = f"psq_r_{tag}"
+    bargs, benv = _borealis_args(cluster.writer_dsn)
+    _psql(bargs, f"create table {t}(id int primary key, v varchar(5))", benv)
+    out = subprocess.run(
+        ["psql", "-X", "-At", *bargs, "-c",
+         f"select '{t}'::regclass::oid = (select oid from pg_class where relname = '{t}'), "
+         f"'{t}'::regclass::text, 'int4'::regtype::text, format_type(1043, 9), pg_is_in_recovery(), "
+         f"(select string_agg(column_name || ':' || data_type, ',') from information_schema.columns "
+         f"where table_name = '{t}')"],
+        capture_output=True, text=True, env=benv).stdout.strip()
+    assert out == f"t|{t}|integer|character varying(5)|f|id:integer,v:character varying", out
+    rargs, renv = _borealis_args(cluster.reader_dsn)
+    rec = subprocess.run(["psql", "-X", "-At", *rargs, "-c", "select pg_is_in_recovery()"],
+                         capture_output=True, text=True, env=renv).stdout.strip()
+    assert rec == "t"
