@@ -5,7 +5,8 @@ Balancing is per connection, never per statement (as Aurora's endpoints do):
     1. a client connects to an endpoint port; what it sends before a backend is attached
        is held (a startup packet: a few hundred bytes at most);
     2. ``Router.candidates`` names the instances to try in order (writer endpoint: the
-       writer; reader endpoint: the readers round robin, then the writer as a fallback);
+       writer; reader endpoint: the readers round robin or least connections, then the
+       writer as a fallback; instance and custom endpoints: see ``endpoints.routing``);
     3. the proxy connects to the first candidate that accepts (1 s each);
     4. from then on bytes are relayed both ways untouched -- an SSLRequest is answered by
        the instance itself -- with flow control: when one side's write buffer fills,
@@ -17,12 +18,22 @@ requests with 'N' and the startup message with a FATAL ErrorResponse, SQLSTATE 5
 (cannot_connect_now), then closes.
 
 ``cluster.json`` is re-read when its mtime changes (checked on every new connection and
-once a second), so role changes after a failover and new readers take effect for the next
-connection; established connections stay where they are.  Endpoint ports are fixed for
-the life of the process.
+every 0.2 s), so role changes after a failover, new readers and endpoint changes take
+effect for the next connection.  On a reload the proxy
 
-Once a second the proxy writes ``DATA_DIR/run/endpoints.state.json``:
-``{"endpoints": {name: [instance, ...]}, "connections": {instance: open connections}}``,
+    * binds a listener for every endpoint it does not listen for yet, and closes the
+      listener of an endpoint that is gone or moved to another port -- closing a listener
+      never closes the connections it accepted;
+    * closes the connections it relayed through the writer endpoint to an instance that is
+      no longer the writer (the old writer is dead or fenced: its sessions cannot commit);
+      every other established connection stays where it is.
+
+Every 0.2 s (when something changed) the proxy writes ``DATA_DIR/run/endpoints.state.json``:
+
+    {"endpoints": {name: [instance, ...]},               # members right now
+     "connections": {instance: open connections},        # over all endpoints
+     "endpoint_connections": {name: {instance: open}}}   # per endpoint, per backend
+
 which ``borealis status`` reads.
 
 Run as ``python -m endpoints.proxy --data-dir DIR``; logs go to stderr.
@@ -48,6 +59,7 @@ from server.config import ClusterConf, EndpointConf, InstanceConf
 from server.logs import configure
 
 CONNECT_TIMEOUT = 1.0
+TICK = 0.2
 REFUSAL_TIMEOUT = 5.0
 STATE_FILE = "endpoints.state.json"
 
@@ -95,13 +107,15 @@ class BackendSide(_Side):
         self.proxy = proxy
         self.peer = client
         self.instance = instance
+        self.endpoint = client.endpoint
+        self.kind = client.kind  # the endpoint's kind when the connection was made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.proxy.connections[self.instance] = self.proxy.connections.get(self.instance, 0) + 1
+        self.proxy.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.proxy.connections[self.instance] -= 1
+        self.proxy.closed(self)
         super().connection_lost(exc)
 
 
@@ -110,6 +124,7 @@ class ClientSide(_Side):
         super().__init__()
         self.proxy = proxy
         self.endpoint = endpoint
+        self.kind = ""
         self.refusal: Refusal | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -155,7 +170,9 @@ class Proxy:
         self._mtime = 0.0
         self.router = Router(ClusterConf())
         self.connections: dict[str, int] = {}
-        self.servers: list[asyncio.AbstractServer] = []
+        self.backends: set[BackendSide] = set()
+        self.servers: dict[str, tuple[int, asyncio.AbstractServer]] = {}  # endpoint -> (port, server)
+        self._bind_failed: set[tuple[str, int]] = set()
         self._last_state: str = ""
         self._tasks: set[asyncio.Task] = set()  # strong refs: the loop keeps only weak ones
         self.reload()
@@ -179,11 +196,28 @@ class Proxy:
             log.warning("config_unreadable", error=str(e))
             return
         self._mtime = mtime
-        old = self.router
-        self.router = Router(conf)
-        self.router._next = old._next  # keep round-robin positions across reloads
+        self.router = Router(conf, self.router.positions)  # keep round-robin positions
         log.info("config_loaded", writer=getattr(conf.writer(), "name", None),
-                 readers=[r.name for r in conf.readers()])
+                 readers=[r.name for r in conf.readers()], endpoints=[e.name for e in conf.endpoints])
+        self.cut_stale_writer_connections()
+
+    def cut_stale_writer_connections(self) -> None:
+        w = self.router.conf.writer()
+        stale = [b for b in self.backends if b.kind == "writer" and (w is None or b.instance != w.name)]
+        for b in stale:
+            if b.transport is not None:
+                b.transport.close()  # connection_lost closes the client side
+        if stale:
+            log.info("writer_connections_closed", count=len(stale), instances=sorted({b.instance for b in stale}))
+
+    def opened(self, b: BackendSide) -> None:
+        self.backends.add(b)
+        self.connections[b.instance] = self.connections.get(b.instance, 0) + 1
+
+    def closed(self, b: BackendSide) -> None:
+        if b in self.backends:
+            self.backends.discard(b)
+            self.connections[b.instance] -= 1
 
     def endpoint(self, name: str) -> EndpointConf | None:
         return next((e for e in self.router.conf.endpoints if e.name == name), None)
@@ -192,7 +226,8 @@ class Proxy:
     async def attach(self, client: ClientSide) -> None:
         self.reload()
         ep = self.endpoint(client.endpoint)
-        candidates = self.router.candidates(ep) if ep is not None else []
+        candidates = self.router.candidates(ep, self.connections) if ep is not None else []
+        client.kind = ep.kind if ep is not None else ""
         loop = asyncio.get_running_loop()
         for inst in candidates:
             if client.closed:
@@ -219,17 +254,42 @@ class Proxy:
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        await self.sync_listeners()
+
+    async def sync_listeners(self) -> None:
+        """Make the listening sockets match cluster.json's endpoints."""
         loop = asyncio.get_running_loop()
         host = self.router.conf.host
-        for ep in self.router.conf.endpoints:
-            srv = await loop.create_server(lambda n=ep.name: ClientSide(self, n), host, ep.port, reuse_address=True)
-            self.servers.append(srv)
-            log.info("listening", endpoint=ep.name, kind=ep.kind, port=ep.port)
+        wanted = {ep.name: ep for ep in self.router.conf.endpoints}
+        for name, (port, srv) in list(self.servers.items()):
+            ep = wanted.get(name)
+            if ep is None or ep.port != port:
+                srv.close()  # established connections stay open
+                del self.servers[name]
+                log.info("stopped_listening", endpoint=name, port=port)
+        for name, ep in wanted.items():
+            if name in self.servers:
+                continue
+            try:
+                srv = await loop.create_server(lambda n=name: ClientSide(self, n), host, ep.port, reuse_address=True)
+            except OSError as e:
+                if (name, ep.port) not in self._bind_failed:  # retried every tick, logged once
+                    self._bind_failed.add((name, ep.port))
+                    log.warning("cannot_listen", endpoint=name, port=ep.port, error=str(e))
+                continue
+            self._bind_failed.discard((name, ep.port))
+            self.servers[name] = (ep.port, srv)
+            log.info("listening", endpoint=name, kind=ep.kind, port=ep.port)
 
     def state(self, members: dict[str, list[InstanceConf]]) -> dict:
+        per_ep: dict[str, dict[str, int]] = {}
+        for b in self.backends:
+            counts = per_ep.setdefault(b.endpoint, {})
+            counts[b.instance] = counts.get(b.instance, 0) + 1
         return {
             "endpoints": {name: [i.name for i in insts] for name, insts in members.items()},
-            "connections": dict(sorted(self.connections.items())),
+            "connections": {k: v for k, v in sorted(self.connections.items()) if v},
+            "endpoint_connections": {k: dict(sorted(v.items())) for k, v in sorted(per_ep.items())},
         }
 
     def write_state(self) -> None:
@@ -247,11 +307,12 @@ class Proxy:
     async def housekeeping(self) -> None:
         while True:
             self.reload()
+            await self.sync_listeners()
             self.write_state()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(TICK)
 
     def close(self) -> None:
-        for srv in self.servers:
+        for _, srv in self.servers.values():
             srv.close()
 
 

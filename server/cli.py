@@ -5,6 +5,12 @@
     borealis status  [--data-dir DIR] [--json]
     borealis storage  stop|start NAME [--data-dir DIR]
     borealis instance stop|start NAME [--data-dir DIR]
+    borealis instance add NAME [--tier 0-15] | remove NAME
+    borealis failover [--target NAME]
+    borealis endpoint create NAME --port P (--members a,b | --exclude c) [--type reader|any]
+                                  [--policy round_robin|least_connections]
+    borealis endpoint modify NAME [--port P] [--members ..|--exclude ..] [--type ..] [--policy ..]
+    borealis endpoint delete NAME | list
 
 All process handling lives in ``server.launcher.Cluster``; this module only parses
 arguments, prints, and turns ``LaunchError`` into a one-line message and exit code 1.
@@ -22,13 +28,16 @@ from typing import Any, Optional
 
 import typer
 
+from endpoints import custom
 from server.launcher import Cluster, LaunchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Borealis: an Aurora-style PostgreSQL cluster.")
 storage_app = typer.Typer(no_args_is_help=True, help="Stop or start one storage node.")
-instance_app = typer.Typer(no_args_is_help=True, help="Stop or start one instance.")
+instance_app = typer.Typer(no_args_is_help=True, help="Stop, start, add or remove one instance.")
+endpoint_app = typer.Typer(no_args_is_help=True, help="Custom endpoints.")
 app.add_typer(storage_app, name="storage")
 app.add_typer(instance_app, name="instance")
+app.add_typer(endpoint_app, name="endpoint")
 
 DataDir = typer.Option(Path("./borealis-data"), "--data-dir", "-D", help="Cluster directory.")
 
@@ -124,18 +133,27 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 def render(st: dict) -> str:
     out = ["INSTANCES", _table(
-        [[i["name"], i["role"], f"{i['address']}:{i['port']}", i["pid"], i["state"], i["applied_lsn"],
+        [[i["name"], i["role"], i.get("tier"), f"{i['address']}:{i['port']}", i["pid"], i["state"], i["applied_lsn"],
           None if i["lag_ms"] is None else f"{i['lag_ms']:.1f}"] for i in st["instances"]],
-        ["name", "role", "address", "pid", "state", "applied_lsn", "lag_ms"])]
+        ["name", "role", "tier", "address", "pid", "state", "applied_lsn", "lag_ms"])]
     out += ["", "STORAGE NODES", _table(
         [[s["name"], s["az"], f"{s['address']}:{s['port']}", s["pid"], s["state"],
           " ".join(f"pg{k}={v}" for k, v in s["scl"].items())] for s in st["storage_nodes"]],
         ["name", "az", "address", "pid", "state", "scl"])]
     out += ["", "ENDPOINTS", _table(
-        [[e["name"], e["kind"], e["port"], ",".join(e["members"]) or "(none)"] for e in st["endpoints"]],
-        ["name", "kind", "port", "members"])]
+        [[e["name"], e["kind"], e["port"], e.get("policy"),
+          " ".join(f"{m}({e['connections'].get(m, 0)})" for m in e["members"]) or "(none)"]
+         for e in st["endpoints"]],
+        ["name", "kind", "port", "policy", "members(connections)"])]
     v = st["volume"]
     out += ["", f"VOLUME  vcl={v['vcl']}  vdl={v['vdl']}  epoch={v['epoch']}"]
+    m = st.get("manager") or {}
+    out += ["", f"MANAGER  {'running' if m.get('pid') else 'not running'}"
+                f"  heartbeat_rtt_ms={m.get('rtt_ms')}"]
+    for ev in m.get("events", [])[-5:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.get("at", 0)))
+        out.append(f"  {when}  {ev.get('kind')} {ev.get('from')} -> {ev.get('to')}  ({ev.get('reason')})"
+                   f"  {ev.get('seconds')} s  {'ok' if ev.get('ok') else 'FAILED: ' + str(ev.get('error'))}")
     return "\n".join(out)
 
 
@@ -190,6 +208,122 @@ def instance_stop(name: str, data_dir: Path = DataDir) -> None:
 def instance_start(name: str, data_dir: Path = DataDir) -> None:
     """Start one instance and wait until it accepts connections."""
     _one(data_dir, name, ("writer", "reader"), start=True)
+
+
+@instance_app.command("add")
+def instance_add(
+    name: str,
+    tier: int = typer.Option(1, min=0, max=15, help="Failover priority: lower tiers are promoted first."),
+    data_dir: Path = DataDir,
+) -> None:
+    """Add a reader to the running cluster (own ports and instance endpoint) and start it."""
+    c = _cluster(data_dir)
+    try:
+        inst = c.add_instance(name, tier)
+    except LaunchError as e:
+        _fail(str(e))
+    ep = next(e for e in c.conf.endpoints if e.kind == "instance" and e.members == [name])
+    typer.echo(f"added {inst.name} (reader, tier {inst.tier}) on port {inst.port}; "
+               f"instance endpoint postgresql://postgres@{c.conf.host}:{ep.port}/postgres")
+
+
+@instance_app.command("remove")
+def instance_remove(name: str, data_dir: Path = DataDir) -> None:
+    """Remove a reader: it leaves every endpoint, then its process is stopped."""
+    c = _cluster(data_dir)
+    try:
+        c.remove_instance(name)
+    except LaunchError as e:
+        _fail(str(e))
+    typer.echo(f"removed {name}")
+
+
+@app.command()
+def failover(
+    target: Optional[str] = typer.Option(None, help="Reader to promote (default: lowest tier, most caught up)."),
+    data_dir: Path = DataDir,
+) -> None:
+    """Planned switchover: stop the writer gracefully, promote a reader, restart the old
+    writer as a reader.  No acknowledged commit is lost."""
+    from server.manager import FailoverError, request_switchover
+
+    c = _cluster(data_dir)
+    try:
+        ev = request_switchover(c, target)
+    except FailoverError as e:
+        _fail(str(e))
+    if not ev.get("ok"):
+        _fail(f"failover failed: {ev.get('error')}")
+    typer.echo(f"writer is now {ev['to']} (was {ev['from']}); took {ev['seconds']} s")
+
+
+def _names(csv: Optional[str]) -> Optional[list[str]]:
+    return None if csv is None else [n.strip() for n in csv.split(",") if n.strip()]
+
+
+def _edit_endpoints(data_dir: Path, fn: Any) -> Any:
+    c = _cluster(data_dir)
+    try:
+        with c.editing() as conf:
+            return fn(conf)
+    except custom.EndpointError as e:
+        _fail(str(e))
+
+
+@endpoint_app.command("create")
+def endpoint_create(
+    name: str,
+    port: int = typer.Option(..., help="Port the proxy listens on."),
+    members: Optional[str] = typer.Option(None, help="Comma-separated instances."),
+    exclude: Optional[str] = typer.Option(None, help="Every instance but these (new ones join)."),
+    type: str = typer.Option("any", "--type", help="reader: only instances in the reader role; any."),
+    policy: str = typer.Option("round_robin", help="round_robin | least_connections."),
+    data_dir: Path = DataDir,
+) -> None:
+    """Create a custom endpoint; the proxy starts listening within a fraction of a second."""
+    ep = _edit_endpoints(data_dir, lambda conf: custom.create(
+        conf, name, port, _names(members), _names(exclude), type, policy))
+    typer.echo(f"created endpoint {ep.name} on port {ep.port}")
+
+
+@endpoint_app.command("modify")
+def endpoint_modify(
+    name: str,
+    port: Optional[int] = typer.Option(None),
+    members: Optional[str] = typer.Option(None),
+    exclude: Optional[str] = typer.Option(None),
+    type: Optional[str] = typer.Option(None, "--type"),
+    policy: Optional[str] = typer.Option(None),
+    data_dir: Path = DataDir,
+) -> None:
+    """Change an endpoint; connections it already relayed are kept."""
+    ep = _edit_endpoints(data_dir, lambda conf: custom.modify(
+        conf, name, port, _names(members), _names(exclude), type, policy))
+    typer.echo(f"modified endpoint {ep.name}")
+
+
+@endpoint_app.command("delete")
+def endpoint_delete(name: str, data_dir: Path = DataDir) -> None:
+    """Delete a custom endpoint; connections it already relayed are kept."""
+    _edit_endpoints(data_dir, lambda conf: custom.delete(conf, name))
+    typer.echo(f"deleted endpoint {name}")
+
+
+@endpoint_app.command("list")
+def endpoint_list(data_dir: Path = DataDir, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every endpoint with its members right now."""
+    from endpoints.routing import members as ep_members
+
+    conf = _cluster(data_dir).conf
+    rows = [{"name": e.name, "kind": e.kind, "port": e.port, "type": e.type if e.kind == "custom" else None,
+             "policy": e.policy, "members": [i.name for i in ep_members(conf, e)],
+             "exclude": e.exclude} for e in conf.endpoints]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(_table([[r["name"], r["kind"], r["port"], r["type"], r["policy"], ",".join(r["members"]) or "(none)",
+                        ",".join(r["exclude"]) or None] for r in rows],
+                      ["name", "kind", "port", "type", "policy", "members", "exclude"]))
 
 
 def main() -> None:

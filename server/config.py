@@ -46,7 +46,10 @@ class EndpointConf:
     name: str
     kind: str  # "writer" | "reader" | "custom" | "instance"
     port: int
-    members: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # custom: these; instance: [name]
+    exclude: list[str] = field(default_factory=list)  # custom without members: all but these
+    type: str = "any"  # custom: "reader" (readers only) | "any"
+    policy: str = "round_robin"  # "round_robin" | "least_connections"
 
 
 @dataclass

@@ -9,12 +9,19 @@ process group can be signalled:
     i1 (writer) python -m server.instance --data-dir DIR --name i1          its pg port accepts
     i2.. (rdr)  python -m server.instance --data-dir DIR --name i2          its pg port accepts
     endpoints   python -m endpoints.proxy --data-dir DIR                    every endpoint port
+    manager     python -m server.manager --data-dir DIR                     its pid file is live
 
 Files under DIR:
 
     cluster.json            the layout (server.config.ClusterConf), written by ``create``
+    cluster.lock            flock'd around every read-modify-write of cluster.json
     run/<part>.pid          pid of the running part
     logs/<part>.log         stdout + stderr of the part (appended across restarts)
+
+The manager (``server.manager``) owns the writer role while it runs: it fails over when the
+writer dies.  So ``start`` does not restart a dead writer itself when the manager is
+running: it first waits (up to ``FAILOVER_WAIT`` s) until the manager has promoted a
+reader -- the dead writer is then a reader in cluster.json and comes back as one.
 
 A part counts as running when its pid file names a live (non-zombie) process whose
 command line is the part's command (so a reused pid is not mistaken for it).  Start order:
@@ -27,18 +34,21 @@ group, a grace period, then SIGKILL.
     c.start_missing(timeout=60)                 # starts whatever is not running
     c.kill("s3", signal.SIGKILL); c.start(["s3"])
     c.status()                                  # dict, see server.status
+    c.add_instance("i3", tier=0); c.remove_instance("i3")
     c.stop_all()
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +56,10 @@ from server.config import ClusterConf, EndpointConf, InstanceConf, StorageNodeCo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = "endpoints"
+MANAGER = "manager"
 AZS = ("az1", "az2", "az3")
+MAX_READERS = 15
+FAILOVER_WAIT = 20.0
 
 
 class LaunchError(Exception):
@@ -57,13 +70,13 @@ class LaunchError(Exception):
 @dataclass(frozen=True)
 class Part:
     name: str
-    kind: str  # "storage" | "writer" | "reader" | "endpoints"
+    kind: str  # "storage" | "writer" | "reader" | "endpoints" | "manager"
     module: str
     ports: tuple[tuple[int, str], ...]  # (port, what) -- must be free to start, accept when ready
 
     def args(self, data_dir: Path) -> list[str]:
         a = ["-m", self.module, "--data-dir", str(data_dir)]
-        return a if self.kind == "endpoints" else a + ["--name", self.name]
+        return a if self.kind in ("endpoints", "manager") else a + ["--name", self.name]
 
 
 def free_ports(n: int, host: str = "127.0.0.1", exclude: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
@@ -155,6 +168,9 @@ class Cluster:
         wp = port if port is not None else next(take)
         rp = reader_port if reader_port is not None else next(take)
         conf.endpoints = [EndpointConf("writer", "writer", wp), EndpointConf("reader", "reader", rp)]
+        inst_ports = free_ports(n_inst, host, exclude=fixed | set(ports))
+        for inst, p in zip(conf.instances, inst_ports):
+            conf.endpoints.append(EndpointConf(inst.name, "instance", p, members=[inst.name]))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf.save(self.data_dir)
         return conf
@@ -169,6 +185,7 @@ class Cluster:
                             ((i.port, f"instance {i.name}"), (i.admin_port, f"admin port of {i.name}"))))
         out.append(Part(ENDPOINTS, "endpoints", "endpoints.proxy",
                         tuple((e.port, f"{e.name} endpoint") for e in conf.endpoints)))
+        out.append(Part(MANAGER, "manager", "server.manager", ()))
         return out
 
     def part(self, name: str) -> Part:
@@ -273,7 +290,7 @@ class Cluster:
         """Start the named parts (default: all) that are not running, in start order, and
         wait until every named part accepts connections.  Returns the names started.
         On failure the parts started by this call are stopped again and LaunchError raised."""
-        conf = self.conf
+        conf = self._await_failover(self.conf)
         parts = [p for p in self.parts(conf) if names is None or p.name in names]
         if names is not None:
             unknown = set(names) - {p.name for p in parts}
@@ -287,7 +304,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         started: list[str] = []
         try:
-            for kind in ("storage", "writer", "reader", "endpoints"):
+            for kind in ("storage", "writer", "reader", "endpoints", "manager"):
                 group = [p for p in parts if p.kind == kind]
                 for p in group:
                     if p in down:
@@ -302,6 +319,101 @@ class Cluster:
 
     def start_missing(self, timeout: float = 60.0) -> list[str]:
         return self.start(None, timeout)
+
+    def _await_failover(self, conf: ClusterConf) -> ClusterConf:
+        """While the manager runs and the writer in cluster.json is down, give the manager
+        time to promote a reader (or restart the writer in place) before starting parts."""
+        if self.pid(MANAGER) is None:
+            return conf
+        deadline = time.monotonic() + FAILOVER_WAIT
+        while time.monotonic() < deadline:
+            w = conf.writer()
+            if w is None or (self.pid(w.name) is not None and accepts(conf.host, w.port)):
+                return conf
+            if self.pid(MANAGER) is None:
+                return conf
+            time.sleep(0.1)
+            conf = self.conf
+        return conf
+
+    # --- changing the layout of a running cluster -------------------------------------
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[ClusterConf]:
+        """Read-modify-write of cluster.json under ``DIR/cluster.lock`` (the manager and
+        the CLI both edit it); the conf is saved when the block exits without error."""
+        with open(self.data_dir / "cluster.lock", "a") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            try:
+                conf = self.conf
+                yield conf
+                conf.save(self.data_dir)
+            finally:
+                fcntl.flock(lockf, fcntl.LOCK_UN)
+
+    def add_instance(self, name: str, tier: int = 1, timeout: float = 60.0) -> InstanceConf:
+        """Add a reader with its own instance endpoint, start it, and wait until it serves
+        and the proxy listens on its endpoint.  The reader endpoint (and every "exclude"
+        custom endpoint) picks it up on the proxy's next reload."""
+        if not 0 <= tier <= 15:
+            raise LaunchError(f"tier must be 0..15, not {tier}")
+        with self.editing() as conf:
+            taken = {i.name for i in conf.instances} | {s.name for s in conf.storage_nodes} \
+                | {e.name for e in conf.endpoints} | {ENDPOINTS, MANAGER}
+            if name in taken or not name.replace("_", "").replace("-", "").isalnum():
+                raise LaunchError(f"cannot name an instance {name!r}: taken or not a plain name")
+            if len(conf.readers()) >= MAX_READERS:
+                raise LaunchError(f"a cluster has at most {MAX_READERS} readers")
+            used = {s.port for s in conf.storage_nodes} | {e.port for e in conf.endpoints} \
+                | {p for i in conf.instances for p in (i.port, i.admin_port)}
+            port, admin, ep_port = free_ports(3, conf.host, exclude=used)
+            inst = InstanceConf(name=name, role="reader", port=port, admin_port=admin, tier=tier)
+            conf.instances.append(inst)
+            conf.endpoints.append(EndpointConf(name, "instance", ep_port, members=[name]))
+        try:
+            self.start([name], timeout)
+        except LaunchError:
+            with self.editing() as conf:
+                conf.instances = [i for i in conf.instances if i.name != name]
+                conf.endpoints = [e for e in conf.endpoints if e.name != name]
+            raise
+        if self.pid(ENDPOINTS) is not None:
+            deadline = time.monotonic() + 10.0
+            while not accepts(self.conf.host, ep_port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return inst
+
+    def remove_instance(self, name: str, timeout: float = 10.0) -> None:
+        """Remove a reader: out of cluster.json first (no new connections reach it), then
+        its process is stopped.  The writer cannot be removed (fail over first)."""
+        with self.editing() as conf:
+            try:
+                inst = conf.instance(name)
+            except KeyError:
+                raise LaunchError(f"no instance named {name!r}") from None
+            if inst.role == "writer":
+                raise LaunchError(f"{name} is the writer: fail over to another instance first")
+            part = self.part(name)
+            pid = self.pid(name)
+            conf.instances = [i for i in conf.instances if i.name != name]
+            conf.endpoints = [e for e in conf.endpoints if not (e.kind == "instance" and e.members == [name])]
+            for e in conf.endpoints:
+                e.members = [m for m in e.members if m != name]
+                e.exclude = [m for m in e.exclude if m != name]
+        if pid is not None:
+            self._signal(pid, signal.SIGTERM)
+            if not self._reap_part(part, pid, timeout):
+                self._signal(pid, signal.SIGKILL)
+                self._reap_part(part, pid, 5.0)
+        self._pid_file(name).unlink(missing_ok=True)
+        self._procs.pop(name, None)
+
+    def _reap_part(self, part: Part, pid: int, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while self._alive(part, pid):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.02)
+        return True
 
     # --- stopping --------------------------------------------------------------------
     def _signal(self, pid: int, sig: int) -> None:
@@ -323,13 +435,7 @@ class Cluster:
 
     def _reap(self, name: str, pid: int, timeout: float) -> bool:
         """Wait up to ``timeout`` for a signalled part to be gone; True if it is."""
-        part = self.part(name)
-        end = time.monotonic() + timeout
-        while self._alive(part, pid):
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.02)
-        return True
+        return self._reap_part(self.part(name), pid, timeout)
 
     def stop(self, names: list[str] | None = None, timeout: float = 10.0) -> list[str]:
         """SIGTERM the named running parts (default: all) -- proxy, then instances (readers
@@ -338,7 +444,7 @@ class Cluster:
         parts = [p for p in reversed(self.parts()) if names is None or p.name in names]
         end = time.monotonic() + timeout
         stopped: list[str] = []
-        for kind in ("endpoints", "reader", "writer", "storage"):
+        for kind in ("manager", "endpoints", "reader", "writer", "storage"):
             group = [(p, self.pid(p.name)) for p in parts if p.kind == kind]
             for p, pid in group:
                 if pid is not None:

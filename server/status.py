@@ -5,18 +5,24 @@
     endpoints      from cluster.json: the instances each endpoint routes a new connection
                    to right now (its members that answer; the reader endpoint falls back
                    to the writer when no reader answers), plus the proxy's open
-                   connections per instance from run/endpoints.state.json
+                   connections through that endpoint per backend instance, from
+                   run/endpoints.state.json
     volume         vcl, vdl, epoch from the writer's InstanceState
+    manager        the cluster manager (server.manager): pid (null when not running),
+                   heartbeat round trip to the writer, and its failover events
 
 Every query has a timeout (1 s); a part that does not answer is "down".  The dict is the
 stable ``status --json`` schema documented in README.md:
 
-    {"instances": [{"name", "role", "address", "port", "pid", "state", "applied_lsn",
+    {"instances": [{"name", "role", "tier", "address", "port", "pid", "state", "applied_lsn",
                     "lag_ms", "connections"}],
      "storage_nodes": [{"name", "az", "address", "port", "pid", "state", "epoch",
                         "scl": {"0": lsn, ...}}],
-     "endpoints": [{"name", "kind", "port", "members", "connections"}],
-     "volume": {"vcl", "vdl", "epoch"}}
+     "endpoints": [{"name", "kind", "port", "policy", "members",
+                    "connections": {instance: open connections through this endpoint}}],
+     "volume": {"vcl", "vdl", "epoch"},
+     "manager": {"pid", "rtt_ms", "events": [{"at", "kind", "from", "to", "reason",
+                                              "seconds", "ok"}]}}
 """
 
 from __future__ import annotations
@@ -111,6 +117,7 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         instances.append({
             "name": ic.name,
             "role": st.role if st else ic.role,
+            "tier": ic.tier,
             "address": conf.host,
             "port": ic.port,
             "pid": pids.get(ic.name, st.pid if st else None),
@@ -133,12 +140,12 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
             "scl": {str(pg): lsn for pg, lsn in sorted(ns.scl.items())} if ns else {},
         })
 
-    proxy_conns: dict[str, int] = {}
+    ep_conns: dict[str, dict[str, int]] = {}
     if "endpoints" in pids:
         try:
-            proxy_conns = json.loads((cluster.run_dir / "endpoints.state.json").read_text())["connections"]
+            ep_conns = json.loads((cluster.run_dir / "endpoints.state.json").read_text())["endpoint_connections"]
         except (OSError, ValueError, KeyError):
-            proxy_conns = {}
+            ep_conns = {}
     router = Router(conf)
     endpoints = []
     for ep in conf.endpoints:
@@ -146,12 +153,15 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         if ep.kind == "reader" and not members and "endpoints" in pids:
             w = conf.writer()
             members = [w.name] if w and w.name in up else []
+        conns = ep_conns.get(ep.name, {})
         endpoints.append({
             "name": ep.name,
             "kind": ep.kind,
             "port": ep.port,
+            "policy": ep.policy,
             "members": members,
-            "connections": {m: proxy_conns.get(m, 0) for m in members},
+            # members first, then backends it still relays to that are no longer members
+            "connections": {m: conns.get(m, 0) for m in members} | {k: v for k, v in conns.items() if k not in members},
         })
 
     epochs = [ns.epoch for ns in nstates if ns is not None]
@@ -160,4 +170,16 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         "vdl": writer_state.vdl if writer_state else None,
         "epoch": writer_state.epoch if writer_state else (max(epochs) if epochs else None),
     }
-    return {"instances": instances, "storage_nodes": storage, "endpoints": endpoints, "volume": volume}
+    from server.manager import STATE_FILE, read_events
+
+    try:
+        mstate = json.loads((cluster.run_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        mstate = {}
+    manager = {
+        "pid": pids.get("manager"),
+        "rtt_ms": mstate.get("rtt_ms") if "manager" in pids else None,
+        "events": read_events(cluster.data_dir),
+    }
+    return {"instances": instances, "storage_nodes": storage, "endpoints": endpoints, "volume": volume,
+            "manager": manager}

@@ -1,0 +1,320 @@
+"""The cluster manager: ``python -m server.manager --data-dir DIR`` (started by ``borealis up``
+after the endpoints, stopped first by ``borealis down``).
+
+It watches the writer and moves the writer role when the writer fails:
+
+    every HEARTBEAT_INTERVAL (0.2 s)
+        GetInstanceState on the writer's admin port (timeout HEARTBEAT_TIMEOUT)
+        -> answered: the writer is alive (any state: it may be recovering)
+        -> not answered: one miss; MAX_MISSES (3) in a row, or the writer's process gone,
+           means the writer has failed                               (``WriterWatch``)
+
+    failover (unplanned)
+        1. ask every reader for its InstanceState; the target is the healthy ("available")
+           reader with the lowest tier, ties -> highest applied_lsn     (``choose_target``)
+        2. SIGKILL the old writer's process if it is still there (it may be frozen; a
+           fenced writer would exit with code 3 anyway)
+        3. cluster.json: target -> "writer", old writer -> "reader" (under cluster.lock)
+           -- the proxy closes its writer-endpoint connections to the old writer and sends
+           new ones to the target; readers re-read cluster.json when their redo stream
+           drops and subscribe to the target
+        4. restart the target: it comes up as writer, runs storage recovery with a new
+           epoch (which fences the old writer) and opens its pg port (~1-2 s)
+       With no healthy reader the writer is restarted in place instead.  The old writer is
+       not restarted: ``borealis up`` brings it back, as a reader.
+
+    switchover (planned, ``borealis failover [--target NAME]``): like failover, but the old
+       writer gets SIGTERM (it finishes in-flight commits) and is restarted as a reader
+       once the target serves.  The CLI asks a running manager by writing
+       ``run/manager.request.json`` ``{"id", "target"}``; the manager answers in its state
+       file under ``"requests": {id: event}``.
+
+Files:
+
+    run/manager.state.json   {"pid", "writer", "misses", "rtt_ms", "requests": {id: event}}
+    run/manager.events.json  the last EVENTS_KEPT events, oldest first
+    logs/manager.log         every event, one JSON line prefixed "event " (also the
+                             process's own structlog output)
+
+An event: ``{"at": unix time, "kind": "failover"|"switchover"|"restart", "from", "to",
+"reason", "seconds"}`` -- ``seconds`` from the decision to the new writer accepting
+connections (``ok: false`` and ``error`` when it did not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvloop
+
+from server.config import ClusterConf, InstanceConf
+from server.launcher import Cluster, accepts
+from server.logs import configure
+from server.replication import InstanceState
+from server.status import instance_state
+
+HEARTBEAT_INTERVAL = 0.2
+HEARTBEAT_TIMEOUT = 0.4
+MAX_MISSES = 3
+READY_TIMEOUT = 30.0
+GRACEFUL_STOP = 10.0
+EVENTS_KEPT = 50
+STATE_FILE = "manager.state.json"
+EVENTS_FILE = "manager.events.json"
+REQUEST_FILE = "manager.request.json"
+
+log = structlog.get_logger("manager")
+
+
+class FailoverError(Exception):
+    """A switchover could not be done; the message is fit for a terminal."""
+
+
+@dataclass
+class WriterWatch:
+    """Heartbeat bookkeeping for the current writer (pure: no I/O)."""
+
+    writer: str = ""
+    misses: int = 0
+
+    def step(self, writer: str, answered: bool, process_alive: bool) -> bool:
+        """Record one heartbeat; True when the writer counts as failed."""
+        if writer != self.writer:
+            self.writer, self.misses = writer, 0
+        if answered:
+            self.misses = 0
+            return False
+        self.misses += 1
+        return not process_alive or self.misses >= MAX_MISSES
+
+
+def choose_target(candidates: list[tuple[InstanceConf, InstanceState | None]]) -> InstanceConf | None:
+    """The healthy reader to promote: lowest tier, then most caught up, then name."""
+    healthy = [(i, st) for i, st in candidates
+               if st is not None and st.role == "reader" and st.state == "available"]
+    if not healthy:
+        return None
+    return min(healthy, key=lambda p: (p[0].tier, -p[1].applied_lsn, p[0].name))[0]  # type: ignore[union-attr]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def read_events(data_dir: Path) -> list[dict]:
+    try:
+        return json.loads((data_dir / "run" / EVENTS_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def record_event(data_dir: Path, event: dict) -> None:
+    """Append ``event`` to logs/manager.log and run/manager.events.json."""
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "logs" / "manager.log", "a") as f:
+        f.write("event " + json.dumps(event) + "\n")
+    events = (read_events(data_dir) + [event])[-EVENTS_KEPT:]
+    _write_json(data_dir / "run" / EVENTS_FILE, events)
+
+
+class Manager:
+    """Failover and switchover over one cluster directory (the process loop is ``run``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.cluster = Cluster(data_dir)
+        self.data_dir = self.cluster.data_dir
+        self.watch = WriterWatch()
+        self.rtt_ms: float | None = None
+        self.answers: dict[str, dict] = {}
+
+    # --- helpers -------------------------------------------------------------------
+    def _kill(self, name: str, sig: int, wait: float) -> bool:
+        """Signal a part and wait for it to be gone; SIGKILL after ``wait``.  True if it
+        was running."""
+        c = self.cluster
+        pid = c.pid(name)
+        if pid is None:
+            return False
+        c._signal(pid, sig)
+        if not c._reap(name, pid, wait):
+            c._signal(pid, signal.SIGKILL)
+            c._reap(name, pid, 5.0)
+        return True
+
+    async def _start(self, name: str) -> None:
+        """Spawn a part (its role comes from cluster.json) and wait until its pg port
+        accepts connections."""
+        c = self.cluster
+        part = c.part(name)
+        c._pid_file(name).unlink(missing_ok=True)
+        c._spawn(part)
+        host = c.conf.host
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if c.pid(name) is None:
+                raise FailoverError(f"{name} exited during start-up (log {c.log_path(name)})")
+            if accepts(host, part.ports[0][0]):
+                return
+            if time.monotonic() > deadline:
+                raise FailoverError(f"{name} did not accept connections within {READY_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.05)
+
+    async def _reader_states(self, conf: ClusterConf) -> list[tuple[InstanceConf, InstanceState | None]]:
+        readers = conf.readers()
+        states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0) for r in readers))
+        return list(zip(readers, states))
+
+    # --- moving the writer role -----------------------------------------------------
+    async def move_writer(self, reason: str, target: str | None = None, planned: bool = False) -> dict:
+        """Fail over (or, ``planned``, switch over) to ``target`` or the best reader.
+        Returns the event (also recorded)."""
+        t0 = time.monotonic()
+        conf = self.cluster.conf
+        old = conf.writer()
+        if old is None:
+            raise FailoverError("cluster.json names no writer")
+        states = await self._reader_states(conf)
+        if target is not None:
+            match = [(i, st) for i, st in states if i.name == target]
+            if not match:
+                raise FailoverError(f"{target} is not a reader of this cluster")
+            chosen = choose_target(match)
+            if chosen is None:
+                raise FailoverError(f"{target} is not a healthy reader")
+        else:
+            chosen = choose_target(states)
+            if chosen is None and planned:
+                raise FailoverError("no healthy reader to switch over to")
+        kind = "switchover" if planned else ("failover" if chosen else "restart")
+        log.warning("moving_writer", kind=kind, reason=reason, old=old.name, new=getattr(chosen, "name", old.name))
+        event: dict[str, Any] = {"at": round(time.time(), 3), "kind": kind, "from": old.name,
+                                 "to": chosen.name if chosen else old.name, "reason": reason}
+        try:
+            # 1. the old writer goes: gracefully when planned, for sure otherwise.
+            loop = asyncio.get_running_loop()
+            sig = signal.SIGTERM if planned else signal.SIGKILL
+            await loop.run_in_executor(None, self._kill, old.name, sig, GRACEFUL_STOP)
+            if chosen is None:
+                await self._start(old.name)  # no reader: restart the writer in place
+            else:
+                # 2. roles in cluster.json; 3. the target restarts as writer.
+                with self.cluster.editing() as c:
+                    c.instance(chosen.name).role = "writer"
+                    c.instance(old.name).role = "reader"
+                await loop.run_in_executor(None, self._kill, chosen.name, signal.SIGKILL, 5.0)
+                await self._start(chosen.name)
+            event["seconds"] = round(time.monotonic() - t0, 3)
+            event["ok"] = True
+            if planned and chosen is not None:
+                await self._start(old.name)  # back as a reader
+        except (FailoverError, OSError) as e:
+            event["seconds"] = round(time.monotonic() - t0, 3)
+            event["ok"] = False
+            event["error"] = str(e)
+            log.error("move_writer_failed", error=str(e))
+        record_event(self.data_dir, event)
+        log.warning("writer_moved", **event)
+        return event
+
+    # --- the process loop ---------------------------------------------------------------
+    async def tick(self) -> None:
+        conf = self.cluster.conf
+        w = conf.writer()
+        if w is None:
+            return
+        t = time.monotonic()
+        st = await instance_state(conf.host, w.admin_port, HEARTBEAT_TIMEOUT)
+        answered = st is not None
+        if answered:
+            self.rtt_ms = round((time.monotonic() - t) * 1000, 2)
+        alive = answered or self.cluster.pid(w.name) is not None
+        if self.watch.step(w.name, answered, alive):
+            reason = "process gone" if not alive else f"{self.watch.misses} heartbeats missed"
+            self.watch.misses = 0
+            await self.move_writer(reason)
+
+    async def serve_request(self) -> None:
+        path = self.data_dir / "run" / REQUEST_FILE
+        try:
+            req = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        path.unlink(missing_ok=True)
+        rid = str(req.get("id", ""))
+        try:
+            event = await self.move_writer("requested", req.get("target"), planned=True)
+        except FailoverError as e:
+            event = {"ok": False, "error": str(e)}
+        self.answers[rid] = event
+        self.write_state()
+
+    def write_state(self) -> None:
+        _write_json(self.data_dir / "run" / STATE_FILE, {
+            "pid": os.getpid(), "writer": self.watch.writer, "misses": self.watch.misses,
+            "rtt_ms": self.rtt_ms, "requests": dict(list(self.answers.items())[-10:]),
+        })
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("manager_started", writer=getattr(self.cluster.conf.writer(), "name", None))
+        while not stop.is_set():
+            await self.serve_request()
+            await self.tick()
+            self.write_state()
+            try:
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+        log.info("manager_stopping")
+
+
+def request_switchover(cluster: Cluster, target: str | None, timeout: float = 90.0) -> dict:
+    """Planned switchover: through the running manager, or in this process when none runs."""
+    if cluster.pid("manager") is None:
+        async def direct() -> dict:
+            return await Manager(cluster.data_dir).move_writer("requested", target, planned=True)
+        return uvloop.run(direct())
+    rid = f"{os.getpid()}-{time.time_ns()}"
+    _write_json(cluster.run_dir / REQUEST_FILE, {"id": rid, "target": target})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answers = json.loads((cluster.run_dir / STATE_FILE).read_text()).get("requests", {})
+        except (OSError, ValueError):
+            answers = {}
+        if rid in answers:
+            return answers[rid]
+        time.sleep(0.1)
+    raise FailoverError(f"the manager did not answer within {timeout:.0f} s (log {cluster.log_path('manager')})")
+
+
+async def _main(data_dir: Path) -> None:
+    m = Manager(data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await m.run(stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="borealis-manager", description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", required=True, type=Path)
+    args = ap.parse_args(argv)
+    configure("manager", "manager")
+    uvloop.run(_main(args.data_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()
