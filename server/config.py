@@ -29,7 +29,8 @@ from pathlib import Path
 class StorageNodeConf:
     name: str
     az: str
-    port: int
+    port: int  # where instances and peers connect
+    listen_port: int | None = None  # where the node listens, when not ``port`` (a proxy sits between)
 
 
 @dataclass

@@ -178,7 +178,7 @@ class Cluster:
     def parts(self, conf: ClusterConf | None = None) -> list[Part]:
         """Every part in start order."""
         conf = conf or self.conf
-        out = [Part(s.name, "storage", "storage.node", ((s.port, f"storage node {s.name}"),)) for s in conf.storage_nodes]
+        out = [Part(s.name, "storage", "storage.node", ((s.listen_port or s.port, f"storage node {s.name}"),)) for s in conf.storage_nodes]
         insts = sorted(conf.instances, key=lambda i: i.role != "writer")
         for i in insts:
             out.append(Part(i.name, i.role, "server.instance",

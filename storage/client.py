@@ -90,6 +90,7 @@ class NodeClient:
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(exc)
+                fut.exception()  # mark retrieved: a caller that gave up must not log it
 
     async def call(self, msg_type: type, timeout: float | None = 10.0, **fields: Any) -> Any:
         """Send a request (``req`` is filled in) and wait for its reply."""
@@ -100,7 +101,12 @@ class NodeClient:
         msg = msg_type(req=req, **fields)
         fut = asyncio.get_running_loop().create_future()
         self._pending[req] = fut
-        self._proto.transport.write(P.REQUESTS.frame(msg))
+        try:
+            self._proto.transport.write(P.REQUESTS.frame(msg))
+        except RuntimeError as e:  # uvloop: the transport closed under us
+            self._pending.pop(req, None)
+            self._proto = None
+            raise NodeUnavailable(f"connection to {self.name} closed") from e
         try:
             reply = await asyncio.wait_for(fut, timeout) if timeout else await fut
         except asyncio.TimeoutError as e:

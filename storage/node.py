@@ -387,7 +387,7 @@ async def serve(data_dir: Path, name: str) -> None:
     peers = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes if s.name != name]
     tasks: set[asyncio.Task] = set()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: NodeConnection(node, tasks), conf.host, me.port, reuse_address=True)
+    server = await loop.create_server(lambda: NodeConnection(node, tasks), conf.host, me.listen_port or me.port, reuse_address=True)
     background = [
         loop.create_task(node.materializer()),
         loop.create_task(gossip_loop(node, peers)),

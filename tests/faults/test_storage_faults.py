@@ -162,3 +162,50 @@ def test_zombie_writer_commits_nothing_after_a_new_epoch(make_cluster):
     while c.launcher.pid("i1") is not None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert c.launcher.pid("i1") is None, "the fenced writer is still running"
+
+
+def test_partitioned_az_catches_up_after_heal(tmp_path):
+    """Every connection to az3's nodes (from instances and peers) goes through a proxy."""
+    from cluster import ClusterHandle
+    from netproxy import FaultProxy
+    from server.launcher import Cluster, free_ports
+
+    launcher = Cluster(tmp_path / "part")
+    conf = launcher.create(port=None, readers=1)
+    proxies = []
+    spare = iter(free_ports(2, exclude={s.port for s in conf.storage_nodes}))
+    for s in conf.storage_nodes:
+        if s.az == "az3":
+            s.listen_port, s.port = s.port, next(spare)
+            proxies.append(FaultProxy(s.port, s.listen_port).start())
+    conf.save(launcher.data_dir)
+    handle = ClusterHandle(data_dir=launcher.data_dir, launcher=launcher)
+    try:
+        handle.start(None, 60)
+        load = Load(handle.writer_dsn, workers=4)
+        load.create_schema()
+        load.start()
+        try:
+            assert load.wait_for_progress(20, timeout=20)
+            for p in proxies:
+                p.partition()
+            assert load.wait_for_progress(50, timeout=20), f"commits stalled with az3 partitioned: {load.errors[-3:]}"
+            for p in proxies:
+                p.heal()
+            assert load.wait_for_progress(20, timeout=20)
+        finally:
+            load.stop()
+        verify(handle.writer_dsn, load.acked)
+        deadline = time.monotonic() + 30
+        while True:
+            st = handle.status()
+            vdl = st["volume"]["vdl"] or 0
+            az3 = [n for n in st["storage_nodes"] if n["az"] == "az3"]
+            if all(n["state"] == "up" and int(n["scl"].get("0", 0)) >= vdl for n in az3):
+                break
+            assert time.monotonic() < deadline, f"az3 did not catch up: {az3}, vdl {vdl}"
+            time.sleep(0.3)
+    finally:
+        handle.teardown()
+        for p in proxies:
+            p.stop()
