@@ -44,7 +44,8 @@ from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PU
 
 _TID = struct.Struct(">I")
 _LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commit_large)
-_COMMIT_SLICE = 5_000
+_COMMIT_SLICE = 2_000  # records encoded between yields
+_COMMIT_SEND = 10_000  # records per append sent to the storage nodes
 log = structlog.get_logger("volume")
 
 
@@ -317,7 +318,8 @@ class WriterVolume(_Volume):
             self._batch.extend(records)
             if self.publisher is not None:
                 self.publisher.publish(records)
-            self._schedule_flush()
+            if len(self._batch) >= _COMMIT_SEND:  # few big appends: each node takes <= 64 in flight
+                self._schedule_flush()
             await asyncio.sleep(0)
         commit = LogRecord(
             commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch

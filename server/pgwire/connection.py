@@ -17,6 +17,13 @@ States and transitions (every (state, message) pair not listed is a protocol vio
     READY   --Parse/Bind/Describe/Execute/Close/Flush--> READY, or SKIP on error
     READY   --Sync--> READY                         (ReadyForQuery)
     SKIP    --Sync--> READY                         (ReadyForQuery)
+    READY   --Query (COPY ... FROM STDIN)--> COPY_IN (CopyInResponse)
+    COPY_IN --CopyData--> COPY_IN                   (fed to the engine's loader)
+    COPY_IN --CopyDone--> READY                     (CommandComplete, rest of the Query,
+                                                     ReadyForQuery; extended: wait for Sync)
+    COPY_IN --CopyFail / other message--> READY | SKIP (ErrorResponse)
+    COPY_IN --Sync/Flush--> COPY_IN                 (ignored, as PostgreSQL does)
+    READY   --CopyData/CopyDone/CopyFail--> READY   (ignored: leftovers of a failed COPY)
     any     --Terminate--> CLOSED                   (session.close())
 
 Portals keep the rows of their result: an Execute with a row limit sends that many
@@ -36,12 +43,14 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from engine.api import Prepared, Result
+from engine.copy import CopyInResult, CopyOutResult
 from engine.errors import SqlError
 from server import types_io
 from server.auth import AuthConfig, Authenticator
 from server.pgwire import messages as m
 
 STARTUP, AUTH, READY, SKIP, CLOSED = "startup", "auth", "ready", "skip", "closed"
+COPY_IN = "copy_in"
 
 SessionFactory = Callable[[str, str, dict[str, str], tuple], Awaitable[Any]]
 
@@ -107,7 +116,21 @@ def _is_empty_query(sql: str) -> bool:
 
 
 def _error_msg(err: SqlError) -> bytes:
-    return m.error_response_msg(err.severity, err.sqlstate, err.message, err.detail, err.hint, err.position)
+    return m.error_response_msg(err.severity, err.sqlstate, err.message, err.detail, err.hint, err.position,
+                                getattr(err, "where", None))
+
+
+def _text_encoder(type_oid: int) -> Callable[[Any], bytes]:
+    return types_io.column_encoder(type_oid, 0)
+
+
+@dataclass(slots=True)
+class _CopyIn:
+    """A COPY FROM STDIN in progress: the engine's loader and, for a simple Query, the
+    suspended statement iterator to resume after CopyDone (None: extended protocol)."""
+
+    loader: Any
+    rest: Any
 
 
 class PgConnection:
@@ -139,6 +162,8 @@ class PgConnection:
         self._auth: Authenticator | None = None
         self._reported: dict[str, str] = {}
         self._session_closed = False
+        self._copy: _CopyIn | None = None
+        self._report = False
         self.conn_id = ctx.next_conn_id
         ctx.next_conn_id += 1
         base = ctx.log or structlog.get_logger("borealis.pgwire")
@@ -219,6 +244,8 @@ class PgConnection:
                 return self._on_terminate(msg)
             if state == SKIP:
                 return None  # discard until Sync
+            if state == COPY_IN:
+                return self._copy_interrupted(msg)
             if type(msg) is m.Unsupported:
                 self._ext_error(SqlError(f"message type {msg.type.decode()!r} is not supported", sqlstate="0A000"))
             else:
@@ -330,35 +357,116 @@ class PgConnection:
     # ------------------------------------------------------------------ simple query
 
     async def _on_query(self, msg: m.Query) -> None:
+        if _is_empty_query(msg.sql):
+            self.out.append(m.EMPTY_QUERY)
+            self.out.append(m.ready_msg(self.session.transaction_status))
+            self.flush()
+            return
+        self._report = False
+        await self._drive_query(self.session.execute(msg.sql).__aiter__(), False)
+
+    async def _drive_query(self, results: Any, any_result: bool) -> None:
+        """Send the results of a simple Query until it ends (ReadyForQuery) or stops at a
+        COPY FROM STDIN (CopyInResponse; resumed by ``_on_copy_done``)."""
         out = self.out
-        session = self.session
         try:
-            if _is_empty_query(msg.sql):
+            while True:
+                try:
+                    res = await results.__anext__()
+                except StopAsyncIteration:
+                    break
+                any_result = True
+                if type(res) is CopyInResult:
+                    self._start_copy_in(res, results)
+                    return
+                self._send_result(res, None)
+                if res.command_tag in _REPORT_TAGS:
+                    self._report = True
+            if not any_result:
                 out.append(m.EMPTY_QUERY)
-            else:
-                any_result = False
-                report = False
-                async for res in session.execute(msg.sql):
-                    any_result = True
-                    self._send_result(res, None)
-                    if res.command_tag in _REPORT_TAGS:
-                        report = True
-                if not any_result:
-                    out.append(m.EMPTY_QUERY)
-                if report:
-                    self._report_changes()
+            if self._report:
+                self._report_changes()
         except SqlError as err:
             out.append(_error_msg(err))
         except Exception:
             self.log.error("internal error in simple query", exc=traceback.format_exc())
             out.append(m.error_response_msg("ERROR", "XX000", "internal error"))
-        out.append(m.ready_msg(session.transaction_status))
+        out.append(m.ready_msg(self.session.transaction_status))
         self.flush()
+
+    # ------------------------------------------------------------------ COPY
+
+    def _start_copy_in(self, res: CopyInResult, rest: Any) -> None:
+        for notice in res.notices:
+            self.out.append(m.notice_response_msg(notice))
+        self._copy = _CopyIn(res.loader, rest)
+        self.state = COPY_IN
+        self.out.append(m.copy_in_response_msg(res.loader.column_count))
+        self.flush()
+
+    def _on_copy_data(self, msg: m.CopyData) -> None:
+        self._copy.loader.feed(msg.data)  # type: ignore[union-attr]
+
+    def _ignore(self, msg: Any) -> None:
+        pass
+
+    async def _on_copy_done(self, msg: m.CopyDone) -> None:
+        cp = self._copy
+        assert cp is not None
+        self._copy = None
+        self.state = READY
+        try:
+            res = await cp.loader.finish()
+        except SqlError as err:
+            await self._copy_failed(cp, err)
+            return
+        self.out.append(m.command_complete_msg(res.command_tag))
+        if cp.rest is not None:
+            await self._drive_query(cp.rest, True)
+        else:
+            self.flush()
+
+    async def _on_copy_fail(self, msg: m.CopyFail) -> None:
+        cp = self._copy
+        assert cp is not None
+        self._copy = None
+        self.state = READY
+        await self._copy_failed(cp, cp.loader.fail(msg.message))
+
+    async def _copy_interrupted(self, msg: Any) -> None:
+        cp = self._copy
+        assert cp is not None
+        self._copy = None
+        self.state = READY
+        err = SqlError(f"unexpected message type 0x{ord(_msg_type(msg)):02X} during COPY from stdin",
+                       sqlstate="08P01")
+        cp.loader.fail("interrupted")
+        await self._copy_failed(cp, err)
+
+    async def _copy_failed(self, cp: _CopyIn, err: SqlError) -> None:
+        self.out.append(_error_msg(err))
+        if cp.rest is not None:
+            await cp.rest.aclose()
+            self.out.append(m.ready_msg(self.session.transaction_status))
+        else:
+            self.state = SKIP
+        self.flush()
+
+    def _send_copy_out(self, res: CopyOutResult) -> None:
+        out = self.out
+        out.append(m.copy_out_response_msg(len(res.copy_columns)))
+        data = m.copy_data_msg
+        out.extend([data(line) for line in res.lines(_text_encoder)])
+        out.append(m.COPY_DONE)
+        out.append(m.command_complete_msg(res.command_tag))
 
     def _send_result(self, res: Result, portal: _Portal | None) -> None:
         out = self.out
         for notice in res.notices:
             out.append(m.notice_response_msg(notice))
+        if type(res) is CopyOutResult:
+            self._send_copy_out(res)
+            return
         cols = res.columns
         if cols is not None:
             out.append(m.row_description_msg(cols))
@@ -466,6 +574,13 @@ class PgConnection:
         res = portal.result
         if res is None:
             res = await self.session.execute_prepared(portal.stmt.prepared, portal.params, 0)
+            if type(res) is CopyInResult:
+                self._start_copy_in(res, None)
+                return
+            if type(res) is CopyOutResult:
+                portal.done = True
+                self._send_result(res, portal)
+                return
             portal.result = res
             for notice in res.notices:
                 out.append(m.notice_response_msg(notice))
@@ -555,6 +670,8 @@ _DISPATCH: dict[tuple[str, type], _Handler] = {
     (AUTH, m.PasswordMessage): PgConnection._on_password,
     (READY, m.Query): PgConnection._on_query,
     (READY, m.Execute): PgConnection._on_execute,
+    (COPY_IN, m.CopyDone): PgConnection._on_copy_done,
+    (COPY_IN, m.CopyFail): PgConnection._on_copy_fail,
 }
 _SYNC_DISPATCH: dict[tuple[str, type], Callable[[PgConnection, Any], None]] = {
     (READY, m.Parse): PgConnection._on_parse,
@@ -565,4 +682,20 @@ _SYNC_DISPATCH: dict[tuple[str, type], Callable[[PgConnection, Any], None]] = {
     (READY, m.Sync): PgConnection._on_sync,
     (SKIP, m.Sync): PgConnection._on_sync,
     (SKIP, m.Flush): PgConnection._on_flush,
+    (COPY_IN, m.CopyData): PgConnection._on_copy_data,
+    (COPY_IN, m.Sync): PgConnection._ignore,
+    (COPY_IN, m.Flush): PgConnection._ignore,
+    # Leftovers of a COPY that failed early: PostgreSQL accepts and ignores them.
+    (READY, m.CopyData): PgConnection._ignore,
+    (READY, m.CopyDone): PgConnection._ignore,
+    (READY, m.CopyFail): PgConnection._ignore,
+    (SKIP, m.CopyData): PgConnection._ignore,
+    (SKIP, m.CopyDone): PgConnection._ignore,
+    (SKIP, m.CopyFail): PgConnection._ignore,
 }
+
+_TYPE_BYTES = {m.Query: "Q", m.Parse: "P", m.Bind: "B", m.Describe: "D", m.Execute: "E", m.Close: "C"}
+
+
+def _msg_type(msg: Any) -> str:
+    return _TYPE_BYTES.get(type(msg), "?")

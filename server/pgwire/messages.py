@@ -26,6 +26,7 @@ Frontend messages decoded here (type byte -> class)::
     B Bind(portal, statement, param_formats, params, result_formats)
     D Describe(kind 'S'|'P', name)     E Execute(portal, max_rows)
     C Close(kind, name)  S Sync  H Flush  X Terminate  p PasswordMessage(data)
+    d CopyData(data)     c CopyDone      f CopyFail(message)
 
 Backend messages are built by the ``*_msg`` functions, each returning ready bytes; the
 connection appends them to one output list and writes once per Sync / simple Query.
@@ -140,8 +141,23 @@ class PasswordMessage:
 
 
 @dataclass(slots=True)
+class CopyData:
+    data: bytes
+
+
+@dataclass(slots=True)
+class CopyDone:
+    pass
+
+
+@dataclass(slots=True)
+class CopyFail:
+    message: str
+
+
+@dataclass(slots=True)
 class Unsupported:
-    """A typed message we recognise but do not implement (CopyData, FunctionCall...)."""
+    """A typed message we recognise but do not implement (FunctionCall)."""
 
     type: bytes
 
@@ -244,7 +260,7 @@ def _close(r: _Reader) -> Close:
     return Close(kind, r.cstr())
 
 
-_SYNC, _FLUSH, _TERM = Sync(), Flush(), Terminate()
+_SYNC, _FLUSH, _TERM, _COPY_DONE = Sync(), Flush(), Terminate(), CopyDone()
 
 _DECODERS: dict[int, Any] = {
     ord("Q"): lambda r: Query(r.cstr()),
@@ -257,9 +273,12 @@ _DECODERS: dict[int, Any] = {
     ord("H"): lambda r: _FLUSH,
     ord("X"): lambda r: _TERM,
     ord("p"): lambda r: PasswordMessage(r.take(r.end - r.pos)),
+    ord("d"): lambda r: CopyData(r.take(r.end - r.pos)),
+    ord("c"): lambda r: _COPY_DONE,
+    ord("f"): lambda r: CopyFail(r.cstr()),
 }
 # Valid frontend messages we answer with "not supported" rather than as garbage.
-_UNSUPPORTED = {ord(c) for c in "dcfF"}
+_UNSUPPORTED = {ord(c) for c in "F"}
 
 
 def decode_typed(type_byte: int, body: bytes) -> Any:
@@ -457,6 +476,7 @@ def error_fields(
     detail: str | None = None,
     hint: str | None = None,
     position: int | None = None,
+    where: str | None = None,
 ) -> bytes:
     parts = [b"S", _cstr(severity), b"V", _cstr(severity), b"C", _cstr(sqlstate), b"M", _cstr(message)]
     if detail is not None:
@@ -465,6 +485,8 @@ def error_fields(
         parts += [b"H", _cstr(hint)]
     if position is not None:
         parts += [b"P", _cstr(str(position))]
+    if where is not None:
+        parts += [b"W", _cstr(where)]
     parts.append(b"\0")
     return b"".join(parts)
 
@@ -476,9 +498,26 @@ def error_response_msg(
     detail: str | None = None,
     hint: str | None = None,
     position: int | None = None,
+    where: str | None = None,
 ) -> bytes:
-    return _frame(b"E", error_fields(severity, sqlstate, message, detail, hint, position))
+    return _frame(b"E", error_fields(severity, sqlstate, message, detail, hint, position, where))
 
 
 def notice_response_msg(message: str, severity: str = "NOTICE", sqlstate: str = "00000") -> bytes:
     return _frame(b"N", error_fields(severity, sqlstate, message))
+
+
+def copy_in_response_msg(ncols: int) -> bytes:
+    """'G': text format overall and per column."""
+    return _frame(b"G", b"\0" + _I16.pack(ncols) + b"\0\0" * ncols)
+
+
+def copy_out_response_msg(ncols: int) -> bytes:
+    return _frame(b"H", b"\0" + _I16.pack(ncols) + b"\0\0" * ncols)
+
+
+def copy_data_msg(data: bytes) -> bytes:
+    return b"d" + _I32.pack(len(data) + 4) + data
+
+
+COPY_DONE = b"c\x00\x00\x00\x04"
