@@ -200,12 +200,26 @@ class WriterVolume(_Volume):
                         self._down.add(n.name)
             if self._batch:
                 self._schedule_flush()
+            await self._check_epoch()
             vcl = self.tracker.vcl if self.tracker else 0
             if self._unstable and vcl == last_vcl:
                 for n in self.nodes:  # stalled: give every segment what it may have lost
                     if n.connected:
                         self._resend(n)
             last_vcl = vcl
+
+    async def _check_epoch(self) -> None:
+        """An idle writer learns it was fenced from storage, not only from a refused append."""
+        for n in self.nodes:
+            if n.connected:
+                try:
+                    st = await n.state(timeout=1.0)
+                except (NodeUnavailable, NodeError):
+                    continue
+                if st.epoch > self.epoch:
+                    log.error("fenced_by_newer_epoch", node=n.name, epoch=self.epoch, newer=st.epoch)
+                    self._fenced()
+                return
 
     def _resend(self, node: NodeClient) -> None:
         assert self.tracker is not None
