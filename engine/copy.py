@@ -596,7 +596,8 @@ def format_rows(cols: list[Column], rows: list[tuple], opts: CopyOptions,
         return
     esc_needed = re.compile(re.escape(delim) + rb"|[\\\n\r\t\b\f\v]")
     table = {b"\\": b"\\\\", b"\n": b"\\n", b"\r": b"\\r", b"\t": b"\\t", b"\b": b"\\b", b"\f": b"\\f",
-             b"\v": b"\\v", delim: b"\\" + delim}
+             b"\v": b"\\v"}
+    table.setdefault(delim, b"\\" + delim)
 
     def text_cell(b: bytes) -> bytes:
         if esc_needed.search(b) is None:

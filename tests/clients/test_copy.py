@@ -1,0 +1,162 @@
+"""COPY through real clients: psql (COPY and \\copy), psycopg's copy API.
+
+Checks the text and csv formats byte for byte against what PostgreSQL produces, the
+error context PostgreSQL reports (``CONTEXT:  COPY t, line 3, column x: "abc"``), that a
+failed COPY leaves nothing behind, and that a COPY inside a transaction block is part of it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from cluster import env_without_pg
+
+
+def psql(dsn: str, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", dsn, *args],
+                          input=stdin, capture_output=True, text=True, timeout=60, env=env_without_pg(),
+                          check=check)
+
+
+def copy_out(conn: psycopg.Connection, sql: str) -> bytes:
+    with conn.cursor() as cur, cur.copy(sql) as cp:
+        return b"".join(bytes(b) for b in cp)
+
+
+def copy_in(conn: psycopg.Connection, sql: str, data: bytes) -> int:
+    with conn.cursor() as cur:
+        with cur.copy(sql) as cp:
+            cp.write(data)
+        return cur.rowcount
+
+
+def test_text_format_round_trip_with_escapes_and_nulls(cluster):
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_text (id int PRIMARY KEY, s text, n numeric(6,2), b boolean)")
+        data = b"1\thello\t1.5\tt\n2\t\\N\t2\tf\n3\ttab\\there\\\\back\\nline\t\\N\t\\N\n4\t\\x41\\101\t-0.25\ton\n"
+        assert copy_in(conn, "COPY cp_text FROM STDIN", data) == 4
+        rows = conn.execute("SELECT id, s, n::text, b FROM cp_text ORDER BY id").fetchall()
+        assert rows == [(1, "hello", "1.50", True), (2, None, "2.00", False),
+                        (3, "tab\there\\back\nline", None, None), (4, "AA", "-0.25", True)]
+        out = copy_out(conn, "COPY cp_text TO STDOUT")
+        assert out == (b"1\thello\t1.50\tt\n2\t\\N\t2.00\tf\n3\ttab\\there\\\\back\\nline\t\\N\t\\N\n"
+                       b"4\tAA\t-0.25\tt\n")
+        # column list, other delimiter and NULL string
+        out = copy_out(conn, "COPY cp_text (s, id) TO STDOUT WITH (DELIMITER '|', NULL 'nil')")
+        assert out.splitlines()[:2] == [b"hello|1", b"nil|2"]
+
+
+def test_csv_header_quotes_null_and_force_quote(cluster):
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_csv (id int, s text, t text DEFAULT 'dflt')")
+        data = b'id,s\n1,"a,b"\n2,"say ""hi"""\n3,\n4,""\n5,"two\nlines"\n'
+        assert copy_in(conn, "COPY cp_csv (id, s) FROM STDIN WITH (FORMAT csv, HEADER true)", data) == 5
+        rows = conn.execute("SELECT id, s, t FROM cp_csv ORDER BY id").fetchall()
+        assert rows == [(1, "a,b", "dflt"), (2, 'say "hi"', "dflt"), (3, None, "dflt"), (4, "", "dflt"),
+                        (5, "two\nlines", "dflt")]
+        out = copy_out(conn, "COPY cp_csv (id, s) TO STDOUT WITH (FORMAT csv, HEADER)")
+        assert out == b'id,s\n1,"a,b"\n2,"say ""hi"""\n3,\n4,""\n5,"two\nlines"\n'
+        out = copy_out(conn, "COPY (SELECT id, s FROM cp_csv WHERE id < 3 ORDER BY id) TO STDOUT "
+                             "WITH (FORMAT csv, FORCE_QUOTE *, DELIMITER ';')")
+        assert out == b'"1";"a,b"\n"2";"say ""hi"""\n'
+        # pre-9.0 option syntax, as psql users still write it
+        out = copy_out(conn, "COPY cp_csv (id) TO STDOUT CSV HEADER")
+        assert out.splitlines()[0] == b"id" and len(out.splitlines()) == 6
+
+
+def test_bad_value_reports_line_and_column_and_loads_nothing(cluster):
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_err (id int PRIMARY KEY, x int)")
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation) as ei:
+            copy_in(conn, "COPY cp_err FROM STDIN", b"1\t10\n2\t20\n3\tabc\n4\t40\n")
+        diag = ei.value.diag
+        assert diag.context.strip() == 'COPY cp_err, line 3, column x: "abc"'
+        assert 'invalid input syntax for type integer: "abc"' in diag.message_primary
+        assert conn.execute("SELECT count(*) FROM cp_err").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.BadCopyFileFormat) as ei:
+            copy_in(conn, "COPY cp_err FROM STDIN", b"1\t10\n2\n")
+        assert ei.value.diag.context.strip() == 'COPY cp_err, line 2: "2"'
+        assert 'missing data for column "x"' in ei.value.diag.message_primary
+        with pytest.raises(psycopg.errors.UniqueViolation) as ei:
+            copy_in(conn, "COPY cp_err FROM STDIN", b"1\t10\n1\t11\n")
+        assert ei.value.diag.context.strip() == "COPY cp_err, line 2"
+        # the connection is still usable and nothing was loaded
+        assert copy_in(conn, "COPY cp_err FROM STDIN", b"7\t70\n") == 1
+        assert conn.execute("SELECT id, x FROM cp_err").fetchall() == [(7, 70)]
+
+
+def test_client_abort_sends_copyfail_and_rolls_back(cluster):
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_fail (id int)")
+        with pytest.raises(ZeroDivisionError):
+            with conn.cursor() as cur, cur.copy("COPY cp_fail FROM STDIN") as cp:
+                cp.write(b"1\n2\n")
+                1 / 0
+        assert conn.execute("SELECT count(*) FROM cp_fail").fetchone() == (0,)
+
+
+def test_copy_inside_a_transaction_block_is_part_of_it(cluster):
+    with psycopg.connect(cluster.writer_dsn) as conn:  # psycopg opens a transaction block
+        conn.execute("CREATE TABLE cp_tx (id int)")
+        conn.commit()
+        copy_in(conn, "COPY cp_tx FROM STDIN", b"1\n2\n3\n")
+        assert conn.execute("SELECT count(*) FROM cp_tx").fetchone() == (3,)
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as other:
+            assert other.execute("SELECT count(*) FROM cp_tx").fetchone() == (0,)
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM cp_tx").fetchone() == (0,)
+        copy_in(conn, "COPY cp_tx FROM STDIN", b"4\n")
+        conn.commit()
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as other:
+            assert other.execute("SELECT id FROM cp_tx").fetchall() == [(4,)]
+
+
+def test_psql_copy_from_stdin_and_backslash_copy(cluster, tmp_path):
+    dsn = cluster.writer_dsn
+    psql(dsn, "-c", "CREATE TABLE cp_psql (id int, name text)")
+    # inline data after COPY ... FROM STDIN in a script, ended by \.
+    psql(dsn, "-f", "-", stdin="COPY cp_psql FROM STDIN;\n1\tone\n2\ttwo\n\\.\nSELECT 1;\n")
+    src = tmp_path / "in.csv"
+    src.write_text("3,three\n4,\"fo,ur\"\n")
+    psql(dsn, "-c", f"\\copy cp_psql from '{src}' with (format csv)")
+    dst = tmp_path / "out.txt"
+    psql(dsn, "-c", f"\\copy (select * from cp_psql order by id) to '{dst}'")
+    assert dst.read_text() == "1\tone\n2\ttwo\n3\tthree\n4\tfo,ur\n"
+    bad = psql(dsn, "-c", "COPY cp_psql FROM STDIN", stdin="5\tfive\nsix\tsix\n", check=False)
+    assert bad.returncode != 0
+    assert 'CONTEXT:  COPY cp_psql, line 2, column id: "six"' in bad.stderr
+    assert psql(dsn, "-c", "SELECT count(*) FROM cp_psql").stdout.strip() == "4"
+
+
+def test_server_file_copy_needs_superuser(cluster, tmp_path):
+    path = tmp_path / "srv.txt"
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_file (id int, s text)")
+        conn.execute("INSERT INTO cp_file VALUES (1, 'a'), (2, NULL)")
+        assert conn.execute(f"COPY cp_file TO '{path}'").rowcount == 2
+        assert path.read_text() == "1\ta\n2\t\\N\n"
+        conn.execute(f"COPY cp_file FROM '{path}'")
+        assert conn.execute("SELECT count(*) FROM cp_file").fetchone() == (4,)
+    other = cluster.writer_dsn.replace("postgres@", "alice@", 1)
+    with psycopg.connect(other, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"COPY cp_file FROM '{path}'")
+
+
+def test_bulk_load_rate(cluster):
+    n = 50_000
+    data = "".join(f"{i}\t{i % 97}\tname-{i}\n" for i in range(n)).encode()
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_bulk (id int, g int, name text)")
+        t = time.perf_counter()
+        with conn.cursor() as cur, cur.copy("COPY cp_bulk FROM STDIN") as cp:
+            for i in range(0, len(data), 65536):
+                cp.write(data[i:i + 65536])
+        elapsed = time.perf_counter() - t
+        assert conn.execute("SELECT count(*), sum(g) FROM cp_bulk").fetchone() == (n, sum(i % 97 for i in range(n)))
+    print(f"COPY {n} rows: {n / elapsed:,.0f} rows/s")
+    assert elapsed < 10
