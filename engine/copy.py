@@ -158,6 +158,7 @@ class _Tokens:
                 break
             kind = m.lastgroup or "other"
             raw = m.group(kind)
+            start = m.start(kind)
             if kind == "estr":
                 val, kind = _unescape_estring(raw[2:-1]), "str"
             elif kind == "str":
@@ -168,7 +169,7 @@ class _Tokens:
                 val = raw
             else:
                 val = raw
-            self.toks.append((kind, val, m.start(kind), m.end()))
+            self.toks.append((kind, val, start, m.end()))
             pos = m.end()
         if text[pos:].strip():
             raise errors.SyntaxErr(f'syntax error at or near "{text[pos:pos + 10].strip()}"')

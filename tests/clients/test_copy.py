@@ -160,3 +160,23 @@ def test_bulk_load_rate(cluster):
         assert conn.execute("SELECT count(*), sum(g) FROM cp_bulk").fetchone() == (n, sum(i % 97 for i in range(n)))
     print(f"COPY {n} rows: {n / elapsed:,.0f} rows/s")
     assert elapsed < 10
+
+
+def test_asyncpg_copy_with_quoted_identifiers(cluster):
+    import asyncio
+    import io
+
+    import asyncpg
+
+    async def go() -> tuple:
+        conn = await asyncpg.connect(cluster.writer_dsn)
+        try:
+            await conn.execute('CREATE TABLE "Cp Quoted" (a int, "B" text)')
+            tag = await conn.copy_to_table("Cp Quoted", source=io.BytesIO(b"1\tx\n2\ty\n"))
+            buf = io.BytesIO()
+            out_tag = await conn.copy_from_table("Cp Quoted", columns=["B"], output=buf, format="csv")
+            return tag, out_tag, buf.getvalue()
+        finally:
+            await conn.close()
+
+    assert asyncio.run(go()) == ("COPY 2", "COPY 2", b"x\ny\n")
