@@ -20,7 +20,7 @@ def record(root: Path) -> list[Path]:
     (root / "expected").mkdir(exist_ok=True)
     written = []
     with scratch_postgres() as target, tempfile.TemporaryDirectory(prefix="pg-record-") as build:
-        (Path(build) / "results").mkdir()
+        regress.make_builddir(Path(build))
         srcdir = root if (root / "data").is_dir() else regress.SHARED
         psql = regress.Psql(target, srcdir, Path(build), timeout=60.0)
         regress.setup_database(target)

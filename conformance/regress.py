@@ -169,6 +169,11 @@ def copies_from_stdin(text: str) -> bool:
     return bool(starts) and _FROM_STDIN.search(text, starts[-1]) is not None
 
 
+def read(path: Path) -> str:
+    """A file's text with its line ends as they are (a bare CR is data, not a newline)."""
+    return path.read_bytes().decode("utf-8", "replace")
+
+
 def squash(line: str) -> str:
     """A line as ``diff -w`` compares it."""
     return "".join(line.split())
@@ -264,6 +269,14 @@ class Psql:
         return b"".join(chunks).decode("utf-8", "replace"), problem
 
 
+def make_builddir(build: Path) -> None:
+    """PG_ABS_BUILDDIR with its results/ folder, writable by a server running as another
+    OS user (copy.sql has the server write and read files there)."""
+    (build / "results").mkdir()
+    for d in (build, build / "results"):
+        d.chmod(0o777)
+
+
 def setup_database(target: Target) -> None:
     """Create ``regression`` (when possible) with pg_regress's database settings."""
     with psycopg.connect(target.dsn, autocommit=True, connect_timeout=10) as conn:
@@ -355,7 +368,7 @@ def run_suite(root: Path, target: Target, timeout: float = 10.0, progress: bool 
     tests = [t for t in ordered_tests(root) if expected_files(root, t)]
     scripts = [setup] + [root / "sql" / f"{t}.sql" for t in tests]
     with tempfile.TemporaryDirectory(prefix="pg-regress-") as build:
-        (Path(build) / "results").mkdir()
+        make_builddir(Path(build))
         psql = Psql(target, srcdir, Path(build), timeout)
         if problem := target.ensure_alive():
             if target.alive():
@@ -386,8 +399,8 @@ def run_one(psql: Psql, root: Path, name: str, target: Target) -> FileResult:
         result.fail(0, "", problem)
         return result
     output, problem = psql.run(script)
-    expected = [p.read_text(errors="replace") for p in expected_files(root, name)]
-    compare(result, script.read_text(errors="replace"), output, expected)
+    expected = [read(p) for p in expected_files(root, name)]
+    compare(result, read(script), output, expected)
     if problem:
         result.error = problem
         result.causes[normalise_cause(problem)] += 1
