@@ -330,6 +330,7 @@ class WriterVolume(_Volume):
                 records.append(rec.sealed())
             self.apply(commit_lsn, dict(part))
             self._batch.extend(records)
+            self._unstable.extend(records)
             if self.publisher is not None:
                 self.publisher.publish(records)
             if len(self._batch) >= _COMMIT_SEND:  # few big appends: each node takes <= 64 in flight
@@ -339,6 +340,7 @@ class WriterVolume(_Volume):
             commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
         ).sealed()
         self._batch.append(commit)
+        self._unstable.append(commit)
         if self.publisher is not None:
             self.publisher.publish([commit])
         self._schedule_flush()
