@@ -70,18 +70,18 @@ async def _fallback_load(dsn: str, scale: int) -> None:
         await conn.close()
 
 
-async def init(dsn: str, scale: int, timeout: float = 900.0) -> InitResult:
+async def init(dsn: str, scale: int, timeout: float = 900.0) -> dict:
     failed: list[str] = []
     for method, steps in (("pgbench -i", []), ("pgbench -i -I dtGvp", ["-I", "dtGvp"])):
         t0 = time.perf_counter()
         p = subprocess.run(["pgbench", "-i", "-q", *steps, "-s", str(scale), *conn_args(dsn)],
                            capture_output=True, text=True, timeout=timeout)
         if p.returncode == 0:
-            return InitResult(method, time.perf_counter() - t0, failed)
+            return vars(InitResult(method, round(time.perf_counter() - t0, 3), failed))
         failed.append(f"{method}: {_tail(p.stderr)}")
     t0 = time.perf_counter()
     await _fallback_load(dsn, scale)
-    return InitResult("fallback INSERT loader", time.perf_counter() - t0, failed)
+    return vars(InitResult("fallback INSERT loader", round(time.perf_counter() - t0, 3), failed))
 
 
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)

@@ -89,7 +89,13 @@ def markdown(machine: dict, config: dict, figures: dict[str, dict], details: dic
     rss = details.get("borealis", {}).get("rss")
     if rss and "error" not in rss:
         lines += ["", "Borealis peak RSS per process (MiB): "
-                  + ", ".join(f"{k} {v}" for k, v in rss.items() if k != "total")]
+                  + ", ".join(f"{k} {v}" for k, v in rss.items() if k != "total" and isinstance(v, float))]
+        if rss.get("not_running"):
+            lines.append(f"Not running at the end of the run: {', '.join(rss['not_running'])}")
+    events = (details.get("borealis", {}).get("manager_events") or {}).get("events") or []
+    for ev in events:
+        lines += ["", f"Borealis manager event during the run: {ev.get('kind')} {ev.get('from')} -> {ev.get('to')} "
+                  f"({ev.get('reason')}, {ev.get('seconds')} s)"]
     init = {s: details.get(s, {}).get("init") for s in SYSTEMS}
     for s, res in init.items():
         if res and "error" not in res and res.get("failed_attempts"):

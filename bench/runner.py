@@ -80,9 +80,12 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.a = args
         self.log = lambda *m: print(*m, file=sys.stderr, flush=True)
+        self.sysobj = None
 
     async def _step(self, res: dict, key: str, coro_or_fn, timeout: float) -> None:
         self.log(f"  {key} ...")
+        if self.sysobj is not None and hasattr(self.sysobj, "ensure_serving"):
+            await asyncio.to_thread(self.sysobj.ensure_serving)
         t0 = time.perf_counter()
         try:
             if asyncio.iscoroutine(coro_or_fn):
@@ -97,18 +100,17 @@ class Run:
             res[key] = {"error": _err(e)}
         self.log(f"  {key}: {res[key]} ({time.perf_counter() - t0:.1f} s)")
 
-    async def system(self, sysobj) -> dict:
+    async def system(self, sysobj, res: dict[str, dict]) -> None:
+        """Fill ``res`` (workload -> result) in place, so a crash keeps what was measured."""
         a, d = self.a, self.a.duration
-        res: dict[str, dict] = {}
+        self.sysobj = sysobj
         sel = set(a.only)
         if sel & NEEDS_INIT:
             await self._step(res, "init", pgbench.init(sysobj.dsn, a.scale), 1800)
             if "error" in res["init"]:
-                for w in sel & NEEDS_INIT:
-                    res[w] = {"error": "init failed: " + res["init"]["error"]}
+                for k in result_keys(sorted(sel & NEEDS_INIT)):
+                    res.setdefault(k, {"error": "init failed: " + res["init"]["error"]})
                 sel -= NEEDS_INIT
-            else:
-                res["init"] = vars(res["init"]) if not isinstance(res["init"], dict) else res["init"]
         if "pgbench" in sel:
             for script in pgbench.SCRIPTS:
                 for c in CLIENTS:
@@ -131,14 +133,20 @@ class Run:
             else:
                 await self._step(res, "replica_lag", workloads.replica_lag(sysobj.dsn, sysobj.reader_dsn, d), d + 120)
         if "rss" in sel:
-            res["rss"] = workloads.peak_rss(sysobj.pids())
-        return res
+            pids = sysobj.pids()
+            res["rss"] = workloads.peak_rss(pids)
+            missing = [n for n in getattr(sysobj, "expected_parts", list)() if n not in pids]
+            if missing:
+                res["rss"]["not_running"] = missing
+        if hasattr(sysobj, "manager_events"):
+            res["manager_events"] = {"events": sysobj.manager_events()}
 
     async def main(self) -> dict:
         a = self.a
         mach = machine.describe()
         config = {"duration_s": a.duration, "scale": a.scale, "copy_rows": a.copy_rows,
-                  "workloads": "+".join(a.only), "quick": a.quick}
+                  "workloads": "+".join(a.only), "quick": a.quick,
+                  "borealis_manager": not a.no_manager}
         self.log(f"bench: {mach['cores']} cores, Python {mach['python']}, {mach['postgresql']}, commit {mach['commit']}")
         details: dict[str, dict] = {}
         for name, factory in (("postgresql", ScratchPostgres), ("borealis", ScratchBorealis)):
@@ -146,13 +154,15 @@ class Run:
                 continue
             self.log(f"{name}: starting")
             try:
-                with factory() as sysobj:
+                kw = {"keep": a.keep, "manager": not a.no_manager} if name == "borealis" else {}
+                with factory(**kw) as sysobj:
                     self.log(f"{name}: up at {sysobj.dsn}")
-                    details[name] = await self.system(sysobj)
+                    await self.system(sysobj, details.setdefault(name, {}))
             except Exception as e:
                 err = f"{name} failed: {_err(e)}"
                 self.log(f"{name} failed:\n{e}")
-                details[name] = details.get(name) or {k: {"error": err} for k in result_keys(a.only)}
+                for k in result_keys(a.only):
+                    details.setdefault(name, {}).setdefault(k, {"error": err})
         figs = report.build_figures(figures(a.scale, a.copy_rows), details)
         md = report.markdown(mach, config, figs, details)
         out = {"machine": mach, "config": config, "figures": figs, "details": details, "markdown": md}
@@ -174,6 +184,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--query-timeout", type=float, default=300.0, help="seconds before one analytic query fails")
     p.add_argument("--copy-timeout", type=float, default=600.0, help="seconds before the COPY fails")
     p.add_argument("--out", type=lambda s: __import__("pathlib").Path(s), help="JSON path (default bench/results/)")
+    p.add_argument("--no-manager", action="store_true",
+                   help="stop the Borealis cluster manager after start (no automatic failover)")
+    p.add_argument("--keep", action="store_true", help="keep the Borealis data dir and logs")
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failing workloads")
     a = p.parse_args(argv)
     a.duration = a.duration or (3.0 if a.quick else 20.0)

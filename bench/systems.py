@@ -20,6 +20,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -110,10 +111,11 @@ class ScratchPostgres:
 class ScratchBorealis:
     name = "borealis"
 
-    def __init__(self, keep: bool = False) -> None:
+    def __init__(self, keep: bool = False, manager: bool = True) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="bench-borealis-"))
         self.cluster = Cluster(self.root / "data")
         self.keep = keep
+        self.manager = manager
 
     @property
     def dsn(self) -> str:
@@ -134,12 +136,63 @@ class ScratchBorealis:
     def __enter__(self) -> ScratchBorealis:
         self.cluster.create(port=None)
         self.cluster.start_missing(timeout=90)
+        if not self.manager and "manager" in self.cluster.running():
+            self.cluster.stop(["manager"])  # no automatic failover during the run
+        self._wait_serving(60.0)
         return self
+
+    def ensure_serving(self, timeout: float = 30.0) -> None:
+        """Before each workload: after a failover the new writer needs a moment."""
+        try:
+            self._wait_serving(timeout)
+        except RuntimeError:
+            pass  # the workload itself will fail and report why
+
+    def manager_events(self) -> list[dict]:
+        """The manager's failover/switchover events so far (run/manager.events.json)."""
+        import json
+
+        try:
+            return json.loads((self.cluster.run_dir / "manager.events.json").read_text())
+        except (OSError, ValueError):
+            return []
+
+    def _wait_serving(self, timeout: float) -> None:
+        """Ports accepting is not enough: wait until both endpoints answer a query."""
+        import asyncio
+
+        import asyncpg
+
+        async def probe() -> None:
+            end = time.monotonic() + timeout
+            for dsn in (self.dsn, self.reader_dsn):
+                while True:
+                    try:
+                        conn = await asyncpg.connect(dsn, timeout=5)
+                        try:
+                            await conn.fetchval("select 1")
+                        finally:
+                            await conn.close()
+                        break
+                    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+                        if time.monotonic() > end:
+                            raise RuntimeError(f"{dsn} does not answer: {e}") from e
+                        await asyncio.sleep(0.2)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as ex:  # we may be called from inside a running loop
+            ex.submit(asyncio.run, probe()).result()
+
+    def expected_parts(self) -> list[str]:
+        return [p.name for p in self.cluster.parts()]
 
     def pids(self) -> dict[str, int]:
         return self.cluster.running()
 
     def __exit__(self, *exc: object) -> None:
         self.cluster.stop_all()
-        if not self.keep:
+        if self.keep:
+            print(f"kept {self.root} (logs under data/logs)", file=sys.stderr)
+        else:
             shutil.rmtree(self.root, ignore_errors=True)
