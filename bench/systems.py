@@ -185,7 +185,7 @@ class ScratchBorealis:
             ex.submit(asyncio.run, probe()).result()
 
     def expected_parts(self) -> list[str]:
-        return [p.name for p in self.cluster.parts()]
+        return [p.name for p in self.cluster.parts() if self.manager or p.name != "manager"]
 
     def pids(self) -> dict[str, int]:
         return self.cluster.running()
