@@ -97,6 +97,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_PARAM_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\d+(?=[^\s\d])")
+
+
 def _classify(text: str) -> Stmt:
     head = text[:12].lower()
     if head[:1] in ("b", "s", "c", "e", "r", "a", "d", "v", "l", "u", "n"):
@@ -111,7 +114,15 @@ def _classify(text: str) -> Stmt:
                 return Stmt(kind, text, None, info)
     try:
         ast = sqlglot.parse_one(text, read="postgres")
-    except (ParseError, TokenError) as e:
+    except TokenError as e:
+        # sqlglot's tokenizer reads "$1,$2" (no space, as psycopg and JDBC send it) as the start
+        # of a dollar-quoted string: retry once with a space after each parameter outside quotes
+        spaced = _PARAM_OR_QUOTED.sub(lambda m: m.group(0) + (" " if m.group(0)[0] == "$" else ""), text)
+        try:
+            ast = sqlglot.parse_one(spaced, read="postgres")
+        except (ParseError, TokenError):
+            raise _syntax_error(text, e) from None
+    except ParseError as e:
         raise _syntax_error(text, e) from None
     if ast is None:
         return Stmt("empty", text)
