@@ -13,6 +13,13 @@ Balancing is per connection, never per statement (as Aurora's endpoints do):
        reading from the other side pauses until it drains;
     5. when either side closes, the other is closed (after flushing what is buffered).
 
+A CancelRequest (the whole first packet of a connection: int32 16, int32 80877102, pid,
+key) is not relayed to the routed instance but sent to every instance of the cluster,
+each on a new connection: the session to cancel may live on another instance than the
+one this connection was routed to (reader endpoints balance), and an instance ignores a
+key it does not know.  (Sniffing BackendKeyData instead would not work once the session
+is TLS-encrypted end to end.)
+
 If no candidate accepts, the proxy speaks to the client itself: it answers encryption
 requests with 'N' and the startup message with a FATAL ErrorResponse, SQLSTATE 57P03
 (cannot_connect_now), then closes.
@@ -52,7 +59,7 @@ from typing import Any
 import structlog
 import uvloop
 
-from endpoints.pgwire import Refusal
+from endpoints.pgwire import CANCEL_REQUEST, Refusal
 from endpoints.routing import Router
 from engine.errors import SqlError
 from server.config import ClusterConf, EndpointConf, InstanceConf
@@ -126,6 +133,7 @@ class ClientSide(_Side):
         self.endpoint = endpoint
         self.kind = ""
         self.refusal: Refusal | None = None
+        self.first = True  # nothing received yet: the first packet may be a CancelRequest
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -133,6 +141,14 @@ class ClientSide(_Side):
         self.proxy.spawn(self.proxy.attach(self))
 
     def data_received(self, data: bytes) -> None:
+        if self.first:
+            self.first = False
+            if len(data) == 16 and data[:8] == _CANCEL_HEAD:
+                self.proxy.spawn(self.proxy.broadcast_cancel(bytes(data)))
+                self.refusal = None
+                if self.transport is not None:
+                    self.transport.close()
+                return
         if self.refusal is not None:
             reply, done = self.refusal.feed(data)
             if reply and self.transport is not None:
@@ -159,6 +175,9 @@ class ClientSide(_Side):
             self.data_received(early)
         if not self.transport.is_closing():
             asyncio.get_running_loop().call_later(REFUSAL_TIMEOUT, self.transport.close)
+
+
+_CANCEL_HEAD = (16).to_bytes(4, "big") + CANCEL_REQUEST.to_bytes(4, "big")
 
 
 class Proxy:
@@ -251,6 +270,22 @@ class Proxy:
             return
         log.warning("no_backend", endpoint=client.endpoint, tried=[i.name for i in candidates])
         client.refuse(CannotConnectNow(f"no instance is accepting connections for endpoint \"{client.endpoint}\""))
+
+    async def broadcast_cancel(self, packet: bytes) -> None:
+        """Send a CancelRequest to every instance (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        host = self.router.conf.host
+
+        async def one(port: int) -> None:
+            try:
+                tr, _ = await asyncio.wait_for(loop.create_connection(asyncio.Protocol, host, port), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError):
+                return
+            tr.write(packet)
+            tr.close()
+
+        await asyncio.gather(*(one(i.port) for i in self.router.conf.instances))
+        log.info("cancel_request_forwarded", instances=len(self.router.conf.instances))
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

@@ -48,6 +48,24 @@ class EngineSession:
                 self.gucs[k.lower()] = v
         self.txn: Txn | None = None
         self.currvals: dict[str, int] = {}
+        # Cancel hook (pg-wire CancelRequest): only a running statement can be canceled; the
+        # flag is checked at its await points and a lock wait in progress is interrupted.
+        self._running = False
+        self._cancel_requested = False
+        self._waiter: asyncio.Future | None = None
+
+    def cancel(self) -> None:
+        """Cancel the running statement, if any (57014 at its next check point)."""
+        if not self._running:
+            return
+        self._cancel_requested = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+
+    def _check_cancel(self) -> None:
+        if self._cancel_requested:
+            self._cancel_requested = False
+            raise errors.QueryCanceled("canceling statement due to user request")
 
     # -- Session protocol ---------------------------------------------------------------------
     @property
@@ -250,6 +268,7 @@ class EngineSession:
                 st.kind == "savepoint" and st.text.lstrip()[:8].lower() == "rollback"):
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
+        self._running, self._cancel_requested = True, False
         try:
             handler = getattr(self, "_k_" + st.kind)
             if st.kind == "sql":
@@ -262,6 +281,8 @@ class EngineSession:
             log.exception("internal error", sql=st.text[:200])
             self._fail()
             raise errors.InternalError(f"internal error: {type(e).__name__}: {e}") from None
+        finally:
+            self._running = False
 
     # -- SQL statements ------------------------------------------------------------------------------
     async def _k_sql(self, st: Stmt, params: Any, ptypes: Any) -> Result:
@@ -285,6 +306,7 @@ class EngineSession:
                 snap = txn.snapshot
             else:
                 snap = store.snapshot()
+            self._check_cancel()
             ctx = ExecCtx(self, txn, snap, params)
             ctx.catalog = catalog
             txn.begin_statement()
@@ -338,16 +360,23 @@ class EngineSession:
             raise errors.QueryCanceled("canceling statement due to statement timeout")
         if waits is not None and me is not None:
             waits[me] = holder
+        self._check_cancel()
+        waiter = self._waiter = asyncio.ensure_future(store.wait_for(holder))
         try:
             if timeout is None:
-                await store.wait_for(holder)
+                await waiter
             else:
-                await asyncio.wait_for(store.wait_for(holder), timeout)
+                await asyncio.wait_for(waiter, timeout)
+        except asyncio.CancelledError:
+            if self._cancel_requested:
+                self._check_cancel()
+            raise
         except asyncio.TimeoutError:
             if which == "lock":
                 raise errors.LockNotAvailable("canceling statement due to lock timeout") from None
             raise errors.QueryCanceled("canceling statement due to statement timeout") from None
         finally:
+            self._waiter = None
             if waits is not None and me is not None:
                 waits.pop(me, None)
 

@@ -69,7 +69,12 @@ async def run(data_dir: str, name: str) -> None:
     async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
         return db.session(user, database, params)
 
-    pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name)
+    from server.hba import load_rules
+    from server.tls import server_context
+
+    pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name,
+                                      ssl_context=server_context(data_dir),
+                                      hba=load_rules(data_dir, conf.password is not None))
     log.info("instance_ready", role=role, port=me.port, admin_port=me.admin_port)
 
     stop = asyncio.Event()

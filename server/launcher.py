@@ -173,6 +173,9 @@ class Cluster:
             conf.endpoints.append(EndpointConf(inst.name, "instance", p, members=[inst.name]))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf.save(self.data_dir)
+        from server.tls import ensure_certificates  # DATA_DIR/tls/: CA + server certificate
+
+        ensure_certificates(self.data_dir, host)
         return conf
 
     def parts(self, conf: ClusterConf | None = None) -> list[Part]:

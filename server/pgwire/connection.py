@@ -8,7 +8,10 @@ each message in order.  Replies accumulate in ``self.out`` and are written with 
 States and transitions (every (state, message) pair not listed is a protocol violation,
 08P01 FATAL, except that SKIP silently drops everything but Sync/Terminate)::
 
-    STARTUP --SSLRequest/GSSENCRequest--> STARTUP   (answer 'N')
+    STARTUP --SSLRequest--> STARTUP                 ('S' + TLS handshake when the server has a
+                                                     certificate, else 'N'; plaintext bytes
+                                                     pipelined after it: 08P01, closed)
+    STARTUP --GSSENCRequest--> STARTUP              (answer 'N')
     STARTUP --CancelRequest--> CLOSED               (cancel the target backend, no reply)
     STARTUP --StartupMessage--> AUTH | READY        (AuthenticationOk, ParameterStatus*,
                                                      BackendKeyData, ReadyForQuery)
@@ -70,6 +73,7 @@ class ServerContext:
     next_pid: int = field(default_factory=lambda: 1000 + secrets.randbelow(30000))
     next_conn_id: int = 1
     tasks: set = field(default_factory=set)  # strong refs to background tasks (session closes)
+    ssl_context: Any = None  # ssl.SSLContext: SSLRequest is answered 'S' and TLS starts
 
     def allocate_pid(self) -> int:
         pid = self.next_pid
@@ -164,6 +168,9 @@ class PgConnection:
         self._session_closed = False
         self._copy: _CopyIn | None = None
         self._report = False
+        self.tls = False
+        # Supplied by the transport glue: upgrade the transport to TLS (server side).
+        self.start_tls: Callable[[], Awaitable[None]] | None = None
         self.conn_id = ctx.next_conn_id
         ctx.next_conn_id += 1
         base = ctx.log or structlog.get_logger("borealis.pgwire")
@@ -195,7 +202,12 @@ class PgConnection:
                 return msgs
             if isinstance(msg, m.CancelRequest):
                 return msgs
+            if isinstance(msg, m.SSLRequest) and self._tls_possible():
+                return msgs  # what follows must be TLS records; _on_ssl checks nothing is left
         return msgs
+
+    def _tls_possible(self) -> bool:
+        return self.ctx.ssl_context is not None and not self.tls
 
     # ------------------------------------------------------------------ output
 
@@ -293,7 +305,20 @@ class PgConnection:
     # ------------------------------------------------------------------ startup
 
     async def _on_ssl(self, msg: Any) -> None:
-        self._write(b"N")
+        if type(msg) is m.GSSENCRequest or not self._tls_possible() or self.start_tls is None:
+            if self.tls:
+                self.protocol_violation("SSL request received on an encrypted connection")
+                return
+            self._write(b"N")
+            return
+        if self.parser.has_pending():
+            # CVE-2021-23214: bytes sent before the handshake must not be taken as if encrypted.
+            self.protocol_violation("received unencrypted data after SSL request")
+            return
+        self._write(b"S")
+        await self.start_tls()
+        if not self.closed:
+            self.tls = True
 
     async def _on_cancel(self, msg: m.CancelRequest) -> None:
         target = self.ctx.backends.get((msg.pid, msg.secret))
@@ -318,9 +343,10 @@ class PgConnection:
         self.user = user
         self.database = params.get("database") or user
         self.params = params
-        self.log = self.log.bind(user=user, database=self.database)
+        self.log = self.log.bind(user=user, database=self.database, tls=self.tls)
         self._auth = Authenticator(self.ctx.auth)
-        reply, done = self._auth.start(user)
+        addr = str(self.peer[0]) if self.peer else ""
+        reply, done = self._auth.start(user, self.database, addr, self.tls)
         self.out.append(reply)
         if done:
             await self._open_session()
@@ -399,9 +425,13 @@ class PgConnection:
     def _start_copy_in(self, res: CopyInResult, rest: Any) -> None:
         for notice in res.notices:
             self.out.append(m.notice_response_msg(notice))
-        self._copy = _CopyIn(res.loader, rest)
+        loader = res.loader
+        binary = getattr(loader, "binary", False)
+        if binary:  # binary COPY fields use the same input functions as binary Bind parameters
+            loader.decode_binary = lambda oid, data: types_io.decode_param(oid, 1, data)
+        self._copy = _CopyIn(loader, rest)
         self.state = COPY_IN
-        self.out.append(m.copy_in_response_msg(res.loader.column_count))
+        self.out.append(m.copy_in_response_msg(loader.column_count, binary))
         self.flush()
 
     def _on_copy_data(self, msg: m.CopyData) -> None:
@@ -454,9 +484,11 @@ class PgConnection:
 
     def _send_copy_out(self, res: CopyOutResult) -> None:
         out = self.out
-        out.append(m.copy_out_response_msg(len(res.copy_columns)))
+        binary = res.options is not None and res.options.format == "binary"
+        out.append(m.copy_out_response_msg(len(res.copy_columns), binary))
         data = m.copy_data_msg
-        out.extend([data(line) for line in res.lines(_text_encoder)])
+        encoder_for = (lambda oid: types_io.column_encoder(oid, 1)) if binary else _text_encoder
+        out.extend([data(line) for line in res.lines(encoder_for)])
         out.append(m.COPY_DONE)
         out.append(m.command_complete_msg(res.command_tag))
 

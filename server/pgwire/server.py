@@ -7,6 +7,12 @@ connection awaits ``PgConnection.handle`` for each message in order and exits wh
 queue is empty (a new one is started by the next ``data_received``).  Replies are
 written by the connection once per Sync / simple Query.
 
+TLS: when the server has an ``ssl_context``, the connection answers an SSLRequest with
+'S' and awaits ``PgProtocol._start_tls``, which wraps the transport with
+``loop.start_tls`` (server side); from then on this protocol object receives decrypted
+bytes and ``self.transport`` is the TLS transport (writes go through it).  A failed
+handshake just closes the connection (nothing can be said in clear after 'S').
+
 Back-pressure: reading pauses while more than ``MAX_QUEUED`` messages wait, and the
 worker stops between messages while the transport's write buffer is above its high-water
 mark (``pause_writing`` / ``resume_writing``).
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 from typing import Any
 
 import structlog
@@ -26,6 +33,7 @@ from server.pgwire import messages as m
 from server.pgwire.connection import PgConnection, ServerContext, SessionFactory
 
 MAX_QUEUED = 1024
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class PgProtocol(asyncio.Protocol):
@@ -46,7 +54,28 @@ class PgProtocol(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.conn = PgConnection(self.ctx, tuple(peer[:2]), transport.write, transport.close)
+        conn = PgConnection(self.ctx, tuple(peer[:2]), self._write, self._close)
+        if self.ctx.ssl_context is not None:
+            conn.start_tls = self._start_tls
+        self.conn = conn
+
+    def _write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def _close(self) -> None:
+        self.transport.close()
+
+    async def _start_tls(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        old = self.transport
+        try:
+            self.transport = await asyncio.get_running_loop().start_tls(
+                old, self, self.ctx.ssl_context, server_side=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError, ConnectionError, asyncio.TimeoutError, RuntimeError) as err:
+            conn.log.info("tls handshake failed", error=str(err))
+            conn.state = "closed"
+            old.close()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -143,23 +172,31 @@ async def start_pg_server(
     log: Any = None,
     auth_method: str = "scram-sha-256",
     max_message: int = m.DEFAULT_MAX_MESSAGE,
+    ssl_context: ssl.SSLContext | None = None,
+    hba: list | None = None,
+    lookup: Any = None,
 ) -> asyncio.AbstractServer:
     """Listen for PostgreSQL v3 clients on (host, port).
 
     ``session_factory(user, database, params, peer)`` is awaited after authentication
     and returns an ``engine.api.Session``; a SqlError it raises is sent as FATAL.
     ``password`` None means trust; otherwise every user must present it, by
-    ``auth_method`` ("scram-sha-256" default, or "md5" / "password").
+    ``auth_method`` ("scram-sha-256" default, or "md5" / "password").  ``hba`` (a list
+    of ``server.hba.HbaRule``) decides the method per connection instead; ``lookup(user)``
+    returns a ``server.auth.UserSecret`` for per-user passwords.  ``ssl_context`` enables
+    TLS (SSLRequest -> 'S').
     """
     base = log or structlog.get_logger("borealis.pgwire")
     ctx = ServerContext(
         session_factory=session_factory,
-        auth=AuthConfig.build(password, auth_method),
+        auth=AuthConfig.build(password, auth_method, hba, lookup),
         instance_name=instance_name,
         log=base,
         max_message=max_message,
+        ssl_context=ssl_context,
     )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: PgProtocol(ctx), host, port)
-    base.info("pg server listening", host=host, port=port, instance=instance_name, auth=ctx.auth.method)
+    base.info("pg server listening", host=host, port=port, instance=instance_name, auth=ctx.auth.method,
+              tls=ssl_context is not None, hba=hba is not None)
     return server
