@@ -18,6 +18,12 @@ Steps (``recover``):
 5. Truncate (VDL, VDL + LAL] under the new epoch on a write quorum; the new writer allocates
    LSNs above VDL + LAL, so an old, unacknowledged record can never be confused with a new one.
 6. Back-links for the new writer: the last record <= VDL of each PG.
+7. Wait until every PG is complete up to that record on a write quorum (gossip repairs it):
+   the VDL may rest on records that only one member of the read quorum held.
+
+Only nodes that took the new epoch serve steps 3-6 (their log is durable from then on), and
+records inside a truncation range some node already holds (from an earlier recovery that
+did not finish) are ignored: gossip deletes them everywhere.
 
 Work is bounded by the records above the oldest SCL / VDL hint, not by the log's size.
 """
@@ -71,6 +77,24 @@ async def _fetch_all(node: NodeClient, pg: int, after: int) -> list[LogRecord]:
         after = batch.records[-1].lsn
 
 
+def _cut(rec: LogRecord, truncs: set[tuple[int, int, int]]) -> bool:
+    """True if a truncation range of a newer epoch removed this record."""
+    return any(a < rec.lsn <= u and rec.epoch < e for e, a, u in truncs)
+
+
+def _base(states: dict[str, P.NodeState], pg: int, truncs: set[tuple[int, int, int]]) -> int:
+    """Lowest SCL of ``pg`` among the nodes whose SCL is a chain point that survives every
+    known truncation: the node applied the truncation, or its SCL is at or below the
+    truncation's start.  (Some node reported each truncation and applied it.)"""
+    trusted = []
+    for st in states.values():
+        scl = st.scl.get(pg, 0)
+        known = {tuple(t) for t in st.truncations}
+        if all(t in known or scl <= t[1] for t in truncs):
+            trusted.append(scl)
+    return min(trusted) if trusted else min(st.scl.get(pg, 0) for st in states.values())
+
+
 async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | None = None) -> RecoveredVolume:
     by_name = {n.name: n for n in nodes}
     loop = asyncio.get_running_loop()
@@ -81,37 +105,46 @@ async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | No
         states = await _states(nodes)
         if len(states) >= WRITE_QUORUM:
             epoch = max(s.epoch for s in states.values()) + 1
-            acked = 0
+            fenced: set[str] = set()
             for name in states:
                 try:
                     await by_name[name].set_epoch(epoch)
-                    acked += 1
+                    fenced.add(name)
                 except (NodeUnavailable, NodeError):
                     pass
-            if acked >= WRITE_QUORUM:
+            if len(fenced) >= WRITE_QUORUM:
                 break
         if deadline is not None and loop.time() > deadline:
             raise TimeoutError("no write quorum of storage nodes reachable")
         log.info("recovery_waiting_for_quorum", reachable=sorted(states))
         await asyncio.sleep(0.5)
 
-    states = await _states(nodes)  # after fencing: nothing changes under us any more
+    # Only fenced nodes count: SetEpoch's fsync made everything they held durable, so no
+    # record we build the VDL on can vanish in a crash, and they take no older appends.
+    states = {n: st for n, st in (await _states(nodes)).items() if n in fenced and st.epoch == epoch}
     if len(states) < READ_QUORUM:
         raise TimeoutError("lost the read quorum during recovery")
     members = [by_name[n] for n in states]
     vdl_hint = max(s.vdl_hint for s in states.values())
+    # Truncations an earlier (possibly failed) recovery recorded on some nodes: the records
+    # they cut are gone for good (gossip deletes them everywhere), so they must not count
+    # here, and a node that has not applied one yet may report an SCL that runs through
+    # cut records.
+    truncs = {tuple(t) for st in states.values() for t in st.truncations}
+    bases = {pg: _base(states, pg, truncs) for pg in range(pgs)}
 
     # 3: complete point of every PG from the union of the read quorum's records.
     complete: dict[int, int] = {}
     unions: dict[int, dict[int, LogRecord]] = {}
     for pg in range(pgs):
-        base = min(s.scl.get(pg, 0) for s in states.values())
+        base = bases[pg]
         lo = min(base, vdl_hint) if pg == CONTROL_PG else base
         union: dict[int, LogRecord] = {}
         for m in members:
             try:
                 for r in await _fetch_all(m, pg, lo):
-                    union.setdefault(r.lsn, r)
+                    if not _cut(r, truncs):
+                        union.setdefault(r.lsn, r)
             except (NodeUnavailable, NodeError):
                 continue
         by_prev = {r.prev_lsn: r for r in union.values()}
@@ -141,7 +174,7 @@ async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | No
     tails: dict[int, int] = {}
     for pg in range(pgs):
         below = [lsn for lsn in unions[pg] if lsn <= vdl]
-        base = min(s.scl.get(pg, 0) for s in states.values())
+        base = bases[pg]
         if below:
             tails[pg] = max(below)
         elif base <= vdl:
@@ -170,7 +203,17 @@ async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | No
     if acked < WRITE_QUORUM:
         raise TimeoutError("could not record the truncation on a write quorum")
 
-    after = await _states(nodes)
+    # 7: the records up to the VDL may sit on fewer than a write quorum (a read quorum
+    # member had them): wait until gossip has them on 4/6, so that no new record is ever
+    # chained onto records a later crash could take away.
+    while True:
+        after = await _states(nodes)
+        if all(sum(st.scl.get(pg, 0) >= tails[pg] for st in after.values()) >= WRITE_QUORUM for pg in range(pgs)):
+            break
+        if deadline is not None and loop.time() > deadline:
+            raise TimeoutError("records below the recovered VDL did not reach a write quorum")
+        log.info("recovery_waiting_for_repair", tails=tails)
+        await asyncio.sleep(0.3)
     scl = {name: dict(st.scl) for name, st in after.items()}
     log.info("recovered", epoch=epoch, vdl=vdl, complete=complete, tails=tails, vdl_hint=vdl_hint)
     return RecoveredVolume(epoch=epoch, vdl=vdl, next_lsn=upto + 1, tails=tails, scl=scl)

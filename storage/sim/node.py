@@ -1,0 +1,278 @@
+"""A simulated storage node: the real ``storage.segment.Segment`` over an in-memory disk.
+
+``SimNode`` follows ``storage.node.StorageNode`` request by request (Append, SetEpoch,
+Truncate, FetchLog, GetState and gossip's ``apply_fetched``/``adopt_epoch``/
+``apply_truncation``), minus materialised versions, which play no part in quorums.  It
+exposes the attributes ``storage.gossip.Gossip`` uses, so the real gossip code repairs it.
+
+Durability model (what a crash keeps):
+
+    SimDisk    -- what survived: log per PG {lsn: record}, epoch, VDL hint, truncations
+    SimStore   -- the node's view: the disk plus batches written but not yet fsynced
+                  (``unsynced``, in write order; reads see them, like RocksDB's memtable)
+
+A flush (``SimFlusher``, same group-commit contract as ``storage.walsync.GroupFlusher``)
+takes a virtual fsync delay and then moves the batches written before it started to the
+disk.  A crash keeps a random prefix of the unsynced batches (a torn WAL tail: the last
+writes are lost whole, a batch is atomic as in RocksDB) and forgets the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage import protocol as P
+from storage.records import DELETE, PUT, LogRecord
+from storage.segment import Segment, Truncation, Verdict
+
+Op = tuple  # ("log", rec) | ("dellog", pg, lsn) | ("meta", name, value) | ("truncs", list)
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SimDisk:
+    logs: dict[int, dict[int, LogRecord]] = field(default_factory=dict)
+    meta: dict[str, int] = field(default_factory=dict)
+    truncations: list[Truncation] = field(default_factory=list)
+
+    def apply(self, batch: list[Op]) -> None:
+        for op in batch:
+            if op[0] == "log":
+                self.logs.setdefault(op[1].pg, {})[op[1].lsn] = op[1]
+            elif op[0] == "dellog":
+                self.logs.get(op[1], {}).pop(op[2], None)
+            elif op[0] == "meta":
+                self.meta[op[1]] = op[2]
+            elif op[0] == "truncs":
+                self.truncations = list(op[1])
+
+    def copy(self) -> "SimDisk":
+        return SimDisk({pg: dict(l) for pg, l in self.logs.items()}, dict(self.meta), list(self.truncations))
+
+
+class SimStore:
+    def __init__(self, disk: SimDisk) -> None:
+        self.disk = disk
+        self.mem = disk.copy()
+        self.unsynced: list[list[Op]] = []
+
+    def write(self, batch: list[Op]) -> None:
+        if batch:
+            self.mem.apply(batch)
+            self.unsynced.append(batch)
+
+    def persist(self, n: int) -> None:
+        for b in self.unsynced[:n]:
+            self.disk.apply(b)
+        del self.unsynced[:n]
+
+    def iter_log(self, pg: int, after: int, upto: int | None = None):
+        log = self.mem.logs.get(pg, {})
+        for lsn in sorted(log):
+            if lsn > after and (upto is None or lsn <= upto):
+                yield log[lsn]
+
+    def last_log_lsn(self, pg: int, upto: int) -> int:
+        return max((l for l in self.mem.logs.get(pg, {}) if l <= upto), default=0)
+
+
+class SimFlusher:
+    """Group fsync in virtual time (the contract of ``storage.walsync.GroupFlusher``)."""
+
+    def __init__(self, node: "SimNode") -> None:
+        self.node = node
+        self._waiters: list[asyncio.Future] = []
+        self._task: asyncio.Task | None = None
+
+    async def sync(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        if self._task is None:
+            self._task = self.node.spawn(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        node = self.node
+        try:
+            while self._waiters:
+                waiters, self._waiters = self._waiters, []
+                snap = node.seg.scl()
+                n = len(node.store.unsynced)
+                await asyncio.sleep(node.rng.uniform(0.0005, 0.004))
+                node.store.persist(n)
+                node._on_durable(snap)
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+        finally:
+            self._task = None
+
+    async def drain(self) -> None:
+        while self._task is not None:
+            await asyncio.sleep(0.001)
+
+
+class SimNode:
+    def __init__(self, name: str, n_pgs: int, disk: SimDisk, rng: random.Random) -> None:
+        self.name = name
+        self.n_pgs = n_pgs
+        self.rng = rng
+        self.store = SimStore(disk)
+        self.seg = Segment(n_pgs, epoch=disk.meta.get("epoch", 0), truncations=disk.truncations)
+        for pg in range(n_pgs):
+            self.seg.rebuild_pg(pg, 0, self.store.iter_log(pg, 0))
+        self.durable_scl = self.seg.scl()
+        self.vdl_hint = disk.meta.get("vdl", 0)
+        self.flusher = SimFlusher(self)
+        self.tasks: dict[asyncio.Task, None] = {}  # ordered: cancellation order is deterministic
+        self.alive = True
+
+    # --- life ------------------------------------------------------------------------
+    def spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks[task] = None
+        task.add_done_callback(lambda t: self.tasks.pop(t, None))
+        return task
+
+    def crash(self) -> None:
+        """Stop now: cancel every request and background task; keep a torn prefix of
+        the unsynced writes."""
+        self.alive = False
+        self.store.persist(self.rng.randint(0, len(self.store.unsynced)))
+        for t in list(self.tasks):
+            t.cancel()
+
+    def _on_durable(self, snap: dict[int, int]) -> None:
+        for pg, lsn in snap.items():
+            self.durable_scl[pg] = min(lsn, self.seg.pgs[pg].scl)
+
+    def _note_vdl(self, vdl: int, batch: list[Op]) -> None:
+        if vdl > self.vdl_hint:
+            self.vdl_hint = vdl
+            batch.append(("meta", "vdl", vdl))
+
+    # --- requests (same checks and order as storage.node.StorageNode) ----------------
+    async def handle(self, m: Any) -> Any:
+        if isinstance(m, P.GetState):
+            return self.state(m.req)
+        if isinstance(m, P.FetchLog):
+            return self.fetch_log(m)
+        if isinstance(m, P.Append):
+            return await self.append(m)
+        if isinstance(m, P.SetEpoch):
+            return await self.set_epoch(m)
+        if isinstance(m, P.Truncate):
+            return await self.truncate(m)
+        raise Refused("bad_request", type(m).__name__)
+
+    def ingest(self, records: list[LogRecord], batch: list[Op]) -> int:
+        n = 0
+        for rec in records:
+            if self.seg.admit(rec) is Verdict.NEW:
+                self.seg.add(rec)
+                batch.append(("log", rec))
+                n += 1
+        return n
+
+    async def append(self, m: P.Append) -> P.AppendAck:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
+        for rec in m.records:
+            if not 0 <= rec.pg < self.n_pgs:
+                raise Refused("bad_request", "unknown pg")
+            if not rec.valid():
+                raise Refused("bad_record", "crc")
+            if rec.epoch < self.seg.epoch:
+                raise Refused("stale_epoch", f"record epoch {rec.epoch} < node epoch {self.seg.epoch}")
+        batch: list[Op] = []
+        if self.seg.set_epoch(m.epoch):
+            batch.append(("meta", "epoch", m.epoch))
+        self._note_vdl(m.vdl, batch)
+        self.ingest(m.records, batch)
+        self.store.write(batch)
+        await self.flusher.sync()
+        return P.AppendAck(req=m.req, scl=dict(self.durable_scl))
+
+    async def apply_fetched(self, records: list[LogRecord]) -> int:
+        batch: list[Op] = []
+        n = self.ingest(records, batch)
+        if n:
+            self.store.write(batch)
+            await self.flusher.sync()
+        return n
+
+    def adopt_epoch(self, epoch: int) -> None:
+        if self.seg.set_epoch(epoch):
+            self.store.write([("meta", "epoch", epoch)])
+
+    async def set_epoch(self, m: P.SetEpoch) -> P.Ok:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"epoch {m.epoch} < node epoch {self.seg.epoch}")
+        if self.seg.set_epoch(m.epoch):
+            self.store.write([("meta", "epoch", m.epoch)])
+            await self.flusher.sync()
+        return P.Ok(req=m.req)
+
+    async def truncate(self, m: P.Truncate) -> P.Ok:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"truncate epoch {m.epoch} < node epoch {self.seg.epoch}")
+        if m.upto_lsn < m.after_lsn:
+            raise Refused("bad_request", "upto_lsn < after_lsn")
+        batch: list[Op] = []
+        if self.seg.set_epoch(m.epoch):
+            batch.append(("meta", "epoch", m.epoch))
+        self.apply_truncation((m.epoch, m.after_lsn, m.upto_lsn), batch)
+        await self.flusher.sync()
+        return P.Ok(req=m.req)
+
+    def apply_truncation(self, t: Truncation, batch: list[Op] | None = None) -> bool:
+        batch = batch if batch is not None else []
+        e, after, upto = int(t[0]), int(t[1]), int(t[2])
+        if not self.seg.add_truncation((e, after, upto)):
+            self.store.write(batch)
+            return False
+        floors: dict[int, int] = {}
+        for pg in range(self.n_pgs):
+            for rec in list(self.store.iter_log(pg, after, upto)):
+                if rec.epoch < e:
+                    batch.append(("dellog", pg, rec.lsn))
+            floors[pg] = self.store.last_log_lsn(pg, min(after, self.seg.pgs[pg].scl))
+        batch.append(("truncs", list(self.seg.truncations)))
+        self.store.write(batch)
+        for pg in range(self.n_pgs):
+            self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg]))
+            self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
+        return True
+
+    def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
+        out: list[LogRecord] = []
+        for rec in self.store.iter_log(m.pg, m.after_lsn):
+            if len(out) >= m.limit:
+                break
+            out.append(rec)
+        return P.LogBatch(req=m.req, records=out)
+
+    def state(self, req: int = 0) -> P.NodeState:
+        return P.NodeState(
+            req=req,
+            name=self.name,
+            az="",
+            epoch=self.seg.epoch,
+            scl=dict(self.durable_scl),
+            max_lsn=self.seg.max_lsn(),
+            vdl_hint=self.vdl_hint,
+            materialized=0,
+            truncations=list(self.seg.truncations),
+        )
+
+
+__all__ = ["SimDisk", "SimNode", "Refused", "PUT", "DELETE"]
