@@ -196,7 +196,7 @@ class World:
         rng = self.rng
         n = 0
         while not self.stop_clients:
-            await asyncio.sleep(rng.uniform(0.001, 0.02))
+            await asyncio.sleep(rng.uniform(0.004, 0.04))
             w = self.writer
             if w is None or w.state != "available" or w.crashed:
                 continue
@@ -356,7 +356,7 @@ async def _main(run: Run, rng: random.Random) -> None:
     await world.start_writer()
     world.net.drop_p = rng.choice([0.0, 0.01, 0.03])
     clients = [asyncio.get_running_loop().create_task(world.client(i)) for i in range(rng.randint(1, 3))]
-    await world.faults(rng.uniform(0.4, 1.5))
+    await world.faults(rng.uniform(0.3, 1.0))
     await world.converge()
     for c in clients:
         c.cancel()
