@@ -275,6 +275,12 @@ def _array_to_string(c: Any, arr: Any, sep: Any) -> Any:
     return sep.join(T.to_text(v) for v in arr if v is not None)
 
 
+@fn([], T.VOID)
+def _pg_advisory_unlock_all(c: Any) -> Any:
+    """No advisory locks can be taken here, so releasing them all is a no-op (asyncpg's pool reset)."""
+    return None
+
+
 @fn([T.TEXT], T.TEXT)
 def _quote_ident(c: Any, s: Any) -> Any:
     return s if re.fullmatch(r"[a-z_][a-z0-9_$]*", s) else '"' + s.replace('"', '""') + '"'
@@ -344,6 +350,7 @@ HANDLERS: dict[str, Handler] = {
     "__regproc": _reg(regproc_of), "to_regclass": _to_reg(regclass_of), "to_regtype": _to_reg(regtype_of),
     "to_regnamespace": _to_reg(regnamespace_of),
     "Array": _array, "RegexpLike": _regex(0), "RegexpILike": _regex(re.I),
+    "pg_advisory_unlock_all": _pg_advisory_unlock_all,
     "format_type": _format_type, "pg_get_indexdef": _pg_get_indexdef,
     "pg_get_constraintdef": _pg_get_constraintdef, "pg_get_expr": _pg_get_expr,
     "pg_get_viewdef": _pg_get_viewdef, "pg_get_userbyid": _pg_get_userbyid,

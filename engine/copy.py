@@ -33,6 +33,12 @@ csv: fields split by DELIMITER (default ``,``), QUOTE (default ``"``) encloses f
 may hold delimiters, quotes (doubled, or preceded by ESCAPE) and newlines; an *unquoted*
 field equal to the NULL string (default empty) is NULL, a quoted one never is (unless
 FORCE_NULL).  HEADER skips (FROM) or writes (TO) one line of column names.
+binary: the 11-byte signature ``PGCOPY\n\377\r\n\0``, int32 flags, int32
+header-extension length (+ that many bytes); then per row an int16 field count followed by
+int32 length + the field's binary send representation (length -1 = NULL); an int16 -1
+ends the data.  Field bytes are decoded by ``CopyLoader.decode_binary(type_oid, bytes)``,
+which the pg-wire layer installs (the same binary input functions as Bind parameters);
+COPY TO writes fields with the binary encoders the pg-wire layer passes as ``encoder_for``.
 
 Errors carry PostgreSQL's context in ``SqlError.where``:
 ``COPY t, line 3, column x: "abc"``.
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -58,6 +65,10 @@ log = structlog.get_logger("engine.copy")
 SUPERUSERS = frozenset({"postgres"})
 _FLUSH_BYTES = 1 << 18  # parse buffered text-format data once this much is pending
 _YIELD_ROWS = 5000  # rows written between yields to the event loop
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_BIN_HDR = struct.Struct(">iI")  # flags, header extension length
+_BIN_I16 = struct.Struct(">h")
+_BIN_I32 = struct.Struct(">i")
 
 
 # ------------------------------------------------------------------------------------ statement
@@ -77,9 +88,12 @@ class CopyOptions:
 
     def finalize(self, direction: str) -> None:
         csv = self.format == "csv"
+        if self.format == "binary":
+            if self.delimiter is not None or self.null is not None or self.header or self.quote or self.escape:
+                raise errors.SqlError("cannot specify DELIMITER, NULL, HEADER, QUOTE or ESCAPE in BINARY mode",
+                                      sqlstate="42601")
+            return
         if self.format not in ("text", "csv"):
-            if self.format == "binary":
-                raise errors.FeatureNotSupported("COPY BINARY is not supported")
             raise errors.SqlError(f'COPY format "{self.format}" not recognized', sqlstate="22023")
         if self.delimiter is None:
             self.delimiter = "," if csv else "\t"
@@ -568,9 +582,34 @@ class CopyOutResult(Result):
         yield from format_rows(self.copy_columns, self.rows, self.options or CopyOptions(), encoder_for)
 
 
+def _binary_rows(cols: list[Column], rows: list[tuple],
+                 encoder_for: Callable[[int], Callable[[Any], bytes]]) -> Iterator[bytes]:
+    """Binary COPY: one chunk per row (int16 count, int32 length + bytes; the first one
+    preceded by the header), then the trailer."""
+    encs = [encoder_for(c.type_oid) for c in cols]
+    count = _BIN_I16.pack(len(cols))
+    null = _BIN_I32.pack(-1)
+    header = _BINARY_SIGNATURE + _BIN_HDR.pack(0, 0)  # sent with the first row, as PostgreSQL does
+    for row in rows:
+        parts = [header, count]
+        header = b""
+        for v, enc in zip(row, encs):
+            if v is None:
+                parts.append(null)
+            else:
+                b = enc(v)
+                parts.append(_BIN_I32.pack(len(b)))
+                parts.append(b)
+        yield b"".join(parts)
+    yield header + _BIN_I16.pack(-1)
+
+
 def format_rows(cols: list[Column], rows: list[tuple], opts: CopyOptions,
                 encoder_for: Callable[[int], Callable[[Any], bytes]]) -> Iterator[bytes]:
     """Each row (and the header, if asked) as one encoded line ending in ``\\n``."""
+    if opts.format == "binary":
+        yield from _binary_rows(cols, rows, encoder_for)
+        return
     delim = opts.delimiter.encode()  # type: ignore[union-attr]
     null = opts.null.encode()  # type: ignore[union-attr]
     encs = [encoder_for(c.type_oid) for c in cols]
@@ -642,6 +681,9 @@ class CopyLoader:
         self.full = positions == list(range(len(cols)))
         self.force_not_null = self._col_set(opts.force_not_null)
         self.force_null = self._col_set(opts.force_null)
+        # binary format: (type_oid, field bytes) -> value; installed by the protocol layer
+        self.decode_binary: Callable[[int, bytes], Any] | None = None
+        self.binary = opts.format == "binary"
 
     def _col_set(self, names: list[str]) -> set[int]:
         out = set()
@@ -679,6 +721,12 @@ class CopyLoader:
         self.session._fail()
 
     def _guarded(self, data: bytes) -> None:
+        if self.binary:
+            try:
+                self._parse_binary(data)
+            except errors.SqlError as e:
+                self.error = e
+            return
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -744,6 +792,65 @@ class CopyLoader:
                 linenos.append(lineno)
         finally:
             self.line = lineno
+
+    def _parse_binary(self, data: bytes) -> None:
+        """The whole binary COPY stream (see the module docstring for its layout)."""
+        name = self.td.name
+        if self.decode_binary is None:
+            raise errors.FeatureNotSupported("COPY FROM in BINARY format is only supported from STDIN")
+
+        def eof() -> errors.SqlError:
+            return errors.SqlError("unexpected EOF in COPY data", sqlstate="22P04",
+                                   where=f"COPY {name}, line {self.line + 1}")
+
+        if data[:11] != _BINARY_SIGNATURE:
+            raise errors.SqlError("COPY file signature not recognized", sqlstate="22P04",
+                                  where=f"COPY {name}, line 1")
+        if len(data) < 19:
+            raise eof()
+        flags, ext = _BIN_HDR.unpack_from(data, 11)
+        if flags & 0x0001FFFF:  # critical flags (bits 0-15) and "has OIDs" (bit 16)
+            raise errors.SqlError("invalid COPY file header (unrecognized critical flags)", sqlstate="22P04",
+                                  where=f"COPY {name}, line 1")
+        pos, n = 19 + ext, len(data)
+        cols = self.td.columns
+        oids = [(cols[p].type_oid, cols[p].typmod) for p in self.positions]
+        fits = [T.caster(oid, oid, typmod, explicit=False) if typmod >= 4 else None for oid, typmod in oids]
+        decode, ncols = self.decode_binary, self.ncols
+        while True:
+            if pos + 2 > n:
+                raise eof()
+            (nf,) = _BIN_I16.unpack_from(data, pos)
+            pos += 2
+            if nf == -1:
+                self.ended = True
+                return
+            self.line += 1
+            if nf != ncols:
+                raise errors.SqlError(f"row field count is {nf}, expected {ncols}", sqlstate="22P04",
+                                      where=f"COPY {name}, line {self.line}")
+            row = []
+            for i in range(nf):
+                if pos + 4 > n:
+                    raise eof()
+                (ln,) = _BIN_I32.unpack_from(data, pos)
+                pos += 4
+                if ln == -1:
+                    row.append(None)
+                    continue
+                if ln < 0 or pos + ln > n:
+                    raise eof()
+                try:
+                    v = decode(oids[i][0], data[pos:pos + ln])
+                    if fits[i] is not None:
+                        v = fits[i](v)
+                except errors.SqlError as e:
+                    e.where = f"COPY {name}, line {self.line}, column {self.names[i]}"
+                    raise
+                pos += ln
+                row.append(v)
+            self.rows.append(tuple(row))
+            self.linenos.append(self.line)
 
     def _parse_csv(self, text: str) -> None:
         ncols, convs, rows, linenos = self.ncols, self.convs, self.rows, self.linenos
@@ -987,6 +1094,8 @@ async def _copy_to(session: Any, st: CopyStmt) -> Result:
     tag = f"COPY {len(res.rows)}"
     if st.target == "stdout":
         return CopyOutResult(tag, None, res.rows, options=opts, copy_columns=list(res.columns))
+    if opts.format == "binary":
+        raise errors.FeatureNotSupported("COPY TO a file in BINARY format is not supported (use STDOUT)")
     try:
         with open(st.filename, "wb") as f:  # type: ignore[arg-type]
             for line in format_rows(list(res.columns), res.rows, opts, engine_encoder):

@@ -92,6 +92,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("reset", re.compile(r"^reset\s+(?P<name>all|time\s+zone|[A-Za-z_][\w.]*)\s*$", re.I)),
     ("discard", re.compile(r"^discard\s+(?P<what>all|plans|sequences|temp|temporary)\s*$", re.I)),
     ("noop", re.compile(r"^(?P<tag>vacuum|analyze|checkpoint|listen|unlisten|notify|deallocate)\b.*$", re.I | re.S)),
+    ("noop", re.compile(r"^(?P<tag>close)\s+all\s*$", re.I)),  # no SQL cursors: nothing to close
     ("savepoint", re.compile(r"^(?:savepoint|release|rollback\s+to)\b.*$", re.I | re.S)),
     ("copy", re.compile(r"^copy\b.*$", re.I | re.S)),  # engine.copy parses COPY itself
 ]

@@ -507,13 +507,15 @@ def notice_response_msg(message: str, severity: str = "NOTICE", sqlstate: str = 
     return _frame(b"N", error_fields(severity, sqlstate, message))
 
 
-def copy_in_response_msg(ncols: int) -> bytes:
-    """'G': text format overall and per column."""
-    return _frame(b"G", b"\0" + _I16.pack(ncols) + b"\0\0" * ncols)
+def copy_in_response_msg(ncols: int, binary: bool = False) -> bytes:
+    """'G': text (or binary) format overall and per column."""
+    fmt = b"\1" if binary else b"\0"
+    return _frame(b"G", fmt + _I16.pack(ncols) + (b"\0" + fmt) * ncols)
 
 
-def copy_out_response_msg(ncols: int) -> bytes:
-    return _frame(b"H", b"\0" + _I16.pack(ncols) + b"\0\0" * ncols)
+def copy_out_response_msg(ncols: int, binary: bool = False) -> bytes:
+    fmt = b"\1" if binary else b"\0"
+    return _frame(b"H", fmt + _I16.pack(ncols) + (b"\0" + fmt) * ncols)
 
 
 def copy_data_msg(data: bytes) -> bytes:
