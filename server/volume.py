@@ -168,7 +168,13 @@ class WriterVolume(_Volume):
     async def start(self) -> None:
         self.state = "recovering"
         await self._connect_all()
-        rec = await recover(self.nodes, self.pgs)
+        while True:
+            try:
+                rec = await recover(self.nodes, self.pgs)
+                break
+            except TimeoutError as e:  # e.g. the truncation missed a write quorum: start over
+                log.warning("recovery_retry", error=str(e))
+                await asyncio.sleep(0.5)
         self.epoch = rec.epoch
         self._vdl = rec.vdl
         self._next_lsn = rec.next_lsn
@@ -206,6 +212,7 @@ class WriterVolume(_Volume):
                 for n in self.nodes:  # stalled: give every segment what it may have lost
                     if n.connected:
                         self._resend(n)
+                await self._poll_scls()
             last_vcl = vcl
 
     async def _check_epoch(self) -> None:
@@ -220,6 +227,19 @@ class WriterVolume(_Volume):
                     log.error("fenced_by_newer_epoch", node=n.name, epoch=self.epoch, newer=st.epoch)
                     self._fenced()
                 return
+
+    async def _poll_scls(self) -> None:
+        """Segments that filled holes by gossip send no ack: ask them for their SCLs."""
+        assert self.tracker is not None
+        for n in self.nodes:
+            if not n.connected:
+                continue
+            try:
+                st = await n.state(timeout=1.0)
+            except (NodeUnavailable, NodeError):
+                continue
+            if st.epoch == self.epoch and self.tracker.ack(n.name, dict(st.scl)):
+                self._vdl_advanced()
 
     def _resend(self, node: NodeClient) -> None:
         assert self.tracker is not None
