@@ -34,6 +34,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 class Target:
     dsn: str
     restart: Callable[[], None] | None = None  # set when we own the server
+    diagnose: Callable[[], str] | None = None  # the writer's log tail, when we own it
 
     def with_db(self, db: str) -> str:
         """The DSN pointing at database ``db`` (URL or key=value form)."""
@@ -54,7 +55,11 @@ class Target:
         """Check the server; restart it when we own it.  Returns the problem seen, if any."""
         problem = self.alive()
         if problem and self.restart is not None:
-            log.warning("server down, restarting", problem=problem)
+            tail = self.diagnose() if self.diagnose else ""
+            log.warning("server down, restarting", problem=problem, log_tail=tail)
+            last = [x for x in tail.splitlines() if x.strip()]
+            if last:
+                problem += f" (writer log: {last[-1].strip()[:300]})"
             try:
                 self.restart()
             except Exception as e:  # noqa: BLE001
@@ -71,7 +76,8 @@ def borealis_cluster() -> Iterator[Target]:
         c.create(port=None, readers=1)
         try:
             c.start()
-            yield Target(c.dsn("writer"), restart=lambda: c.start_missing(timeout=60))
+            yield Target(c.dsn("writer"), restart=lambda: c.start_missing(timeout=60),
+                         diagnose=lambda: c.tail("i1", 30))
         finally:
             c.stop_all()
 
