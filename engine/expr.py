@@ -394,7 +394,29 @@ class Compiler:
         return False
 
     # -- operators -----------------------------------------------------------------------
+    def _quantified(self, node: exp.Binary) -> CExpr:
+        """``x op ANY/ALL (ARRAY[e1, ...])`` as ``x op e1 OR/AND ...`` (the same NULL logic);
+        ``x = ANY (subquery)`` / ``x <> ALL (subquery)`` as ``[NOT] x IN (subquery)``."""
+        q = node.expression
+        is_all = isinstance(q, exp.All)
+        inner = q.this.this if isinstance(q.this, exp.Paren) else q.this
+        if isinstance(inner, exp.Array):
+            if not inner.expressions:
+                return const(is_all, T.BOOL)
+            join = exp.And if is_all else exp.Or
+            out: exp.Expression | None = None
+            for e in inner.expressions:
+                cmp = type(node)(this=node.this.copy(), expression=e.copy())
+                out = cmp if out is None else join(this=out, expression=cmp)
+            return self.compile(exp.Paren(this=out))
+        if isinstance(inner, (exp.Select, exp.Union)) and (type(node), is_all) in ((exp.EQ, False), (exp.NEQ, True)):
+            cond = exp.In(this=node.this.copy(), query=exp.Subquery(this=inner.copy()))
+            return self.compile(exp.Not(this=cond) if is_all else cond)
+        raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
+
     def _binary_cmp(self, node: exp.Binary) -> CExpr:
+        if isinstance(node.expression, (exp.Any, exp.All)):
+            return self._quantified(node)
         a, b = self.unify(self.compile(node.this), self.compile(node.expression))
         op = _CMP[type(node)]
         fa, fb = a.fn, b.fn
