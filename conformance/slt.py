@@ -262,10 +262,12 @@ def run_file(path: Path, target: Target, timeout: float, label: str) -> FileResu
     conn = Connection(target, timeout)
     labels: dict[str, str] = {}
     threshold = 0
+    events = list(parse(text))
+    done = -1
     try:
         conn.open()
         drop_all(conn, names)
-        for event, rec, line in parse(text):
+        for done, (event, rec, line) in enumerate(events):
             if event == "halt":
                 break
             if event == "threshold":
@@ -281,6 +283,12 @@ def run_file(path: Path, target: Target, timeout: float, label: str) -> FileResu
         problem = target.ensure_alive()
         result.error = problem or f"connection failed: {error_text(e)}"
         result.fail(0, "", result.error)
+        # the records this file did not get to run count as failed too
+        for ev, r, _ in events[done + 1:]:
+            if ev == "halt":
+                break
+            if ev == "record" and r is not None:
+                result.fail(r.line, r.sql, "not run: server died earlier in the file")
     finally:
         conn.close()
     result.exact = result.failed == 0 and result.error is None
@@ -351,12 +359,8 @@ def run_suite(paths: list[str], target: Target, timeout: float = 10.0,
     suite = SuiteResult(suite="sqllogictest", dsn=target.dsn)
     started = time.monotonic()
     for path, label in find_files(paths):
-        problem = target.ensure_alive()
-        if problem and target.alive():
-            fr = FileResult(file=label, error=problem)
-            fr.fail(0, "", problem)
-        else:
-            fr = run_file(path, target, timeout, label)
+        target.ensure_alive()  # restarts a server we own that died in the previous file
+        fr = run_file(path, target, timeout, label)
         suite.files.append(fr)
         if progress:
             print(f"  {label}: {fr.passed} passed, {fr.failed} failed, {fr.skipped} skipped "
