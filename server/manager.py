@@ -65,6 +65,10 @@ from server.status import instance_state
 HEARTBEAT_INTERVAL = 0.2
 HEARTBEAT_TIMEOUT = 0.4
 MAX_MISSES = 3
+# A writer whose process is running (not stopped, not gone) but whose event loop is busy with
+# a long statement gets this many misses (~15 s) before it counts as failed: Python instances
+# answer heartbeats on the same loop that executes queries.
+BUSY_MISSES = 25
 READY_TIMEOUT = 30.0
 GRACEFUL_STOP = 10.0
 EVENTS_KEPT = 50
@@ -86,15 +90,27 @@ class WriterWatch:
     writer: str = ""
     misses: int = 0
 
-    def step(self, writer: str, answered: bool, process_alive: bool) -> bool:
-        """Record one heartbeat; True when the writer counts as failed."""
+    def step(self, writer: str, answered: bool, process_alive: bool, process_running: bool = False) -> bool:
+        """Record one heartbeat; True when the writer counts as failed.  ``process_running``:
+        the process exists and is runnable (busy, not frozen), so it gets a longer grace."""
         if writer != self.writer:
             self.writer, self.misses = writer, 0
         if answered:
             self.misses = 0
             return False
         self.misses += 1
-        return not process_alive or self.misses >= MAX_MISSES
+        if not process_alive:
+            return True
+        return self.misses >= (BUSY_MISSES if process_running else MAX_MISSES)
+
+
+def _process_runnable(pid: int) -> bool:
+    """True if the process is running or sleeping (not stopped by a signal, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("R", "S", "D")
 
 
 def choose_target(candidates: list[tuple[InstanceConf, InstanceState | None]]) -> InstanceConf | None:
@@ -239,8 +255,10 @@ class Manager:
         answered = st is not None
         if answered:
             self.rtt_ms = round((time.monotonic() - t) * 1000, 2)
-        alive = answered or self.cluster.pid(w.name) is not None
-        if self.watch.step(w.name, answered, alive):
+        pid = None if answered else self.cluster.pid(w.name)
+        alive = answered or pid is not None
+        running = pid is not None and _process_runnable(pid)
+        if self.watch.step(w.name, answered, alive, running):
             reason = "process gone" if not alive else f"{self.watch.misses} heartbeats missed"
             self.watch.misses = 0
             await self.move_writer(reason)
