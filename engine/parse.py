@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from engine import errors
+from engine.normalize import normalize
 from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
 _CACHE_LIMIT = 20000
@@ -146,10 +147,41 @@ def _syntax_error(text: str, e: Exception) -> errors.SyntaxErr:
 
 
 class Parser:
-    """Per-database parse cache (shared by all sessions of one instance)."""
+    """Per-database parse cache (shared by all sessions of one instance).
+
+    ``parse(text)`` caches by exact text.  ``parse_bound(text)`` (simple-query path) first
+    tries ``engine.normalize``: statements differing only in constants share one ``Stmt``
+    (parsed from the parameterised shape) and are returned with their constants as
+    parameter values and the constants' types as parameter types.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, list[Stmt]] = {}
+        self._shapes: dict[tuple[str, tuple[int, ...]], Stmt] = {}
+
+    def parse_bound(self, text: str) -> list[tuple[Stmt, Any, Any]]:
+        stmts = self._cache.get(text)
+        if stmts is None:
+            norm = normalize(text) if not pgcatalog_rewrite.wants_rewrite(text) else None
+            if norm is not None:
+                shape, vals, types = norm
+                key = (shape, types)
+                st = self._shapes.get(key)
+                if st is None:
+                    try:
+                        st = _classify(shape)
+                    except errors.SqlError:
+                        st = None
+                    if st is None or st.kind != "sql":
+                        norm = None
+                    else:
+                        if len(self._shapes) >= _CACHE_LIMIT:
+                            self._shapes.clear()
+                        self._shapes[key] = st
+                if norm is not None:
+                    return [(st, vals, types)]
+            stmts = self.parse(text)
+        return [(st, (), None) for st in stmts]
 
     def parse(self, text: str) -> list[Stmt]:
         stmts = self._cache.get(text)

@@ -77,7 +77,7 @@ class EngineSession:
 
     async def execute(self, sql: str) -> AsyncIterator[Result]:
         try:
-            stmts = self.db.parser.parse(sql)
+            stmts = self.db.parser.parse_bound(sql)
         except errors.SqlError:
             self._fail()
             raise
@@ -85,8 +85,8 @@ class EngineSession:
             yield Result("EMPTY")
             return
         last = len(stmts) - 1
-        for i, st in enumerate(stmts):
-            res = await self._run(st, (), None)
+        for i, (st, params, ptypes) in enumerate(stmts):
+            res = await self._run(st, params, ptypes)
             if i == last:
                 await self._end_implicit()
             yield res
