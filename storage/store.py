@@ -3,7 +3,7 @@
 This is the only module that imports rocksdict.  One database per node, raw byte keys:
 
     b"L" + pg (4B BE) + lsn (8B BE)                       -> LogRecord (msgpack)
-    b"V" + pg (4B BE) + esc(key) + b"\\x00\\x00" + ~lsn (8B BE) -> b"P" + value | b"D"
+    b"V" + pg (4B BE) + esc(key) + b"\\x00\\x00" + ~lsn (8B BE) -> tag + crc (4B BE) + value
     b"M" + name                                            -> metadata (below)
 
 * ``L``: the redo log of each PG in LSN order, including records above the SCL.
@@ -12,9 +12,19 @@ This is the only module that imports rocksdict.  One database per node, raw byte
   never a byte-prefix confusion of another (b"a" ends 61 00 00, b"a\\x00" is 61 00 FF 00 00).
   ``~lsn`` is ``2**64 - 1 - lsn`` so the versions of one key sort newest first: seeking
   to ``esc(key) + 00 00 + ~at_lsn`` lands on the newest version with lsn <= at_lsn.
-  ``D`` marks a delete (tombstone).
+  The tag is ``P`` (a put, ``value`` follows) or ``D`` (a delete: tombstone, no value).
+  ``crc`` is crc32 of the whole raw key, then the tag and value: a flipped byte in the
+  key, the tag or the value fails the check (:class:`CorruptData` on every read path).
 * ``M``: ``epoch`` (8B BE), ``vdl`` (8B BE, highest VDL hint), ``trunc`` (msgpack list of
-  ``[epoch, after_lsn, upto_lsn]``), ``mat`` + pg (4B BE) -> 8B BE materialised point.
+  ``[epoch, after_lsn, upto_lsn]``), ``mat`` + pg (4B BE) -> 8B BE materialised point,
+  ``scl`` + pg -> 8B BE SCL checkpoint (the SCL was at least this when it was written:
+  a restart replays only the log above it), ``gc`` + pg -> 8B BE GC floor (records below
+  it are deleted, versions older than the newest one <= it are deleted; the record at the
+  floor itself is kept as the base of the chain), ``hist`` -> msgpack list of
+  ``[unix_time, vdl_hint]`` samples (maps the retention window to an LSN).
+
+Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own block
+checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
 
 Writes go through :class:`Batch` and :meth:`Store.write` unsynced (WAL on, no fsync);
 durability comes from :meth:`Store.flush_wal`, which the node runs in a thread because it
@@ -24,7 +34,8 @@ releases the GIL while it fsyncs (``put(sync=True)`` would freeze the event loop
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -41,6 +52,57 @@ _trunc_dec = msgspec.msgpack.Decoder(list[tuple[int, int, int]])
 
 TOMBSTONE = b"D"
 _PUT = b"P"
+_hist_dec = msgspec.msgpack.Decoder(list[tuple[float, int]])
+
+
+class CorruptData(Exception):
+    """Stored bytes fail a checksum (ours or RocksDB's).  ``raw_key`` names the entry when
+    it is known (None when RocksDB itself refused to read a block)."""
+
+    def __init__(self, message: str, raw_key: bytes | None = None) -> None:
+        super().__init__(message)
+        self.raw_key = raw_key
+
+
+def _rocks_error(e: Exception) -> bool:
+    return "Corruption" in str(e) or "checksum" in str(e).lower()
+
+
+def encode_version(raw_key: bytes, value: bytes | None) -> bytes:
+    body = TOMBSTONE if value is None else _PUT + value
+    return body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
+
+
+def decode_version(raw_key: bytes, raw: bytes) -> bytes | None:
+    """The value (None for a tombstone); raises CorruptData if the checksum fails."""
+    if len(raw) < 5 or raw[:1] not in (_PUT, TOMBSTONE):
+        raise CorruptData("version entry malformed", raw_key)
+    body = raw[:1] + raw[5:]
+    if _U32.unpack_from(raw, 1)[0] != zlib.crc32(body, zlib.crc32(raw_key)):
+        raise CorruptData("version checksum mismatch", raw_key)
+    if raw[:1] == TOMBSTONE:
+        if len(raw) != 5:
+            raise CorruptData("tombstone with a value", raw_key)
+        return None
+    return raw[5:]
+
+
+def check_record(raw_key: bytes, raw: bytes) -> LogRecord:
+    """Decode a stored log record and verify its crc and key; raises CorruptData."""
+    try:
+        rec = decode_record(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise CorruptData(f"log record undecodable: {e}", raw_key) from e
+    if not rec.valid() or log_key(rec.pg, rec.lsn) != raw_key:
+        raise CorruptData("log record checksum mismatch", raw_key)
+    return rec
+
+
+def parse_version_key(raw_key: bytes) -> tuple[int, bytes, int]:
+    """(pg, user key, lsn) of a raw ``V`` key."""
+    pg = _U32.unpack_from(raw_key, 1)[0]
+    lsn = _MAX64 - _U64.unpack_from(raw_key, len(raw_key) - 8)[0]
+    return pg, unescape(raw_key[5:-10]), lsn
 
 
 def escape(key: bytes) -> bytes:
@@ -89,7 +151,21 @@ class Batch:
 
     def put_version(self, pg: int, key: bytes, lsn: int, value: bytes | None) -> None:
         """``value`` None writes a tombstone."""
-        self.wb.put(version_key(pg, key, lsn), TOMBSTONE if value is None else _PUT + value)
+        k = version_key(pg, key, lsn)
+        self.wb.put(k, encode_version(k, value))
+        self.count += 1
+
+    def put_raw(self, raw_key: bytes, raw_value: bytes) -> None:
+        self.wb.put(raw_key, raw_value)
+        self.count += 1
+
+    def delete_raw(self, raw_key: bytes) -> None:
+        self.wb.delete(raw_key)
+        self.count += 1
+
+    def delete_range(self, begin: bytes, end: bytes) -> None:
+        """Delete every key with begin <= key < end."""
+        self.wb.delete_range(begin, end)
         self.count += 1
 
     def delete_version(self, pg: int, key: bytes, lsn: int) -> None:
@@ -105,6 +181,13 @@ class Batch:
 
     def put_truncations(self, truncs: list[tuple[int, int, int]]) -> None:
         self.wb.put(b"Mtrunc", msgspec.msgpack.encode([list(t) for t in truncs]))
+        self.count += 1
+
+    def put_pg_meta(self, name: bytes, pg: int, value: int) -> None:
+        self.put_meta_int(name + _U32.pack(pg), value)
+
+    def put_history(self, hist: list[tuple[float, int]]) -> None:
+        self.wb.put(b"Mhist", msgspec.msgpack.encode([list(h) for h in hist]))
         self.count += 1
 
 
@@ -129,6 +212,10 @@ class Store:
 
     def close(self) -> None:
         self.db.flush_wal(True)
+        try:
+            self.db.flush()  # memtable -> SST: the next open replays no WAL
+        except Exception:  # noqa: BLE001 -- a damaged db still closes
+            pass
         self.db.close()
 
     # --- metadata --------------------------------------------------------------------
@@ -139,13 +226,40 @@ class Store:
     def get_materialized(self, pg: int) -> int:
         return self.get_meta_int(b"mat" + _U32.pack(pg))
 
+    def get_pg_meta(self, name: bytes, pg: int) -> int:
+        return self.get_meta_int(name + _U32.pack(pg))
+
+    def get_history(self) -> list[tuple[float, int]]:
+        raw = self.db.get(b"Mhist")
+        return [] if raw is None else [tuple(h) for h in _hist_dec.decode(raw)]  # type: ignore[misc]
+
     def get_truncations(self) -> list[tuple[int, int, int]]:
         raw = self.db.get(b"Mtrunc")
         return [] if raw is None else [tuple(t) for t in _trunc_dec.decode(raw)]  # type: ignore[misc]
 
     # --- the log ---------------------------------------------------------------------
-    def iter_log(self, pg: int, after_lsn: int, upto_lsn: int | None = None) -> Iterator[LogRecord]:
-        """Records of ``pg`` with after_lsn < lsn (<= upto_lsn), in LSN order."""
+    def iter_log(
+        self,
+        pg: int,
+        after_lsn: int,
+        upto_lsn: int | None = None,
+        on_corrupt: Callable[[CorruptData], None] | None = None,
+    ) -> Iterator[LogRecord]:
+        """Records of ``pg`` with after_lsn < lsn (<= upto_lsn), in LSN order, each
+        verified.  A damaged record raises CorruptData, or, with ``on_corrupt``, is
+        reported to it and skipped (RocksDB block errors always raise)."""
+        try:
+            yield from self._iter_log(pg, after_lsn, upto_lsn, on_corrupt)
+        except CorruptData:
+            raise
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+
+    def _iter_log(
+        self, pg: int, after_lsn: int, upto_lsn: int | None, on_corrupt: Callable[[CorruptData], None] | None
+    ) -> Iterator[LogRecord]:
         if upto_lsn is not None and upto_lsn <= after_lsn:
             return
         it = self.db.iter(ReadOptions())
@@ -158,7 +272,14 @@ class Store:
             k = it.key()
             if k > end:
                 break
-            yield decode_record(it.value())
+            try:
+                rec = check_record(k, it.value())
+            except CorruptData as e:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(e)
+            else:
+                yield rec
             it.next()
 
     def last_log_lsn(self, pg: int, upto_lsn: int) -> int:
@@ -174,7 +295,17 @@ class Store:
     # --- versions --------------------------------------------------------------------
     def read_version(self, pg: int, key: bytes, at_lsn: int) -> tuple[int, bytes | None] | None:
         """Newest version of ``key`` with lsn <= at_lsn: (lsn, value or None for a delete),
-        or None when the key has no such version."""
+        or None when the key has no such version.  Raises CorruptData."""
+        try:
+            return self._read_version(pg, key, at_lsn)
+        except CorruptData:
+            raise
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+
+    def _read_version(self, pg: int, key: bytes, at_lsn: int) -> tuple[int, bytes | None] | None:
         prefix = version_prefix(pg, key)
         it = self.db.iter(ReadOptions())
         it.seek(prefix + _U64.pack(_MAX64 - at_lsn))
@@ -184,14 +315,25 @@ class Store:
         if len(k) != len(prefix) + 8 or not k.startswith(prefix):
             return None
         lsn = _MAX64 - _U64.unpack_from(k, len(prefix))[0]
-        v = it.value()
-        return lsn, (None if v == TOMBSTONE else v[1:])
+        return lsn, decode_version(k, it.value())
 
     def scan_versions(
         self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int
     ) -> tuple[list[tuple[bytes, int, bytes]], bool]:
         """Live keys starting with ``prefix`` (and > ``after``), each with its newest
-        version <= at_lsn, in key order.  Returns (items, done)."""
+        version <= at_lsn, in key order.  Returns (items, done).  Raises CorruptData."""
+        try:
+            return self._scan_versions(pg, prefix, at_lsn, after, limit)
+        except CorruptData:
+            raise
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+
+    def _scan_versions(
+        self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int
+    ) -> tuple[list[tuple[bytes, int, bytes]], bool]:
         head = b"V" + _U32.pack(pg)
         raw_prefix = head + escape(prefix)
         if after is not None and after >= prefix:
@@ -223,10 +365,49 @@ class Store:
                     current = ekey
                 continue
             current = ekey
-            v = it.value()
-            if v != TOMBSTONE:
+            v = decode_version(k, it.value())
+            if v is not None:
                 if len(items) >= limit:
                     return items, False
-                items.append((unescape(ekey), lsn, v[1:]))
+                items.append((unescape(ekey), lsn, v))
             it.next()
         return items, True
+
+    # --- whole-store walks (scrub, GC, bulk copy) ------------------------------------------
+    def iter_raw(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Raw (key, value) pairs with begin <= key < end.  RocksDB block errors become
+        CorruptData (the walk cannot go on past them)."""
+        try:
+            it = self.db.iter(ReadOptions())
+            it.seek(begin)
+            while it.valid():
+                k = it.key()
+                if k >= end:
+                    return
+                yield k, it.value()
+                it.next()
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+
+    def get_raw(self, raw_key: bytes) -> bytes | None:
+        try:
+            return self.db.get(raw_key)
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e), raw_key) from e
+            raise
+
+    def verify_files(self) -> None:
+        """Ask RocksDB to read and checksum every block of every file (CorruptData)."""
+        for _ in self.iter_raw(b"", b"\xff"):
+            pass
+
+
+def pg_log_range(pg: int) -> tuple[bytes, bytes]:
+    return b"L" + _U32.pack(pg), b"L" + _U32.pack(pg + 1)
+
+
+def pg_version_range(pg: int) -> tuple[bytes, bytes]:
+    return b"V" + _U32.pack(pg), b"V" + _U32.pack(pg + 1)
