@@ -34,9 +34,12 @@ SCHEMA = (
 
 
 def conn_args(dsn: str) -> list[str]:
+    """pgbench connection arguments; the DSN's query (e.g. sslmode=disable) goes into the
+    trailing conninfo-style dbname, which pgbench passes to libpq as is."""
     u = urlparse(dsn)
+    db = (u.path or "/postgres").lstrip("/")
     return ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
-            (u.path or "/postgres").lstrip("/")]
+            f"dbname={db} {u.query.replace('&', ' ')}".strip() if u.query else db]
 
 
 def _tail(text: str, n: int = 3) -> str:

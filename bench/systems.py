@@ -29,6 +29,9 @@ from server.launcher import Cluster, accepts, free_ports
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
+# Clients default to sslmode=prefer; Borealis offers TLS and the scratch PostgreSQL does not,
+# so without this Borealis alone would pay for encryption.
+NO_TLS = "?sslmode=disable"
 
 
 class ScratchPostgres:
@@ -45,7 +48,7 @@ class ScratchPostgres:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@{HOST}:{self.port}/postgres"
+        return f"postgresql://postgres@{HOST}:{self.port}/postgres?sslmode=disable"
 
     def _as_user(self, args: list[str]) -> list[str]:
         return ["runuser", "-u", self.user, "--", *args] if self.user else args
@@ -119,11 +122,11 @@ class ScratchBorealis:
 
     @property
     def dsn(self) -> str:
-        return self.cluster.dsn("writer")
+        return self.cluster.dsn("writer") + NO_TLS
 
     @property
     def reader_dsn(self) -> str:
-        return self.cluster.dsn("reader")
+        return self.cluster.dsn("reader") + NO_TLS
 
     @property
     def port(self) -> int:
