@@ -34,6 +34,9 @@ from server.pgwire.connection import PgConnection, ServerContext, SessionFactory
 
 MAX_QUEUED = 1024
 TLS_HANDSHAKE_TIMEOUT = 10.0
+# Like PostgreSQL's authentication_timeout: a client must be past authentication by then,
+# so half-open or stalled connections cannot pile up.
+AUTH_TIMEOUT = 60.0
 
 
 class PgProtocol(asyncio.Protocol):
@@ -58,6 +61,13 @@ class PgProtocol(asyncio.Protocol):
         if self.ctx.ssl_context is not None:
             conn.start_tls = self._start_tls
         self.conn = conn
+        asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._auth_deadline)
+
+    def _auth_deadline(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.state in ("startup", "auth") and not self._lost:
+            conn.log.info("authentication timeout")
+            self.transport.close()
 
     def _write(self, data: bytes) -> None:
         self.transport.write(data)
@@ -175,6 +185,7 @@ async def start_pg_server(
     ssl_context: ssl.SSLContext | None = None,
     hba: list | None = None,
     lookup: Any = None,
+    handoff_path: Any = None,
 ) -> asyncio.AbstractServer:
     """Listen for PostgreSQL v3 clients on (host, port).
 
@@ -197,6 +208,11 @@ async def start_pg_server(
     )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: PgProtocol(ctx), host, port)
+    if handoff_path is not None:
+        # Sockets passed by the endpoint proxy on this host (server.handoff) join the same server.
+        from server.handoff import HandoffListener
+
+        HandoffListener(handoff_path, lambda: PgProtocol(ctx)).start()
     base.info("pg server listening", host=host, port=port, instance=instance_name, auth=ctx.auth.method,
               tls=ssl_context is not None, hba=hba is not None)
     return server
