@@ -170,18 +170,21 @@ class Manager:
         return True
 
     async def _start(self, name: str) -> None:
-        """Spawn a part (its role comes from cluster.json) and wait until its pg port
-        accepts connections."""
+        """Spawn a part (its role comes from cluster.json) and wait until the new process
+        (its pid, on the admin port) is available and its pg port accepts connections --
+        the port alone could still be the killed process's socket going away."""
         c = self.cluster
         part = c.part(name)
         c._pid_file(name).unlink(missing_ok=True)
-        c._spawn(part)
-        host = c.conf.host
+        pid = c._spawn(part)
+        conf = c.conf
+        inst = conf.instance(name)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if c.pid(name) is None:
                 raise FailoverError(f"{name} exited during start-up (log {c.log_path(name)})")
-            if accepts(host, part.ports[0][0]):
+            st = await instance_state(conf.host, inst.admin_port, 0.5)
+            if st is not None and st.pid == pid and st.state == "available" and accepts(conf.host, inst.port):
                 return
             if time.monotonic() > deadline:
                 raise FailoverError(f"{name} did not accept connections within {READY_TIMEOUT:.0f} s")
