@@ -219,69 +219,8 @@ class HashJoin(Op):
                     yield lnull + r
 
 
-# -- aggregation -------------------------------------------------------------------------------
-@dataclass
-class AggSpec:
-    kind: str  # count_star count sum avg min max string_agg bool_and bool_or array_agg
-    arg: Fn | None
-    distinct: bool
-    type: int
-    sep: Fn | None = None
-
-
-def _agg_init(spec: AggSpec) -> list:
-    return [0 if spec.kind in ("count", "count_star") else None, set() if spec.distinct else None, 0]
-
-
-def _agg_step(spec: AggSpec, st: list, row: tuple, ctx: Any) -> None:
-    kind = spec.kind
-    if kind == "count_star":
-        st[0] += 1
-        return
-    v = spec.arg(row, ctx)  # type: ignore[misc]
-    if v is None:
-        return
-    if st[1] is not None:
-        if v in st[1]:
-            return
-        st[1].add(v)
-    acc = st[0]
-    if kind == "count":
-        st[0] = acc + 1
-    elif kind in ("sum", "avg"):
-        st[0] = v if acc is None else acc + v
-        st[2] += 1
-    elif kind == "min":
-        if acc is None or v < acc:
-            st[0] = v
-    elif kind == "max":
-        if acc is None or v > acc:
-            st[0] = v
-    elif kind == "string_agg":
-        sep = spec.sep(row, ctx) if spec.sep else ","
-        st[0] = v if acc is None else acc + (sep or "") + v
-    elif kind == "bool_and":
-        st[0] = v if acc is None else (acc and v)
-    elif kind == "bool_or":
-        st[0] = v if acc is None else (acc or v)
-    elif kind == "array_agg":
-        st[0] = [v] if acc is None else acc + [v]
-
-
-def _agg_final(spec: AggSpec, st: list) -> Any:
-    v = st[0]
-    if spec.kind == "avg":
-        if v is None:
-            return None
-        if spec.type == T.FLOAT8:
-            return float(v) / st[2]
-        return _num_div(Decimal(v), Decimal(st[2]))
-    if spec.kind == "sum" and v is not None:
-        if spec.type == T.INT8:
-            T.check_int(v, T.INT8)
-        elif spec.type == T.NUMERIC and type(v) is not Decimal:
-            return Decimal(v)
-    return v
+# -- aggregation (specs and states live in engine.aggregates) --------------------------------
+from engine.aggregates import AggSpec, agg_final as _agg_final, agg_init as _agg_init, agg_step as _agg_step  # noqa: E402,F401
 
 
 class Aggregate(Op):

@@ -55,6 +55,7 @@ class Scope:
         self.cols = cols
         self.parent = parent
         self.correlated = False  # set when a column resolved in an enclosing scope
+        self.referenced = False  # set when an inner scope resolved a column here
 
     def find(self, name: str, table: str | None) -> int | None:
         hit = None
@@ -121,6 +122,12 @@ def output_name(node: exp.Expression) -> str:
             return "?column?"
     if isinstance(node, exp.Dot):
         return output_name(node.expression)
+    if isinstance(node, exp.Bracket):
+        return output_name(node.this)
+    if isinstance(node, exp.Array):
+        return "array"
+    if isinstance(node, (exp.Window, exp.Filter)):
+        return output_name(node.this)
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Case):
@@ -151,6 +158,15 @@ _FUNC_OUTPUT_NAMES = {
     "StrPosition": "strpos", "Floor": "floor", "Ceil": "ceil", "Pow": "power", "Sqrt": "sqrt",
     "Localtimestamp": "localtimestamp", "Left": "left", "Right": "right", "ArrayAgg": "array_agg",
     "Extract": "extract", "Stddev": "stddev", "Variance": "variance",
+    "ArraySize": "array_length", "ArrayToString": "array_to_string", "StringToArray": "string_to_array",
+    "ArrayAppend": "array_append", "ArrayPosition": "array_position", "ArrayConcat": "array_cat",
+    "ArrayPrepend": "array_prepend", "ArrayRemove": "array_remove", "Explode": "unnest",
+    "ExplodingGenerateSeries": "generate_series", "Unnest": "unnest", "RowNumber": "row_number",
+    "StddevSamp": "stddev_samp", "StddevPop": "stddev_pop", "VariancePop": "var_pop",
+    "JSONArrayAgg": "json_agg", "JSONObjectAgg": "json_object_agg", "BitwiseAndAgg": "bit_and",
+    "BitwiseOrAgg": "bit_or", "Rank": "rank", "DenseRank": "dense_rank", "PercentRank": "percent_rank",
+    "CumeDist": "cume_dist", "Ntile": "ntile", "Lag": "lag", "Lead": "lead", "FirstValue": "first_value",
+    "LastValue": "last_value", "NthValue": "nth_value",
 }
 
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat, exp.LogicalAnd,
@@ -158,7 +174,11 @@ AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat, ex
 
 
 def is_aggregate(node: exp.Expression) -> bool:
-    return isinstance(node, AGGREGATES)
+    if isinstance(node, AGGREGATES):
+        return True
+    from engine.aggregates import is_agg_node
+
+    return is_agg_node(node)
 
 
 # -- arithmetic helpers ---------------------------------------------------------------------
@@ -373,6 +393,7 @@ class Compiler:
                 _, _, t, tm = scope.cols[i]
                 if depth == 0:
                     return CExpr(lambda r, c: r[i], t, tm)
+                scope.referenced = True  # read from an inner scope (LATERAL detection)
                 s = self.scope
                 for _ in range(depth):
                     s.correlated = True
@@ -412,9 +433,15 @@ class Compiler:
         if isinstance(inner, (exp.Select, exp.Union)) and (type(node), is_all) in ((exp.EQ, False), (exp.NEQ, True)):
             cond = exp.In(this=node.this.copy(), query=exp.Subquery(this=inner.copy()))
             return self.compile(exp.Not(this=cond) if is_all else cond)
-        raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
+        from engine.arrays import compile_quantified  # array values, other subquery comparisons
+
+        return compile_quantified(self, node, q)
 
     def _binary_cmp(self, node: exp.Binary) -> CExpr:
+        rhs = node.expression
+        if isinstance(rhs, exp.Anonymous) and str(rhs.this).lower() in ("all", "any", "some") and len(rhs.expressions) == 1:
+            cls = exp.All if str(rhs.this).lower() == "all" else exp.Any  # sqlglot reads ALL(...) as a call
+            node = type(node)(this=node.this, expression=cls(this=rhs.expressions[0]))
         if isinstance(node.expression, (exp.Any, exp.All)):
             return self._quantified(node)
         a, b = self.unify(self.compile(node.this), self.compile(node.expression))
@@ -556,6 +583,10 @@ class Compiler:
 
     def c_DPipe(self, node: exp.DPipe) -> CExpr:
         parts = [self.compile(node.this), self.compile(node.expression)]
+        if parts[0].type in T.ELEM_OF or parts[1].type in T.ELEM_OF:
+            from engine.arrays import concat
+
+            return concat(self, parts[0], parts[1])  # type: ignore[return-value]
         fs = [(p.fn, p.type in T.STRINGS) for p in parts]
 
         def run(r: Any, c: Any) -> Any:
@@ -830,7 +861,14 @@ class Compiler:
         return CExpr(lambda r, c: tuple(f(r, c) for f in parts), T.RECORD)
 
     def c_Bracket(self, node: exp.Bracket) -> CExpr:
-        raise errors.FeatureNotSupported("array subscripts are not supported")
+        from engine.arrays import compile_bracket
+
+        return compile_bracket(self, node)
+
+    def c_Array(self, node: exp.Array) -> CExpr:
+        from engine.arrays import compile_array
+
+        return compile_array(self, node)
 
     # -- functions -----------------------------------------------------------------------
     def c_function(self, node: exp.Func) -> CExpr:

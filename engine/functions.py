@@ -377,6 +377,9 @@ def _register_catalog_functions() -> None:
     from engine.catalog_functions import HANDLERS
 
     _HANDLERS.update(HANDLERS)
+    from engine.arrays import HANDLERS as ARRAY_HANDLERS
+
+    _HANDLERS.update(ARRAY_HANDLERS)
 
 
 _register_catalog_functions()

@@ -149,6 +149,47 @@ class Planner:
         return td
 
     def plan_from_item(self, item: exp.Expression, parent: Scope | None) -> tuple[Op, list, TableDef | None]:
+        from engine.srf import FunctionScan, compile_srf, srf_name
+
+        if isinstance(item, exp.Lateral):
+            inner = item.this
+            if isinstance(inner, exp.Subquery) and item.args.get("alias") is not None and inner.args.get("alias") is None:
+                inner = inner.copy()
+                inner.set("alias", item.args["alias"].copy())
+            return self.plan_from_item(inner, parent)
+        fn_node = item.this if isinstance(item, exp.Table) and isinstance(item.this, exp.Func) else (
+            item if isinstance(item, exp.Unnest) else None)
+        if fn_node is not None:
+            name = srf_name(fn_node)
+            cp = Compiler(self.env, Scope([], parent))
+            if name is None:  # a scalar function in FROM: one row, one column
+                c = cp.compile(fn_node)
+                from engine.srf import Srf
+
+                fnc = c.fn
+                srf = Srf(lambda r, ctx: iter([(fnc(r, ctx),)]), [(output_name(fn_node), c.type)])
+                name = output_name(fn_node)
+            else:
+                srf = compile_srf(cp, fn_node, name)
+            ta = item.args.get("alias")
+            alias = ta.name if ta is not None and ta.name else name
+            names = [n for n, _ in srf.cols]
+            if len(names) == 1 and ta is not None and ta.name and not ta.columns:
+                names = [ta.name]
+            rename = [c.name for c in ta.columns] if ta is not None and ta.columns else []
+            ordinality = bool(item.args.get("ordinality"))
+            off = item.args.get("offset") if isinstance(item, exp.Unnest) else None
+            if isinstance(off, exp.Identifier):
+                ordinality = True
+                rename = rename + [off.name]
+            elif off is True:
+                ordinality = True
+            types = [t for _, t in srf.cols]
+            if ordinality:
+                names.append("ordinality")
+                types.append(T.INT8)
+            names[: len(rename)] = rename
+            return FunctionScan(srf, ordinality), [(alias, n, t, -1) for n, t in zip(names, types)], None
         if isinstance(item, exp.Table):
             alias = item.alias_or_name
             name = table_name(item)
@@ -211,8 +252,19 @@ class Planner:
         op, cols, td = self.plan_from_item(frm.this, parent)
         joins = sel.args.get("joins") or []
         for j in joins:
-            rop, rcols, _ = self.plan_from_item(j.this, parent)
+            lat = Scope(cols, parent)
+            rop, rcols, _ = self.plan_from_item(j.this, lat)
             td = None
+            if _is_correlated_to(lat, rop):
+                from engine.srf import LateralJoin
+
+                side = (j.side or "").lower()
+                on = j.args.get("on")
+                scope = Scope(cols + rcols, parent)
+                pred = Compiler(self.env, scope).compile_bool(on).fn if on is not None else None
+                op = LateralJoin(op, rop, pred, "left" if side == "left" else "inner", len(rcols))
+                cols = cols + rcols
+                continue
             side = (j.side or "").lower()
             kind = side if side in ("left", "right", "full") else "inner"
             scope = Scope(cols + rcols, parent)
@@ -301,18 +353,44 @@ class Planner:
         having = sel.args.get("having")
         order = sel.args.get("order")
         grouped = bool(group) or having is not None or any(
-            any(is_aggregate(n) for n in e.walk() if not _inside_subquery(n, e)) for e in select_items
-        ) or (order is not None and any(any(is_aggregate(n) for n in o.walk()) for o in order.expressions))
+            any(_group_agg(n, e) for n in e.walk()) for e in select_items
+        ) or (order is not None and any(any(_group_agg(n, o) for n in o.walk()) for o in order.expressions))
         if grouped:
             op, compiler = self._plan_group(op, scope, sel, select_items, group)
             if having is not None:
                 op = Filter(op, compiler.compile_bool(having.this).fn)
         else:
             compiler = Compiler(self.env, scope)
-        outs = [compiler.compile(e.this if isinstance(e, exp.Alias) else e) for e in select_items]
+        from engine.window import WindowAgg, plan_windows, window_nodes
+
+        wnodes = window_nodes(list(select_items) + ([o.this for o in order.expressions] if order is not None else []))
+        if wnodes:
+            specs, whook = plan_windows(compiler, sel, wnodes)
+            op = WindowAgg(op, specs)
+            inner_hook = compiler.hook
+
+            def both(node: exp.Expression, wh: Any = whook, ih: Any = inner_hook) -> CExpr | None:
+                r = wh(node)
+                if r is None and ih is not None:
+                    r = ih(node)
+                return r
+
+            compiler = Compiler(self.env, compiler.scope, both)
+        from engine.srf import compile_srf, srf_name
+
+        outs = []
+        srfs: dict[int, Any] = {}
+        for i, e in enumerate(select_items):
+            inner = e.this if isinstance(e, exp.Alias) else e
+            if isinstance(inner, exp.Func) and srf_name(inner) is not None:
+                srf = compile_srf(compiler, inner)
+                srfs[i] = srf
+                outs.append(CExpr(lambda r, c: None, srf.cols[0][1] if len(srf.cols) == 1 else T.RECORD))
+            else:
+                outs.append(compiler.compile(inner))
         names = [output_name(e) for e in select_items]
         cols = [self._column(n, c, e, scope, td) for n, c, e in zip(names, outs, select_items)]
-        fns = [c.fn for c in outs]
+        fns = [srfs[i] if i in srfs else c.fn for i, c in enumerate(outs)]
         width = len(fns)
         sort_keys = []
         dnode = sel.args.get("distinct")
@@ -337,7 +415,12 @@ class Planner:
                     fns.append(compiler.compile(o.this).fn)
                     idx = len(fns) - 1
                 sort_keys.append((idx, bool(o.args.get("desc")), bool(o.args.get("nulls_first"))))
-        op = Project(op, fns)
+        if srfs:
+            from engine.srf import ProjectSet
+
+            op = ProjectSet(op, fns, set(srfs))
+        else:
+            op = Project(op, fns)
         if distinct:
             op = Distinct(op, width)
         if sort_keys:
@@ -451,40 +534,9 @@ class Planner:
         return agg_op, Compiler(self.env, scope, hook)
 
     def _agg_spec(self, node: exp.Expression, cp: Compiler) -> AggSpec:
-        arg = node.this
-        distinct = isinstance(arg, exp.Distinct)
-        if distinct:
-            arg = arg.expressions[0]
-        if isinstance(node, exp.Count):
-            if arg is None or isinstance(arg, exp.Star):
-                return AggSpec("count_star", None, False, T.INT8)
-            return AggSpec("count", cp.compile(arg).fn, distinct, T.INT8)
-        a = cp.compile(arg)
-        if isinstance(node, (exp.Sum, exp.Avg)):
-            if a.type == T.UNKNOWN:
-                a = cp.coerce(a, T.NUMERIC)
-            if a.type not in T.NUMERICS and a.type != T.INTERVAL:
-                fn = "sum" if isinstance(node, exp.Sum) else "avg"
-                raise errors.UndefinedFunction(f"function {fn}({T.TYPE_NAMES.get(a.type)}) does not exist")
-            if isinstance(node, exp.Sum):
-                t = {T.INT2: T.INT8, T.INT4: T.INT8, T.INT8: T.NUMERIC, T.FLOAT4: T.FLOAT4}.get(a.type, a.type)
-                return AggSpec("sum", a.fn, distinct, t)
-            t = T.FLOAT8 if a.type in (T.FLOAT4, T.FLOAT8) else T.NUMERIC
-            return AggSpec("avg", a.fn, distinct, t)
-        if isinstance(node, (exp.Min, exp.Max)):
-            t = T.TEXT if a.type == T.UNKNOWN else a.type
-            return AggSpec("min" if isinstance(node, exp.Min) else "max", a.fn, distinct, t)
-        if isinstance(node, exp.GroupConcat):
-            sep = node.args.get("separator")
-            return AggSpec("string_agg", cp.coerce(a, T.TEXT).fn, distinct, T.TEXT,
-                           cp.coerce(cp.compile(sep), T.TEXT).fn if sep is not None else None)
-        if isinstance(node, exp.LogicalAnd):
-            return AggSpec("bool_and", cp.coerce(a, T.BOOL).fn, distinct, T.BOOL)
-        if isinstance(node, exp.LogicalOr):
-            return AggSpec("bool_or", cp.coerce(a, T.BOOL).fn, distinct, T.BOOL)
-        if isinstance(node, exp.ArrayAgg):
-            return AggSpec("array_agg", a.fn, distinct, T.TEXT)
-        raise errors.FeatureNotSupported(f"aggregate {node.sql_name()} is not supported")
+        from engine.aggregates import agg_spec
+
+        return agg_spec(node, cp)
 
     # -- set operations / VALUES ----------------------------------------------------------------
     def plan_setop(self, node: exp.Expression, parent: Scope | None) -> Plan:
@@ -630,6 +682,25 @@ class _LazyAggregate(Aggregate):
     def rows(self, ctx: Any) -> Any:
         self.aggs = [s for _, s in self._pairs]
         return super().rows(ctx)
+
+
+def _group_agg(n: exp.Expression, root: exp.Expression) -> bool:
+    """An aggregate call that makes the query grouped (not a window call, not in a subquery)."""
+    if not is_aggregate(n) or _inside_subquery(n, root):
+        return False
+    p = n.parent
+    if isinstance(p, exp.Window) and p.this is n:
+        return False
+    if isinstance(p, exp.Filter) and isinstance(p.parent, exp.Window):
+        return False
+    if isinstance(n, exp.Filter) and isinstance(p, exp.Window):
+        return False
+    return True
+
+
+def _is_correlated_to(lat: Scope, op: Op) -> bool:
+    """Did planning the right side of a join read columns of the left side (LATERAL)?"""
+    return lat.referenced
 
 
 def _col_index(scope: Scope, col: exp.Column) -> int | None:

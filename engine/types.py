@@ -75,10 +75,94 @@ _BY_NAME = {
 }
 SERIAL_TYPES = ("SERIAL", "BIGSERIAL", "SMALLSERIAL")
 
+# arrays: element oid -> array oid (values are Python lists, one dimension or nested lists)
+ARRAY_OF = {BOOL: 1000, BYTEA: 1001, NAME: 1003, INT2: 1005, INT4: 1007, TEXT: 1009, BPCHAR: 1014,
+            VARCHAR: 1015, INT8: 1016, FLOAT4: 1021, FLOAT8: 1022, OID: 1028, TIMESTAMP: 1115, DATE: 1182,
+            TIME: 1183, TIMESTAMPTZ: 1185, INTERVAL: 1187, NUMERIC: 1231, UUID: 2951, JSON: 199, JSONB: 3807}
+ELEM_OF = {a: e for e, a in ARRAY_OF.items()}
+for _e, _a in ARRAY_OF.items():
+    TYPE_NAMES[_a] = TYPE_NAMES[_e] + "[]"
+    _BY_NAME["_" + SHORT_NAMES.get(_e, TYPE_NAMES[_e])] = _a
+    SHORT_NAMES[_a] = SHORT_NAMES.get(_e, TYPE_NAMES[_e])
+
+
+def array_of(elem: int) -> int:
+    """Array type of an element type (text[] for unknown / unsupported elements)."""
+    if elem in ELEM_OF:
+        return elem
+    return ARRAY_OF.get(TEXT if elem == UNKNOWN else elem, 1009)
+
+
+def parse_array(s: str, elem: int, typmod: int = -1) -> list:
+    """Array input: ``{1,2,NULL}``, ``{"a b","c"}``, nested ``{{1,2},{3,4}}``."""
+    t = s.strip()
+    if t.startswith("[") and "=" in t:  # explicit bounds: ignore them
+        t = t[t.index("=") + 1:].strip()
+    if not t.startswith("{"):
+        raise errors.InvalidTextRepresentation(f'malformed array literal: "{s}"',
+                                               detail='Array value must start with "{" or dimension information.')
+    pos = 0
+
+    def parse() -> list:
+        nonlocal pos
+        assert t[pos] == "{"
+        pos += 1
+        out: list = []
+        while pos < len(t):
+            c = t[pos]
+            if c in " \t\n":
+                pos += 1
+            elif c == "}":
+                pos += 1
+                return out
+            elif c == ",":
+                pos += 1
+            elif c == "{":
+                out.append(parse())
+            elif c == '"':
+                pos += 1
+                buf = []
+                while pos < len(t) and t[pos] != '"':
+                    if t[pos] == "\\":
+                        pos += 1
+                    buf.append(t[pos])
+                    pos += 1
+                pos += 1
+                out.append(parse_text("".join(buf), elem, typmod))
+            else:
+                j = pos
+                while j < len(t) and t[j] not in ",}":
+                    j += 1
+                raw = t[pos:j].strip()
+                pos = j
+                out.append(None if raw.upper() == "NULL" else parse_text(raw, elem, typmod))
+        raise errors.InvalidTextRepresentation(f'malformed array literal: "{s}"')
+
+    return parse()
+
+
+def array_text(v: list, elem: int = 0) -> str:
+    """Array output: ``{1,2,NULL}``; elements quoted when they need it."""
+    parts = []
+    for x in v:
+        if x is None:
+            parts.append("NULL")
+        elif isinstance(x, list) and elem not in (JSON, JSONB):
+            parts.append(array_text(x, elem))
+        else:
+            e = to_text(x)
+            if e == "" or e.upper() == "NULL" or any(ch in e for ch in ' ,{}"\\\t\n'):
+                e = '"' + e.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            parts.append(e)
+    return "{" + ",".join(parts) + "}"
+
 
 def from_sqlglot(dt: Any) -> tuple[int, int]:
     """(oid, typmod) for a sqlglot DataType node; raises UndefinedObject for unknown types."""
     name = dt.this.name if hasattr(dt.this, "name") else str(dt.this)
+    if name == "ARRAY" and dt.expressions:
+        elem, etm = from_sqlglot(dt.expressions[0])
+        return array_of(elem), etm
     oid = _SQLGLOT.get(name)
     if oid is None and name == "USERDEFINED":
         oid = _BY_NAME.get(str(dt.args.get("kind", "")).lower())
@@ -143,6 +227,8 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
     """PostgreSQL's type input function: text -> value (22P02 on bad input)."""
     if oid in (TEXT, NAME, UNKNOWN):
         return s
+    if oid in ELEM_OF:
+        return parse_array(s, ELEM_OF[oid], typmod)
     if oid in (VARCHAR, BPCHAR):
         return fit_string(s, oid, typmod, explicit=False)
     if oid in _LIMITS:
@@ -312,6 +398,19 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
     """A function converting non-NULL values of type ``src`` to ``dst`` (None: identity)."""
     if src == dst and typmod < 4:
         return None
+    if src in ELEM_OF:
+        if dst in (TEXT, NAME, VARCHAR, BPCHAR):
+            se = ELEM_OF[src]
+            return lambda v: array_text(v, se)
+        if dst in ELEM_OF:
+            ec = caster(ELEM_OF[src], ELEM_OF[dst], typmod, explicit)
+            if ec is None:
+                return None
+
+            def conv(v: list) -> list:
+                return [None if x is None else conv(x) if isinstance(x, list) else ec(x) for x in v]
+
+            return conv
     if dst in _LIMITS:
         if src in STRINGS:
             return lambda v: parse_text(v, dst)
