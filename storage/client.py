@@ -138,6 +138,15 @@ class NodeClient:
     async def truncate(self, epoch: int, after_lsn: int, upto_lsn: int) -> None:
         await self.call(P.Truncate, epoch=epoch, after_lsn=after_lsn, upto_lsn=upto_lsn)
 
+    async def scrub(self, timeout: float = 60.0) -> P.ScrubResult:
+        return await self.call(P.Scrub, timeout=timeout)
+
+    async def gc(self, timeout: float = 60.0) -> P.GcResult:
+        return await self.call(P.Gc, timeout=timeout)
+
+    async def copy_versions(self, pg: int, begin: bytes, end: bytes, limit: int = 5_000) -> P.VersionBatch:
+        return await self.call(P.CopyVersions, pg=pg, begin=begin, end=end, limit=limit)
+
 
 def to_builtins(obj: Any) -> Any:
     return msgspec.to_builtins(obj)

@@ -8,7 +8,16 @@ do not answer within ``PEER_TIMEOUT`` are skipped this round) and then:
    and the range's epoch if it is higher than its own;
 2. for each PG, if some peer has a higher SCL or a higher max LSN, pulls
    ``FetchLog(pg, after_lsn=cursor)`` from the best such peer (highest SCL), starting at its
-   own SCL and paging forward, and applies the records durably like an Append.
+   own SCL and paging forward, and applies the records durably like an Append;
+3. if that peer answers ``too_old`` (it garbage-collected the log we need: we were away
+   for longer than its retention, or we are a fresh replacement node), *bootstraps* the PG
+   from it (:func:`bootstrap_pg`): its versions up to its GC floor ``f`` are copied raw
+   (``CopyVersions``, each entry's crc checked), the PG's own versions and log below ``f``
+   are dropped, and the PG restarts at SCL = materialised point = GC floor = ``f``; the
+   next FetchLog goes on from ``f``.
+
+It also adopts the highest VDL hint of its peers (a node that missed Appends, or a fresh
+one, still materialises), when the node supports it (``note_peer_vdl``).
 """
 
 from __future__ import annotations
@@ -77,23 +86,33 @@ class Gossip:
                     adopted = True
         if adopted:
             await node.flusher.sync()
+        note_vdl = getattr(node, "note_peer_vdl", None)
+        if note_vdl is not None and live:
+            note_vdl(max(st.vdl_hint for _, st in live))
         for pg in range(node.n_pgs):
             best: tuple[NodeClient, P.NodeState] | None = None
             for peer, st in live:
                 if self._behind(pg, st) and (best is None or st.scl.get(pg, 0) > best[1].scl.get(pg, 0)):
                     best = (peer, st)
             if best is not None:
-                await _catch_up(node, pg, best[0])
+                await _catch_up(node, pg, best[0], best[1])
         self.previous = {st.name: st for _, st in live}
 
 
-async def _catch_up(node: "StorageNode", pg: int, peer: NodeClient) -> None:
+async def _catch_up(node: "StorageNode", pg: int, peer: NodeClient, st: P.NodeState | None = None) -> None:
     cursor = node.seg.pgs[pg].scl
     before = cursor
     for _ in range(MAX_PAGES_PER_ROUND):
         try:
             batch = await peer.call(P.FetchLog, timeout=PEER_TIMEOUT * 3, pg=pg, after_lsn=cursor, limit=FETCH_LIMIT)
-        except (NodeUnavailable, NodeError, OSError):
+        except NodeError as e:
+            if e.code == "too_old" and hasattr(node, "gc_floor") and st is not None:
+                if not await bootstrap_pg(node, pg, peer, st):
+                    return
+                cursor = node.seg.pgs[pg].scl
+                continue
+            return
+        except (NodeUnavailable, OSError):
             return
         if not batch.records:
             break
@@ -115,3 +134,52 @@ async def gossip_loop(node: "StorageNode", peers: list[NodeClient]) -> None:
             raise
         except Exception:  # noqa: BLE001 -- gossip must never take the node down
             log.exception("gossip_round_failed")
+
+
+async def bootstrap_pg(node: "StorageNode", pg: int, peer: NodeClient, st: P.NodeState) -> bool:
+    """Copy the PG's versions up to the peer's GC floor from ``peer`` (see the module
+    docstring).  Returns False if the peer could not serve the copy."""
+    from storage.store import Batch, CorruptData, decode_version, log_key, pg_version_range
+
+    floor = st.gc_floor.get(pg, 0)
+    if floor <= node.seg.pgs[pg].scl:
+        return False
+    lo, hi = pg_version_range(pg)
+    begin = lo
+    copied = 0
+    wipe = Batch()
+    wipe.delete_range(lo, hi)
+    wipe.delete_range(log_key(pg, 0), log_key(pg, floor + 1))
+    node.store.write(wipe)
+    while True:
+        try:
+            got = await peer.call(P.CopyVersions, timeout=PEER_TIMEOUT * 5, pg=pg, begin=begin, end=hi, limit=FETCH_LIMIT)
+        except (NodeUnavailable, NodeError, OSError):
+            return False
+        batch = Batch()
+        for k, v in got.entries:
+            try:
+                decode_version(k, v)
+            except CorruptData:
+                return False
+            if lo <= k < hi and 2**64 - 1 - int.from_bytes(k[-8:], "big") <= floor:
+                batch.put_raw(k, v)
+                copied += 1
+        node.store.write(batch)
+        if not got.more or not got.entries:
+            break
+        begin = got.entries[-1][0] + b"\x00"
+        await asyncio.sleep(0)
+    meta = Batch()
+    meta.put_pg_meta(b"gc", pg, floor)
+    meta.put_pg_meta(b"gcprev", pg, floor)
+    meta.put_materialized(pg, floor)
+    node.gc_floor[pg] = floor
+    node.log_floor[pg] = floor
+    node.mat[pg] = floor
+    node.store.write(meta)
+    node.seg.rebuild_pg(pg, floor, node.store.iter_log(pg, floor, on_corrupt=lambda e: None))
+    node.note_peer_vdl(st.vdl_hint)
+    await node.flusher.sync()
+    log.info("pg_bootstrapped", pg=pg, peer=peer.name, gc_floor=floor, versions=copied, scl=node.seg.pgs[pg].scl)
+    return True

@@ -20,11 +20,24 @@ Request handling (:class:`StorageNode`):
   materialised), truncation ranges.
 * ``SetEpoch`` / ``Truncate`` -- persisted and fsynced before ``Ok``; a lower epoch than
   the node's gets ``stale_epoch``.
-* ``FetchLog`` -- the PG's records above after_lsn in LSN order (holes included).
+* ``FetchLog`` -- the PG's records above after_lsn in LSN order (holes included);
+  ``too_old`` if after_lsn is below the PG's log floor (GC deleted records above it).
+* ``Scrub`` / ``Gc`` -- run the scrubber (``storage.scrub``) or the collector
+  (``storage.gc``) now.  ``CopyVersions`` -- raw version entries for a peer's repair or
+  bootstrap.
+
+Integrity: every record and version carries a crc32; every read path verifies it and a
+damaged entry (or a RocksDB block that fails RocksDB's own checksum) answers
+``Error("corrupt")`` -- never the damaged bytes -- and wakes the scrubber, which repairs
+from the local log or from peers.  Retention: reads at any LSN inside the retention
+window stay possible; below the PG's GC floor they answer ``too_old`` (``storage.gc``).
+Restart: the SCL of each PG is checkpointed (``Mscl``) after WAL fsyncs, so a restart
+replays only the log above the checkpoint.
 
 Background tasks: the materialiser applies records up to min(VDL hint, SCL) into
-versions; gossip (``storage.gossip``) fills holes from peers.  A bad frame closes its
-connection only.
+versions; gossip (``storage.gossip``) fills holes from peers; the retention task samples
+(time, VDL hint) and runs GC; the scrubber runs every ``scrub_interval`` and whenever a
+read met damage.  A bad frame closes its connection only.
 """
 
 from __future__ import annotations
@@ -32,8 +45,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +58,7 @@ import structlog
 from storage import protocol as P
 from storage.records import DELETE, PUT, LogRecord
 from storage.segment import Segment, Truncation, Verdict
-from storage.store import Batch, Store
+from storage.store import Batch, CorruptData, Store
 from storage.walsync import GroupFlusher
 from storage.wire import FrameError
 
@@ -64,27 +79,85 @@ class Refused(Exception):
 class StorageNode:
     """All state and request logic of one node; the network lives in :class:`NodeServer`."""
 
-    def __init__(self, name: str, az: str, n_pgs: int, store: Store) -> None:
+    def __init__(
+        self,
+        name: str,
+        az: str,
+        n_pgs: int,
+        store: Store,
+        *,
+        retention_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.name = name
         self.az = az
         self.n_pgs = n_pgs
+        self.retention_seconds = retention_seconds
+        self.clock = clock
+        self.peers: list[Any] = []  # NodeClients of the other nodes (scrub repair)
+        self.corrupt_seen = 0  # damaged entries met by reads since the last scrub
+        self._repair_wakeup = asyncio.Event()
+        self._mat_wakeup = asyncio.Event()
+        self.flusher = GroupFlusher(lambda: self.store.flush_wal(), snapshot=self._snapshot, on_durable=self._on_durable)
+        self.open_state(store)
+        log.info(
+            "node_opened", node=name, epoch=self.seg.epoch, scl=self.durable_scl, vdl_hint=self.vdl_hint,
+            replayed=self.replayed,
+        )
+
+    def open_state(self, store: Store) -> None:
+        """(Re)load every in-memory structure from ``store``: the SCL of each PG from its
+        checkpoint plus the log above it."""
         self.store = store
-        self.seg = Segment(n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
-        for pg in range(n_pgs):
-            self.seg.rebuild_pg(pg, 0, store.iter_log(pg, 0))
+        self.seg = Segment(self.n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
+        self.gc_floor = [store.get_pg_meta(b"gc", pg) for pg in range(self.n_pgs)]
+        self.log_floor = [store.get_pg_meta(b"gcprev", pg) for pg in range(self.n_pgs)]
+        self.history: list[tuple[float, int]] = store.get_history()
+        self.replayed = 0
+        self._ckpt = [0] * self.n_pgs
+        for pg in range(self.n_pgs):
+            base = max(store.get_pg_meta(b"scl", pg), self.gc_floor[pg])
+            self._ckpt[pg] = base
+            self.seg.rebuild_pg(pg, base, self._count(store.iter_log(pg, base, on_corrupt=self._note_corrupt)))
         self.durable_scl = self.seg.scl()
         self.vdl_hint = store.get_meta_int(b"vdl")
         self._vdl_saved = self.vdl_hint
-        self.mat = [min(store.get_materialized(pg), self.seg.pgs[pg].scl) for pg in range(n_pgs)]
-        self.flusher = GroupFlusher(store.flush_wal, snapshot=self.seg.scl, on_durable=self._on_durable)
-        self._mat_wakeup = asyncio.Event()
-        log.info("node_opened", node=name, epoch=self.seg.epoch, scl=self.durable_scl, vdl_hint=self.vdl_hint)
+        self.mat = [min(store.get_materialized(pg), self.seg.pgs[pg].scl) for pg in range(self.n_pgs)]
+
+    def _count(self, recs: Any) -> Any:
+        for r in recs:
+            self.replayed += 1
+            yield r
+
+    def _note_corrupt(self, e: CorruptData) -> None:
+        """A read path met damaged bytes: count them and wake the scrubber."""
+        self.corrupt_seen += 1
+        self._repair_wakeup.set()
+        log.warning("corruption_detected", error=str(e), raw_key=e.raw_key.hex() if e.raw_key else None)
 
     # --- durability ------------------------------------------------------------------
+    def _snapshot(self) -> dict[int, int]:
+        return self.seg.scl()
+
     def _on_durable(self, snap: dict[int, int]) -> None:
+        batch = Batch()
         for pg, lsn in snap.items():
             # A truncation during the flush may have lowered the SCL: never report more.
             self.durable_scl[pg] = min(lsn, self.seg.pgs[pg].scl)
+            if self.durable_scl[pg] > self._ckpt[pg]:
+                # Written after the records it covers: RocksDB's WAL keeps write order, so
+                # a checkpoint that survives a crash never claims records that did not.
+                self._ckpt[pg] = self.durable_scl[pg]
+                batch.put_pg_meta(b"scl", pg, self._ckpt[pg])
+        self.store.write(batch)
+
+    def checkpoint_scl(self, batch: Batch) -> None:
+        """Lower the SCL checkpoints to the current SCLs (after a truncation or repair)."""
+        for pg in range(self.n_pgs):
+            scl = self.seg.pgs[pg].scl
+            if scl < self._ckpt[pg]:
+                self._ckpt[pg] = scl
+                batch.put_pg_meta(b"scl", pg, scl)
 
     def _note_vdl(self, vdl: int, batch: Batch | None = None) -> None:
         if vdl > self.vdl_hint:
@@ -93,6 +166,10 @@ class StorageNode:
         if batch is not None and self.vdl_hint > self._vdl_saved:
             batch.put_meta_int(b"vdl", self.vdl_hint)
             self._vdl_saved = self.vdl_hint
+
+    def note_peer_vdl(self, vdl: int) -> None:
+        """A peer's VDL hint (gossip): also a VDL some writer reached."""
+        self._note_vdl(vdl)
 
     # --- ingest ----------------------------------------------------------------------
     def ingest(self, records: list[LogRecord], batch: Batch) -> int:
@@ -194,8 +271,12 @@ class StorageNode:
         batch.put_truncations(self.seg.truncations)
         self.store.write(batch)
         for pg in range(self.n_pgs):
-            self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg]))
+            floors[pg] = max(floors[pg], self.gc_floor[pg])
+            self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg], on_corrupt=self._note_corrupt))
             self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
+        after_batch = Batch()
+        self.checkpoint_scl(after_batch)
+        self.store.write(after_batch)
         log.info("truncated", epoch=e, after_lsn=after, upto_lsn=upto, scl=self.seg.scl())
         return True
 
@@ -209,7 +290,10 @@ class StorageNode:
         batch = Batch()
         reached = target
         n = 0
-        for rec in self.store.iter_log(pg, self.mat[pg], target):
+        bad: list[CorruptData] = []
+        for rec in self.store.iter_log(pg, self.mat[pg], target, on_corrupt=bad.append):
+            if bad:
+                break
             if max_records is not None and n >= max_records:
                 reached = rec.lsn - 1
                 break
@@ -218,6 +302,11 @@ class StorageNode:
             elif rec.kind == DELETE:
                 batch.put_version(pg, rec.key, rec.lsn, None)
             n += 1
+        if bad:
+            # Stop just below the damaged record (the scrubber repairs it, then we go on).
+            reached = max(self.mat[pg], _lsn_of(bad[0].raw_key) - 1)
+            for e in bad:
+                self._note_corrupt(e)
         batch.put_materialized(pg, reached)
         self.store.write(batch)
         self.mat[pg] = reached
@@ -231,8 +320,11 @@ class StorageNode:
                 pass
             self._mat_wakeup.clear()
             for pg in range(self.n_pgs):
-                while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
-                    await asyncio.sleep(0)
+                try:
+                    while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
+                        await asyncio.sleep(0)
+                except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
+                    self._note_corrupt(e)
 
     # --- reads -----------------------------------------------------------------------
     def _check_read(self, pg: int, at_lsn: int) -> None:
@@ -241,30 +333,72 @@ class StorageNode:
         scl = self.seg.pgs[pg].scl
         if at_lsn > scl:
             raise Refused("not_complete", f"pg {pg} complete to {scl} < {at_lsn}")
+        if at_lsn < self.gc_floor[pg]:
+            # A record of the PG at the floor is newer than at_lsn: older versions are gone.
+            raise Refused("too_old", f"pg {pg} garbage-collected up to {self.gc_floor[pg]} > {at_lsn}")
         self._note_vdl(at_lsn)
         self.materialize(pg, at_lsn)
+        if self.mat[pg] < at_lsn:
+            raise Refused("corrupt", f"pg {pg} has a damaged log record below {at_lsn}; repairing")
 
     def read(self, m: P.Read) -> P.ReadResult:
-        self._check_read(m.pg, m.at_lsn)
-        found = self.store.read_version(m.pg, m.key, m.at_lsn)
+        try:
+            self._check_read(m.pg, m.at_lsn)
+            found = self.store.read_version(m.pg, m.key, m.at_lsn)
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         if found is None or found[1] is None:
             return P.ReadResult(req=m.req, found=False, lsn=found[0] if found else 0)
         return P.ReadResult(req=m.req, found=True, lsn=found[0], value=found[1])
 
     def scan(self, m: P.Scan) -> P.ScanResult:
-        self._check_read(m.pg, m.at_lsn)
-        items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit)
+        try:
+            self._check_read(m.pg, m.at_lsn)
+            items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit)
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         return P.ScanResult(req=m.req, items=items, done=done)
 
     def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
         if not 0 <= m.pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {m.pg}")
+        if m.after_lsn < self.log_floor[m.pg]:
+            raise Refused("too_old", f"pg {m.pg} log collected up to {self.log_floor[m.pg]} > {m.after_lsn}")
         out: list[LogRecord] = []
-        for rec in self.store.iter_log(m.pg, m.after_lsn):
-            if len(out) >= m.limit:
-                break
-            out.append(rec)
+        try:
+            # Damaged records are left out (a hole the asking peer fills elsewhere).
+            for rec in self.store.iter_log(m.pg, m.after_lsn, on_corrupt=self._note_corrupt):
+                if len(out) >= m.limit:
+                    break
+                out.append(rec)
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
         return P.LogBatch(req=m.req, records=out)
+
+    def copy_versions(self, m: P.CopyVersions) -> P.VersionBatch:
+        """Raw verified version entries of ``m.pg`` in [begin, end) (damaged ones left out)."""
+        from storage.store import decode_version, pg_version_range
+
+        lo, hi = pg_version_range(m.pg)
+        begin, end = max(m.begin, lo), min(m.end, hi)
+        out: list[tuple[bytes, bytes]] = []
+        try:
+            for k, v in self.store.iter_raw(begin, end):
+                if len(out) >= m.limit:
+                    return P.VersionBatch(req=m.req, entries=out, more=True)
+                try:
+                    decode_version(k, v)
+                except CorruptData as e:
+                    self._note_corrupt(e)
+                    continue
+                out.append((k, v))
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
+        return P.VersionBatch(req=m.req, entries=out, more=False)
 
     def _materialized_point(self, pg: int) -> int:
         """Highest L <= VDL hint such that every record of ``pg`` this node holds with
@@ -287,6 +421,9 @@ class StorageNode:
             vdl_hint=self.vdl_hint,
             materialized=min((self._materialized_point(pg) for pg in range(self.n_pgs)), default=0),
             truncations=list(self.seg.truncations),
+            gc_floor=dict(enumerate(self.gc_floor)),
+            log_floor=dict(enumerate(self.log_floor)),
+            corrupt=self.corrupt_seen,
         )
 
     # --- dispatch --------------------------------------------------------------------
@@ -307,6 +444,16 @@ class StorageNode:
                 self._spawn(self.set_epoch(m), m.req, reply, tasks)
             elif isinstance(m, P.Truncate):
                 self._spawn(self.truncate(m), m.req, reply, tasks)
+            elif isinstance(m, P.CopyVersions):
+                reply(self.copy_versions(m))
+            elif isinstance(m, P.Scrub):
+                from storage.scrub import scrub
+
+                self._spawn(scrub(self, m.req), m.req, reply, tasks)
+            elif isinstance(m, P.Gc):
+                from storage.gc import collect
+
+                self._spawn(collect(self, m.req), m.req, reply, tasks)
             else:
                 reply(P.Error(req=getattr(m, "req", 0), code="bad_request", message=type(m).__name__))
         except Refused as e:
@@ -328,6 +475,13 @@ class StorageNode:
         task = asyncio.get_running_loop().create_task(run())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+
+def _lsn_of(raw_key: bytes | None) -> int:
+    """LSN of a raw log key (0 if it is not one)."""
+    if raw_key is None or len(raw_key) != 13 or raw_key[:1] != b"L":
+        return 0
+    return int.from_bytes(raw_key[5:], "big")
 
 
 class NodeConnection(asyncio.Protocol):
@@ -374,28 +528,68 @@ def configure_logging() -> None:
     )
 
 
-async def serve(data_dir: Path, name: str) -> None:
+def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: float) -> float:
+    """A node setting: command line, else environment, else cluster.json, else default."""
+    if cli is not None:
+        return cli
+    if os.environ.get(env):
+        return float(os.environ[env])
+    return float(raw_conf.get(field, default))
+
+
+def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> StorageNode:
+    """Open the node's store; one RocksDB cannot even open (or replay) is moved aside
+    and the node starts empty (gossip refills it from its peers)."""
+    try:
+        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+    except Exception as e:  # noqa: BLE001 -- only damage is expected here
+        if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
+            raise
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
+        log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
+        os.replace(path, aside)
+        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+
+
+async def serve(
+    data_dir: Path, name: str, retention: float | None = None, scrub_interval: float | None = None
+) -> None:
+    import json
+
     from server.config import ClusterConf  # config is read only by the process entry point
-    from storage.client import NodeClient
+    from storage.gc import retention_loop
     from storage.gossip import gossip_loop
+    from storage.membership import PeerSet
+    from storage.scrub import scrub_loop
 
     conf = ClusterConf.load(data_dir)
+    raw_conf = json.loads((data_dir / "cluster.json").read_text())
     me = conf.storage_node(name)
     structlog.contextvars.bind_contextvars(node=name)
-    store = Store(data_dir / "storage" / name / "db")
-    node = StorageNode(name, me.az, conf.protection_groups, store)
-    peers = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes if s.name != name]
+    retention = _setting(retention, "BOREALIS_RETENTION_SECONDS", raw_conf, "retention_seconds", 3600.0)
+    scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 300.0)
+    gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
+    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
+    peer_set = PeerSet(data_dir, name)
+    peers = peer_set.peers
+    node.peers = peers
     tasks: set[asyncio.Task] = set()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: NodeConnection(node, tasks), conf.host, me.listen_port or me.port, reuse_address=True)
     background = [
         loop.create_task(node.materializer()),
         loop.create_task(gossip_loop(node, peers)),
+        loop.create_task(scrub_loop(node, scrub_interval)),
+        loop.create_task(retention_loop(node, gc_interval)),
+        loop.create_task(peer_set.watch()),
     ]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("node_listening", host=conf.host, port=me.port, az=me.az, pgs=conf.protection_groups)
+    log.info(
+        "node_listening", host=conf.host, port=me.port, az=me.az, pgs=conf.protection_groups,
+        retention_seconds=retention, scrub_interval=scrub_interval, gc_interval=gc_interval,
+    )
     await stop.wait()
     log.info("node_stopping")
     server.close()
@@ -408,7 +602,7 @@ async def serve(data_dir: Path, name: str) -> None:
     for p in peers:
         p.close()
     node.flusher.close()
-    store.close()
+    node.store.close()
     log.info("node_stopped")
 
 
@@ -416,13 +610,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="storage.node", description="Borealis storage node")
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--retention-seconds", type=float, default=None,
+                    help="keep versions readable this far back (default: cluster.json retention_seconds, 3600)")
+    ap.add_argument("--scrub-interval", type=float, default=None, help="seconds between scrub passes (default 300)")
     args = ap.parse_args(argv)
     configure_logging()
     # A busy loop can delay the fsync thread's wake-up by the switch interval (5 ms default).
     sys.setswitchinterval(0.001)
     import uvloop
 
-    uvloop.run(serve(args.data_dir, args.name))
+    uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
 
 
 if __name__ == "__main__":

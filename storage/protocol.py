@@ -12,7 +12,15 @@ Requests                                    Replies
   SetEpoch(req, epoch)                        Ok(req)
   Truncate(req, epoch, after_lsn, upto_lsn)   Ok(req)
   FetchLog(req, pg, after_lsn, limit)         LogBatch(req, records)
+  Scrub(req)                                  ScrubResult(req, ...)      -- verify + repair now
+  Gc(req)                                     GcResult(req, ...)         -- collect now
+  CopyVersions(req, pg, begin, end, limit)    VersionBatch(req, entries, more)
   any                                         Error(req, code, message)
+
+Error codes a reader must expect besides ``not_complete``: ``corrupt`` (stored bytes of
+this segment failed a checksum: ask another segment; the node repairs itself from its
+peers) and ``too_old`` (the read point, or FetchLog's after_lsn, is below the node's GC
+floor for the PG: versions/records needed for it were garbage-collected).
 
 ``scl`` maps PG -> segment complete LSN.  ``vdl`` on Append is the writer's current VDL,
 a hint storage may use to materialise records (it never materialises above it).
@@ -81,6 +89,29 @@ class FetchLog(msgspec.Struct, tag=True):
     limit: int = 5_000
 
 
+class Scrub(msgspec.Struct, tag=True):
+    """Verify every record and version of the node now and repair what fails."""
+
+    req: int
+
+
+class Gc(msgspec.Struct, tag=True):
+    """Garbage-collect below the retention window now."""
+
+    req: int
+
+
+class CopyVersions(msgspec.Struct, tag=True):
+    """Raw stored version entries (``storage.store`` layout, checksum included) with
+    begin <= raw key < end, in key order: bulk copy and repair of versions between peers."""
+
+    req: int
+    pg: int
+    begin: bytes
+    end: bytes
+    limit: int = 5_000
+
+
 class AppendAck(msgspec.Struct, tag=True):
     req: int
     scl: dict[int, int]
@@ -109,6 +140,9 @@ class NodeState(msgspec.Struct, tag=True):
     vdl_hint: int  # highest VDL a writer has told this node
     materialized: int  # records up to this LSN are materialised into versions
     truncations: list[tuple[int, int, int]]  # (epoch, after_lsn, upto_lsn)
+    gc_floor: dict[int, int] = {}  # PG -> reads below it are too_old (see storage.node)
+    log_floor: dict[int, int] = {}  # PG -> FetchLog with after_lsn below it is too_old
+    corrupt: int = 0  # damaged entries found and not yet repaired
 
 
 class Ok(msgspec.Struct, tag=True):
@@ -120,14 +154,37 @@ class LogBatch(msgspec.Struct, tag=True):
     records: list[LogRecord]
 
 
+class ScrubResult(msgspec.Struct, tag=True):
+    req: int
+    records: int  # log records verified
+    versions: int  # version entries verified
+    corrupt: int  # damaged entries found
+    repaired: int  # of those, repaired (from the local log or from peers)
+    rebuilt: bool = False  # RocksDB refused to read: the whole store was rebuilt from peers
+
+
+class GcResult(msgspec.Struct, tag=True):
+    req: int
+    window_lsn: int  # every read at an LSN >= this stays possible
+    gc_floor: dict[int, int]
+    versions_removed: int
+    records_removed: int
+
+
+class VersionBatch(msgspec.Struct, tag=True):
+    req: int
+    entries: list[tuple[bytes, bytes]]
+    more: bool
+
+
 class Error(msgspec.Struct, tag=True):
     req: int
     code: str
     message: str
 
 
-Request = Union[Append, Read, Scan, GetState, SetEpoch, Truncate, FetchLog]
-Reply = Union[AppendAck, ReadResult, ScanResult, NodeState, Ok, LogBatch, Error]
+Request = Union[Append, Read, Scan, GetState, SetEpoch, Truncate, FetchLog, Scrub, Gc, CopyVersions]
+Reply = Union[AppendAck, ReadResult, ScanResult, NodeState, Ok, LogBatch, Error, ScrubResult, GcResult, VersionBatch]
 
 REQUESTS = Codec(Request)
 REPLIES = Codec(Reply)

@@ -193,7 +193,8 @@ class Batch:
 
 class Store:
     def __init__(self, path: str | Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         self.db = Rdict(str(path), options=opts)
@@ -215,6 +216,14 @@ class Store:
         try:
             self.db.flush()  # memtable -> SST: the next open replays no WAL
         except Exception:  # noqa: BLE001 -- a damaged db still closes
+            pass
+        self.db.close()
+
+    def close_damaged(self) -> None:
+        """Close without flushing the memtable (the files may be unreadable)."""
+        try:
+            self.db.flush_wal(True)
+        except Exception:  # noqa: BLE001
             pass
         self.db.close()
 

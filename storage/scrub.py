@@ -1,0 +1,262 @@
+"""The scrubber: verify every stored log record and version of a node, repair damage.
+
+A pass (:func:`scrub`) walks the node's RocksDB in key order:
+
+* ``L`` entries (log records) must decode and pass ``LogRecord.valid`` under the key they
+  are stored at.  A damaged record at (pg, lsn) is replaced by the same record fetched from
+  a peer (``FetchLog(pg, after_lsn=lsn-1, limit=1)``).  If no peer has it, it is deleted
+  and the PG's SCL is rebuilt below it: the node then answers ``not_complete`` for reads
+  above, and gossip brings the record back later.  The materialised point of the PG goes
+  back below the record so its version is re-materialised.
+* ``V`` entries (versions) must pass their crc (``storage.store.decode_version``).  A
+  damaged version at (pg, key, lsn) is rebuilt from the local log record at ``lsn`` when
+  it is held and valid; otherwise the gap between its two healthy neighbours is copied from
+  a peer that has materialised at least as far (``CopyVersions``) and the damaged entry is
+  dropped.
+
+If RocksDB itself refuses to read (its block checksums failed), the walk cannot go on:
+the node *rebuilds* -- the damaged database is moved aside (``db.corrupt-<time>``), an
+empty one is opened with the epoch, truncations, VDL hint and retention history kept, and
+gossip copies every segment back from the peers (FetchLog, or ``CopyVersions`` bulk copy
+below a peer's GC floor).  Until then the node answers ``not_complete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from storage import protocol as P
+from storage.client import NodeError, NodeUnavailable
+from storage.records import DELETE, PUT
+from storage.segment import Verdict
+from storage.store import (
+    Batch,
+    CorruptData,
+    Store,
+    check_record,
+    decode_version,
+    log_key,
+    parse_version_key,
+    pg_log_range,
+    pg_version_range,
+    version_key,
+)
+
+if TYPE_CHECKING:
+    from storage.node import StorageNode
+
+log = structlog.get_logger("storage.scrub")
+
+YIELD_EVERY = 2_000
+PEER_TIMEOUT = 3.0
+_PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
+
+
+class _Pass:
+    def __init__(self) -> None:
+        self.records = 0
+        self.versions = 0
+        self.bad_log: list[tuple[int, int, bytes]] = []  # (pg, lsn, raw key)
+        self.bad_versions: list[tuple[int, bytes, bytes, bytes]] = []  # (pg, raw key, gap begin, gap end)
+
+
+async def _walk(node: "StorageNode") -> _Pass:
+    st = _Pass()
+    store = node.store
+    n = 0
+    for pg in range(node.n_pgs):
+        lo, hi = pg_log_range(pg)
+        for k, v in store.iter_raw(lo, hi):
+            st.records += 1
+            try:
+                check_record(k, v)
+            except CorruptData:
+                st.bad_log.append((pg, int.from_bytes(k[5:13], "big") if len(k) == 13 else 0, k))
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        lo, hi = pg_version_range(pg)
+        prev_good = lo
+        pending: list[bytes] = []  # damaged keys waiting for their next healthy neighbour
+        for k, v in store.iter_raw(lo, hi):
+            st.versions += 1
+            try:
+                if len(k) < 15:
+                    raise CorruptData("version key too short", k)
+                decode_version(k, v)
+            except CorruptData:
+                pending.append(k)
+            else:
+                for bad in pending:
+                    st.bad_versions.append((pg, bad, prev_good + b"\x00", k))
+                pending = []
+                prev_good = k
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        for bad in pending:
+            st.bad_versions.append((pg, bad, prev_good + b"\x00", hi))
+    return st
+
+
+async def _fetch_record(node: "StorageNode", pg: int, lsn: int) -> Any:
+    for peer in node.peers:
+        try:
+            batch = await asyncio.wait_for(
+                peer.call(P.FetchLog, timeout=PEER_TIMEOUT, pg=pg, after_lsn=lsn - 1, limit=1), PEER_TIMEOUT
+            )
+        except _PEER_ERRORS:
+            continue
+        for rec in batch.records:
+            if rec.lsn == lsn and rec.pg == pg and rec.valid():
+                return rec
+    return None
+
+
+async def _repair_log(node: "StorageNode", pg: int, lsn: int, raw_key: bytes) -> bool:
+    rec = await _fetch_record(node, pg, lsn) if lsn else None
+    batch = Batch()
+    if rec is not None:
+        batch.put_log(rec)
+        if rec.lsn <= node.mat[pg] and rec.kind in (PUT, DELETE):
+            batch.put_version(pg, rec.key, rec.lsn, rec.value if rec.kind == PUT else None)
+        node.store.write(batch)
+        if node.seg.admit(rec) is Verdict.NEW:  # skipped as damaged when the SCL was built
+            node.seg.add(rec)
+        return True
+    # Nobody could give it back now: make it a hole that gossip fills later.
+    batch.delete_raw(raw_key)
+    node.store.write(batch)
+    if lsn:
+        rebuild_pg_below(node, pg, lsn)
+    return False
+
+
+def rebuild_pg_below(node: "StorageNode", pg: int, lsn: int) -> None:
+    """Recompute the PG's SCL from a complete point below ``lsn`` and move its
+    materialised point back there (versions above are re-derived, idempotently)."""
+    st = node.seg.pgs[pg]
+    base = max(node.gc_floor[pg], node.store.last_log_lsn(pg, min(lsn - 1, st.scl)))
+    node.seg.rebuild_pg(pg, base, node.store.iter_log(pg, base, on_corrupt=lambda e: None))
+    node.durable_scl[pg] = min(node.durable_scl[pg], node.seg.pgs[pg].scl)
+    batch = Batch()
+    node.checkpoint_scl(batch)
+    if node.mat[pg] > base:
+        node.mat[pg] = base
+        batch.put_materialized(pg, base)
+    node.store.write(batch)
+    log.warning("scl_rebuilt_below_damage", pg=pg, lsn=lsn, scl=node.seg.pgs[pg].scl)
+
+
+async def _repair_version(node: "StorageNode", pg: int, raw_key: bytes, begin: bytes, end: bytes) -> bool:
+    store = node.store
+    lsn = 0
+    if len(raw_key) >= 15:
+        _, _, lsn = parse_version_key(raw_key)
+        raw = store.get_raw(log_key(pg, lsn)) if 0 < lsn < 2**63 else None
+        if raw is not None:
+            try:
+                rec = check_record(log_key(pg, lsn), raw)
+            except CorruptData:
+                rec = None
+            if rec is not None and rec.kind in (PUT, DELETE):
+                batch = Batch()
+                if version_key(pg, rec.key, lsn) != raw_key:
+                    batch.delete_raw(raw_key)
+                batch.put_version(pg, rec.key, lsn, rec.value if rec.kind == PUT else None)
+                store.write(batch)
+                return True
+    # Below the log's GC floor: copy the gap between the healthy neighbours from a peer
+    # that has materialised at least as far as we have.
+    for peer in node.peers:
+        try:
+            pst = await asyncio.wait_for(peer.state(timeout=PEER_TIMEOUT), PEER_TIMEOUT)
+            if pst.materialized < min(node.mat[pg], max(lsn, 1)):
+                continue
+            got = await asyncio.wait_for(
+                peer.call(P.CopyVersions, timeout=PEER_TIMEOUT, pg=pg, begin=begin, end=end, limit=10_000),
+                PEER_TIMEOUT,
+            )
+        except _PEER_ERRORS:
+            continue
+        batch = Batch()
+        keys = set()
+        for k, v in got.entries:
+            try:
+                decode_version(k, v)
+            except CorruptData:
+                continue
+            if begin <= k < end:
+                batch.put_raw(k, v)
+                keys.add(k)
+        if raw_key not in keys:
+            batch.delete_raw(raw_key)
+        store.write(batch)
+        return True
+    return False
+
+
+async def rebuild(node: "StorageNode") -> None:
+    """Replace an unreadable database by an empty one; gossip refills it from peers."""
+    await node.flusher.drain()
+    old = node.store
+    path = old.path
+    keep = (old.get_meta_int(b"epoch"), old.get_truncations(), node.vdl_hint, list(node.history))
+    old.close_damaged()
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
+    os.replace(path, aside)
+    store = Store(path)
+    batch = Batch()
+    batch.put_meta_int(b"epoch", max(keep[0], node.seg.epoch))
+    batch.put_truncations(list(node.seg.truncations) or keep[1])
+    batch.put_meta_int(b"vdl", keep[2])
+    batch.put_history(keep[3])
+    store.write(batch)
+    store.flush_wal()
+    node.open_state(store)
+    log.error("store_rebuilt_from_peers", moved_aside=str(aside))
+
+
+async def scrub(node: "StorageNode", req: int = 0) -> P.ScrubResult:
+    """One verification pass plus repair; the reply counts what it found and fixed."""
+    try:
+        st = await _walk(node)
+    except CorruptData as e:
+        log.error("rocksdb_corruption", error=str(e))
+        await rebuild(node)
+        node.corrupt_seen = 0
+        return P.ScrubResult(req=req, records=0, versions=0, corrupt=1, repaired=0, rebuilt=True)
+    repaired = 0
+    for pg, lsn, k in st.bad_log:
+        repaired += await _repair_log(node, pg, lsn, k)
+    for pg, k, begin, end in st.bad_versions:
+        repaired += await _repair_version(node, pg, k, begin, end)
+    corrupt = len(st.bad_log) + len(st.bad_versions)
+    if corrupt:
+        await node.flusher.sync()
+        node._mat_wakeup.set()
+        log.warning("scrub_repaired", corrupt=corrupt, repaired=repaired, records=st.records, versions=st.versions)
+    node.corrupt_seen = 0
+    return P.ScrubResult(req=req, records=st.records, versions=st.versions, corrupt=corrupt, repaired=repaired)
+
+
+async def scrub_loop(node: "StorageNode", interval: float) -> None:
+    """A pass every ``interval`` seconds, and at once when a read met damage."""
+    while True:
+        try:
+            await asyncio.wait_for(node._repair_wakeup.wait(), interval)
+            await asyncio.sleep(0.05)  # let a burst of damaged reads coalesce
+        except asyncio.TimeoutError:
+            pass
+        node._repair_wakeup.clear()
+        try:
+            await scrub(node)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 -- the scrubber must never take the node down
+            log.exception("scrub_failed")
