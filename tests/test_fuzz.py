@@ -103,6 +103,8 @@ def target(cluster):
     side.close()
     with psycopg.connect(cluster.instance_dsn(writer.name)) as c:  # new sessions still work
         assert c.execute(f"select count(*) from {table}").fetchone() == (2,)
+        c.execute(f"drop table {table}")
+        c.commit()
     assert cluster.launcher.pid(writer.name) == pid, "the writer process was restarted"
 
 

@@ -51,11 +51,13 @@ def test_cancel_lock_wait_through_writer_endpoint_with_tls(cluster):
         time.sleep(0.2)
         assert waiter.execute("select 2").fetchone() == (2,)
         waiter.close()
+        holder.execute("rollback")
+        assert holder.execute(f"select v from {name}").fetchone() == (1,)
+        holder.execute("begin")
     finally:
         holder.execute("rollback")
+        holder.execute(f"drop table {name}")
         holder.close()
-    with psycopg.connect(cluster.writer_dsn) as c:
-        assert c.execute(f"select v from {name}").fetchone() == (1,)
 
 
 def test_cancel_request_sent_to_reader_endpoint_reaches_writer_session(cluster):
@@ -90,4 +92,5 @@ def test_cancel_request_sent_to_reader_endpoint_reaches_writer_session(cluster):
         c.close()
     finally:
         holder.execute("rollback")
+        holder.execute(f"drop table {name}")
         holder.close()
