@@ -59,6 +59,8 @@ from typing import Any
 import structlog
 import uvloop
 
+from server.handoff import handoff_enabled, send_socket, socket_path
+
 from endpoints.pgwire import CANCEL_REQUEST, Refusal
 from endpoints.routing import Router
 from engine.errors import SqlError
@@ -70,6 +72,7 @@ TICK = 0.2
 REFUSAL_TIMEOUT = 5.0
 STATE_FILE = "endpoints.state.json"
 
+HANDOFF_WAIT = 5.0  # how long to wait for a client's first packet before relaying
 log = structlog.get_logger("endpoints")
 
 
@@ -138,6 +141,8 @@ class ClientSide(_Side):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.early = bytearray()  # what the client sends before a backend is attached
+        self.got_data = asyncio.get_running_loop().create_future()
+        self.handed_off = False
         self.proxy.spawn(self.proxy.attach(self))
 
     def data_received(self, data: bytes) -> None:
@@ -158,6 +163,8 @@ class ClientSide(_Side):
             return
         if self.peer is None:
             self.early += data
+            if not self.got_data.done():
+                self.got_data.set_result(None)  # all bytes read so far travel with a hand-off
             return
         super().data_received(data)
 
@@ -194,6 +201,8 @@ class Proxy:
         self._bind_failed: set[tuple[str, int]] = set()
         self._last_state: str = ""
         self._tasks: set[asyncio.Task] = set()  # strong refs: the loop keeps only weak ones
+        self.handoff = handoff_enabled()  # pass sockets to local instances instead of relaying
+        self.handed_off: dict[str, int] = {}
         self.reload()
 
     def spawn(self, coro: Any) -> None:
@@ -242,12 +251,50 @@ class Proxy:
         return next((e for e in self.router.conf.endpoints if e.name == name), None)
 
     # --- connections -----------------------------------------------------------------
+    def _can_hand_off(self, ep: EndpointConf | None, candidates: list) -> bool:
+        """Hand-off suits endpoints that need no live connection counts, and only instances
+        that listen for hand-offs (same host); otherwise the proxy relays."""
+        if ep is None or getattr(ep, "policy", "") == "least_connections":
+            return False
+        path = socket_path(self.data_dir, candidates[0].name)
+        return path is not None and path.exists()
+
+    def try_handoff(self, client: ClientSide, candidates: list) -> bool:
+        """Pass the client socket to the first local candidate that takes it (server.handoff)."""
+        sock = client.transport.get_extra_info("socket") if client.transport is not None else None
+        if sock is None:
+            return False
+        for inst in candidates:
+            path = socket_path(self.data_dir, inst.name)
+            if path is None or not path.exists():
+                continue
+            try:
+                send_socket(path, sock, bytes(client.early))
+            except OSError as e:
+                log.info("handoff_failed", instance=inst.name, error=str(e))
+                continue
+            client.handed_off = True
+            client.early = bytearray()
+            self.handed_off[inst.name] = self.handed_off.get(inst.name, 0) + 1
+            client.transport.abort()  # the instance holds the socket now; no FIN, no RST
+            return True
+        return False
+
     async def attach(self, client: ClientSide) -> None:
         self.reload()
         ep = self.endpoint(client.endpoint)
         candidates = self.router.candidates(ep, self.connections) if ep is not None else []
         client.kind = ep.kind if ep is not None else ""
         loop = asyncio.get_running_loop()
+        if self.handoff and candidates and self._can_hand_off(ep, candidates):
+            try:
+                await asyncio.wait_for(asyncio.shield(client.got_data), HANDOFF_WAIT)
+            except asyncio.TimeoutError:
+                pass
+            if client.closed or client.refusal is not None or client.transport is None or client.transport.is_closing():
+                return
+            if client.got_data.done() and self.try_handoff(client, candidates):
+                return
         for inst in candidates:
             if client.closed:
                 return

@@ -299,15 +299,32 @@ class WriterVolume(_Volume):
         self._schedule_flush()
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((lsn, fut))
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), self.commit_timeout)
-        except asyncio.TimeoutError:
-            raise StorageUnavailable(
-                "could not reach a write quorum of storage nodes: the commit was not acknowledged",
-                detail=f"commit LSN {lsn} is not durable on 4 of 6 segments after {self.commit_timeout:.0f} s; "
-                "the transaction may still become durable when storage recovers",
-            ) from None
+        await self._await_durable(lsn, fut)
         return lsn
+
+    async def _await_durable(self, lsn: int, fut: asyncio.Future) -> None:
+        """Wait for VDL >= lsn.  Fails only when the volume makes no progress at all for
+        ``commit_timeout`` seconds (no write quorum), never because a big commit is slow."""
+        tracker = self.tracker
+        assert tracker is not None
+        loop = asyncio.get_running_loop()
+        last_vcl = tracker.vcl
+        stalled_since = loop.time()
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), min(1.0, max(self.commit_timeout, 0.01)))
+                return
+            except asyncio.TimeoutError:
+                pass
+            now = loop.time()
+            if tracker.vcl != last_vcl:
+                last_vcl, stalled_since = tracker.vcl, now
+            elif now - stalled_since >= self.commit_timeout:
+                raise StorageUnavailable(
+                    "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                    detail=f"commit LSN {lsn} is not durable on 4 of 6 segments and the volume made no progress "
+                    f"for {self.commit_timeout:.0f} s; the transaction may still become durable when storage recovers",
+                ) from None
 
     async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
         """A commit too big to build without stalling the event loop (bulk COPY): LSNs,
@@ -367,13 +384,7 @@ class WriterVolume(_Volume):
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((commit_lsn, fut))
         self._commit_waiters.sort(key=lambda w: w[0])  # a smaller commit may have queued meanwhile
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), self.commit_timeout)
-        except asyncio.TimeoutError:
-            raise StorageUnavailable(
-                "could not reach a write quorum of storage nodes: the commit was not acknowledged",
-                detail=f"commit LSN {commit_lsn} is not durable on 4 of 6 segments after {self.commit_timeout:.0f} s",
-            ) from None
+        await self._await_durable(commit_lsn, fut)
         return commit_lsn
 
     def _schedule_flush(self) -> None:
