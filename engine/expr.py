@@ -128,6 +128,11 @@ def output_name(node: exp.Expression) -> str:
         return "array"
     if isinstance(node, (exp.Window, exp.Filter)):
         return output_name(node.this)
+    if isinstance(node, exp.Pad):
+        return "lpad" if node.args.get("is_left") else "rpad"
+    if isinstance(node, exp.Trim):
+        pos = str(node.args.get("position") or "").upper()
+        return "ltrim" if pos == "LEADING" else "rtrim" if pos == "TRAILING" else "btrim"
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Case):
@@ -163,6 +168,12 @@ _FUNC_OUTPUT_NAMES = {
     "ArrayPrepend": "array_prepend", "ArrayRemove": "array_remove", "Explode": "unnest",
     "ExplodingGenerateSeries": "generate_series", "Unnest": "unnest", "RowNumber": "row_number",
     "StddevSamp": "stddev_samp", "StddevPop": "stddev_pop", "VariancePop": "var_pop",
+    "Hex": "to_hex", "RegexpLike": "?column?", "RegexpILike": "?column?", "TimestampTrunc": "date_trunc",
+    "JSONExtract": "?column?", "JSONExtractScalar": "?column?", "JSONBExtract": "?column?",
+    "JSONBExtractScalar": "?column?", "ArrayContainsAll": "?column?", "ArrayContainedBy": "?column?",
+    "JSONBContainsTopKey": "?column?", "JSONBContainsAnyTopKeys": "?column?", "JSONBContainsAllTopKeys": "?column?",
+    "AtTimeZone": "timezone", "StrToDate": "to_date", "UnixToTime": "to_timestamp", "JustifyDays": "justify_days",
+    "JustifyHours": "justify_hours", "JustifyInterval": "justify_interval", "MakeInterval": "make_interval",
     "JSONArrayAgg": "json_agg", "JSONObjectAgg": "json_object_agg", "BitwiseAndAgg": "bit_and",
     "BitwiseOrAgg": "bit_or", "Rank": "rank", "DenseRank": "dense_rank", "PercentRank": "percent_rank",
     "CumeDist": "cume_dist", "Ntile": "ntile", "Lag": "lag", "Lead": "lead", "FirstValue": "first_value",
@@ -639,6 +650,8 @@ class Compiler:
         a = self.compile(node.this)
         f = a.fn
         rhs = node.expression
+        if node.args.get("negate"):  # sqlglot's form of IS NOT inside some argument lists
+            return self.compile(exp.Not(this=exp.Is(this=node.this, expression=rhs)))
         if isinstance(rhs, exp.Null):
             return CExpr(lambda r, c: f(r, c) is None, T.BOOL)
         if isinstance(rhs, exp.Boolean):
@@ -864,6 +877,22 @@ class Compiler:
         from engine.arrays import compile_bracket
 
         return compile_bracket(self, node)
+
+    def c_Lambda(self, node: exp.Lambda) -> CExpr:
+        # sqlglot reads ``col -> 'key'`` inside function arguments as a lambda
+        params = node.expressions
+        if len(params) == 1 and isinstance(params[0], exp.Identifier):
+            col = exp.column(params[0].name)
+            body = node.this.copy()
+            chain = (exp.JSONExtract, exp.JSONExtractScalar)
+            if isinstance(body, chain):  # d -> 0 -> 'x': graft "d ->" under the innermost step
+                inner = body
+                while isinstance(inner.this, chain):
+                    inner = inner.this
+                inner.set("this", exp.JSONExtract(this=col, expression=inner.this))
+                return self.compile(body)
+            return self.compile(exp.JSONExtract(this=col, expression=body))
+        raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
 
     def c_Array(self, node: exp.Array) -> CExpr:
         from engine.arrays import compile_array

@@ -132,6 +132,10 @@ def _floor_ceil(fn: Callable[[Any], Any]) -> Callable[[Compiler, exp.Expression]
 def _substring(cp: Compiler, node: exp.Expression) -> CExpr:
     s = _text_args(cp, [node.this])[0]
     start = node.args.get("start")
+    if start is not None and node.args.get("length") is None and cp.compile(start).type in T.STRINGS:
+        from engine.functions_text import _substring_regex  # substring(x FROM pattern)
+
+        return _substring_regex(cp, node)
     length = node.args.get("length")
     fs = s.fn
     fst = cp.coerce(cp.compile(start), T.INT4).fn if start is not None else (lambda r, c: 1)
@@ -378,8 +382,13 @@ def _register_catalog_functions() -> None:
 
     _HANDLERS.update(HANDLERS)
     from engine.arrays import HANDLERS as ARRAY_HANDLERS
+    from engine.functions_text import HANDLERS as TEXT_HANDLERS
 
     _HANDLERS.update(ARRAY_HANDLERS)
+    _HANDLERS.update(TEXT_HANDLERS)
+    from engine.functions_json import HANDLERS as JSON_HANDLERS
+
+    _HANDLERS.update(JSON_HANDLERS)
 
 
 _register_catalog_functions()

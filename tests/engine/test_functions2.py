@@ -1,0 +1,61 @@
+"""Regex, string, math and json functions/operators."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.engine.conftest import new_db, one, run
+
+
+def test_regex_and_strings(arun):
+    async def body():
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        r = await one(s, "select 'abc' ~ 'b', 'abc' ~* 'B', 'abc' !~ 'b', regexp_replace('aXbX', 'x', 'y', 'gi'), "
+                         "substring('foobar' from 'o(b.)'), split_part('a,b,c', ',', 2), concat_ws('-', 'a', null, 'b'), "
+                         "format('%s=%L %I', 'x', 'it''s', 'A b'), lpad('5', 3, '0'), rpad('ab', 4), repeat('ab', 2), "
+                         "initcap('hello wORLD'), translate('abc', 'ab', 'x'), ascii('A'), chr(66), btrim('xxaxx', 'x'), "
+                         "starts_with('abc', 'ab'), to_hex(255)")
+        assert r.rows == [(True, True, False, "ayby", "ba", "b", "a-b", "x='it''s' \"A b\"", "005", "ab  ", "abab",
+                           "Hello World", "xc", 65, "B", "a", True, "ff")]
+        assert [c.name for c in r.columns][8:10] == ["lpad", "rpad"]
+        r = await one(s, "select * from regexp_split_to_table('a b  c', '\\s+')")
+        assert r.rows == [("a",), ("b",), ("c",)]
+        r = await one(s, "select f('k', 1 is not null)" .replace("f(", "json_build_object("))
+        assert r.rows == [({"k": True},)]
+
+    arun(body())
+
+
+def test_math(arun):
+    async def body():
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        r = await one(s, "select trunc(1.57), trunc(1.234, 2), power(2,3), cbrt(27), log(100), sign(-2), div(7,2), "
+                         "gcd(12,18), lcm(4,6), width_bucket(5, 0, 10, 5), floor(-1.5), ceil(1.2)")
+        assert r.rows == [(Decimal(1), Decimal("1.23"), 8.0, 3.0, Decimal("2.0000000000000000"), Decimal(-1),
+                           Decimal(3), 6, 12, 3, Decimal(-2), Decimal(2))]
+
+    arun(body())
+
+
+def test_json(arun):
+    async def body():
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        await run(s, "create table j (id int primary key, d jsonb)")
+        await run(s, """insert into j values (1, '{"a": {"b": [1,2,3]}, "n": 5, "s": "x", "l": [{"x": 1}]}'), (2, '{"n": 7}')""")
+        r = await one(s, "select d->'a', d->>'n', d #> '{a,b}', d #>> '{a,b,1}', d->'a'->'b'->0, d @> '{\"n\":5}', "
+                         "d ? 's', d ?| array['s','q'], d ?& array['s','q'] from j order by id")
+        assert r.rows[0] == ({"b": [1, 2, 3]}, "5", [1, 2, 3], "2", 1, True, True, True, False)
+        assert r.rows[1] == (None, "7", None, None, None, False, False, False, False)
+        r = await one(s, "select jsonb_build_object('b', 1, 'a', 'x'), jsonb_typeof(d->'a'), jsonb_array_length(d#>'{a,b}'), "
+                         "jsonb_set(d, '{n}', '9')->'n', d -> 'l' -> 0 -> 'x' from j where id = 1")
+        assert r.rows == [({"a": "x", "b": 1}, "object", 3, 9, 1)]
+        assert list(r.rows[0][0]) == ["a", "b"]
+        r = await one(s, "select key, value from jsonb_each((select d from j where id = 2))")
+        assert r.rows == [("n", 7)]
+        r = await one(s, "select jsonb_agg(id order by id desc), json_object_agg(id, d->'n') from j")
+        assert r.rows == [([2, 1], {"1": 5, "2": 7})]
+
+    arun(body())
