@@ -496,7 +496,11 @@ class Planner:
     def _plan_group(self, op: Op, scope: Scope, sel: exp.Select, items: list[exp.Expression],
                     group: exp.Group | None) -> tuple[Op, Compiler]:
         gexprs: list[exp.Expression] = []
-        for g in (group.expressions if group else []):
+        raw = list(group.expressions) if group else []
+        sets_nodes = None
+        if any(isinstance(g, (exp.GroupingSets, exp.Rollup, exp.Cube)) for g in raw):
+            raw, sets_nodes = _expand_grouping_sets(raw)
+        for g in raw:
             if isinstance(g, exp.Literal) and not g.is_string:
                 g = items[int(g.this) - 1]
                 g = g.this if isinstance(g, exp.Alias) else g
@@ -510,7 +514,26 @@ class Planner:
         nk = len(keyc)
         aggs: list[tuple[exp.Expression, AggSpec]] = []
 
+        masks: list[int] | None = None
+        key_sets: list[list[int]] | None = None
+        if sets_nodes is not None:
+            key_sets = [[_find_expr(gexprs, e) for e in st] for st in sets_nodes]
+            masks = [sum(1 << (nk - 1 - i) for i in range(nk) if i not in ks) for ks in key_sets]
+
         def hook(node: exp.Expression) -> CExpr | None:
+            if isinstance(node, exp.Grouping):
+                idx = [_find_expr(gexprs, a) for a in node.expressions]
+                if any(i is None for i in idx):
+                    raise errors.SqlError("arguments to GROUPING must be grouping expressions of the associated query level",
+                                          sqlstate="42803")
+                bits = [(nk - 1 - i) for i in idx]
+                n = len(bits)
+
+                def run_g(r: Any, c: Any) -> Any:
+                    m = r[-1] if masks is not None else 0
+                    return sum(((m >> b) & 1) << (n - 1 - j) for j, b in enumerate(bits))
+
+                return CExpr(run_g, T.INT4)
             if is_aggregate(node):
                 for i, (a, spec) in enumerate(aggs):
                     if a == node:
@@ -531,6 +554,8 @@ class Planner:
             return None
 
         agg_op = _LazyAggregate(op, [k.fn for k in keyc], aggs)
+        if key_sets is not None:
+            agg_op.grouping_sets = (key_sets, masks)
         return agg_op, Compiler(self.env, scope, hook)
 
     def _agg_spec(self, node: exp.Expression, cp: Compiler) -> AggSpec:
@@ -673,7 +698,13 @@ def _refers_to(node: exp.Expression, name: str) -> bool:
 
 
 class _LazyAggregate(Aggregate):
-    """An Aggregate whose spec list is filled while the select list compiles."""
+    """An Aggregate whose spec list is filled while the select list compiles.
+
+    With GROUPING SETS / ROLLUP / CUBE (``grouping_sets`` = (key index lists, masks)) the
+    input is aggregated once per set; keys outside the set are NULL and each output row
+    ends with the set's mask (bit set = key not grouped), read by ``grouping()``."""
+
+    grouping_sets: Any = None
 
     def __init__(self, child: Op, keys: list, aggs: list) -> None:
         super().__init__(child, keys, [])
@@ -681,7 +712,84 @@ class _LazyAggregate(Aggregate):
 
     def rows(self, ctx: Any) -> Any:
         self.aggs = [s for _, s in self._pairs]
-        return super().rows(ctx)
+        if self.grouping_sets is None:
+            return super().rows(ctx)
+        return self._sets_rows(ctx)
+
+    def _sets_rows(self, ctx: Any) -> Any:
+        from engine.aggregates import agg_final, agg_init, agg_step
+
+        key_sets, masks = self.grouping_sets
+        keys, aggs = self.keys, self.aggs
+        nk = len(keys)
+        rows = list(self.child.rows(ctx))
+        for ks, mask in zip(key_sets, masks):
+            groups: dict[tuple, list] = {}
+            for row in rows:
+                full = [None] * nk
+                for i in ks:
+                    full[i] = keys[i](row, ctx)
+                k = tuple(full)
+                sts = groups.get(k)
+                if sts is None:
+                    sts = groups[k] = [agg_init(a) for a in aggs]
+                for a, st in zip(aggs, sts):
+                    agg_step(a, st, row, ctx)
+            if not groups and not ks:
+                groups[(None,) * nk] = [agg_init(a) for a in aggs]
+            for k, sts in groups.items():
+                yield k + tuple(agg_final(a, st) for a, st in zip(aggs, sts)) + (mask,)
+
+
+def _expand_grouping_sets(raw: list[exp.Expression]) -> tuple[list[exp.Expression], list[list[exp.Expression]]]:
+    """GROUP BY items -> (distinct key expressions, grouping sets as lists of expressions);
+    several items combine as a cross product (PostgreSQL semantics)."""
+    import itertools
+
+    def flat(e: exp.Expression) -> list[exp.Expression]:
+        if isinstance(e, exp.Tuple):
+            return list(e.expressions)
+        if isinstance(e, exp.Paren):
+            return flat(e.this)
+        return [e]
+
+    per_item: list[list[list[exp.Expression]]] = []
+    for g in raw:
+        if isinstance(g, exp.Rollup):
+            parts = [flat(x) for x in g.expressions]
+            per_item.append([sum(parts[:i], []) for i in range(len(parts), -1, -1)])
+        elif isinstance(g, exp.Cube):
+            parts = [flat(x) for x in g.expressions]
+            sets = []
+            for n in range(len(parts), -1, -1):
+                for combo in itertools.combinations(range(len(parts)), n):
+                    sets.append(sum((parts[i] for i in combo), []))
+            per_item.append(sets)
+        elif isinstance(g, exp.GroupingSets):
+            sets2: list[list[exp.Expression]] = []
+            for x in g.expressions:
+                if isinstance(x, (exp.Rollup, exp.Cube)):
+                    _, sub = _expand_grouping_sets([x])
+                    sets2.extend(sub)
+                else:
+                    sets2.append(flat(x))
+            per_item.append(sets2)
+        else:
+            per_item.append([[g]])
+    sets_out = [sum(combo, []) for combo in itertools.product(*per_item)]
+    keys: list[exp.Expression] = []
+    for st in sets_out:
+        for e in st:
+            if not any(e == k for k in keys):
+                keys.append(e)
+    return keys, sets_out
+
+
+def _find_expr(keys: list[exp.Expression], e: exp.Expression) -> int | None:
+    for i, k in enumerate(keys):
+        if k == e:
+            return i
+    return None
 
 
 def _group_agg(n: exp.Expression, root: exp.Expression) -> bool:

@@ -50,3 +50,20 @@ def test_aggregate_modifiers(arun):
         assert r.rows == [(1, 2, "10|20"), (2, 1, "5")]
 
     arun(body())
+
+
+def test_grouping_sets(arun):
+    async def body():
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        await run(s, "create table gs (id int primary key, g int, h text, x int)")
+        await run(s, "insert into gs values (1,1,'a',10),(2,1,'b',20),(3,2,'a',5)")
+        r = await one(s, "select g, h, sum(x), grouping(g, h) from gs group by rollup(g, h) order by g nulls last, h nulls last")
+        assert r.rows == [(1, "a", 10, 0), (1, "b", 20, 0), (1, None, 30, 1), (2, "a", 5, 0), (2, None, 5, 1),
+                          (None, None, 35, 3)]
+        r = await one(s, "select g, h, count(*) from gs group by cube(g, h)")
+        assert len(r.rows) == 8
+        r = await one(s, "select g, h, sum(x) from gs group by grouping sets ((g), (h), ()) order by 1, 2")
+        assert r.rows == [(1, None, 30), (2, None, 5), (None, "a", 15), (None, "b", 20), (None, None, 35)]
+
+    arun(body())
