@@ -63,6 +63,7 @@ class _Pass:
         self.versions = 0
         self.bad_log: list[tuple[int, int, bytes]] = []  # (pg, lsn, raw key)
         self.bad_versions: list[tuple[int, bytes, bytes, bytes]] = []  # (pg, raw key, gap begin, gap end)
+        self.lost: list[tuple[int, int]] = []  # (pg, lsn above which the chain to the SCL breaks)
 
 
 async def _walk(node: "StorageNode") -> _Pass:
@@ -71,15 +72,31 @@ async def _walk(node: "StorageNode") -> _Pass:
     n = 0
     for pg in range(node.n_pgs):
         lo, hi = pg_log_range(pg)
+        # The chain: records up to the SCL must link back to the GC floor (or 0) without a
+        # gap -- a record that vanished (RocksDB lost it silently) is damage too.
+        scl, floor = node.seg.pgs[pg].scl, node.gc_floor[pg]
+        expect_prev = None if floor else 0
+        chain_ok = True
         for k, v in store.iter_raw(lo, hi):
             st.records += 1
             try:
-                check_record(k, v)
+                rec = check_record(k, v)
             except CorruptData:
                 st.bad_log.append((pg, int.from_bytes(k[5:13], "big") if len(k) == 13 else 0, k))
+                chain_ok = False  # repaired (or rebuilt) separately
+            else:
+                if chain_ok and floor < rec.lsn <= scl:
+                    if expect_prev is not None and rec.prev_lsn != expect_prev:
+                        st.lost.append((pg, min(rec.lsn, max(expect_prev, floor) + 1)))
+                        chain_ok = False
+                    expect_prev = rec.lsn
+                elif rec.lsn == floor:
+                    expect_prev = rec.lsn
             n += 1
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        if chain_ok and scl > floor and (expect_prev or 0) < scl:
+            st.lost.append((pg, max(expect_prev or 0, floor) + 1))
         lo, hi = pg_version_range(pg)
         prev_good = lo
         pending: list[bytes] = []  # damaged keys waiting for their next healthy neighbour
@@ -236,7 +253,10 @@ async def scrub(node: "StorageNode", req: int = 0) -> P.ScrubResult:
         repaired += await _repair_log(node, pg, lsn, k)
     for pg, k, begin, end in st.bad_versions:
         repaired += await _repair_version(node, pg, k, begin, end)
-    corrupt = len(st.bad_log) + len(st.bad_versions)
+    for pg, lsn in st.lost:
+        # Records below the SCL are missing: go back below them; gossip refetches them.
+        rebuild_pg_below(node, pg, lsn)
+    corrupt = len(st.bad_log) + len(st.bad_versions) + len(st.lost)
     if corrupt:
         await node.flusher.sync()
         node._mat_wakeup.set()
