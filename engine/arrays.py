@@ -39,6 +39,13 @@ def as_array(cp: Compiler, c: CExpr, elem: int | None = None) -> CExpr:
 
 
 def compile_array(cp: Compiler, node: exp.Array) -> CExpr:
+    if len(node.expressions) == 1 and isinstance(node.expressions[0], (exp.Select, exp.Subquery, exp.Union)):
+        q = node.expressions[0]  # ARRAY(subquery): the subquery's single column as an array
+        plan = cp.env.planner.plan_subquery(q.this if isinstance(q, exp.Subquery) else q, cp.scope)
+        if len(plan.columns) != 1:
+            raise errors.SyntaxErr("subquery must return only one column")
+        getrows = _subquery_rows(plan)
+        return CExpr(lambda r, c: [row[0] for row in getrows(r, c)], T.array_of(plan.columns[0].type_oid))
     items = [cp.compile(e) for e in node.expressions]
     if not items:
         return const([], 1009)

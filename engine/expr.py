@@ -172,7 +172,7 @@ _FUNC_OUTPUT_NAMES = {
     "JSONExtract": "?column?", "JSONExtractScalar": "?column?", "JSONBExtract": "?column?",
     "JSONBExtractScalar": "?column?", "ArrayContainsAll": "?column?", "ArrayContainedBy": "?column?",
     "JSONBContainsTopKey": "?column?", "JSONBContainsAnyTopKeys": "?column?", "JSONBContainsAllTopKeys": "?column?",
-    "AtTimeZone": "timezone", "StrToDate": "to_date", "UnixToTime": "to_timestamp", "JustifyDays": "justify_days",
+    "AtTimeZone": "timezone", "TimeToStr": "to_char", "StrToDate": "to_date", "UnixToTime": "to_timestamp", "JustifyDays": "justify_days",
     "JustifyHours": "justify_hours", "JustifyInterval": "justify_interval", "MakeInterval": "make_interval",
     "JSONArrayAgg": "json_agg", "JSONObjectAgg": "json_object_agg", "BitwiseAndAgg": "bit_and",
     "BitwiseOrAgg": "bit_or", "Rank": "rank", "DenseRank": "dense_rank", "PercentRank": "percent_rank",
@@ -877,6 +877,11 @@ class Compiler:
         from engine.arrays import compile_bracket
 
         return compile_bracket(self, node)
+
+    def c_AtTimeZone(self, node: exp.AtTimeZone) -> CExpr:
+        from engine.functions_time import _at_time_zone
+
+        return _at_time_zone(self, node)
 
     def c_Lambda(self, node: exp.Lambda) -> CExpr:
         # sqlglot reads ``col -> 'key'`` inside function arguments as a lambda

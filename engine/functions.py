@@ -389,6 +389,9 @@ def _register_catalog_functions() -> None:
     from engine.functions_json import HANDLERS as JSON_HANDLERS
 
     _HANDLERS.update(JSON_HANDLERS)
+    from engine.functions_time import HANDLERS as TIME_HANDLERS
+
+    _HANDLERS.update(TIME_HANDLERS)
 
 
 _register_catalog_functions()

@@ -59,3 +59,20 @@ def test_json(arun):
         assert r.rows == [([2, 1], {"1": 5, "2": 7})]
 
     arun(body())
+
+
+def test_datetime(arun):
+    async def body():
+        import datetime as dt
+
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        r = await one(s, "select date_trunc('month', '2020-05-17 10:11:12'::timestamp), extract(dow from '2020-05-17'::date), "
+                         "to_char('2020-05-07 13:04:05'::timestamp, 'YYYY-MM-DD HH24:MI:SS Mon FMDD'), "
+                         "to_date('2020-05-17', 'YYYY-MM-DD'), make_date(2020, 2, 29), "
+                         "'2020-01-01 12:00:00+00'::timestamptz at time zone 'America/New_York'")
+        assert r.rows == [(dt.datetime(2020, 5, 1), Decimal(0), "2020-05-07 13:04:05 May 7", dt.date(2020, 5, 17),
+                           dt.date(2020, 2, 29), dt.datetime(2020, 1, 1, 7, 0))]
+        assert r.columns[2].name == "to_char"
+
+    arun(body())
