@@ -198,6 +198,63 @@ def storage_start(name: str, data_dir: Path = DataDir) -> None:
     _one(data_dir, name, ("storage",), start=True)
 
 
+@storage_app.command("replace")
+def storage_replace(
+    name: str,
+    data_dir: Path = DataDir,
+    new: str = typer.Option("", "--new", help="name of the new node (default: the next free sN)"),
+    timeout: float = typer.Option(300.0, help="seconds for the new node to catch up"),
+) -> None:
+    """Re-replicate NAME's segments on a fresh node in the same AZ, then retire NAME.
+
+    Writes continue throughout: while both are listed, the writer needs 4/6 of the old set
+    and 4/6 of the new set (storage.membership, server.quorum)."""
+    import asyncio
+    import os
+    import signal as _signal
+    import time as _time
+
+    from storage.membership import replace
+
+    c = _cluster(data_dir)
+    names = {s.name for s in c.conf.storage_nodes}
+    if name not in names:
+        _fail(f"no storage node named {name!r}")
+    if not new:
+        k = len(names) + 1
+        while f"s{k}" in names:
+            k += 1
+        new = f"s{k}"
+    old_pid = c.pid(name)
+
+    def start(node: str) -> None:
+        c.start([node])
+
+    def stop(node: str) -> None:
+        if old_pid is None:
+            return
+        try:
+            os.kill(old_pid, _signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = _time.monotonic() + 10
+        while _time.monotonic() < deadline:
+            try:
+                os.kill(old_pid, 0)
+            except ProcessLookupError:
+                break
+            _time.sleep(0.1)
+        else:
+            os.kill(old_pid, _signal.SIGKILL)
+        (c.run_dir / f"{node}.pid").unlink(missing_ok=True)
+
+    try:
+        entry = asyncio.run(replace(data_dir, name, new, start=start, stop=stop, timeout=timeout))
+    except (TimeoutError, RuntimeError, KeyError, LaunchError) as e:
+        _fail(str(e))
+    typer.echo(f"replaced {name} by {new} ({entry['az']}, port {entry['port']})")
+
+
 @instance_app.command("stop")
 def instance_stop(name: str, data_dir: Path = DataDir) -> None:
     """Stop one instance (SIGTERM)."""

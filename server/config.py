@@ -62,6 +62,9 @@ class ClusterConf:
     endpoints: list[EndpointConf] = field(default_factory=list)
     password: str | None = None
     version: int = 1
+    # set while a storage node is being replaced: {"old": name, "new": name} (storage.membership)
+    storage_transition: dict | None = None
+    retention_seconds: int | None = None
 
     # --- lookups -------------------------------------------------------------------
     def instance(self, name: str) -> InstanceConf:
@@ -84,7 +87,11 @@ class ClusterConf:
 
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        d = asdict(self)
+        for optional in ("storage_transition", "retention_seconds"):
+            if d.get(optional) is None:
+                d.pop(optional, None)
+        return json.dumps(d, indent=2)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClusterConf":
@@ -96,6 +103,8 @@ class ClusterConf:
             endpoints=[EndpointConf(**e) for e in d.get("endpoints", [])],
             password=d.get("password"),
             version=d.get("version", 1),
+            storage_transition=d.get("storage_transition"),
+            retention_seconds=d.get("retention_seconds"),
         )
 
     @classmethod

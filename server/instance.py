@@ -41,10 +41,10 @@ async def run(data_dir: str, name: str) -> None:
     volume: WriterVolume | ReaderVolume
     admin = AdminServer(name, role, lambda: state())
     if role == "writer":
-        volume = WriterVolume(conf, codec)
+        volume = WriterVolume(conf, codec, data_dir=data_dir)
         volume.publisher = admin
     else:
-        volume = ReaderVolume(conf, codec)
+        volume = ReaderVolume(conf, codec, data_dir=data_dir)
     admin.vdl_fn = volume.snapshot
     admin.tails_fn = lambda: volume.durable_tails
 

@@ -30,6 +30,16 @@ class ConsistencyTracker:
         self.vcl = start_vdl
         self.vdl = start_vdl
         self.last_allocated = start_vdl
+        # Quorum sets: a record is on a write quorum when each set holds it on 4 of its 6.
+        # Normally one set (the six segments); during a membership change (Aurora's
+        # ABCDEF -> ABCDEG) two: the old six and the new six.
+        self.quorum_sets: list[set[str]] = [set(nodes)]
+
+    def set_quorum_sets(self, sets: list[set[str]]) -> None:
+        self.quorum_sets = [set(s) for s in sets]
+        for members in self.quorum_sets:
+            for n in members:
+                self.scl.setdefault(n, {p: 0 for p in range(self.pgs)})
 
     def track(self, lsn: int, pg: int, is_commit: bool) -> None:
         assert lsn > self.last_allocated, "LSNs must be tracked in increasing order"
@@ -43,15 +53,23 @@ class ConsistencyTracker:
         known = self.scl.setdefault(node, {p: 0 for p in range(self.pgs)})
         changed = False
         for pg, lsn in scl.items():
-            if lsn > known.get(pg, 0):
+            prev = known.get(pg, 0)
+            if lsn > prev:
                 known[pg] = lsn
                 changed = True
+            elif lsn < prev:
+                known[pg] = lsn  # the segment lost records (repair, rebuild): count what it has
         if not changed:
             return False
+        q = self.write_quorum
         for pg in scl:
-            values = sorted((s.get(pg, 0) for s in self.scl.values()), reverse=True)
-            if len(values) >= self.write_quorum:
-                self.pgcl[pg] = max(self.pgcl.get(pg, 0), values[self.write_quorum - 1])
+            complete = None
+            for members in self.quorum_sets:
+                values = sorted((self.scl[n].get(pg, 0) for n in members if n in self.scl), reverse=True)
+                point = values[q - 1] if len(values) >= q else 0
+                complete = point if complete is None else min(complete, point)
+            if complete:
+                self.pgcl[pg] = max(self.pgcl.get(pg, 0), complete)
         return self._advance()
 
     def _advance(self) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from collections import deque
 import random
 import struct
@@ -60,9 +61,11 @@ def split_storage_key(skey: bytes) -> tuple[int, Key]:
 class _Volume(VersionedTables):
     """What writer and reader share: node clients, table loading, PG placement."""
 
-    def __init__(self, conf: ClusterConf, codec: Any) -> None:
+    def __init__(self, conf: ClusterConf, codec: Any, data_dir: str | None = None) -> None:
         super().__init__()
         self.conf = conf
+        self.data_dir = data_dir  # to follow storage membership changes in cluster.json
+        self._conf_mtime = 0.0
         self.pgs = conf.protection_groups
         self.codec = codec
         self.nodes = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes]
@@ -76,6 +79,34 @@ class _Volume(VersionedTables):
 
     def pg_of(self, table_id: int) -> int:
         return table_id % self.pgs
+
+    def _refresh_membership(self) -> bool:
+        """Follow ``cluster.json``'s storage nodes (a replacement adds one, then drops one)."""
+        if self.data_dir is None:
+            return False
+        try:
+            path = Path(self.data_dir) / "cluster.json"
+            mtime = path.stat().st_mtime
+            if mtime == self._conf_mtime:
+                return False
+            conf = ClusterConf.load(self.data_dir)
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+        self._conf_mtime = mtime
+        self.conf = conf
+        wanted = {s.name: s for s in conf.storage_nodes}
+        have = {n.name: n for n in self.nodes}
+        changed = set(wanted) != set(have)
+        for name in set(have) - set(wanted):
+            have[name].close()
+        self.nodes = [have.get(name) or NodeClient(name, conf.host, s.port, s.az) for name, s in wanted.items()]
+        if changed:
+            log.info("storage_membership", nodes=sorted(wanted), transition=conf.storage_transition)
+        self._membership_changed(conf)
+        return changed
+
+    def _membership_changed(self, conf: ClusterConf) -> None:
+        pass
 
     def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
         """Segments believed complete at ``lsn`` first (others after, as a fallback)."""
@@ -144,8 +175,9 @@ class _Volume(VersionedTables):
 class WriterVolume(_Volume):
     read_only = False
 
-    def __init__(self, conf: ClusterConf, codec: Any, *, commit_timeout: float | None = None) -> None:
-        super().__init__(conf, codec)
+    def __init__(self, conf: ClusterConf, codec: Any, *, commit_timeout: float | None = None,
+                 data_dir: str | None = None) -> None:
+        super().__init__(conf, codec, data_dir)
         self.commit_timeout = commit_timeout if commit_timeout is not None else float(
             os.environ.get("BOREALIS_COMMIT_TIMEOUT", "60")
         )
@@ -185,6 +217,8 @@ class WriterVolume(_Volume):
         self.tracker.vcl = rec.next_lsn - 1
         for name, scl in rec.scl.items():
             self.tracker.ack(name, scl)
+        self._conf_mtime = 0.0
+        self._refresh_membership()
         self._txids = iter(range((self.epoch << 32) + 1, 1 << 62))
         self._tasks.append(asyncio.ensure_future(self._reconnect_loop()))
         self.state = "available"
@@ -194,6 +228,7 @@ class WriterVolume(_Volume):
         last_vcl = -1
         while True:
             await asyncio.sleep(0.5)
+            self._refresh_membership()
             for n in self.nodes:
                 if not n.connected:
                     try:
@@ -214,6 +249,17 @@ class WriterVolume(_Volume):
                         self._resend(n)
                 await self._poll_scls()
             last_vcl = vcl
+
+    def _membership_changed(self, conf: ClusterConf) -> None:
+        if self.tracker is None:
+            return
+        names = {s.name for s in conf.storage_nodes}
+        t = conf.storage_transition or {}
+        if t.get("old") in names and t.get("new") in names:
+            # During a replacement a write needs 4/6 of the old set AND 4/6 of the new set.
+            self.tracker.set_quorum_sets([names - {t["new"]}, names - {t["old"]}])
+        else:
+            self.tracker.set_quorum_sets([names])
 
     async def _check_epoch(self) -> None:
         """An idle writer learns it was fenced from storage, not only from a refused append."""
@@ -472,8 +518,8 @@ class ReaderVolume(_Volume):
 
     read_only = True
 
-    def __init__(self, conf: ClusterConf, codec: Any) -> None:
-        super().__init__(conf, codec)
+    def __init__(self, conf: ClusterConf, codec: Any, data_dir: str | None = None) -> None:
+        super().__init__(conf, codec, data_dir)
         self._pending: dict[int, list[LogRecord]] = {}  # txid -> records (not yet committed)
         self._ready: list[tuple[int, list[LogRecord]]] = []  # committed txns above the applied VDL
         self.writer_vdl = 0
@@ -488,7 +534,8 @@ class ReaderVolume(_Volume):
 
     async def _poll_storage(self) -> None:
         while True:
-            for n in self.nodes:
+            self._refresh_membership()
+            for n in list(self.nodes):
                 try:
                     st = await n.state(timeout=1.0)
                     self._node_scl[n.name] = dict(st.scl)

@@ -459,6 +459,9 @@ class StorageNode:
         except Refused as e:
             reply(P.Error(req=m.req, code=e.code, message=e.message))
         except Exception as e:  # noqa: BLE001 -- reported to the client, node keeps running
+            if getattr(self, "closing", False):
+                reply(P.Error(req=m.req, code="shutting_down", message="the storage node is stopping"))
+                return
             log.exception("request_failed", request=type(m).__name__)
             reply(P.Error(req=m.req, code="internal", message=str(e)))
 
@@ -469,6 +472,9 @@ class StorageNode:
             except Refused as e:
                 reply(P.Error(req=req, code=e.code, message=e.message))
             except Exception as e:  # noqa: BLE001
+                if getattr(self, "closing", False):
+                    reply(P.Error(req=req, code="shutting_down", message="the storage node is stopping"))
+                    return
                 log.exception("request_failed", req=req)
                 reply(P.Error(req=req, code="internal", message=str(e)))
 
@@ -592,6 +598,7 @@ async def serve(
     )
     await stop.wait()
     log.info("node_stopping")
+    node.closing = True  # requests still arriving on open connections are refused, not run
     server.close()
     for t in background:
         t.cancel()

@@ -209,3 +209,39 @@ def test_partitioned_az_catches_up_after_heal(tmp_path):
         handle.teardown()
         for p in proxies:
             p.stop()
+
+
+def test_replace_storage_node_under_load(make_cluster):
+    """`borealis storage replace s2`: a fresh node copies s2's segments, writes never stop."""
+    import json
+    import subprocess
+    import sys
+
+    c, load = _loaded_cluster(make_cluster)
+    try:
+        before = load.count()
+        out = subprocess.run(
+            [sys.executable, "-m", "server.cli", "storage", "replace", "s2", "--new", "s7",
+             "--data-dir", str(c.data_dir), "--timeout", "60"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "replaced s2 by s7" in out.stdout
+        assert load.count() > before, "writes stalled during the replacement"
+        assert load.wait_for_progress(30, timeout=20), f"commits stalled after the replacement: {load.errors[-3:]}"
+    finally:
+        load.stop()
+    conf = json.loads((c.data_dir / "cluster.json").read_text())
+    assert sorted(s["name"] for s in conf["storage_nodes"]) == ["s1", "s3", "s4", "s5", "s6", "s7"]
+    assert "storage_transition" not in conf
+    verify(c.writer_dsn, load.acked)
+    # the retired node is gone; the new one is complete like the others
+    deadline = time.monotonic() + 30
+    while True:
+        st = c.status()
+        vdl = st["volume"]["vdl"] or 0
+        s7 = next(n for n in st["storage_nodes"] if n["name"] == "s7")
+        if s7["state"] == "up" and int(s7["scl"].get("0", 0)) >= vdl:
+            break
+        assert time.monotonic() < deadline, f"s7 did not catch up: {s7}, vdl {vdl}"
+        time.sleep(0.3)

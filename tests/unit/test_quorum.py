@@ -53,3 +53,22 @@ def test_vdl_never_goes_back_when_a_node_restarts():
     assert t.vdl == 105, "only three segments hold 106"
     t.ack("s5", {0: 106, 1: 104})
     assert t.vdl == 106
+
+
+def test_membership_change_needs_both_quorums():
+    """ABCDEF -> ABCDEG: during the transition 4/6 of each set (Aurora's rule)."""
+    t = ConsistencyTracker(NODES, pgs=1)
+    t.set_quorum_sets([set(NODES), set(NODES[:5]) | {"s7"}])
+    t.track(1, 0, True)
+    for n in ("s1", "s2", "s3", "s6"):  # 4 of the old set, only 3 of the new one
+        t.ack(n, {0: 1})
+    assert t.vdl == 0
+    t.ack("s7", {0: 1})  # now 4 of the new set too
+    assert t.vdl == 1
+    t.set_quorum_sets([set(NODES[:5]) | {"s7"}])  # transition done: s6 no longer counts
+    t.track(2, 0, True)
+    for n in ("s1", "s2", "s3", "s6"):
+        t.ack(n, {0: 2})
+    assert t.vdl == 1
+    t.ack("s4", {0: 2})
+    assert t.vdl == 2
