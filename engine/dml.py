@@ -96,19 +96,34 @@ class _Writer:
 
     def check_uniques(self, key: bytes, row: tuple, ctx: Any, old: tuple | None = None) -> None:
         td = self.td
-        for name, cols in td.uniques:
+        for name, cols in _unique_sets(td):
             vals = tuple(row[i] for i in cols)
             if None in vals or (old is not None and tuple(old[i] for i in cols) == vals):
                 continue
             ctx.txn.lock(td.table_id, b"\xffu" + name.encode() + b"\x00" + encode_key(vals))
-            pad = self.pad
-            for k, other in ctx.txn.scan(td.table_id, ctx.store.snapshot()):
-                if pad is not None:
-                    other = pad(other)
+            from engine.indexes import candidates
+
+            for k, other in candidates(_AtLatest(ctx), td.table_id, tuple(cols), vals, self.pad):
                 if k != key and tuple(other[i] for i in cols) == vals:
                     raise errors.UniqueViolation(
                         f'duplicate key value violates unique constraint "{name}"',
                         detail=f"Key ({', '.join(td.columns[i].name for i in cols)})=({_fmt_vals(vals)}) already exists.")
+
+
+def _unique_sets(td: TableDef) -> list:
+    """UNIQUE constraints plus unique indexes (CREATE UNIQUE INDEX)."""
+    if not td.indexes:
+        return td.uniques
+    return list(td.uniques) + [(ix[0], list(ix[1])) for ix in td.indexes if len(ix) > 2 and ix[2]]
+
+
+class _AtLatest:
+    """A view of the execution context reading at the store's latest snapshot (unique checks)."""
+
+    __slots__ = ("store", "txn", "snapshot")
+
+    def __init__(self, ctx: Any) -> None:
+        self.store, self.txn, self.snapshot = ctx.store, ctx.txn, ctx.store.snapshot()
 
 
 class _Returning:
@@ -228,7 +243,7 @@ class InsertPlan:
                     if new is None:
                         continue
                     w.check_row(new, ctx)
-                    if td.uniques:
+                    if td.uniques or td.indexes:
                         w.check_uniques(key, new, ctx, existing)
                     ctx.txn.put(td.table_id, key, new)
                     touched.add(key)
@@ -238,7 +253,7 @@ class InsertPlan:
                     continue
             key = w.key_of(row, ctx)
             w.claim_key(key, row, ctx)
-            if td.uniques:
+            if td.uniques or td.indexes:
                 w.check_uniques(key, row, ctx)
             ctx.txn.put(td.table_id, key, row)
             touched.add(key)
@@ -462,7 +477,7 @@ class UpdatePlan:
                     w.claim_key(nkey, row, ctx)
                     txn.put(tid, key, None)
                     key = nkey
-            if td.uniques:
+            if td.uniques or td.indexes:
                 w.check_uniques(key, row, ctx, old)
             txn.put(tid, key, row)
             if self.returning.fns is not None:

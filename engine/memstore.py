@@ -19,14 +19,17 @@ from engine.api import Key, LockBusy, Row
 
 
 class TableVersions:
-    __slots__ = ("rows", "loaded_at", "live")
+    __slots__ = ("rows", "loaded_at", "live", "on_add")
 
     def __init__(self) -> None:
         self.rows: dict[Key, list[tuple[int, Row | None]]] = {}
         self.loaded_at: int | None = None  # snapshot the table was loaded at (None: not loaded)
+        self.on_add: Any = None  # engine.indexes: called with (key, row) for every new non-deleted version
 
     def add(self, key: Key, lsn: int, row: Row | None, horizon: int = 0) -> None:
         """Add a version; versions no snapshot >= ``horizon`` can see are dropped."""
+        if self.on_add is not None and row is not None:
+            self.on_add(key, row)
         versions = self.rows.get(key)
         if versions is None:
             self.rows[key] = [(lsn, row)]

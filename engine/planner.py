@@ -312,6 +312,8 @@ class Planner:
         if where is None:
             return op
         parts = conjuncts(where)
+        if td is not None and isinstance(op, TableScan) and not td.pk and (td.indexes or td.uniques):
+            op = self._index_path(op, scope, td, parts)
         if td is not None and td.pk and isinstance(op, TableScan):
             key_fns: dict[int, Any] = {}
             rest = []
@@ -335,10 +337,48 @@ class Planner:
             if len(key_fns) == len(td.pk):
                 op = KeyLookup(td.table_id, [key_fns[i] for i in td.pk], td.pad_fn())
                 parts = rest
+            elif td.indexes or td.uniques:
+                op = self._index_path(op, scope, td, parts)
         if parts:
             pred = Compiler(self.env, scope).compile_bool(and_all(parts)).fn
             op = Filter(op, pred)
         return op
+
+    def _index_path(self, op: Op, scope: Scope, td: TableDef, parts: list[exp.Expression]) -> Op:
+        """Equality conjuncts covering a secondary index / UNIQUE constraint -> IndexLookup
+        (the caller keeps every conjunct as a filter: index hits are candidates)."""
+        from engine.indexes import IndexLookup
+
+        eq: dict[int, Any] = {}
+        for p in parts:
+            if not isinstance(p, exp.EQ):
+                continue
+            col, val = p.this, p.expression
+            if not isinstance(col, exp.Column):
+                col, val = val, col
+            if not isinstance(col, exp.Column) or has_columns(val):
+                continue
+            i = scope.find(col.name, col.table or None)
+            if i is None or i in eq:
+                continue
+            cp = Compiler(self.env, scope)
+            v = cp.compile(val)
+            ctype = td.columns[i].type_oid
+            if v.type == ctype or v.type == T.UNKNOWN or (v.type in T.INTS and ctype in T.INTS) or (
+                    v.param is not None and self.env.param_types[v.param] in (0, T.UNKNOWN)) or (
+                    v.type in T.STRINGS and ctype in T.STRINGS and ctype != T.BPCHAR):
+                eq[i] = _key_value(cp.coerce(v, ctype, td.columns[i].typmod), ctype).fn
+        if not eq:
+            return op
+        cands = [(n, list(c)) for n, c in td.uniques] + [(ix[0], list(ix[1])) for ix in td.indexes]
+        best = None
+        for name, cols in cands:
+            if cols and all(c in eq for c in cols) and (best is None or len(cols) > len(best[1])):
+                best = (name, cols)
+        if best is None:
+            return op
+        name, cols = best
+        return IndexLookup(td.table_id, tuple(cols), [eq[c] for c in cols], td.pad_fn(), name)
 
     # -- SELECT -----------------------------------------------------------------------------
     def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:

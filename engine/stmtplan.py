@@ -149,7 +149,22 @@ def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 if node.args.get("exists"):
                     return "CREATE INDEX", []
                 raise errors.DuplicateTable(f'relation "{name}" already exists')
-            td = dataclasses.replace(td, indexes=[*td.indexes, [name, pos, bool(node.args.get("unique"))]], cache={})
+            unique = bool(node.args.get("unique"))
+            if unique:  # existing rows must already be unique
+                seen: dict = {}
+                pad = td.pad_fn()
+                for _, row in ctx.txn.scan(td.table_id, ctx.snapshot):
+                    row = pad(row) if pad is not None else row
+                    vals = tuple(row[i] for i in pos)
+                    if None in vals:
+                        continue
+                    if vals in seen:
+                        shown = ", ".join("NULL" if v is None else str(v) for v in vals)
+                        raise errors.UniqueViolation(
+                            f'could not create unique index "{name}"',
+                            detail=f"Key ({', '.join(td.columns[i].name for i in pos)})=({shown}) is duplicated.")
+                    seen[vals] = True
+            td = dataclasses.replace(td, indexes=[*td.indexes, [name, pos, unique]], cache={})
             cw.put_table(td)
             cw.finish()
     return "CREATE INDEX", []
