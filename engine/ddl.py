@@ -87,7 +87,10 @@ def _fkey(table: str, given: str | None, cols: list[str], ref: Any) -> list:
     rs = ref.this if ref is not None else None
     rtable = rs.this.name if isinstance(rs, exp.Schema) else (rs.name if rs is not None else "")
     rcols = [c.name for c in rs.expressions] if isinstance(rs, exp.Schema) else []
-    return [given or f"{table}_{'_'.join(cols)}_fkey", cols, rtable, rcols]
+    from engine.fkeys import actions_of
+
+    on_delete, on_update = actions_of(ref)
+    return [given or f"{table}_{'_'.join(cols)}_fkey", cols, rtable, rcols, on_delete, on_update]
 
 
 def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:

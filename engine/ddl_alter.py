@@ -302,7 +302,10 @@ class _Alter:
             rcols = [i.name for i in rt.expressions] if isinstance(rt, exp.Schema) else []
             if self.cw.catalog.get(rname) is None:
                 raise errors.UndefinedTable(f'relation "{rname}" does not exist')
-            td.fkeys.append([name or f"{td.name}_{'_'.join(cols)}_fkey", cols, rname, rcols])
+            from engine.fkeys import actions_of
+
+            on_delete, on_update = actions_of(ref)
+            td.fkeys.append([name or f"{td.name}_{'_'.join(cols)}_fkey", cols, rname, rcols, on_delete, on_update])
         else:
             raise errors.FeatureNotSupported(f"constraint not supported: {e.sql('postgres')[:60]}")
 

@@ -156,6 +156,9 @@ class InsertPlan:
         planner.tables.add(td.table_id)
         self.td = td
         self.writer = _Writer(td, planner)
+        from engine.fkeys import FkChecker
+
+        self.fk = FkChecker(planner, td)
         if cols_node:
             positions = []
             for ident in cols_node:
@@ -245,6 +248,9 @@ class InsertPlan:
                     w.check_row(new, ctx)
                     if td.uniques or td.indexes:
                         w.check_uniques(key, new, ctx, existing)
+                    if self.fk.active:
+                        self.fk.check_row(new, ctx, existing)
+                        self.fk.parent_changed(existing, new, ctx)
                     ctx.txn.put(td.table_id, key, new)
                     touched.add(key)
                     count += 1
@@ -255,6 +261,8 @@ class InsertPlan:
             w.claim_key(key, row, ctx)
             if td.uniques or td.indexes:
                 w.check_uniques(key, row, ctx)
+            if self.fk.out:
+                self.fk.check_row(row, ctx)
             ctx.txn.put(td.table_id, key, row)
             touched.add(key)
             count += 1
@@ -448,6 +456,9 @@ class UpdatePlan:
         self.returning = _Returning(planner, td, node.args.get("returning"), alias,
                                     scope if self.joined is not None else None)
         self.columns = self.returning.columns
+        from engine.fkeys import FkChecker
+
+        self.fk = FkChecker(planner, td)
 
     def run(self, ctx: Any) -> tuple[str, list]:
         td, w, txn = self.td, self.writer, ctx.txn
@@ -479,6 +490,9 @@ class UpdatePlan:
                     key = nkey
             if td.uniques or td.indexes:
                 w.check_uniques(key, row, ctx, old)
+            if self.fk.active:
+                self.fk.check_row(row, ctx, old)
+                self.fk.parent_changed(old, row, ctx)
             txn.put(tid, key, row)
             if self.returning.fns is not None:
                 out.append(self.returning.row(row + full[n:] if self.joined is not None else row, ctx))
@@ -502,6 +516,9 @@ class DeletePlan:
             self.path, _ = _target_path(planner, node, td, alias or td.name)
         self.returning = _Returning(planner, td, node.args.get("returning"), alias, scope)
         self.columns = self.returning.columns
+        from engine.fkeys import FkChecker
+
+        self.fk = FkChecker(planner, td)
 
     def run(self, ctx: Any) -> tuple[str, list]:
         txn, tid = ctx.txn, self.td.table_id
@@ -514,9 +531,12 @@ class DeletePlan:
         else:
             targets = list(self.path.pairs(ctx))
         out = []
+        fk = self.fk if self.fk.inc else None
         for key, old in targets:
             txn.lock_for_update(tid, key, ctx.snapshot)
             txn.put(tid, key, None)
+            if fk is not None:
+                fk.parent_changed(old[:n], None, ctx)
             if self.returning.fns is not None:
                 out.append(self.returning.row(old, ctx))
         return f"DELETE {len(targets)}", out
