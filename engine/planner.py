@@ -340,8 +340,10 @@ class Planner:
             elif td.indexes or td.uniques:
                 op = self._index_path(op, scope, td, parts)
         if parts:
-            pred = Compiler(self.env, scope).compile_bool(and_all(parts)).fn
+            cond = and_all(parts)
+            pred = Compiler(self.env, scope).compile_bool(cond).fn
             op = Filter(op, pred)
+            op.label = cond.sql("postgres")  # type: ignore[attr-defined]  # EXPLAIN's "Filter:" line
         return op
 
     def _index_path(self, op: Op, scope: Scope, td: TableDef, parts: list[exp.Expression]) -> Op:

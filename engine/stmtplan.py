@@ -123,6 +123,10 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.TruncateTable):
         return StmtPlan(_ddl_runner(ddl.truncate, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb="TRUNCATE TABLE", cacheable=False)
+    if isinstance(node, exp.Command) and str(node.this).upper() == "EXPLAIN":
+        from engine.explain import build_explain
+
+        return build_explain(node, catalog, param_types)
     if isinstance(node, exp.Command):
         word = str(node.this).upper()
         raise errors.FeatureNotSupported(f"{word} is not supported")
