@@ -23,7 +23,7 @@ def test_explain(arun):
                                           "                    ->  Seq Scan on u"]
         r = await one(s, "explain analyze select * from t where a = 1")
         lines = [x[0] for x in r.rows]
-        assert "rows=3 loops=1" in lines[0] and lines[0].startswith("Seq Scan on t  (cost=")
+        assert "rows=4 loops=1" in lines[0] and lines[0].startswith("Seq Scan on t  (cost=")
         assert lines[-1].startswith("Execution Time:")
         r = await one(s, "explain (analyze, costs off, timing off) update t set a = 5 where id = 3")
         assert r.rows[0][0] == "Update on t (actual rows=0 loops=1)"
