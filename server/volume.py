@@ -226,8 +226,11 @@ class WriterVolume(_Volume):
 
     async def _reconnect_loop(self) -> None:
         last_vcl = -1
+        task = asyncio.current_task()
         while True:
             await asyncio.sleep(0.5)
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # a cancel swallowed by a racing wait_for (3.11)
             self._refresh_membership()
             for n in self.nodes:
                 if not n.connected:
@@ -533,7 +536,10 @@ class ReaderVolume(_Volume):
         self.state = "available"
 
     async def _poll_storage(self) -> None:
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # a cancel swallowed by a racing wait_for (3.11)
             self._refresh_membership()
             for n in list(self.nodes):
                 try:
