@@ -491,7 +491,18 @@ class Compiler:
     def _arith(self, node: exp.Binary) -> CExpr:
         a, b = self.compile(node.this), self.compile(node.expression)
         if a.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE) or b.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE):
+            if b.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE) and a.type == T.INTERVAL and isinstance(node, exp.Add):
+                a, b = b, a  # interval + timestamp
+            elif a.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE) and b.type == T.UNKNOWN:
+                if b.is_const:
+                    cv = str(b.const)
+                    looks_ts = isinstance(node, exp.Sub) and cv[:4].isdigit() and "-" in cv[:8]
+                    b = self.coerce(b, a.type if looks_ts else T.INTERVAL)
+                else:
+                    b = self.coerce(b, T.INTERVAL)
             return self._datetime_arith(node, a, b)
+        if T.INTERVAL in (a.type, b.type):
+            return self._interval_arith(node, a, b)
         for x, y in ((a, b), (b, a)):
             if x.type == T.UNKNOWN or (x.param is not None and self.env.param_types[x.param] in (0, T.UNKNOWN)):
                 tgt = y.type if y.type in T.NUMERICS else T.NUMERIC if x.is_const and "." in str(x.const) else T.INT4
@@ -556,6 +567,35 @@ class Compiler:
         return res
 
     c_Add = c_Sub = c_Mul = c_Div = c_Mod = c_Pow = c_IntDiv = _arith
+
+    def _interval_arith(self, node: exp.Binary, a: CExpr, b: CExpr) -> CExpr:
+        """interval +/- interval, interval * / number, number * interval."""
+        if a.type == T.UNKNOWN:
+            a = self.coerce(a, T.INTERVAL)
+        if b.type == T.UNKNOWN:
+            b = self.coerce(b, T.INTERVAL if isinstance(node, (exp.Add, exp.Sub)) else T.FLOAT8)
+        fa, fb = a.fn, b.fn
+        if a.type == b.type == T.INTERVAL and isinstance(node, (exp.Add, exp.Sub)):
+            sign = -1 if isinstance(node, exp.Sub) else 1
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None else x + sign * y,
+                         T.INTERVAL)
+        if isinstance(node, exp.Mul) and (a.type in T.NUMERICS or b.type in T.NUMERICS):
+            iv, num = (fa, fb) if a.type == T.INTERVAL else (fb, fa)
+            return CExpr(lambda r, c: None if (x := iv(r, c)) is None or (y := num(r, c)) is None
+                         else x * float(y), T.INTERVAL)
+        if isinstance(node, exp.Div) and a.type == T.INTERVAL and b.type in T.NUMERICS:
+            def div(r: Any, c: Any) -> Any:
+                x, y = fa(r, c), fb(r, c)
+                if x is None or y is None:
+                    return None
+                if y == 0:
+                    raise errors.DivisionByZero("division by zero")
+                return x / float(y)
+
+            return CExpr(div, T.INTERVAL)
+        sym = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}.get(type(node), "?")
+        raise errors.UndefinedFunction(
+            f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}")
 
     def _datetime_arith(self, node: exp.Binary, a: CExpr, b: CExpr) -> CExpr:
         fa, fb = a.fn, b.fn
@@ -975,6 +1015,12 @@ _IV_UNITS = {"microsecond": 1e-6, "millisecond": 1e-3, "second": 1, "minute": 60
 
 
 def _parse_interval(s: str) -> _dt.timedelta:
+    from engine.intervals import parse_interval
+
+    return parse_interval(s)
+
+
+def _parse_interval_old(s: str) -> _dt.timedelta:
     total = 0.0
     toks = s.lower().replace(",", " ").split()
     i = 0

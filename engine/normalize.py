@@ -82,6 +82,8 @@ def normalize(text: str) -> tuple[str, list, tuple[int, ...]] | None:
         if m.lastgroup == "values":
             return _VALUE_LIT.sub(lit, m.group())
         lt = m.group("lit")
+        if lt[0] == "'" and m.group("pre").strip() in ("+", "-", "*", "/", "%"):
+            return m.group()  # a quoted operand of arithmetic: its type comes from the literal text
         neg = m.group("neg") is not None
         v, oid = _literal(lt, neg)
         vals.append(v)

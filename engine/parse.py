@@ -99,6 +99,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_INTERVAL_LIT = re.compile(
+    r"\binterval\s+('(?:[^']|'')*')(?!\s*(?:years?|months?|days?|hours?|minutes?|seconds?|to)\b)(?!\s*\()",
+    re.I)
 _PARAM_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\d+(?=[^\s\d])")
 
 
@@ -114,8 +117,12 @@ def _classify(text: str) -> Stmt:
                 if "modes" in info:
                     info["read_only"] = bool(re.search(r"read\s+only", info["modes"], re.I))
                 return Stmt(kind, text, None, info)
+    src = text
+    if "nterval" in text or "NTERVAL" in text:
+        # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
+        src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", text)
     try:
-        ast = sqlglot.parse_one(text, read="postgres")
+        ast = sqlglot.parse_one(src, read="postgres")
     except TokenError as e:
         # sqlglot's tokenizer reads "$1,$2" (no space, as psycopg and JDBC send it) as the start
         # of a dollar-quoted string: retry once with a space after each parameter outside quotes

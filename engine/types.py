@@ -304,6 +304,10 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
             raise _bad("json", s) from None
     if oid == TIME:
         return _dt.time.fromisoformat(s.strip())
+    if oid == INTERVAL:
+        from engine.intervals import parse_interval
+
+        return parse_interval(s)
     return s
 
 

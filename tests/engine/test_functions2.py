@@ -76,3 +76,18 @@ def test_datetime(arun):
         assert r.columns[2].name == "to_char"
 
     arun(body())
+
+
+def test_intervals(arun):
+    async def body():
+        import datetime as dt
+
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        r = await one(s, "select interval '1 day 02:03:04', '2 hours 30 mins'::interval, interval '2 hours' + interval '30 minutes', "
+                         "interval '1 hour' * 3, '@ 1 hour ago'::interval, '2020-01-01'::date + interval '1 day', "
+                         "'2020-01-02'::date - '2020-01-01'")
+        assert r.rows == [(dt.timedelta(days=1, seconds=7384), dt.timedelta(seconds=9000), dt.timedelta(seconds=9000),
+                           dt.timedelta(hours=3), dt.timedelta(hours=-1), dt.datetime(2020, 1, 2), 1)]
+
+    arun(body())
