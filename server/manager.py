@@ -154,6 +154,9 @@ class Manager:
         self.watch = WriterWatch()
         self.rtt_ms: float | None = None
         self.answers: dict[str, dict] = {}
+        self.storage_down_since: dict[str, float] = {}
+        self._last_storage_check = 0.0
+        self._replacing: asyncio.Task | None = None
 
     # --- helpers -------------------------------------------------------------------
     def _kill(self, name: str, sig: int, wait: float) -> bool:
@@ -287,17 +290,79 @@ class Manager:
             "rtt_ms": self.rtt_ms, "requests": dict(list(self.answers.items())[-10:]),
         })
 
+    # --- storage nodes that stay gone are replaced (Aurora re-replicates lost segments) ---
+    async def check_storage(self) -> None:
+        now = time.monotonic()
+        if now - self._last_storage_check < 1.0:
+            return
+        self._last_storage_check = now
+        if self._replacing is not None and not self._replacing.done():
+            return
+        try:
+            conf = self.cluster.conf
+        except (OSError, ValueError):
+            return
+        if conf.storage_transition:
+            return
+        limit = storage_replace_after()
+        for s in conf.storage_nodes:
+            if accepts(conf.host, s.port, 0.3):
+                self.storage_down_since.pop(s.name, None)
+                continue
+            since = self.storage_down_since.setdefault(s.name, now)
+            if now - since >= limit:
+                self.storage_down_since.pop(s.name, None)
+                self._replacing = asyncio.ensure_future(self._replace_storage(s.name))
+                return
+
+    async def _replace_storage(self, old: str) -> None:
+        from storage.membership import replace
+
+        loop = asyncio.get_running_loop()
+        names = {s.name for s in self.cluster.conf.storage_nodes}
+        k = len(names) + 1
+        while f"s{k}" in names:
+            k += 1
+        new = f"s{k}"
+        event: dict[str, Any] = {"time": time.time(), "kind": "storage_replace", "old": old, "new": new,
+                                 "reason": f"unreachable for {storage_replace_after():.0f} s"}
+        log.warning("storage_replace_begin", old=old, new=new)
+
+        async def start(name: str) -> None:
+            await loop.run_in_executor(None, self.cluster.start, [name])
+
+        def stop(name: str) -> None:
+            (self.cluster.run_dir / f"{name}.pid").unlink(missing_ok=True)
+
+        try:
+            await replace(self.data_dir, old, new, start=start, stop=stop)
+            event["ok"] = True
+        except Exception as e:  # noqa: BLE001 -- reported as an event; retried on the next check
+            event["ok"] = False
+            event["error"] = str(e)
+            log.error("storage_replace_failed", old=old, new=new, error=str(e))
+        record_event(self.data_dir, event)
+
     async def run(self, stop: asyncio.Event) -> None:
         log.info("manager_started", writer=getattr(self.cluster.conf.writer(), "name", None))
         while not stop.is_set():
             await self.serve_request()
             await self.tick()
+            await self.check_storage()
             self.write_state()
             try:
                 await asyncio.wait_for(stop.wait(), HEARTBEAT_INTERVAL)
             except asyncio.TimeoutError:
                 pass
         log.info("manager_stopping")
+
+
+def storage_replace_after() -> float:
+    """Seconds a storage node may be unreachable before it is replaced automatically."""
+    try:
+        return float(os.environ.get("BOREALIS_STORAGE_REPLACE_AFTER", "900"))
+    except ValueError:
+        return 900.0
 
 
 def request_switchover(cluster: Cluster, target: str | None, timeout: float = 90.0) -> dict:

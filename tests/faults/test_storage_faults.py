@@ -245,3 +245,30 @@ def test_replace_storage_node_under_load(make_cluster):
             break
         assert time.monotonic() < deadline, f"s7 did not catch up: {s7}, vdl {vdl}"
         time.sleep(0.3)
+
+
+def test_node_gone_too_long_is_replaced_automatically(make_cluster, monkeypatch):
+    """The manager re-replicates a node that stays unreachable (BOREALIS_STORAGE_REPLACE_AFTER)."""
+    import json
+
+    monkeypatch.setenv("BOREALIS_STORAGE_REPLACE_AFTER", "2")
+    c, load = _loaded_cluster(make_cluster)
+    try:
+        c.kill("s3")
+        deadline = time.monotonic() + 60
+        while True:
+            conf = json.loads((c.data_dir / "cluster.json").read_text())
+            names = sorted(s["name"] for s in conf["storage_nodes"])
+            if "s3" not in names and "storage_transition" not in conf:
+                break
+            assert time.monotonic() < deadline, f"s3 was not replaced: {names}"
+            time.sleep(0.3)
+        assert names == ["s1", "s2", "s4", "s5", "s6", "s7"]
+        assert load.wait_for_progress(30, timeout=20), f"commits stalled: {load.errors[-3:]}"
+    finally:
+        load.stop()
+    verify(c.writer_dsn, load.acked)
+    from server.manager import read_events
+
+    events = read_events(c.data_dir)
+    assert any(e.get("kind") == "storage_replace" and e.get("ok") and e.get("old") == "s3" for e in events), events
