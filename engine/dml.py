@@ -174,6 +174,8 @@ class InsertPlan:
         self.fill = [(i, defaults[i].fn) for i in range(len(td.columns))
                      if i not in positions and td.columns[i].default is not None]
         src = node.expression
+        if src is None:  # INSERT ... DEFAULT VALUES: one row of defaults
+            src = exp.Values(expressions=[exp.Tuple(expressions=[])])
         self.values: list[list[Fn]] | None = None
         self.source = None
         cp = Compiler(planner.env, None)

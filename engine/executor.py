@@ -282,17 +282,47 @@ class Limit(Op):
             yield row
 
 
+def hashable(v: Any) -> Any:
+    """A hashable stand-in for a row/value holding arrays (lists) or json objects (dicts)."""
+    if isinstance(v, tuple):
+        return tuple(hashable(x) for x in v)
+    if isinstance(v, list):
+        return ("\x00a", tuple(hashable(x) for x in v))
+    if isinstance(v, dict):
+        return ("\x00j", tuple(sorted((k, hashable(x)) for k, x in v.items())))
+    return v
+
+
+class _HSet:
+    """A set of rows that falls back to ``hashable`` keys once an unhashable row shows up."""
+
+    __slots__ = ("s",)
+
+    def __init__(self) -> None:
+        self.s: set = set()
+
+    def add_new(self, k: Any) -> bool:
+        try:
+            if k in self.s:
+                return False
+        except TypeError:
+            k = hashable(k)
+            if k in self.s:
+                return False
+        self.s.add(k)
+        return True
+
+
 class Distinct(Op):
     def __init__(self, child: Op, width: int | None = None) -> None:
         self.child, self.width = child, width
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        seen = set()
+        seen = _HSet()
         w = self.width
         for row in self.child.rows(ctx):
             k = row if w is None else row[:w]
-            if k not in seen:
-                seen.add(k)
+            if seen.add_new(k):
                 yield row
 
 
@@ -324,36 +354,37 @@ class SetOp(Op):
                 yield from self.left.rows(ctx)
                 yield from self._right(ctx)
                 return
-            seen: set = set()
+            seen = _HSet()
             for src in (self.left.rows(ctx), self._right(ctx)):
                 for row in src:
-                    if row not in seen:
-                        seen.add(row)
+                    if seen.add_new(row):
                         yield row
             return
         right: dict[tuple, int] = {}
         for row in self._right(ctx):
+            row = hashable(row)
             right[row] = right.get(row, 0) + 1
         emitted: set = set()
-        for row in self.left.rows(ctx):
+        for orig in self.left.rows(ctx):
+            row = hashable(orig)
             if self.kind == "intersect":
                 if right.get(row, 0) > 0:
                     if self.distinct:
                         if row not in emitted:
                             emitted.add(row)
-                            yield row
+                            yield orig
                     else:
                         right[row] -= 1
-                        yield row
+                        yield orig
             else:  # except
                 if self.distinct:
                     if row not in right and row not in emitted:
                         emitted.add(row)
-                        yield row
+                        yield orig
                 elif right.get(row, 0) > 0:
                     right[row] -= 1
                 else:
-                    yield row
+                    yield orig
 
 
 class Plan:

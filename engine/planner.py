@@ -544,6 +544,8 @@ class Planner:
             raw, sets_nodes = _expand_grouping_sets(raw)
         for g in raw:
             if isinstance(g, exp.Literal) and not g.is_string:
+                if not 1 <= int(g.this) <= len(items):
+                    raise errors.SqlError(f"GROUP BY position {g.this} is not in select list", sqlstate="42P10")
                 g = items[int(g.this) - 1]
                 g = g.this if isinstance(g, exp.Alias) else g
             elif isinstance(g, exp.Column) and not g.table and scope.find(g.name, None) is None:
