@@ -99,6 +99,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_ARRAY_TYPE = re.compile(r"::\s*(oid|name|regtype|regclass|char|int2vector|oidvector)\s*\[\]", re.I)
 _INTERVAL_LIT = re.compile(
     r"\binterval\s+('(?:[^']|'')*')(?!\s*(?:years?|months?|days?|hours?|minutes?|seconds?|to)\b)(?!\s*\()",
     re.I)
@@ -118,15 +119,17 @@ def _classify(text: str) -> Stmt:
                     info["read_only"] = bool(re.search(r"read\s+only", info["modes"], re.I))
                 return Stmt(kind, text, None, info)
     src = text
+    if "[]" in text:  # sqlglot reads oid[] / name[] / regtype[] as subscripts: use the _type names
+        src = _ARRAY_TYPE.sub(lambda m: f"::_{m.group(1).lower()}", src)
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
-        src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", text)
+        src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)
     try:
         ast = sqlglot.parse_one(src, read="postgres")
     except TokenError as e:
         # sqlglot's tokenizer reads "$1,$2" (no space, as psycopg and JDBC send it) as the start
         # of a dollar-quoted string: retry once with a space after each parameter outside quotes
-        spaced = _PARAM_OR_QUOTED.sub(lambda m: m.group(0) + (" " if m.group(0)[0] == "$" else ""), text)
+        spaced = _PARAM_OR_QUOTED.sub(lambda m: m.group(0) + (" " if m.group(0)[0] == "$" else ""), src)
         try:
             ast = sqlglot.parse_one(spaced, read="postgres")
         except (ParseError, TokenError):

@@ -530,6 +530,9 @@ class Planner:
             for i, (e, n) in enumerate(zip(items, names)):
                 if isinstance(e, exp.Alias) and n == node.name:
                     return i
+            for i, e in enumerate(items):  # a column of a * expansion (qualified there)
+                if isinstance(e, exp.Column) and e.name == node.name and not isinstance(e.this, exp.Star):
+                    return i
         for i, e in enumerate(items):
             if (e.this if isinstance(e, exp.Alias) else e) == node:
                 return i

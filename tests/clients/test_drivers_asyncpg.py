@@ -135,8 +135,6 @@ def test_reader_endpoint_is_read_only(cluster):
     run(main())
 
 
-@pytest.mark.xfail(reason="no array types: `int[]` columns/casts fail with 42704 "
-                          "'type \"int[]\" does not exist'; ARRAY[...] results are typed text", strict=True)
 def test_array_parameters(cluster):
     async def main():
         c = await asyncpg.connect(cluster.writer_dsn)
