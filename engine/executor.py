@@ -232,9 +232,18 @@ class Aggregate(Op):
     def rows(self, ctx: Any) -> Iterator[tuple]:
         keys, aggs = self.keys, self.aggs
         groups: dict[tuple, list[list]] = {}
+        originals: dict[tuple, tuple] | None = None  # hashable stand-in -> key (array/json keys)
         for row in self.child.rows(ctx):
             k = tuple([f(row, ctx) for f in keys])
-            sts = groups.get(k)
+            try:
+                sts = groups.get(k)
+            except TypeError:
+                if originals is None:
+                    originals = {}
+                hk = hashable(k)
+                originals.setdefault(hk, k)
+                k = hk
+                sts = groups.get(k)
             if sts is None:
                 sts = groups[k] = [_agg_init(a) for a in aggs]
             for a, st in zip(aggs, sts):
@@ -242,6 +251,8 @@ class Aggregate(Op):
         if not groups and not keys:
             groups[()] = [_agg_init(a) for a in aggs]
         for k, sts in groups.items():
+            if originals is not None:
+                k = originals.get(k, k)
             yield k + tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
 
 
