@@ -91,16 +91,26 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            peer.transport.write(data)
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            try:
+                peer.transport.write(data)
+            except RuntimeError:  # uvloop: the other side closed in the meantime
+                if self.transport is not None:
+                    self.transport.close()
 
     def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            try:
+                self.peer.transport.pause_reading()
+            except RuntimeError:
+                pass
 
     def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            try:
+                self.peer.transport.resume_reading()
+            except RuntimeError:
+                pass
 
     def eof_received(self) -> bool:
         return False  # close our side; connection_lost closes the peer
