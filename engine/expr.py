@@ -785,6 +785,11 @@ class Compiler:
 
     def c_Exists(self, node: exp.Exists) -> CExpr:
         q = node.this
+        from engine.semijoin import try_exists_semijoin
+
+        semi = try_exists_semijoin(self, q)
+        if semi is not None:
+            return semi
         plan = self.env.planner.plan_subquery(q.this if isinstance(q, exp.Subquery) else q, self.scope)
         getrows = _subquery_rows(plan, limit=1)
         return CExpr(lambda r, c: bool(getrows(r, c)), T.BOOL)

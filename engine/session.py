@@ -115,6 +115,10 @@ class EngineSession:
             self._fail()
             raise
         ptypes = [t if t not in (0, T.UNKNOWN) else T.TEXT for t in plan.param_types]
+        if plan.cacheable and not (self.txn is not None and self.txn.catalog is not None):
+            # executions look the plan up by the final parameter types: file it there too,
+            # so the first Execute does not plan again
+            st.plans.setdefault((self._catalog().version, tuple(ptypes)), plan)
         return Prepared(sql, ptypes, plan.columns, st)
 
     async def execute_prepared(self, prepared: Prepared, params: list[Any], max_rows: int = 0) -> Result:

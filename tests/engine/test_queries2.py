@@ -110,3 +110,26 @@ def test_distinct_on_and_fetch_first(arun):
         assert r.rows == [(1,)]
 
     arun(body())
+
+
+def test_correlated_exists_as_semijoin(arun):
+    """Correlated EXISTS on an equality is answered from one hashed pass (fast), NULLs never match."""
+    import time
+
+    from tests.engine.conftest import new_db, one, run
+
+    async def body():
+        db = await new_db()
+        s = db.session("u", "postgres", {})
+        await run(s, "create table tk (unique1 int primary key, unique2 int, thousand int)")
+        await run(s, "insert into tk select g, 9999 - g, g % 1000 from generate_series(0, 9999) g")
+        await run(s, "insert into tk values (10000, null, null)")
+        t0 = time.perf_counter()
+        r = await one(s, "select count(*) from tk a where exists (select 1 from tk b where b.thousand = a.unique2)")
+        assert r.rows == [(1000,)]
+        assert time.perf_counter() - t0 < 2.0
+        r = await one(s, "select count(*) from tk a where not exists "
+                         "(select 1 from tk b where b.thousand = a.unique2 and b.unique1 > 5000)")
+        assert r.rows == [(9001,)]
+
+    arun(body())
