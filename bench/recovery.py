@@ -50,6 +50,25 @@ async def _fill(cluster: Cluster, records: int, txn_rows: int) -> float:
     return time.perf_counter() - t0
 
 
+async def _settle(cluster: Cluster, timeout: float = 180.0) -> float:
+    """Wait until every node has materialised what it holds (background work done), so
+    the timing compares recovery, not leftover load."""
+    from storage.client import NodeClient
+
+    t0 = time.perf_counter()
+    conf = cluster.conf
+    nodes = [NodeClient(s.name, conf.host, s.port) for s in conf.storage_nodes]
+    while time.perf_counter() - t0 < timeout:
+        states = [await n.state(timeout=5) for n in nodes]
+        if all(st.materialized >= st.vdl_hint for st in states):
+            break
+        await asyncio.sleep(0.5)
+    for n in nodes:
+        n.close()
+    await asyncio.sleep(1.0)
+    return time.perf_counter() - t0
+
+
 async def _recover(cluster: Cluster) -> tuple[float, int]:
     v = WriterVolume(cluster.conf, _Codec())
     t0 = time.perf_counter()
@@ -64,6 +83,7 @@ def measure(records: int, txn_rows: int = 1000) -> dict:
         c.start([s.name for s in c.conf.storage_nodes], timeout=60)
         try:
             fill_s = asyncio.run(_fill(c, records, txn_rows))
+            asyncio.run(_settle(c))
             rec_s, vdl = asyncio.run(_recover(c))
             rec2_s, _ = asyncio.run(_recover(c))
         finally:

@@ -24,6 +24,7 @@ import uvloop
 from server.admin import AdminServer, RedoSubscriber
 from server.config import ClusterConf
 from server.handoff import handoff_enabled, socket_path
+from server.heartbeat import HeartbeatResponder, heartbeat_path
 from server.logs import configure
 from server.volume import ReaderVolume, WriterVolume
 
@@ -56,6 +57,9 @@ async def run(data_dir: str, name: str) -> None:
         return s
 
     admin_server = await admin.start(conf.host, me.admin_port)
+    hb_path = heartbeat_path(data_dir, name)
+    if hb_path is not None:
+        HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
     await volume.start()
     if role == "reader":
         sub = RedoSubscriber(name, data_dir, volume)

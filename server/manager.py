@@ -60,6 +60,7 @@ from server.config import ClusterConf, InstanceConf
 from server.launcher import Cluster, accepts
 from server.logs import configure
 from server.replication import InstanceState
+from server.heartbeat import heartbeat_path, ping
 from server.status import instance_state
 
 HEARTBEAT_INTERVAL = 0.2
@@ -69,6 +70,7 @@ MAX_MISSES = 3
 # a long statement gets this many misses (~15 s) before it counts as failed: Python instances
 # answer heartbeats on the same loop that executes queries.
 BUSY_MISSES = 25
+LOOP_STUCK = 120.0  # seconds an instance's event loop may stay busy before it counts as hung
 READY_TIMEOUT = 30.0
 GRACEFUL_STOP = 10.0
 EVENTS_KEPT = 50
@@ -259,6 +261,14 @@ class Manager:
         t = time.monotonic()
         st = await instance_state(conf.host, w.admin_port, HEARTBEAT_TIMEOUT)
         answered = st is not None
+        if not answered:
+            # Busy with a long statement?  Its heartbeat thread still answers, with how long
+            # the event loop has been busy; only a loop stuck for LOOP_STUCK counts as failed.
+            path = heartbeat_path(self.data_dir, w.name)
+            beat = await asyncio.get_running_loop().run_in_executor(None, ping, path) if path else None
+            if beat is not None and beat.get("loop_lag", 0) < LOOP_STUCK:
+                self.watch.misses = 0
+                return
         if answered:
             self.rtt_ms = round((time.monotonic() - t) * 1000, 2)
         pid = None if answered else self.cluster.pid(w.name)
