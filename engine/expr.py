@@ -1048,3 +1048,49 @@ def _parse_interval_old(s: str) -> _dt.timedelta:
         total += n * _IV_UNITS[unit]
         i += 2
     return _dt.timedelta(seconds=total)
+
+
+# -- helpers for function modules (functions*.py) --------------------------------------------
+
+def strict_call(fs: list[Fn], body: Callable[..., Any], oid: int) -> CExpr:
+    """A STRICT function call: NULL if any argument is NULL, else ``body(*args)``.
+    One- and two-argument calls get unrolled closures (they are most calls, run per row)."""
+    if len(fs) == 1:
+        f0 = fs[0]
+        return CExpr(lambda r, c: None if (v := f0(r, c)) is None else body(v), oid)
+    if len(fs) == 2:
+        f0, f1 = fs
+
+        def run2(r: Any, c: Any) -> Any:
+            a = f0(r, c)
+            if a is None:
+                return None
+            b = f1(r, c)
+            return None if b is None else body(a, b)
+
+        return CExpr(run2, oid)
+
+    def run(r: Any, c: Any) -> Any:
+        vals = []
+        for f in fs:
+            v = f(r, c)
+            if v is None:
+                return None
+            vals.append(v)
+        return body(*vals)
+
+    return CExpr(run, oid)
+
+
+def call_args(node: exp.Expression) -> list[exp.Expression]:
+    """The argument expressions of a function node, typed (sqlglot class) or anonymous."""
+    if isinstance(node, exp.Anonymous):
+        return list(node.expressions)
+    out: list[exp.Expression] = []
+    for key in node.arg_types:
+        v = node.args.get(key)
+        if isinstance(v, exp.Expression):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(v)
+    return out

@@ -17,39 +17,11 @@ from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.expr import CExpr, Compiler, const, is_aggregate
+from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _strict, const, is_aggregate
 
 
-def _strict(fs: list[Callable], body: Callable[..., Any], oid: int) -> CExpr:
-    if len(fs) == 1:
-        f0 = fs[0]
-        return CExpr(lambda r, c: None if (v := f0(r, c)) is None else body(v), oid)
-
-    def run(r: Any, c: Any) -> Any:
-        vals = []
-        for f in fs:
-            v = f(r, c)
-            if v is None:
-                return None
-            vals.append(v)
-        return body(*vals)
-
-    return CExpr(run, oid)
 
 
-def _args(node: exp.Expression) -> list[exp.Expression]:
-    out = []
-    if isinstance(node, exp.Anonymous):
-        return list(node.expressions)
-    for key in node.arg_types:
-        v = node.args.get(key)
-        if v is None or isinstance(v, (bool, str)):
-            continue
-        if isinstance(v, list):
-            out.extend(v)
-        elif isinstance(v, exp.Expression):
-            out.append(v)
-    return out
 
 
 def _round(v: Any, n: int = 0) -> Any:

@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.expr import CExpr, Compiler, const
+from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _strict, const
 
 _CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
             "space": r"\s", "punct": r"!-/:-@\[-`{-~", "xdigit": "0-9a-fA-F", "word": r"\w", "blank": r" \t",
@@ -61,47 +61,8 @@ def _targs(cp: Compiler, nodes: list) -> list[CExpr]:
     return out
 
 
-def _strict(fs: list, body: Callable, oid: int) -> CExpr:
-    if len(fs) == 1:
-        f0 = fs[0]
-        return CExpr(lambda r, c: None if (v := f0(r, c)) is None else body(v), oid)
-    if len(fs) == 2:
-        f0, f1 = fs
-
-        def run2(r: Any, c: Any) -> Any:
-            a = f0(r, c)
-            if a is None:
-                return None
-            b = f1(r, c)
-            return None if b is None else body(a, b)
-
-        return CExpr(run2, oid)
-
-    def run(r: Any, c: Any) -> Any:
-        vals = []
-        for f in fs:
-            v = f(r, c)
-            if v is None:
-                return None
-            vals.append(v)
-        return body(*vals)
-
-    return CExpr(run, oid)
 
 
-def _args(node: exp.Expression) -> list[exp.Expression]:
-    if isinstance(node, exp.Anonymous):
-        return list(node.expressions)
-    out = []
-    for key in node.arg_types:
-        v = node.args.get(key)
-        if v is None or isinstance(v, (bool, str)):
-            continue
-        if isinstance(v, list):
-            out.extend(v)
-        elif isinstance(v, exp.Expression):
-            out.append(v)
-    return out
 
 
 def _text_fn(n_args: int | None, body: Callable, oid: int = T.TEXT, int_args: tuple = ()) -> Callable:

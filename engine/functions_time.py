@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.expr import CExpr, Compiler
+from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _strict
 
 _UTC = _dt.timezone.utc
 
@@ -39,30 +39,8 @@ def _zone(name: str) -> _dt.tzinfo:
         raise errors.SqlError(f'time zone "{name}" not recognized', sqlstate="22023") from None
 
 
-def _args(node: exp.Expression) -> list[exp.Expression]:
-    if isinstance(node, exp.Anonymous):
-        return list(node.expressions)
-    out = []
-    for key in node.arg_types:
-        v = node.args.get(key)
-        if isinstance(v, exp.Expression):
-            out.append(v)
-        elif isinstance(v, list):
-            out.extend(v)
-    return out
 
 
-def _strict(fs: list, body: Callable, oid: int) -> CExpr:
-    def run(r: Any, c: Any) -> Any:
-        vals = []
-        for f in fs:
-            v = f(r, c)
-            if v is None:
-                return None
-            vals.append(v)
-        return body(*vals)
-
-    return CExpr(run, oid)
 
 
 def _ts_arg(cp: Compiler, e: exp.Expression) -> CExpr:
