@@ -315,18 +315,7 @@ class _OnConflict:
             scope = Scope([(td.name, c.name, c.type_oid, c.typmod) for c in td.columns]
                           + [("excluded", c.name, c.type_oid, c.typmod) for c in td.columns])
             cp = Compiler(planner.env, scope)
-            sets = []
-            for eq in node.expressions:
-                i = td.column_index(eq.this.name)
-                if i is None:
-                    raise errors.UndefinedColumn(f'column "{eq.this.name}" of relation "{td.name}" does not exist')
-                c = td.columns[i]
-                if _is_default(eq.expression):
-                    f = default_expr(planner, td, i).fn
-                else:
-                    f = cp.coerce(cp.compile(eq.expression), c.type_oid, c.typmod).fn
-                sets.append((i, f))
-            self.sets = sets
+            self.sets = _compile_sets(planner, td, cp, node.expressions)
             where = node.args.get("where")
             if where is not None:
                 self.where = cp.compile_bool(where.this).fn
@@ -441,19 +430,7 @@ class UpdatePlan:
         else:
             self.path, scope = _target_path(planner, node, td, alias or td.name)
         cp = Compiler(planner.env, scope)
-        sets = []
-        for eq in node.expressions:
-            col = eq.this
-            i = td.column_index(col.name)
-            if i is None:
-                raise errors.UndefinedColumn(f'column "{col.name}" of relation "{td.name}" does not exist')
-            c = td.columns[i]
-            if _is_default(eq.expression):
-                f = default_expr(planner, td, i).fn
-            else:
-                f = cp.coerce(cp.compile(eq.expression), c.type_oid, c.typmod).fn
-            sets.append((i, f))
-        self.sets = sets
+        self.sets = sets = _compile_sets(planner, td, cp, node.expressions)
         self.pk_changes = any(i in td.pk for i, _ in sets)
         self.returning = _Returning(planner, td, node.args.get("returning"), alias,
                                     scope if self.joined is not None else None)
@@ -545,3 +522,20 @@ class DeletePlan:
 
 
 __all__ = ["InsertPlan", "UpdatePlan", "DeletePlan", "KeyLookup", "Filter"]
+
+
+def _compile_sets(planner: Any, td: Any, cp: Compiler, assignments: list) -> list[tuple[int, Any]]:
+    """``SET col = expr, ...`` (UPDATE and ON CONFLICT DO UPDATE) -> [(column index, fn)]."""
+    sets = []
+    for eq in assignments:
+        name = eq.this.name
+        i = td.column_index(name)
+        if i is None:
+            raise errors.UndefinedColumn(f'column "{name}" of relation "{td.name}" does not exist')
+        c = td.columns[i]
+        if _is_default(eq.expression):
+            f = default_expr(planner, td, i).fn
+        else:
+            f = cp.coerce(cp.compile(eq.expression), c.type_oid, c.typmod).fn
+        sets.append((i, f))
+    return sets
