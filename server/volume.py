@@ -54,6 +54,14 @@ def storage_key(table_id: int, key: Key) -> bytes:
     return _TID.pack(table_id) + key
 
 
+def _data_record(lsn: int, pg: int, prev: int, txid: int, tid: int, key: Key, row: Row | None, epoch: int,
+                 encode: Any) -> LogRecord:
+    """The redo record of one row write (None = delete)."""
+    if row is None:
+        return LogRecord.make(lsn, pg, prev, txid, DELETE, _TID.pack(tid) + key, b"", epoch)
+    return LogRecord.make(lsn, pg, prev, txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
+
+
 def split_storage_key(skey: bytes) -> tuple[int, Key]:
     return _TID.unpack_from(skey)[0], skey[4:]
 
@@ -323,18 +331,14 @@ class WriterVolume(_Volume):
         records: list[LogRecord] = []
         for (tid, key), row in writes.items():
             pg = tid % self.pgs
-            if row is None:
-                rec = LogRecord(lsn, pg, tails.get(pg, 0), txid, DELETE, _TID.pack(tid) + key, b"", epoch)
-            else:
-                rec = LogRecord(lsn, pg, tails.get(pg, 0), txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
-            records.append(rec.sealed())
+            records.append(_data_record(lsn, pg, tails.get(pg, 0), txid, tid, key, row, epoch, encode))
             tails[pg] = lsn
             touched[pg] = lsn
             tracker.track(lsn, pg, False)
             lsn += 1
-        commit = LogRecord(
+        commit = LogRecord.make(
             lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, COMMIT, b"", encode_commit_value(touched), epoch
-        ).sealed()
+        )
         tails[CONTROL_PG] = lsn
         tracker.track(lsn, CONTROL_PG, True)
         records.append(commit)
@@ -409,11 +413,7 @@ class WriterVolume(_Volume):
             part = items[start:start + _COMMIT_SLICE]
             records: list[LogRecord] = []
             for ((tid, key), row), (r_lsn, pg, prev) in zip(part, plan[start:start + _COMMIT_SLICE]):
-                if row is None:
-                    rec = LogRecord(r_lsn, pg, prev, txid, DELETE, _TID.pack(tid) + key, b"", epoch)
-                else:
-                    rec = LogRecord(r_lsn, pg, prev, txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
-                records.append(rec.sealed())
+                records.append(_data_record(r_lsn, pg, prev, txid, tid, key, row, epoch, encode))
             self.apply(commit_lsn, dict(part))
             self._batch.extend(records)
             self._unstable.extend(records)
@@ -422,9 +422,9 @@ class WriterVolume(_Volume):
             if len(self._batch) >= _COMMIT_SEND:  # few big appends: each node takes <= 64 in flight
                 self._schedule_flush()
             await asyncio.sleep(0)
-        commit = LogRecord(
+        commit = LogRecord.make(
             commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
-        ).sealed()
+        )
         self._batch.append(commit)
         self._unstable.append(commit)
         if self.publisher is not None:

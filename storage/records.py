@@ -39,6 +39,11 @@ _commit_enc = msgspec.msgpack.Encoder()
 _commit_dec = msgspec.msgpack.Decoder(dict[int, int])
 
 
+def _crc(lsn: int, pg: int, prev_lsn: int, txid: int, kind: int, key: bytes, value: bytes, epoch: int) -> int:
+    head = f"{lsn}|{pg}|{prev_lsn}|{txid}|{kind}|{epoch}|".encode()
+    return zlib.crc32(value, zlib.crc32(key, zlib.crc32(head)))
+
+
 class LogRecord(msgspec.Struct, array_like=True, frozen=True):
     lsn: int
     pg: int
@@ -51,11 +56,17 @@ class LogRecord(msgspec.Struct, array_like=True, frozen=True):
     crc: int = 0
 
     def checksum(self) -> int:
-        head = f"{self.lsn}|{self.pg}|{self.prev_lsn}|{self.txid}|{self.kind}|{self.epoch}|".encode()
-        return zlib.crc32(self.value, zlib.crc32(self.key, zlib.crc32(head)))
+        return _crc(self.lsn, self.pg, self.prev_lsn, self.txid, self.kind, self.key, self.value, self.epoch)
 
     def sealed(self) -> "LogRecord":
         return msgspec.structs.replace(self, crc=self.checksum())
+
+    @classmethod
+    def make(cls, lsn: int, pg: int, prev_lsn: int, txid: int, kind: int, key: bytes, value: bytes,
+             epoch: int) -> "LogRecord":
+        """A record with its crc, built once (the writer's per-record path)."""
+        return cls(lsn, pg, prev_lsn, txid, kind, key, value, epoch,
+                   _crc(lsn, pg, prev_lsn, txid, kind, key, value, epoch))
 
     def valid(self) -> bool:
         return self.crc == self.checksum()
