@@ -41,6 +41,7 @@ from server.config import ClusterConf
 from server.quorum import ConsistencyTracker
 from server.recovery import recover
 from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.protocol import encode_records
 from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, LogRecord, encode_commit_value
 
 _TID = struct.Struct(">I")
@@ -447,13 +448,14 @@ class WriterVolume(_Volume):
         if not batch:
             return
         vdl = self._vdl
+        encoded = encode_records(batch)  # once, the same bytes for every segment
         for node in self.nodes:
             if not node.connected or self._inflight.get(node.name, 0) > 64:
                 continue  # down or frozen: it will fill the hole from its peers (gossip)
             self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
-            asyncio.ensure_future(self._send(node, batch, vdl))
+            asyncio.ensure_future(self._send(node, encoded, vdl))
 
-    async def _send(self, node: NodeClient, batch: list[LogRecord], vdl: int) -> None:
+    async def _send(self, node: NodeClient, batch: Any, vdl: int) -> None:
         try:
             ack = await node.append(self.epoch, vdl, batch)
         except NodeError as e:

@@ -120,7 +120,11 @@ class NodeClient:
     async def state(self, timeout: float = 2.0) -> P.NodeState:
         return await self.call(P.GetState, timeout=timeout)
 
-    async def append(self, epoch: int, vdl: int, records: list, timeout: float | None = None) -> P.AppendAck:
+    async def append(self, epoch: int, vdl: int, records: Any, timeout: float | None = None) -> P.AppendAck:
+        """``records``: a list of LogRecord, or ``protocol.encode_records(list)`` when the same
+        batch goes to several nodes (encoded once)."""
+        if isinstance(records, msgspec.Raw):
+            return await self.call(P.EncodedAppend, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
         return await self.call(P.Append, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
 
     async def read(self, pg: int, key: bytes, at_lsn: int) -> P.ReadResult:

@@ -47,6 +47,23 @@ class Append(msgspec.Struct, tag=True):
     records: list[LogRecord]
 
 
+class EncodedAppend(msgspec.Struct, tag="Append"):
+    """An ``Append`` whose records were msgpack-encoded once (``encode_records``) and are
+    sent to all six segments as the same bytes; it decodes as an ``Append``."""
+
+    req: int
+    epoch: int
+    vdl: int
+    records: msgspec.Raw
+
+
+_records_enc = msgspec.msgpack.Encoder()
+
+
+def encode_records(records: list[LogRecord]) -> msgspec.Raw:
+    return msgspec.Raw(_records_enc.encode(records))
+
+
 class Read(msgspec.Struct, tag=True):
     req: int
     pg: int

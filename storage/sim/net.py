@@ -18,9 +18,15 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from storage import protocol as P
 from storage.client import NodeError, NodeUnavailable
+from storage.records import LogRecord
 from storage.sim.node import Refused, SimNode
+
+
+_records_dec = msgspec.msgpack.Decoder(list[LogRecord])
 
 
 class Network:
@@ -141,7 +147,9 @@ class SimClient:
     async def state(self, timeout: float = 2.0) -> P.NodeState:
         return await self.call(P.GetState, timeout=timeout)
 
-    async def append(self, epoch: int, vdl: int, records: list, timeout: float | None = None) -> P.AppendAck:
+    async def append(self, epoch: int, vdl: int, records: Any, timeout: float | None = None) -> P.AppendAck:
+        if isinstance(records, msgspec.Raw):  # encoded once by the writer: the wire would decode it
+            records = _records_dec.decode(records)
         return await self.call(P.Append, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
 
     async def fetch_log(self, pg: int, after_lsn: int, limit: int = 5_000) -> P.LogBatch:
