@@ -95,6 +95,9 @@ def compile_bracket(cp: Compiler, node: exp.Bracket) -> CExpr:
 
         return CExpr(run_slice, base.type)
     fi = _index(cp, sub, True)
+    if base.type in T.VECTORS:  # int2vector / oidvector subscripts start at 0
+        fi0 = fi
+        fi = lambda r, c: None if (i := fi0(r, c)) is None else i + 1  # noqa: E731
 
     def run(r: Any, c: Any) -> Any:
         a = fb(r, c)

@@ -18,6 +18,7 @@ from engine import errors
 from engine import types as T
 from engine.expr import CExpr, Compiler, _subquery_rows, const
 from engine.pgcatalog import oids
+from engine.pgcatalog.deparse import ExprText
 from engine.pgcatalog.model import model_of
 from engine.pgcatalog.render import constraintdef, format_type, indexdef, oid_of
 from engine.pgcatalog.tables import NAMESPACES, roles
@@ -243,12 +244,13 @@ def _pg_get_indexdef(c: Any, oid: Any, col: int = 0, pretty: bool = False) -> An
 @fn([T.OID, T.BOOL], T.TEXT, nargs_min=1)
 def _pg_get_constraintdef(c: Any, oid: Any, pretty: bool = False) -> Any:
     con = model_of(c).con_by_oid.get(int(oid))
-    return None if con is None else constraintdef(con)
+    return None if con is None else constraintdef(con, bool(pretty))
 
 
 @fn([T.TEXT, T.OID, T.BOOL], T.TEXT, nargs_min=2)
 def _pg_get_expr(c: Any, text: Any, relid: Any, pretty: bool = False) -> Any:
-    return text  # pg_attrdef.adbin / pg_constraint.conbin already hold the display text
+    # pg_attrdef.adbin / pg_constraint.conbin hold the display text (ExprText: both styles)
+    return text.pretty if pretty and isinstance(text, ExprText) else str(text)
 
 
 @fn([T.OID], T.TEXT)
@@ -360,6 +362,8 @@ HANDLERS: dict[str, Handler] = {
     "quote_ident": _quote_ident, "pg_get_serial_sequence": _pg_get_serial_sequence,
     "pg_size_pretty": _pg_size_pretty,
     "pg_table_is_visible": _true_any, "pg_type_is_visible": _true_any, "pg_function_is_visible": _true_any,
+    "pg_collation_is_visible": _true_any, "pg_operator_is_visible": _true_any,
+    "pg_opclass_is_visible": _true_any, "pg_conversion_is_visible": _true_any,
     "pg_relation_is_publishable": lambda cp, node: const(False, T.BOOL),
     "pg_is_other_temp_schema": lambda cp, node: const(False, T.BOOL),
     "pg_my_temp_schema": _const(0, T.OID),

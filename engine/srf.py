@@ -149,16 +149,24 @@ def compile_srf(cp: Compiler, node: exp.Expression, name: str | None = None) -> 
 
         return Srf(rows_re, [(name, 1009 if name == "regexp_matches" else T.TEXT)])
     if name == "generate_subscripts":
-        a = cp.compile(args[0])
+        from engine.arrays import _arr_arg
+
+        a = _arr_arg(cp, args[0])
         fd = cp.coerce(cp.compile(args[1]), T.INT4).fn
+        frev = cp.coerce(cp.compile(args[2]), T.BOOL).fn if len(args) > 2 else None
         fa = a.fn
+        low = 0 if a.type in T.VECTORS else 1  # int2vector / oidvector count from 0
 
         def rows_gs(r: Any, c: Any) -> Iterator[tuple]:
             v, d = fa(r, c), fd(r, c)
-            if v is None or d != 1:
+            if v is None or d is None or d < 1:
                 return
-            for i in range(1, len(v) + 1):
-                yield (i,)
+            for _ in range(d - 1):  # length of dimension d: descend into the first element
+                if not v or not isinstance(v[0], list):
+                    return
+                v = v[0]
+            subs = range(low, low + len(v))
+            yield from ((i,) for i in (reversed(subs) if frev is not None and frev(r, c) else subs))
 
         return Srf(rows_gs, [("generate_subscripts", T.INT4)])
     raise errors.UndefinedFunction(f"function {name}() does not exist")

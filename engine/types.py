@@ -85,6 +85,30 @@ for _e, _a in ARRAY_OF.items():
     _BY_NAME["_" + SHORT_NAMES.get(_e, TYPE_NAMES[_e])] = _a
     SHORT_NAMES[_a] = SHORT_NAMES.get(_e, TYPE_NAMES[_e])
 
+# int2vector / oidvector (pg_index.indkey, pg_proc.proargtypes ...): one-dimensional arrays
+# whose subscripts start at 0 and whose text form is space-separated ("1 2").
+INT2VECTOR, OIDVECTOR = 22, 30
+VECTORS = {INT2VECTOR: INT2, OIDVECTOR: OID}
+ELEM_OF.update(VECTORS)
+for _v, _name in ((INT2VECTOR, "int2vector"), (OIDVECTOR, "oidvector")):
+    TYPE_NAMES[_v] = SHORT_NAMES[_v] = _name
+    _BY_NAME[_name] = _v
+
+
+class Vector(list):
+    """A value of int2vector / oidvector: a list whose text form is "1 2 3"."""
+
+    def __str__(self) -> str:
+        return " ".join(str(x) for x in self)
+
+
+def parse_vector(s: str, oid: int) -> Vector:
+    try:
+        return Vector(check_int(int(x), VECTORS[oid]) for x in s.split())
+    except ValueError:
+        raise errors.InvalidTextRepresentation(
+            f'invalid input syntax for type {"smallint" if oid == INT2VECTOR else "oid"}: "{s}"') from None
+
 
 def array_of(elem: int) -> int:
     """Array type of an element type (text[] for unknown / unsupported elements)."""
@@ -227,6 +251,8 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
     """PostgreSQL's type input function: text -> value (22P02 on bad input)."""
     if oid in (TEXT, NAME, UNKNOWN):
         return s
+    if oid in VECTORS:
+        return parse_vector(s, oid)
     if oid in ELEM_OF:
         return parse_array(s, ELEM_OF[oid], typmod)
     if oid in (VARCHAR, BPCHAR):
@@ -373,6 +399,8 @@ def to_text(v: Any) -> str:
         return "\\x" + v.hex()
     if t is bool:
         return "t" if v else "f"
+    if t is Vector:
+        return str(v)
     if isinstance(v, (dict, list)):
         import json
 
@@ -402,6 +430,13 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
     """A function converting non-NULL values of type ``src`` to ``dst`` (None: identity)."""
     if src == dst and typmod < 4:
         return None
+    if src in VECTORS and dst in (TEXT, NAME, VARCHAR, BPCHAR):
+        return str
+    if src in ELEM_OF and dst in VECTORS and src not in VECTORS:
+        return lambda v: Vector(check_int(int(x), VECTORS[dst]) for x in v)
+    if src in VECTORS and dst in ELEM_OF and dst not in VECTORS:
+        ec = caster(VECTORS[src], ELEM_OF[dst], typmod, explicit)
+        return (lambda v: list(v)) if ec is None else (lambda v: [ec(x) for x in v])
     if src in ELEM_OF:
         if dst in (TEXT, NAME, VARCHAR, BPCHAR):
             se = ELEM_OF[src]

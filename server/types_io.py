@@ -365,6 +365,21 @@ for _arr, _elem in ARRAY_OF.items():
     _BINARY_OUT[_arr] = _array_bin_encoder(_elem)
 
 
+def _vector_bin_encoder(elem_oid: int) -> Callable[[Any], bytes]:
+    """int2vector / oidvector: the array format with lower bound 0."""
+    enc = _array_bin_encoder(elem_oid)
+
+    def encode(v: Any) -> bytes:
+        b = enc(v)
+        return b if len(b) <= 12 else b[:16] + _i.pack(0) + b[20:]
+
+    return encode
+
+
+_BINARY_OUT[22] = _vector_bin_encoder(INT2)
+_BINARY_OUT[30] = _vector_bin_encoder(OID)
+
+
 def has_binary(type_oid: int) -> bool:
     return type_oid in _BINARY_OUT
 

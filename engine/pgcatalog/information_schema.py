@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 from engine import types as T
 from engine.pgcatalog.model import model_of
-from engine.pgcatalog.render import default_expr, format_type
+from engine.pgcatalog.deparse import default_text
+from engine.pgcatalog.render import format_type
 from engine.pgcatalog.tables import NAMESPACES, Rows, _user
 
 X, N, I4, B = T.TEXT, T.NAME, T.INT4, T.BOOL  # sql_identifier is name, character_data text
@@ -71,7 +72,7 @@ def _columns(ctx: Any) -> Iterator[tuple]:
                 radix = 10
                 if tm >= 4:
                     prec, scale = (tm - 4) >> 16, (tm - 4) & 0xFFFF
-            dflt = default_expr(c.default, t, tm) if c.default is not None else None
+            dflt = str(default_text(td, c)) if c.default is not None else None
             yield (ctx.session.database, "public", td.name, c.name, i + 1, dflt, "NO" if c.not_null else "YES",
                    _DATA_TYPE.get(t, format_type(t, -1)), charlen, charlen * 4 if charlen else None, prec,
                    radix, scale, 6 if t in (T.TIMESTAMP, T.TIMESTAMPTZ, T.TIME) else None,

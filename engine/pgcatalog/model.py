@@ -46,6 +46,18 @@ def _positions(td: Any, cols: list) -> list[int]:
     return out
 
 
+def _check_columns(td: Any, text: str) -> list[int]:
+    """Positions of the columns a CHECK predicate mentions (pg_constraint.conkey)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        names = {c.name for c in sqlglot.parse_one(text, read="postgres").find_all(exp.Column)}
+    except sqlglot.errors.ParseError:
+        return []
+    return sorted(i for i, c in enumerate(td.columns) if c.name in names)
+
+
 class Model:
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
@@ -56,24 +68,25 @@ class Model:
                 continue
             tid = td.table_id
             if td.pk:
-                io, co = oids.derived(tid, 0), oids.derived(tid, 32)
+                io, co = oids.derived(tid, 0), oids.derived(tid, 128)
                 self.indexes.append(Index(io, td.pkey_name, td, list(td.pk), True, True, co))
                 self.constraints.append(Constraint(co, td.pkey_name, "p", td, list(td.pk), io))
-            for k, (name, cols) in enumerate(td.uniques[:15]):
-                io, co = oids.derived(tid, 1 + k), oids.derived(tid, 33 + k)
+            for k, (name, cols) in enumerate(td.uniques[:63]):
+                io, co = oids.derived(tid, 1 + k), oids.derived(tid, 129 + k)
                 self.indexes.append(Index(io, name, td, _positions(td, cols), True, False, co))
                 self.constraints.append(Constraint(co, name, "u", td, _positions(td, cols), io))
-            for k, ix in enumerate(getattr(td, "indexes", [])[:16]):
+            for k, ix in enumerate(getattr(td, "indexes", [])[:64]):
                 name, cols, unique = ix[0], ix[1], bool(ix[2]) if len(ix) > 2 else False
-                self.indexes.append(Index(oids.derived(tid, 16 + k), name, td, _positions(td, cols), unique, False))
-            for k, fk in enumerate(getattr(td, "fkeys", [])[:16]):
+                self.indexes.append(Index(oids.derived(tid, 64 + k), name, td, _positions(td, cols), unique, False))
+            for k, fk in enumerate(getattr(td, "fkeys", [])[:32]):
                 name, cols, rname, rcols = fk[:4]
                 ref = catalog.get(rname)
                 rpos = _positions(ref, rcols) if ref is not None and rcols else (list(ref.pk) if ref else [])
                 self.constraints.append(
-                    Constraint(oids.derived(tid, 48 + k), name, "f", td, _positions(td, cols), 0, ref, rpos))
-            for name, text in getattr(td, "checks", []) or []:
-                pass  # CHECK constraints are listed once the engine enforces them
+                    Constraint(oids.derived(tid, 192 + k), name, "f", td, _positions(td, cols), 0, ref, rpos))
+            for k, (name, text) in enumerate((getattr(td, "checks", None) or [])[:32]):
+                self.constraints.append(Constraint(oids.derived(tid, 224 + k), name, "c", td,
+                                                   _check_columns(td, text), check=text))
         self.index_by_oid = {i.oid: i for i in self.indexes}
         self.con_by_oid = {c.oid: c for c in self.constraints}
 

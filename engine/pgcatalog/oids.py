@@ -4,10 +4,11 @@ Relations use their table id (>= 16384).  Objects the engine does not store unde
 their own (the primary-key index, unique/foreign-key constraints, secondary indexes,
 attribute defaults) get ids derived from their table's id::
 
-    derived(table_id, slot) = 0x40000000 + table_id * 64 + slot
-    slot 0        primary-key index       slot 32       primary-key constraint
-    slot 1..15    unique-constraint index slot 33..47   unique constraints
-    slot 16..31   CREATE INDEX indexes    slot 48..63   foreign-key constraints
+    derived(table_id, slot) = 0x40000000 + table_id * 256 + slot
+    slot 0        primary-key index        slot 128       primary-key constraint
+    slot 1..63    unique-constraint index  slot 129..191  unique constraints
+    slot 64..127  CREATE INDEX indexes     slot 192..223  foreign-key constraints
+                                           slot 224..255  CHECK constraints
 
 so every id is stable across statements and unique without a counter.
 """
@@ -22,11 +23,11 @@ BASE = 0x40000000
 
 
 def derived(table_id: int, slot: int) -> int:
-    return BASE + table_id * 64 + slot
+    return BASE + table_id * 256 + slot
 
 
 def split(oid: int) -> tuple[int, int] | None:
     """(table_id, slot) of a derived id, or None."""
     if oid < BASE:
         return None
-    return (oid - BASE) // 64, (oid - BASE) % 64
+    return (oid - BASE) // 256, (oid - BASE) % 256

@@ -50,7 +50,7 @@ def indexdef(ix: Any, pretty: bool = True) -> str:
     return f"CREATE {uniq}INDEX {_ident(ix.name)} ON {tname} USING btree ({_cols(ix.table, ix.cols)})"
 
 
-def constraintdef(c: Any) -> str:
+def constraintdef(c: Any, pretty: bool = False) -> str:
     if c.contype == "p":
         return f"PRIMARY KEY ({_cols(c.table, c.cols)})"
     if c.contype == "u":
@@ -61,27 +61,8 @@ def constraintdef(c: Any) -> str:
         rcols = _cols(ref, c.ref_cols) if ref is not None else ""
         return f"FOREIGN KEY ({_cols(c.table, c.cols)}) REFERENCES {rname}({rcols})"
     if c.contype == "c":
-        return f"CHECK ({c.check})"
+        from engine.pgcatalog.deparse import check_text
+
+        t = check_text(c.table, c.check)
+        return f"CHECK ({t.pretty if pretty else t})"
     return ""
-
-
-def default_expr(text: str, type_oid: int, typmod: int = -1) -> str:
-    """A stored default (SQL text) as pg_get_expr shows it: literals carry their cast."""
-    s = text.strip()
-    m = re.fullmatch(r"nextval\('([^']*)'\)", s, re.I)
-    if m:
-        return f"nextval('{m.group(1)}'::regclass)"
-    if re.fullmatch(r"'(?:[^']|'')*'", s):
-        if type_oid in (T.INT2, T.INT4, T.INT8, T.NUMERIC, T.FLOAT4, T.FLOAT8, T.BOOL):
-            return s
-        return f"{s}::{format_type(type_oid, typmod)}"
-    low = s.lower()
-    if low in ("current_timestamp", "current_timestamp()"):
-        return "CURRENT_TIMESTAMP"
-    if low in ("true", "false"):
-        return low
-    if re.fullmatch(r"-?\d+\.\d*", s) and type_oid == T.NUMERIC:
-        return s
-    if re.fullmatch(r"-\d+(\.\d+)?", s):
-        return f"'{s}'::{format_type(type_oid, typmod)}" if type_oid != T.INT4 else s
-    return s

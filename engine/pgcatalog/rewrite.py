@@ -109,11 +109,23 @@ def _first_select(q: exp.Expression) -> exp.Select:
     return q  # type: ignore[return-value]
 
 
+def _bottom_up(ast: exp.Expression) -> exp.Expression:
+    """Apply ``_node`` children first, so nested rewrites (a cast inside a
+    ``pg_catalog.f(...)`` inside a cast) all happen in one pass."""
+    for n in reversed(list(ast.dfs())):
+        new = _node(n)
+        if new is not n:
+            if n is ast:
+                ast = new
+            else:
+                n.replace(new)
+    return ast
+
+
 def normalize(ast: exp.Expression) -> exp.Expression:
     if not isinstance(ast, (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)):
         return ast
-    ast = ast.transform(_node, copy=False)
-    ast = ast.transform(_node, copy=False)  # children of replaced nodes
+    ast = _bottom_up(ast)
     if isinstance(ast, (exp.Select, exp.Union)) and _always_empty(ast):
         cols = [exp.alias_(exp.Null(), output_name(e) or "?column?", quoted=True)
                 for e in _first_select(ast).expressions]

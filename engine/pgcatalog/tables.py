@@ -14,12 +14,14 @@ from typing import Any, Callable, Iterator
 from engine import types as T
 from engine.pgcatalog import oids
 from engine.pgcatalog.model import model_of
-from engine.pgcatalog.render import default_expr
+from engine.pgcatalog.deparse import check_text, default_text
 from engine.pgcatalog.types_data import COLLATABLE, all_types
 
 B, N, O, I2, I4, I8, X, F4 = T.BOOL, T.NAME, T.OID, T.INT2, T.INT4, T.INT8, T.TEXT, T.FLOAT4
 CHAR = T.TEXT  # PostgreSQL's one-byte "char" is served as text
-ARR = T.TEXT  # array columns hold Python lists (text output {a,b})
+ARR = 1009  # text[]: aclitem[] and option arrays, Python lists
+I2ARR, OIDARR = 1005, 1028  # int2[] (conkey), oid[]
+I2V, OIDV = T.INT2VECTOR, T.OIDVECTOR  # subscripts from 0, text "1 2"
 TS = T.TIMESTAMPTZ
 
 Rows = Callable[[Any], Iterator[tuple]]
@@ -157,15 +159,28 @@ def _pg_class(ctx: Any) -> Iterator[tuple]:
         yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False)
 
 
+# default btree operator classes of the column types (pg_opclass oids)
+_OPCLASS = {T.INT2: 1979, T.INT4: 1978, T.INT8: 3124, T.TEXT: 3126, T.VARCHAR: 3126, T.BPCHAR: 10004,
+            T.NAME: 10028, T.OID: 1981, T.BOOL: 10003, T.NUMERIC: 3125, T.FLOAT4: 10012, T.FLOAT8: 3123,
+            T.DATE: 3122, T.TIMESTAMP: 3128, T.TIMESTAMPTZ: 3127, T.TIME: 10038, T.INTERVAL: 10022,
+            T.UUID: 10065, T.BYTEA: 10006, T.JSONB: 10088}
+
+
+def opclass(type_oid: int) -> int:
+    return _OPCLASS.get(type_oid, 0)
+
+
 @table("pg_index", "indexrelid indrelid indnatts indnkeyatts indisunique indnullsnotdistinct indisprimary "
        "indisexclusion indimmediate indisclustered indisvalid indcheckxmin indisready indislive "
        "indisreplident indkey indcollation indclass indoption indexprs indpred",
-       [O, O, I2, I2, B, B, B, B, B, B, B, B, B, B, B, X, X, X, X, X, X])
+       [O, O, I2, I2, B, B, B, B, B, B, B, B, B, B, B, I2V, OIDV, OIDV, I2V, X, X])
 def _pg_index(ctx: Any) -> Iterator[tuple]:
     for ix in model_of(ctx).indexes:
-        key = " ".join(str(c + 1) for c in ix.cols)
+        types = [ix.table.columns[c].type_oid for c in ix.cols]
+        coll = T.Vector(oids.DEFAULT_COLLATION if t in COLLATABLE else 0 for t in types)
         yield (ix.oid, ix.table.table_id, len(ix.cols), len(ix.cols), ix.unique, False, ix.primary, False,
-               True, False, True, False, True, True, False, key, None, None, None, None, None)
+               True, False, True, False, True, True, False, T.Vector(c + 1 for c in ix.cols), coll,
+               T.Vector(opclass(t) for t in types), T.Vector(0 for _ in ix.cols), None, None)
 
 
 _ATT_COLS = ("attrelid attname atttypid attstattarget attlen attnum attndims attcacheoff atttypmod attbyval "
@@ -210,21 +225,21 @@ def _pg_attrdef(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         for i, c in enumerate(td.columns):
             if c.default is not None:
-                yield (oids.derived(td.table_id, 0) + 0x20000000 + i, td.table_id, i + 1,
-                       default_expr(c.default, c.type_oid, c.typmod))
+                yield (oids.derived(td.table_id, 0) + 0x20000000 + i, td.table_id, i + 1, default_text(td, c))
 
 
 @table("pg_constraint", "oid conname connamespace contype condeferrable condeferred convalidated conrelid "
        "contypid conindid conparentid confrelid confupdtype confdeltype confmatchtype conislocal "
        "coninhcount connoinherit conkey confkey conbin",
-       [O, N, O, CHAR, B, B, B, O, O, O, O, O, CHAR, CHAR, CHAR, B, I4, B, ARR, ARR, X])
+       [O, N, O, CHAR, B, B, B, O, O, O, O, O, CHAR, CHAR, CHAR, B, I4, B, I2ARR, I2ARR, X])
 def _pg_constraint(ctx: Any) -> Iterator[tuple]:
     for c in model_of(ctx).constraints:
         fk = c.contype == "f"
         yield (c.oid, c.name, oids.PUBLIC, c.contype, False, False, True, c.table.table_id, 0, c.index, 0,
                c.ref_table.table_id if fk and c.ref_table is not None else 0,
                "a" if fk else " ", "a" if fk else " ", "s" if fk else " ", True, 0, False,
-               [p + 1 for p in c.cols], [p + 1 for p in c.ref_cols] if fk else None, c.check)
+               [p + 1 for p in c.cols], [p + 1 for p in c.ref_cols] if fk else None,
+               check_text(c.table, c.check) if c.check is not None else None)
 
 
 @table("pg_sequence", "seqrelid seqtypid seqstart seqincrement seqmax seqmin seqcache seqcycle",
@@ -362,7 +377,7 @@ empty("pg_stat_replication", "pid usename application_name state", [I4, N, X, X]
 @table("pg_proc", "oid proname pronamespace proowner prolang procost prorows provariadic prokind prosecdef "
        "proleakproof proisstrict proretset provolatile pronargs pronargdefaults prorettype proargtypes "
        "proallargtypes proargmodes proargnames prosrc", [O, N, O, O, O, F4, F4, O, CHAR, B, B, B, B, CHAR, I2,
-                                                          I2, O, X, ARR, ARR, ARR, X])
+                                                          I2, O, OIDV, OIDARR, ARR, ARR, X])
 def _pg_proc(ctx: Any) -> Iterator[tuple]:
     """The functions the engine implements (built-ins in pg_catalog; argument types unknown: none)."""
     from engine.catalog_functions import proc_oid
@@ -370,4 +385,4 @@ def _pg_proc(ctx: Any) -> Iterator[tuple]:
 
     for name in sorted(n for n in _HANDLERS if n.islower() and not n.startswith("_")):
         yield (proc_oid(name), name, oids.PG_CATALOG, oids.BOOTSTRAP_SUPERUSER, 12, 1.0, 0.0, 0, "f", False,
-               False, True, False, "s", 0, 0, T.TEXT, "", None, None, None, name)
+               False, True, False, "s", 0, 0, T.TEXT, T.Vector(), None, None, None, name)
