@@ -147,6 +147,11 @@ def render(st: dict) -> str:
         ["name", "kind", "port", "policy", "members(connections)"])]
     v = st["volume"]
     out += ["", f"VOLUME  vcl={v['vcl']}  vdl={v['vdl']}  epoch={v['epoch']}"]
+    pgs = v.get("protection_groups") or []
+    if pgs:
+        out += [f"PROTECTION GROUPS  {len(pgs)}  (limit {v.get('pg_size_limit')} bytes each)", _table(
+            [[p["pg"], p["bytes"], p["pgcl"], " ".join(f"{n}={lsn}" for n, lsn in p["scl"].items())] for p in pgs],
+            ["pg", "bytes", "pgcl", "scl"])]
     m = st.get("manager") or {}
     out += ["", f"MANAGER  {'running' if m.get('pid') else 'not running'}"
                 f"  heartbeat_rtt_ms={m.get('rtt_ms')}"]

@@ -9,8 +9,9 @@
                      "tier": 1}, {"name": "i2", "role": "reader", ...}],
       "endpoints": [{"name": "writer", "kind": "writer", "port": 5432},
                     {"name": "reader", "kind": "reader", "port": 5433}],
-      "password": null            # superuser password; null = trust on loopback
-    }
+      "password": null,           # superuser password; null = trust on loopback
+      "pg_size_limit": 10737418240  # bytes of log a PG takes before the volume adds a PG
+    }                               # for new data (server.placement); optional, 10 GiB
 
 Runtime files: ``DATA_DIR/run/<part>.pid`` (pid of each running part) and
 ``DATA_DIR/logs/<part>.log``.  Storage node data: ``DATA_DIR/storage/<name>/``.
@@ -53,6 +54,9 @@ class EndpointConf:
     policy: str = "round_robin"  # "round_robin" | "least_connections"
 
 
+DEFAULT_PG_SIZE_LIMIT = 10 << 30  # Aurora's 10 GiB segments
+
+
 @dataclass
 class ClusterConf:
     host: str = "127.0.0.1"
@@ -65,6 +69,7 @@ class ClusterConf:
     # set while a storage node is being replaced: {"old": name, "new": name} (storage.membership)
     storage_transition: dict | None = None
     retention_seconds: int | None = None
+    pg_size_limit: int | None = None  # bytes; None = DEFAULT_PG_SIZE_LIMIT
 
     # --- lookups -------------------------------------------------------------------
     def instance(self, name: str) -> InstanceConf:
@@ -85,10 +90,14 @@ class ClusterConf:
     def readers(self) -> list[InstanceConf]:
         return [i for i in self.instances if i.role == "reader"]
 
+    def pg_limit(self) -> int:
+        """Bytes a protection group takes before new data goes to an added PG."""
+        return self.pg_size_limit or DEFAULT_PG_SIZE_LIMIT
+
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> str:
         d = asdict(self)
-        for optional in ("storage_transition", "retention_seconds"):
+        for optional in ("storage_transition", "retention_seconds", "pg_size_limit"):
             if d.get(optional) is None:
                 d.pop(optional, None)
         return json.dumps(d, indent=2)
@@ -105,6 +114,7 @@ class ClusterConf:
             version=d.get("version", 1),
             storage_transition=d.get("storage_transition"),
             retention_seconds=d.get("retention_seconds"),
+            pg_size_limit=d.get("pg_size_limit"),
         )
 
     @classmethod

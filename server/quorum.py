@@ -41,6 +41,16 @@ class ConsistencyTracker:
             for n in members:
                 self.scl.setdefault(n, {p: 0 for p in range(self.pgs)})
 
+    def add_pgs(self, count: int) -> None:
+        """The volume grew to ``count`` PGs (server.placement)."""
+        if count <= self.pgs:
+            return
+        for pg in range(self.pgs, count):
+            self.pgcl.setdefault(pg, 0)
+            for known in self.scl.values():
+                known.setdefault(pg, 0)
+        self.pgs = count
+
     def track(self, lsn: int, pg: int, is_commit: bool) -> None:
         assert lsn > self.last_allocated, "LSNs must be tracked in increasing order"
         self.last_allocated = lsn

@@ -20,7 +20,8 @@ stable ``status --json`` schema documented in README.md:
                         "scl": {"0": lsn, ...}}],
      "endpoints": [{"name", "kind", "port", "policy", "members",
                     "connections": {instance: open connections through this endpoint}}],
-     "volume": {"vcl", "vdl", "epoch"},
+     "volume": {"vcl", "vdl", "epoch", "pg_size_limit",
+                "protection_groups": [{"pg", "bytes", "pgcl", "scl": {node: lsn}}]},
      "manager": {"pid", "rtt_ms", "events": [{"at", "kind", "from", "to", "reason",
                                               "seconds", "ok"}]}}
 """
@@ -101,6 +102,24 @@ async def _query(conf: ClusterConf, timeout: float) -> tuple[list, list]:
     return list(res[: len(inst)]), list(res[len(inst):])
 
 
+def protection_groups(conf: ClusterConf, nstates: list[NodeState | None]) -> list[dict[str, Any]]:
+    """Each PG the volume has (it grows: ``server.placement``) with its size -- bytes of
+    log, the largest any segment reports -- and each segment's SCL (None: the node is down
+    or does not hold that PG yet) and its PGCL (4th highest SCL)."""
+    count = max([conf.protection_groups] + [len(ns.scl) for ns in nstates if ns is not None])
+    out = []
+    for pg in range(count):
+        scl = {sc.name: (ns.scl.get(pg) if ns is not None else None) for sc, ns in zip(conf.storage_nodes, nstates)}
+        known = sorted((v for v in scl.values() if v is not None), reverse=True)
+        out.append({
+            "pg": pg,
+            "bytes": max((ns.pg_bytes.get(pg, 0) for ns in nstates if ns is not None), default=0),
+            "pgcl": known[3] if len(known) >= 4 else None,
+            "scl": scl,
+        })
+    return out
+
+
 def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
     conf = cluster.conf
     pids = cluster.running()
@@ -169,6 +188,8 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         "vcl": writer_state.vcl if writer_state else None,
         "vdl": writer_state.vdl if writer_state else None,
         "epoch": writer_state.epoch if writer_state else (max(epochs) if epochs else None),
+        "pg_size_limit": conf.pg_limit(),
+        "protection_groups": protection_groups(conf, nstates),
     }
     from server.manager import STATE_FILE, read_events
 

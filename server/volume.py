@@ -4,8 +4,9 @@ Storage key layout (what storage nodes see):
 
     table_id (4 bytes, big-endian) + engine key       -> encoded row (engine.codec)
 
-A table lives in protection group ``table_id % pgs`` (the catalog, table 0, in PG 0 with
-every COMMIT record).
+A table starts in protection group ``table_id % pgs`` (PG 0 also holds every COMMIT
+record); when that PG passes the size limit the volume grows by a PG and the table's new
+rows go there (``server.placement``: the map, logged through PG 0).
 
 * ``WriterVolume`` -- the writer.  ``commit`` turns a transaction's writes into redo
   records (contiguous LSNs, back-linked per PG, ending in a COMMIT record = CPL), applies
@@ -37,17 +38,20 @@ import structlog
 from engine.api import Key, Row
 from engine.errors import StorageUnavailable
 from engine.memstore import TableVersions, VersionedTables
-from server.config import ClusterConf
+from server.config import DEFAULT_PG_SIZE_LIMIT, ClusterConf
+from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
 from server.quorum import ConsistencyTracker
-from server.recovery import recover
+from server.recovery import quorum_sets, recover
 from storage.client import NodeClient, NodeError, NodeUnavailable
-from storage.protocol import encode_records
+from storage.protocol import AddPgs, encode_records
+from storage.protocol import Scan as P_Scan
 from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, LogRecord, encode_commit_value
 
 _TID = struct.Struct(">I")
 _LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commit_large)
 _COMMIT_SLICE = 2_000  # records encoded between yields
 _COMMIT_SEND = 10_000  # records per append sent to the storage nodes
+RECORD_OVERHEAD = 32  # bytes a record costs besides key and value (as storage.node counts)
 log = structlog.get_logger("volume")
 
 
@@ -76,6 +80,7 @@ class _Volume(VersionedTables):
         self.data_dir = data_dir  # to follow storage membership changes in cluster.json
         self._conf_mtime = 0.0
         self.pgs = conf.protection_groups
+        self.placement = Placement(base=conf.protection_groups)
         self.codec = codec
         self.nodes = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes]
         self._loading: dict[int, asyncio.Future] = {}
@@ -87,7 +92,8 @@ class _Volume(VersionedTables):
         self.durable_tails: dict[int, int] = {}
 
     def pg_of(self, table_id: int) -> int:
-        return table_id % self.pgs
+        """The PG new rows of ``table_id`` go to."""
+        return self.placement.head(table_id)
 
     def _refresh_membership(self) -> bool:
         """Follow ``cluster.json``'s storage nodes (a replacement adds one, then drops one)."""
@@ -133,39 +139,62 @@ class _Volume(VersionedTables):
                 fut.add_done_callback(lambda _f, tid=tid: self._loading.pop(tid, None))
             await asyncio.shield(fut)
 
+    async def _placement_ready(self, at: int) -> None:
+        """The placement map must cover the read point (readers: see ReaderVolume)."""
+
     async def _load(self, tid: int) -> None:
         t = self.tables.get(tid)
         if t is None:
             t = self.tables[tid] = TableVersions()  # from now on commits/redo land here too
         at = self.snapshot()
-        pg = self.pg_of(tid)
-        at_pg = min(at, self.durable_tails.get(pg, 0))
+        await self._placement_ready(at)
+        chain = self.placement.chain(tid)
         prefix = _TID.pack(tid)
+        decode = self.codec.decode_row
+        if len(chain) == 1:
+            for skey, lsn, value in await self._scan_pg(tid, chain[0], prefix, at, False):
+                t.add(skey[4:], lsn, decode(value))
+        else:
+            # Rows spread over the table's PGs: the newest version of each key wins, a
+            # delete in a newer PG hides the key's older versions in older PGs.
+            newest: dict[bytes, tuple[int, bytes | None]] = {}
+            for pg in chain:
+                for skey, lsn, value in await self._scan_pg(tid, pg, prefix, at, True):
+                    seen = newest.get(skey)
+                    if seen is None or lsn > seen[0]:
+                        newest[skey] = (lsn, value)
+            for skey in sorted(newest):
+                lsn, value = newest[skey]
+                if value is not None:
+                    t.add(skey[4:], lsn, decode(value))
+        t.loaded_at = at
+
+    async def _scan_pg(self, tid: int, pg: int, prefix: bytes, at: int, deletes: bool) -> list:
+        """The table's versions in one PG at ``at``, from one segment complete there."""
+        at_pg = min(at, self.durable_tails.get(pg, 0))
         deadline = time.monotonic() + 30.0
         while True:
             candidates = self._complete_nodes(pg, at_pg)
             errors = []
             for node in candidates:
                 try:
-                    items = await self._scan_all(node, pg, prefix, at_pg)
+                    return await self._scan_all(node, pg, prefix, at_pg, deletes)
                 except (NodeUnavailable, NodeError) as e:
                     errors.append(f"{node.name}: {e}")
-                    continue
-                decode = self.codec.decode_row
-                for skey, lsn, value in items:
-                    t.add(skey[4:], lsn, decode(value))
-                t.loaded_at = at
-                return
             if time.monotonic() > deadline:
                 raise StorageUnavailable(f"no storage segment could serve table {tid} at LSN {at}: {'; '.join(errors)}")
             await asyncio.sleep(0.1)
 
     @staticmethod
-    async def _scan_all(node: NodeClient, pg: int, prefix: bytes, at: int) -> list[tuple[bytes, int, bytes]]:
+    async def _scan_all(node: NodeClient, pg: int, prefix: bytes, at: int,
+                        deletes: bool = False) -> list[tuple[bytes, int, bytes]]:
         out: list[tuple[bytes, int, bytes]] = []
         after = None
         while True:
-            res = await node.scan(pg, prefix, at, after=after, limit=10_000)
+            if deletes:
+                res = await node.call(P_Scan, pg=pg, prefix=prefix, at_lsn=at, after=after, limit=10_000, deletes=True)
+            else:
+                res = await node.scan(pg, prefix, at, after=after, limit=10_000)
             out.extend(res.items)
             if res.done or not res.items:
                 return out
@@ -204,6 +233,12 @@ class WriterVolume(_Volume):
         # batch lost by every node (all killed before their fsync) is never a permanent hole.
         self._unstable: deque[LogRecord] = deque()
         self.publisher = None  # redo.RedoPublisher, set by the instance
+        # Volume growth (server.placement): bytes of log appended per PG, the limit, and
+        # the head PGs that passed it (the next commit writing there adds a PG first).
+        self.pg_bytes: dict[int, int] = {}
+        self.pg_limit = conf.pg_limit() if hasattr(conf, "pg_limit") else DEFAULT_PG_SIZE_LIMIT
+        self._full: set[int] = set()
+        self._grow_lock = asyncio.Lock()
 
     # -- startup -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -211,7 +246,8 @@ class WriterVolume(_Volume):
         await self._connect_all()
         while True:
             try:
-                rec = await recover(self.nodes, self.pgs)
+                sets = quorum_sets([n.name for n in self.nodes], getattr(self.conf, "storage_transition", None))
+                rec = await recover(self.nodes, self.pgs, quorum_sets=sets)
                 break
             except TimeoutError as e:  # e.g. the truncation missed a write quorum: start over
                 log.warning("recovery_retry", error=str(e))
@@ -221,17 +257,95 @@ class WriterVolume(_Volume):
         self._next_lsn = rec.next_lsn
         self._tails = dict(rec.tails)
         self.durable_tails = dict(rec.tails)
-        self.tracker = ConsistencyTracker([n.name for n in self.nodes], self.pgs, start_vdl=rec.vdl)
+        self.placement.count = max(self.placement.count, rec.pgs)
+        self.tracker = ConsistencyTracker([n.name for n in self.nodes], rec.pgs, start_vdl=rec.vdl)
+        self.tracker.set_quorum_sets(sets)
         self.tracker.last_allocated = rec.next_lsn - 1
         self.tracker.vcl = rec.next_lsn - 1
         for name, scl in rec.scl.items():
             self.tracker.ack(name, scl)
         self._conf_mtime = 0.0
         self._refresh_membership()
+        if rec.pgs > self.placement.base:  # grown: AddPgs reached a quorum before any map entry
+            await self._load_placement()
+        self.pg_bytes = {pg: rec.pg_bytes.get(pg, 0) for pg in range(self.placement.count)}
+        self._full = {pg for pg, n in self.pg_bytes.items() if n > self.pg_limit and pg not in self.placement.successor}
         self._txids = iter(range((self.epoch << 32) + 1, 1 << 62))
         self._tasks.append(asyncio.ensure_future(self._reconnect_loop()))
         self.state = "available"
         log.info("writer_volume_ready", epoch=self.epoch, vdl=self._vdl, next_lsn=self._next_lsn)
+
+    async def _load_placement(self) -> None:
+        """The placement map as of the recovered VDL, from PG 0."""
+        prefix = _TID.pack(PLACEMENT_TABLE)
+        for skey, _lsn, value in await self._scan_pg(PLACEMENT_TABLE, 0, prefix, self._vdl, False):
+            self.placement.apply_entry(skey[4:], value)
+        if self.placement.successor:
+            log.info("placement_loaded", pgs=self.placement.count, successor=self.placement.successor)
+
+    async def _grow(self, full: int) -> None:
+        """Add a PG to the volume for the tables whose head PG ``full`` passed the limit:
+        create its segments on the storage nodes (a write quorum of every quorum set must
+        hold them), then log ``successor[full] = new`` through PG 0 in a transaction of its
+        own.  Commits allocated after this write the tables' rows to the new PG."""
+        async with self._grow_lock:
+            if full in self.placement.successor:
+                return  # another commit grew it meanwhile
+            new = self.placement.count
+            await self._create_pgs(new + 1)
+            assert self.tracker is not None
+            self.tracker.add_pgs(new + 1)
+            self.pg_bytes.setdefault(new, 0)
+            tails = self._tails
+            txid = self.new_txid()
+            lsn = self._next_lsn
+            put = LogRecord.make(lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, PUT,
+                                 _TID.pack(PLACEMENT_TABLE) + entry_key(full), entry_value(new), self.epoch)
+            commit = LogRecord.make(lsn + 1, CONTROL_PG, lsn, txid, COMMIT, b"",
+                                    encode_commit_value({CONTROL_PG: lsn}), self.epoch)
+            self._append_control([put, commit])
+            self.placement.add(full, new)
+            self._full.discard(full)
+            log.info("volume_grew", full_pg=full, new_pg=new, pgs=self.placement.count,
+                     full_bytes=self.pg_bytes.get(full, 0), limit=self.pg_limit, lsn=lsn)
+
+    def _append_control(self, records: list[LogRecord]) -> None:
+        """Allocate and send a transaction of PG 0 records nobody waits for."""
+        assert self.tracker is not None
+        for r in records:
+            self.tracker.track(r.lsn, r.pg, r.kind == COMMIT)
+            self._tails[r.pg] = r.lsn
+            self.pg_bytes[r.pg] = self.pg_bytes.get(r.pg, 0) + len(r.key) + len(r.value) + RECORD_OVERHEAD
+        self._next_lsn = records[-1].lsn + 1
+        self._tail_log.extend((r.lsn, r.pg) for r in records)
+        self._batch.extend(records)
+        self._unstable.extend(records)
+        if self.publisher is not None:
+            self.publisher.publish(records)
+        self._schedule_flush()
+
+    async def _create_pgs(self, count: int) -> None:
+        """``AddPgs(count)`` on every storage node; returns once a write quorum of each
+        quorum set holds the new segments (the rest learn them by gossip or by the first
+        Append naming them)."""
+        assert self.tracker is not None
+        sets = self.tracker.quorum_sets
+        done: set[str] = set()
+        while True:
+            async def one(n: NodeClient) -> None:
+                try:
+                    await n.call(AddPgs, timeout=5.0, epoch=self.epoch, count=count)
+                    done.add(n.name)
+                except NodeError as e:
+                    if e.code == "stale_epoch":
+                        self._fenced()
+                except NodeUnavailable:
+                    pass
+
+            await asyncio.gather(*(one(n) for n in self.nodes if n.name not in done))
+            if all(len(done & s) >= self.tracker.write_quorum for s in sets):
+                return
+            await asyncio.sleep(0.2)
 
     async def _reconnect_loop(self) -> None:
         last_vcl = -1
@@ -322,6 +436,8 @@ class WriterVolume(_Volume):
         assert tracker is not None
         while tracker.last_allocated - tracker.vcl > LSN_ALLOCATION_LIMIT - len(writes) - 1:
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
+        if self._full:
+            await self._grow_heads(writes)
         if len(writes) > _LARGE_COMMIT:
             return await self._commit_large(txid, writes)
         encode = self.codec.encode_row
@@ -330,9 +446,15 @@ class WriterVolume(_Volume):
         tails = self._tails
         touched: dict[int, int] = {}
         records: list[LogRecord] = []
+        heads = self.placement.heads
+        sizes = self.pg_bytes
         for (tid, key), row in writes.items():
-            pg = tid % self.pgs
-            records.append(_data_record(lsn, pg, tails.get(pg, 0), txid, tid, key, row, epoch, encode))
+            pg = heads.get(tid)
+            if pg is None:
+                pg = self.placement.head(tid)
+            rec = _data_record(lsn, pg, tails.get(pg, 0), txid, tid, key, row, epoch, encode)
+            records.append(rec)
+            sizes[pg] = sizes.get(pg, 0) + len(rec.key) + len(rec.value) + RECORD_OVERHEAD
             tails[pg] = lsn
             touched[pg] = lsn
             tracker.track(lsn, pg, False)
@@ -343,6 +465,8 @@ class WriterVolume(_Volume):
         tails[CONTROL_PG] = lsn
         tracker.track(lsn, CONTROL_PG, True)
         records.append(commit)
+        sizes[CONTROL_PG] = sizes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
+        self._note_sizes(touched)
         self._tail_log.extend((r.lsn, r.pg) for r in records)
         self._next_lsn = lsn + 1
         self.apply(lsn, writes)  # invisible until the VDL reaches ``lsn``
@@ -355,6 +479,23 @@ class WriterVolume(_Volume):
         self._commit_waiters.append((lsn, fut))
         await self._await_durable(lsn, fut)
         return lsn
+
+    def _note_sizes(self, touched: dict[int, int]) -> None:
+        """Head PGs that passed the size limit: the next commit writing there grows the volume."""
+        limit = self.pg_limit
+        sizes = self.pg_bytes
+        for pg in touched:
+            if sizes[pg] > limit and pg not in self.placement.successor:
+                self._full.add(pg)
+        if sizes.get(CONTROL_PG, 0) > limit and CONTROL_PG not in self.placement.successor:
+            self._full.add(CONTROL_PG)
+
+    async def _grow_heads(self, writes: Any) -> None:
+        """Before allocating: add a PG for each full head PG this commit writes to."""
+        full = self._full
+        heads = {self.placement.head(tid) for tid, _key in writes}
+        for pg in sorted(heads & full):
+            await self._grow(pg)
 
     async def _await_durable(self, lsn: int, fut: asyncio.Future) -> None:
         """Wait for VDL >= lsn.  Fails only when the volume makes no progress at all for
@@ -392,10 +533,10 @@ class WriterVolume(_Volume):
         lsn = self._next_lsn
         tails = self._tails
         touched: dict[int, int] = {}
-        pgs = self.pgs
+        head = self.placement.head
         plan: list[tuple[int, int, int]] = []  # (lsn, pg, prev) per write, in order
         for tid, _key in writes:
-            pg = tid % pgs
+            pg = head(tid)
             plan.append((lsn, pg, tails.get(pg, 0)))
             tails[pg] = lsn
             touched[pg] = lsn
@@ -413,8 +554,11 @@ class WriterVolume(_Volume):
         for start in range(0, len(items), _COMMIT_SLICE):
             part = items[start:start + _COMMIT_SLICE]
             records: list[LogRecord] = []
+            sizes = self.pg_bytes
             for ((tid, key), row), (r_lsn, pg, prev) in zip(part, plan[start:start + _COMMIT_SLICE]):
-                records.append(_data_record(r_lsn, pg, prev, txid, tid, key, row, epoch, encode))
+                rec = _data_record(r_lsn, pg, prev, txid, tid, key, row, epoch, encode)
+                records.append(rec)
+                sizes[pg] = sizes.get(pg, 0) + len(rec.key) + len(rec.value) + RECORD_OVERHEAD
             self.apply(commit_lsn, dict(part))
             self._batch.extend(records)
             self._unstable.extend(records)
@@ -426,6 +570,8 @@ class WriterVolume(_Volume):
         commit = LogRecord.make(
             commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
         )
+        self.pg_bytes[CONTROL_PG] = self.pg_bytes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
+        self._note_sizes(touched)
         self._batch.append(commit)
         self._unstable.append(commit)
         if self.publisher is not None:
@@ -515,6 +661,7 @@ class WriterVolume(_Volume):
             "vdl": self._vdl,
             "epoch": self.epoch,
             "applied_lsn": self._vdl,
+            "pgs": self.placement.count,
         }
 
 
@@ -531,6 +678,10 @@ class ReaderVolume(_Volume):
         self.lag_ms = 0.0
         self._node_scl: dict[str, dict[int, int]] = {}
         self._tasks: list[asyncio.Task] = []
+        # The placement map is complete once read from storage after the cache was last
+        # reset; from then on redo keeps it current (entries are only ever added).
+        self._placement_gen = 0
+        self._placement_stale = True
 
     async def start(self) -> None:
         await self._connect_all()
@@ -556,6 +707,16 @@ class ReaderVolume(_Volume):
         random.shuffle(good)
         return good + [n for n in self.nodes if n not in good]
 
+    async def _placement_ready(self, at: int) -> None:
+        if not self._placement_stale:
+            return
+        gen = self._placement_gen
+        prefix = _TID.pack(PLACEMENT_TABLE)
+        for skey, _lsn, value in await self._scan_pg(PLACEMENT_TABLE, 0, prefix, at, False):
+            self.placement.apply_entry(skey[4:], value)
+        if gen == self._placement_gen:
+            self._placement_stale = False
+
     async def commit(self, txid: int, writes: dict) -> int:  # pragma: no cover - engine refuses first
         from engine.errors import ReadOnlyTransaction
 
@@ -572,6 +733,8 @@ class ReaderVolume(_Volume):
         if vdl != self._vdl:
             # We missed records (or the writer changed): drop the cache, reload on demand.
             self.tables = {}
+            self._placement_gen += 1
+            self._placement_stale = True
             self._vdl = vdl
             self.writer_vdl = vdl
             log.info("reader_cache_reset", vdl=vdl)
@@ -605,6 +768,8 @@ class ReaderVolume(_Volume):
                 tid = _TID.unpack_from(r.key)[0]
                 t = tables.get(tid)
                 if t is None:
+                    if tid == PLACEMENT_TABLE:
+                        self.placement.apply_entry(r.key[4:], r.value)
                     continue  # not cached here: storage has it
                 t.add(r.key[4:], commit_lsn, None if r.kind == DELETE else decode(r.value), horizon)
             i += 1
@@ -614,4 +779,5 @@ class ReaderVolume(_Volume):
             self._vdl = vdl
 
     def status(self) -> dict[str, Any]:
-        return {"vcl": self.writer_vdl, "vdl": self.writer_vdl, "epoch": self.epoch, "applied_lsn": self._vdl}
+        return {"vcl": self.writer_vdl, "vdl": self.writer_vdl, "epoch": self.epoch, "applied_lsn": self._vdl,
+                "pgs": self.placement.count}

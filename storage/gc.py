@@ -15,7 +15,9 @@ materialised point).  If it is above the PG's current floor:
    ``too_old``, because a record of the PG at p is newer than the read point;
    ``gcprev`` = p's ``prev_lsn``: FetchLog with after_lsn below it answers ``too_old``);
 2. for each key, every version older than its newest version <= p is deleted, and that
-   newest one too when it is a delete (a tombstone hides nothing any more);
+   newest one too when it is a delete (a tombstone hides nothing any more) -- except in
+   a PG the volume added as it grew, where it may hide a version in an older PG of the
+   same table (``server.placement``);
 3. log records with lsn < p are deleted (they are all materialised; the record at p stays
    as the base of the chain).
 
@@ -129,8 +131,8 @@ async def _collect_versions(node: "StorageNode", pg: int, p: int) -> int:
                 state = "skip"  # scrubber's job; keep the older versions meanwhile
                 continue
             state = "kept"
-            if value is not None:
-                continue
+            if value is not None or pg >= getattr(node, "base_pgs", node.n_pgs):
+                continue  # a tombstone of an added PG hides versions in an older PG
         batch.delete_raw(k)
         removed += 1
         if batch.count >= CHUNK:

@@ -16,7 +16,8 @@ do not answer within ``PEER_TIMEOUT`` are skipped this round) and then:
    are dropped, and the PG restarts at SCL = materialised point = GC floor = ``f``; the
    next FetchLog goes on from ``f``.
 
-It also adopts the highest VDL hint of its peers (a node that missed Appends, or a fresh
+A peer that holds more PGs than the node (the volume grew while it was down) makes it
+add them first.  It also adopts the highest VDL hint of its peers (a node that missed Appends, or a fresh
 one, still materialises), when the node supports it (``note_peer_vdl``).
 """
 
@@ -86,6 +87,15 @@ class Gossip:
                     adopted = True
         if adopted:
             await node.flusher.sync()
+        grow = getattr(node, "ensure_pgs", None)
+        wanted = max((len(st.scl) for _, st in live), default=0)
+        if grow is not None and wanted > node.n_pgs:
+            from storage.store import Batch
+
+            batch = Batch()
+            if grow(wanted, batch):  # the volume added PGs while we were away
+                node.store.write(batch)
+                await node.flusher.sync()
         note_vdl = getattr(node, "note_peer_vdl", None)
         if note_vdl is not None and live:
             note_vdl(max(st.vdl_hint for _, st in live))

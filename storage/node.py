@@ -65,6 +65,8 @@ from storage.wire import FrameError
 log = structlog.get_logger("storage.node")
 
 MATERIALIZE_CHUNK = 2_000
+MAX_PGS = 1 << 16  # a record naming a PG beyond this is refused (not a growth of the volume)
+RECORD_OVERHEAD = 32  # bytes a log record costs besides its key and value (PG size accounting)
 
 
 class Refused(Exception):
@@ -92,6 +94,10 @@ class StorageNode:
         self.name = name
         self.az = az
         self.n_pgs = n_pgs
+        # PGs below this are the volume's first ones; the rest were added as it grew and
+        # continue a table that began in an older PG: their tombstones are kept by GC,
+        # since they hide that table's older versions in the older PG.
+        self.base_pgs = n_pgs
         self.retention_seconds = retention_seconds
         self.clock = clock
         self.peers: list[Any] = []  # NodeClients of the other nodes (scrub repair)
@@ -109,7 +115,9 @@ class StorageNode:
         """(Re)load every in-memory structure from ``store``: the SCL of each PG from its
         checkpoint plus the log above it."""
         self.store = store
+        self.n_pgs = max(self.n_pgs, store.get_meta_int(b"pgs"))
         self.seg = Segment(self.n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
+        self.pg_bytes = [store.get_pg_meta(b"bytes", pg) for pg in range(self.n_pgs)]
         self.gc_floor = [store.get_pg_meta(b"gc", pg) for pg in range(self.n_pgs)]
         self.log_floor = [store.get_pg_meta(b"gcprev", pg) for pg in range(self.n_pgs)]
         self.history: list[tuple[float, int]] = store.get_history()
@@ -123,6 +131,34 @@ class StorageNode:
         self.vdl_hint = store.get_meta_int(b"vdl")
         self._vdl_saved = self.vdl_hint
         self.mat = [min(store.get_materialized(pg), self.seg.pgs[pg].scl) for pg in range(self.n_pgs)]
+
+    def ensure_pgs(self, n: int, batch: Batch) -> bool:
+        """Hold segments of PGs 0..n-1 (the volume grew); persisted in ``batch``."""
+        if n <= self.n_pgs:
+            return False
+        if n > MAX_PGS:
+            raise Refused("bad_request", f"{n} protection groups is more than {MAX_PGS}")
+        self.seg.ensure_pgs(n)
+        for pg in range(self.n_pgs, n):
+            self.pg_bytes.append(0)
+            self.gc_floor.append(0)
+            self.log_floor.append(0)
+            self._ckpt.append(0)
+            self.mat.append(0)
+            self.durable_scl[pg] = 0
+        self.n_pgs = n
+        batch.put_meta_int(b"pgs", n)
+        log.info("pgs_added", pgs=n)
+        return True
+
+    async def add_pgs(self, m: P.AddPgs) -> P.Ok:
+        if m.epoch < self.seg.epoch:
+            raise Refused("stale_epoch", f"add_pgs epoch {m.epoch} < node epoch {self.seg.epoch}")
+        batch = Batch()
+        if self.ensure_pgs(m.count, batch):
+            self.store.write(batch)
+            await self.flusher.sync()
+        return P.Ok(req=m.req)
 
     def _count(self, recs: Any) -> Any:
         for r in recs:
@@ -175,21 +211,30 @@ class StorageNode:
     def ingest(self, records: list[LogRecord], batch: Batch) -> int:
         """Add admissible new records to the segment and the batch; returns how many."""
         n = 0
+        top = max((rec.pg for rec in records), default=0)
+        if top >= self.n_pgs and top < MAX_PGS:
+            self.ensure_pgs(top + 1, batch)  # a PG added while we were away
+        sizes = self.pg_bytes
+        grown: set[int] = set()
         for rec in records:
             v = self.seg.admit(rec)
             if v is Verdict.NEW:
                 self.seg.add(rec)
                 batch.put_log(rec)
+                sizes[rec.pg] += len(rec.key) + len(rec.value) + RECORD_OVERHEAD
+                grown.add(rec.pg)
                 n += 1
             elif v is Verdict.BAD_CRC:
                 log.warning("bad_crc_record_skipped", pg=rec.pg, lsn=rec.lsn)
+        for pg in grown:
+            batch.put_pg_meta(b"bytes", pg, sizes[pg])
         return n
 
     async def append(self, m: P.Append) -> P.AppendAck:
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
         for rec in m.records:
-            if not 0 <= rec.pg < self.n_pgs:
+            if not 0 <= rec.pg < MAX_PGS:
                 raise Refused("bad_request", f"record {rec.lsn} names unknown pg {rec.pg}")
             if not rec.valid():
                 raise Refused("bad_record", f"record {rec.lsn} of pg {rec.pg} fails its crc")
@@ -355,7 +400,7 @@ class StorageNode:
     def scan(self, m: P.Scan) -> P.ScanResult:
         try:
             self._check_read(m.pg, m.at_lsn)
-            items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit)
+            items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit, m.deletes)
         except CorruptData as e:
             self._note_corrupt(e)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
@@ -424,6 +469,7 @@ class StorageNode:
             gc_floor=dict(enumerate(self.gc_floor)),
             log_floor=dict(enumerate(self.log_floor)),
             corrupt=self.corrupt_seen,
+            pg_bytes=dict(enumerate(self.pg_bytes)),
         )
 
     # --- dispatch --------------------------------------------------------------------
@@ -444,6 +490,8 @@ class StorageNode:
                 self._spawn(self.set_epoch(m), m.req, reply, tasks)
             elif isinstance(m, P.Truncate):
                 self._spawn(self.truncate(m), m.req, reply, tasks)
+            elif isinstance(m, P.AddPgs):
+                self._spawn(self.add_pgs(m), m.req, reply, tasks)
             elif isinstance(m, P.CopyVersions):
                 reply(self.copy_versions(m))
             elif isinstance(m, P.Scrub):

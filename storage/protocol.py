@@ -7,7 +7,7 @@ older than the node's volume epoch are refused with ``Error(code="stale_epoch")`
 Requests                                    Replies
   Append(req, epoch, vdl, records)            AppendAck(req, scl)        -- after fsync
   Read(req, pg, key, at_lsn)                  ReadResult(req, found, lsn, value)
-  Scan(req, pg, prefix, at_lsn, after, limit) ScanResult(req, items, done)
+  Scan(req, pg, prefix, at_lsn, after, limit, deletes) ScanResult(req, items, done)
   GetState(req)                               NodeState(req, ...)
   SetEpoch(req, epoch)                        Ok(req)
   Truncate(req, epoch, after_lsn, upto_lsn)   Ok(req)
@@ -15,6 +15,7 @@ Requests                                    Replies
   Scrub(req)                                  ScrubResult(req, ...)      -- verify + repair now
   Gc(req)                                     GcResult(req, ...)         -- collect now
   CopyVersions(req, pg, begin, end, limit)    VersionBatch(req, entries, more)
+  AddPgs(req, epoch, count)                   Ok(req)                    -- after fsync
   any                                         Error(req, code, message)
 
 Error codes a reader must expect besides ``not_complete``: ``corrupt`` (stored bytes of
@@ -25,7 +26,9 @@ floor for the PG: versions/records needed for it were garbage-collected).
 ``scl`` maps PG -> segment complete LSN.  ``vdl`` on Append is the writer's current VDL,
 a hint storage may use to materialise records (it never materialises above it).
 ``Scan`` returns, for keys starting with ``prefix`` and > ``after`` (if given), the
-newest version with lsn <= at_lsn that is not a delete, in key order, at most ``limit``.
+newest version with lsn <= at_lsn that is not a delete, in key order, at most ``limit``;
+with ``deletes`` a key whose newest version is a delete comes back with value None (a
+table spread over several PGs merges them newest-first: see ``server.placement``).
 A node answers Read/Scan only when its SCL for the PG is >= at_lsn, else
 ``Error(code="not_complete")`` and the client asks another segment.
 """
@@ -78,6 +81,7 @@ class Scan(msgspec.Struct, tag=True):
     at_lsn: int
     after: bytes | None = None
     limit: int = 10_000
+    deletes: bool = False
 
 
 class GetState(msgspec.Struct, tag=True):
@@ -129,6 +133,14 @@ class CopyVersions(msgspec.Struct, tag=True):
     limit: int = 5_000
 
 
+class AddPgs(msgspec.Struct, tag=True):
+    """The volume grew: hold segments of PGs 0..count-1 (idempotent; never shrinks)."""
+
+    req: int
+    epoch: int
+    count: int
+
+
 class AppendAck(msgspec.Struct, tag=True):
     req: int
     scl: dict[int, int]
@@ -143,7 +155,7 @@ class ReadResult(msgspec.Struct, tag=True):
 
 class ScanResult(msgspec.Struct, tag=True):
     req: int
-    items: list[tuple[bytes, int, bytes]]  # (key, version lsn, value)
+    items: list[tuple[bytes, int, bytes | None]]  # (key, version lsn, value; None = deleted)
     done: bool
 
 
@@ -160,6 +172,7 @@ class NodeState(msgspec.Struct, tag=True):
     gc_floor: dict[int, int] = {}  # PG -> reads below it are too_old (see storage.node)
     log_floor: dict[int, int] = {}  # PG -> FetchLog with after_lsn below it is too_old
     corrupt: int = 0  # damaged entries found and not yet repaired
+    pg_bytes: dict[int, int] = {}  # PG -> bytes of log records this segment took in (its size)
 
 
 class Ok(msgspec.Struct, tag=True):
@@ -200,7 +213,7 @@ class Error(msgspec.Struct, tag=True):
     message: str
 
 
-Request = Union[Append, Read, Scan, GetState, SetEpoch, Truncate, FetchLog, Scrub, Gc, CopyVersions]
+Request = Union[Append, Read, Scan, GetState, SetEpoch, Truncate, FetchLog, Scrub, Gc, CopyVersions, AddPgs]
 Reply = Union[AppendAck, ReadResult, ScanResult, NodeState, Ok, LogBatch, Error, ScrubResult, GcResult, VersionBatch]
 
 REQUESTS = Codec(Request)

@@ -53,6 +53,14 @@ class Segment:
         self.truncations: list[Truncation] = list(truncations or [])
         self.pgs = [PgState() for _ in range(n_pgs)]
 
+    def ensure_pgs(self, n: int) -> bool:
+        """Grow to ``n`` PGs (the volume added protection groups); True if it grew."""
+        if n <= self.n_pgs:
+            return False
+        self.pgs.extend(PgState() for _ in range(n - self.n_pgs))
+        self.n_pgs = n
+        return True
+
     # --- queries -------------------------------------------------------------------
     def scl(self) -> dict[int, int]:
         return {pg: s.scl for pg, s in enumerate(self.pgs)}

@@ -327,12 +327,13 @@ class Store:
         return lsn, decode_version(k, it.value())
 
     def scan_versions(
-        self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int
-    ) -> tuple[list[tuple[bytes, int, bytes]], bool]:
+        self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int, deletes: bool = False
+    ) -> tuple[list[tuple[bytes, int, bytes | None]], bool]:
         """Live keys starting with ``prefix`` (and > ``after``), each with its newest
-        version <= at_lsn, in key order.  Returns (items, done).  Raises CorruptData."""
+        version <= at_lsn, in key order (``deletes``: deleted keys too, value None).
+        Returns (items, done).  Raises CorruptData."""
         try:
-            return self._scan_versions(pg, prefix, at_lsn, after, limit)
+            return self._scan_versions(pg, prefix, at_lsn, after, limit, deletes)
         except CorruptData:
             raise
         except Exception as e:
@@ -341,8 +342,8 @@ class Store:
             raise
 
     def _scan_versions(
-        self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int
-    ) -> tuple[list[tuple[bytes, int, bytes]], bool]:
+        self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int, deletes: bool = False
+    ) -> tuple[list[tuple[bytes, int, bytes | None]], bool]:
         head = b"V" + _U32.pack(pg)
         raw_prefix = head + escape(prefix)
         if after is not None and after >= prefix:
@@ -352,7 +353,7 @@ class Store:
                 start = raw_prefix
         else:
             start = raw_prefix
-        items: list[tuple[bytes, int, bytes]] = []
+        items: list[tuple[bytes, int, bytes | None]] = []
         if limit <= 0:
             return items, False
         it = self.db.iter(ReadOptions())
@@ -375,7 +376,7 @@ class Store:
                 continue
             current = ekey
             v = decode_version(k, it.value())
-            if v is not None:
+            if v is not None or deletes:
                 if len(items) >= limit:
                     return items, False
                 items.append((unescape(ekey), lsn, v))
