@@ -15,7 +15,8 @@ Balancing is per connection, never per statement (as Aurora's endpoints do):
 
 A CancelRequest (the whole first packet of a connection: int32 16, int32 80877102, pid,
 key) is not relayed to the routed instance but sent to every instance of the cluster,
-each on a new connection: the session to cancel may live on another instance than the
+each on a new connection (to its cancel socket, served by a thread, when the instance is on
+this host -- see ``server.cancel`` -- else to its pg port): the session to cancel may live on another instance than the
 one this connection was routed to (reader endpoints balance), and an instance ignores a
 key it does not know.  (Sniffing BackendKeyData instead would not work once the session
 is TLS-encrypted end to end.)
@@ -59,6 +60,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from server.cancel import cancel_socket_path
 from server.handoff import handoff_enabled, send_socket, socket_path
 
 from endpoints.pgwire import CANCEL_REQUEST, Refusal
@@ -333,15 +335,28 @@ class Proxy:
         loop = asyncio.get_running_loop()
         host = self.router.conf.host
 
-        async def one(port: int) -> None:
+        async def one(inst: InstanceConf) -> None:
+            # On this host: the instance's cancel socket, served by a thread even while a
+            # statement keeps its event loop busy (server.cancel); else its pg port.
+            path = cancel_socket_path(self.data_dir, inst.name)
+            if path is not None and path.exists():
+                try:
+                    tr, _ = await asyncio.wait_for(loop.create_unix_connection(asyncio.Protocol, str(path)),
+                                                   CONNECT_TIMEOUT)
+                    tr.write(packet)
+                    tr.close()
+                    return
+                except (OSError, asyncio.TimeoutError):
+                    pass
             try:
-                tr, _ = await asyncio.wait_for(loop.create_connection(asyncio.Protocol, host, port), CONNECT_TIMEOUT)
+                tr, _ = await asyncio.wait_for(loop.create_connection(asyncio.Protocol, host, inst.port),
+                                               CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError):
                 return
             tr.write(packet)
             tr.close()
 
-        await asyncio.gather(*(one(i.port) for i in self.router.conf.instances))
+        await asyncio.gather(*(one(i) for i in self.router.conf.instances))
         log.info("cancel_request_forwarded", instances=len(self.router.conf.instances))
 
     # --- lifecycle -------------------------------------------------------------------

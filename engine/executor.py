@@ -15,6 +15,7 @@ from engine import errors
 from engine import types as T
 from engine.api import Column
 from engine.expr import _num_div
+from engine.interrupts import CHECK_EVERY, checked, checker
 from engine.keys import encode_key
 
 Fn = Callable[[Any, Any], Any]
@@ -35,16 +36,28 @@ class TableScan(Op):
     def pairs(self, ctx: Any) -> Iterator[tuple[bytes, tuple]]:
         pad = self.pad
         if pad is None:
-            return ctx.txn.scan(self.table_id, ctx.snapshot)
-        return ((k, pad(r)) for k, r in ctx.txn.scan(self.table_id, ctx.snapshot))
+            return checked(ctx.txn.scan(self.table_id, ctx.snapshot), ctx)
+        return checked(((k, pad(r)) for k, r in ctx.txn.scan(self.table_id, ctx.snapshot)), ctx)
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
+        # interrupt check (engine.interrupts) at the start and every CHECK_EVERY rows
+        check = checker(ctx)
+        check()
+        n = CHECK_EVERY
         pad = self.pad
         if pad is None:
             for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
+                n -= 1
+                if not n:
+                    n = CHECK_EVERY
+                    check()
                 yield row
         else:
             for _, row in ctx.txn.scan(self.table_id, ctx.snapshot):
+                n -= 1
+                if not n:
+                    n = CHECK_EVERY
+                    check()
                 yield pad(row)
 
 
@@ -108,7 +121,7 @@ class VirtualScan(Op):
         self.gen = gen
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        return self.gen(ctx)
+        return checked(self.gen(ctx), ctx)
 
 
 class Values(Op):
@@ -166,9 +179,14 @@ class NestedLoopJoin(Op):
         pred, kind = self.pred, self.kind
         lnull, rnull = (None,) * self.lw, (None,) * self.rw
         matched_r = [False] * len(right) if kind in ("right", "full") else None
+        check, n, width = checker(ctx), CHECK_EVERY, len(right) or 1
         for l in self.left.rows(ctx):
+            n -= width  # interrupt check about every CHECK_EVERY pairs
+            if n <= 0:
+                n = CHECK_EVERY
+                check()
             hit = False
-            for i, r in enumerate(right):
+            for i, r in enumerate(right) if width <= CHECK_EVERY * 8 else _checked_enum(right, check):
                 row = l + r
                 if pred is None or pred(row, ctx) is True:
                     hit = True
@@ -181,6 +199,13 @@ class NestedLoopJoin(Op):
             for i, r in enumerate(right):
                 if not matched_r[i]:
                     yield lnull + r
+
+
+def _checked_enum(items: list, check: Any) -> Iterator[tuple[int, Any]]:
+    """enumerate(items) with an interrupt check every CHECK_EVERY items (a wide inner side)."""
+    for start in range(0, len(items), CHECK_EVERY):
+        check()
+        yield from enumerate(items[start:start + CHECK_EVERY], start)
 
 
 class HashJoin(Op):

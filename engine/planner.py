@@ -21,6 +21,7 @@ from engine.executor import (
     Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
 )
 from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
+from engine.interrupts import checked
 
 
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -704,7 +705,7 @@ class _WorkTable(Op):
     """The rows of the previous iteration of a recursive WITH query."""
 
     def rows(self, ctx: Any) -> Any:
-        return iter(ctx.subq.get(id(self), ()))
+        return checked(ctx.subq.get(id(self), ()), ctx)
 
 
 class _RecursiveScan(Op):

@@ -24,6 +24,7 @@ from engine import types as T
 from engine.api import Column, LockBusy, Prepared, Result
 from engine.catalog import SEQUENCE_TABLE, Catalog
 from engine.context import ExecCtx
+from engine.interrupts import Interrupts
 from engine.keys import rowid_key
 from engine.parse import Stmt
 from engine.stmtplan import StmtPlan, build_plan
@@ -48,24 +49,25 @@ class EngineSession:
                 self.gucs[k.lower()] = v
         self.txn: Txn | None = None
         self.currvals: dict[str, int] = {}
-        # Cancel hook (pg-wire CancelRequest): only a running statement can be canceled; the
-        # flag is checked at its await points and a lock wait in progress is interrupted.
-        self._running = False
-        self._cancel_requested = False
+        # Cancel / statement_timeout / client-gone state, polled by the executor's row loops
+        # and at await points (engine.interrupts); a lock wait in progress is interrupted.
+        self.interrupts = Interrupts()
         self._waiter: asyncio.Future | None = None
 
-    def cancel(self) -> None:
-        """Cancel the running statement, if any (57014 at its next check point)."""
-        if not self._running:
+    def cancel(self, stmt: int | None = None) -> None:
+        """Cancel the running statement, if any (57014 at its next check point).  ``stmt``:
+        the statement a cancel thread already marked (``Interrupts.request_cancel``); a
+        later statement is left alone.  Call on the event loop's thread."""
+        intr = self.interrupts
+        if stmt is None:
+            stmt = intr.request_cancel()
+        if stmt is None or stmt != intr.stmt:
             return
-        self._cancel_requested = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
 
     def _check_cancel(self) -> None:
-        if self._cancel_requested:
-            self._cancel_requested = False
-            raise errors.QueryCanceled("canceling statement due to user request")
+        self.interrupts.check_cancel()
 
     # -- Session protocol ---------------------------------------------------------------------
     @property
@@ -272,7 +274,7 @@ class EngineSession:
                 st.kind == "savepoint" and st.text.lstrip()[:8].lower() == "rollback"):
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
-        self._running, self._cancel_requested = True, False
+        self.interrupts.begin(self.gucs.get("statement_timeout"))
         try:
             handler = getattr(self, "_k_" + st.kind)
             if st.kind == "sql":
@@ -286,7 +288,7 @@ class EngineSession:
             self._fail()
             raise errors.InternalError(f"internal error: {type(e).__name__}: {e}") from None
         finally:
-            self._running = False
+            self.interrupts.end()
 
     # -- SQL statements ------------------------------------------------------------------------------
     async def _k_sql(self, st: Stmt, params: Any, ptypes: Any) -> Result:
@@ -372,8 +374,7 @@ class EngineSession:
             else:
                 await asyncio.wait_for(waiter, timeout)
         except asyncio.CancelledError:
-            if self._cancel_requested:
-                self._check_cancel()
+            self._check_cancel()
             raise
         except asyncio.TimeoutError:
             if which == "lock":

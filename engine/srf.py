@@ -22,6 +22,7 @@ from engine import errors
 from engine import types as T
 from engine.executor import Op
 from engine.expr import CExpr, Compiler
+from engine.interrupts import checked
 
 _NAMES = {"generate_series", "unnest", "jsonb_array_elements", "json_array_elements", "jsonb_array_elements_text",
           "json_array_elements_text", "jsonb_each", "json_each", "jsonb_each_text", "json_each_text",
@@ -265,7 +266,7 @@ class FunctionScan(Op):
         self.srf, self.ordinality = srf, ordinality
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        it = self.srf.rows(None, ctx)
+        it = checked(self.srf.rows(None, ctx), ctx)
         if not self.ordinality:
             return it
         return (row + (i,) for i, row in enumerate(it, 1))
@@ -307,7 +308,7 @@ class ProjectSet(Op):
         fns, idx = self.fns, self.srf_idx
         for row in self.child.rows(ctx):
             scal = [None if i in idx else f(row, ctx) for i, f in enumerate(fns)]
-            sets = {i: [t[0] for t in fns[i].rows(row, ctx)] for i in idx}
+            sets = {i: [t[0] for t in checked(fns[i].rows(row, ctx), ctx)] for i in idx}
             n = max(len(v) for v in sets.values())
             for k in range(n):
                 out = list(scal)

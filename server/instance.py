@@ -22,6 +22,7 @@ import structlog
 import uvloop
 
 from server.admin import AdminServer, RedoSubscriber
+from server.cancel import cancel_socket_path
 from server.config import ClusterConf
 from server.handoff import handoff_enabled, socket_path
 from server.heartbeat import HeartbeatResponder, heartbeat_path
@@ -80,7 +81,8 @@ async def run(data_dir: str, name: str) -> None:
     pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name,
                                       ssl_context=server_context(data_dir),
                                       hba=load_rules(data_dir, conf.password is not None),
-                                      handoff_path=socket_path(data_dir, name) if handoff_enabled() else None)
+                                      handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,
+                                      cancel_path=cancel_socket_path(data_dir, name))
     log.info("instance_ready", role=role, port=me.port, admin_port=me.admin_port)
 
     stop = asyncio.Event()

@@ -50,6 +50,7 @@ from engine.copy import CopyInResult, CopyOutResult
 from engine.errors import SqlError
 from server import types_io
 from server.auth import AuthConfig, Authenticator
+from server.cancel import client_gone_probe
 from server.pgwire import messages as m
 
 STARTUP, AUTH, READY, SKIP, CLOSED = "startup", "auth", "ready", "skip", "closed"
@@ -169,6 +170,7 @@ class PgConnection:
         self._copy: _CopyIn | None = None
         self._report = False
         self.tls = False
+        self.sock_fd = -1  # the client socket's fd (set by the transport): gone-client probe
         # Supplied by the transport glue: upgrade the transport to TLS (server side).
         self.start_tls: Callable[[], Awaitable[None]] | None = None
         self.conn_id = ctx.next_conn_id
@@ -370,6 +372,10 @@ class PgConnection:
         self.pid = self.ctx.allocate_pid()
         self.secret = secrets.randbits(31)
         self.ctx.backends[(self.pid, self.secret)] = self
+        intr = getattr(session, "interrupts", None)
+        if intr is not None and self.sock_fd >= 0:
+            # a long statement stops once its client is gone (engine.interrupts)
+            intr.probe = client_gone_probe(self.sock_fd)
         status = session.parameter_status()
         self._reported = dict(status)
         for k, v in status.items():
@@ -683,6 +689,9 @@ class PgConnection:
         self._session_closed = True
         self.state = CLOSED
         self.ctx.backends.pop((self.pid, self.secret), None)
+        intr = getattr(self.session, "interrupts", None)
+        if intr is not None:
+            intr.probe = None  # the fd may be reused once the transport closes it
         self.portals.clear()
         self.statements.clear()
         if self.session is not None:

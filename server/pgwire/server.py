@@ -29,6 +29,7 @@ import structlog
 
 from engine.errors import SqlError
 from server.auth import AuthConfig
+from server.cancel import CancelListener, socket_fd
 from server.pgwire import messages as m
 from server.pgwire.connection import PgConnection, ServerContext, SessionFactory
 
@@ -58,6 +59,7 @@ class PgProtocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("?", 0)
         conn = PgConnection(self.ctx, tuple(peer[:2]), self._write, self._close)
+        conn.sock_fd = socket_fd(transport)
         if self.ctx.ssl_context is not None:
             conn.start_tls = self._start_tls
         self.conn = conn
@@ -186,6 +188,7 @@ async def start_pg_server(
     hba: list | None = None,
     lookup: Any = None,
     handoff_path: Any = None,
+    cancel_path: Any = None,
 ) -> asyncio.AbstractServer:
     """Listen for PostgreSQL v3 clients on (host, port).
 
@@ -195,7 +198,8 @@ async def start_pg_server(
     ``auth_method`` ("scram-sha-256" default, or "md5" / "password").  ``hba`` (a list
     of ``server.hba.HbaRule``) decides the method per connection instead; ``lookup(user)``
     returns a ``server.auth.UserSecret`` for per-user passwords.  ``ssl_context`` enables
-    TLS (SSLRequest -> 'S').
+    TLS (SSLRequest -> 'S').  ``cancel_path``: a Unix socket where a thread takes
+    CancelRequests even while a statement keeps the event loop busy (``server.cancel``).
     """
     base = log or structlog.get_logger("borealis.pgwire")
     ctx = ServerContext(
@@ -213,6 +217,8 @@ async def start_pg_server(
         from server.handoff import HandoffListener
 
         HandoffListener(handoff_path, lambda: PgProtocol(ctx)).start()
+    if cancel_path is not None:
+        CancelListener(cancel_path, ctx.backends, loop).start()
     base.info("pg server listening", host=host, port=port, instance=instance_name, auth=ctx.auth.method,
               tls=ssl_context is not None, hba=hba is not None)
     return server
