@@ -239,6 +239,7 @@ class WriterVolume(_Volume):
         self.pg_limit = conf.pg_limit() if hasattr(conf, "pg_limit") else DEFAULT_PG_SIZE_LIMIT
         self._full: set[int] = set()
         self._grow_lock = asyncio.Lock()
+        self._vdl_told = 0  # the highest VDL sent to storage (on an Append)
 
     # -- startup -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -367,6 +368,8 @@ class WriterVolume(_Volume):
                         self._down.add(n.name)
             if self._batch:
                 self._schedule_flush()
+            else:
+                self._publish_idle_vdl()
             await self._check_epoch()
             vcl = self.tracker.vcl if self.tracker else 0
             if self._unstable and vcl == last_vcl:
@@ -375,6 +378,20 @@ class WriterVolume(_Volume):
                         self._resend(n)
                 await self._poll_scls()
             last_vcl = vcl
+
+    def _publish_idle_vdl(self) -> None:
+        """Appends carry the VDL of the moment they were sent, so after the last commit of
+        a burst storage knows an older VDL; an idle writer tells it the current one (an
+        empty Append).  Recovery walks COMMIT records only above the highest VDL storage
+        knows, so this keeps its work small after a quiet crash, however long the log."""
+        vdl = self._vdl
+        if vdl <= self._vdl_told:
+            return
+        self._vdl_told = vdl
+        for node in self.nodes:
+            if node.connected and self._inflight.get(node.name, 0) == 0:
+                self._inflight[node.name] = 1
+                asyncio.ensure_future(self._send(node, [], vdl))
 
     def _membership_changed(self, conf: ClusterConf) -> None:
         if self.tracker is None:
@@ -594,6 +611,7 @@ class WriterVolume(_Volume):
         if not batch:
             return
         vdl = self._vdl
+        self._vdl_told = max(self._vdl_told, vdl)
         encoded = encode_records(batch)  # once, the same bytes for every segment
         for node in self.nodes:
             if not node.connected or self._inflight.get(node.name, 0) > 64:
