@@ -65,6 +65,9 @@ def _index(cp: Compiler, e: exp.Expression, literal_shift: bool) -> Callable:
     if literal_shift and isinstance(e, exp.Literal) and not e.is_string:
         v = int(e.this) + 1
         return lambda r, c: v
+    if literal_shift and isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string:
+        v = 1 - int(e.this.this)  # sqlglot reads a[0] as a[-1] (0-based): undo the shift
+        return lambda r, c: v
     return cp.coerce(cp.compile(e), T.INT4).fn
 
 
@@ -94,7 +97,10 @@ def compile_bracket(cp: Compiler, node: exp.Bracket) -> CExpr:
             return a[max(i, 1) - 1:max(j, 0)]
 
         return CExpr(run_slice, base.type)
-    fi = _index(cp, sub, True)
+    # sqlglot moved a constant subscript to 0-based only where it took the base for an array
+    # (or could not tell): not after a cast to a type it does not know (::int2vector)
+    st = getattr(node.this, "type", None)
+    fi = _index(cp, sub, st is None or st.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.ARRAY))
     if base.type in T.VECTORS:  # int2vector / oidvector subscripts start at 0
         fi0 = fi
         fi = lambda r, c: None if (i := fi0(r, c)) is None else i + 1  # noqa: E731

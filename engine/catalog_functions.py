@@ -150,7 +150,9 @@ def regnamespace_of(ctx: Any, v: Any) -> RegOid:
 
 def regproc_of(ctx: Any, v: Any) -> RegOid:
     if isinstance(v, str) and not isinstance(v, RegOid) and not v.strip().isdigit():
-        return RegOid(v, proc_oid(v))
+        name = v.strip()
+        name = name[len("pg_catalog."):] if name.startswith("pg_catalog.") else name
+        return RegOid(name, 0 if name == "-" else proc_oid(name))
     return RegOid(str(int(v)) if int(v) else "-", int(v))
 
 
@@ -335,12 +337,19 @@ def _size(cp: Compiler, node: exp.Expression) -> CExpr:
 
 def _current_schemas(cp: Compiler, node: exp.Expression) -> CExpr:
     f = _args(cp, node, [T.BOOL])[0]
-    return CExpr(lambda r, c: ["pg_catalog", "public"] if f(r, c) else ["public"], T.TEXT)
+    return CExpr(lambda r, c: ["pg_catalog", "public"] if f(r, c) else ["public"], T.array_of(T.NAME))
 
 
 def _same_oid(cp: Compiler, node: exp.Expression) -> CExpr:
     """pg_partition_ancestors(rel) without partitioning: the relation itself."""
     return cp.coerce(cp.compile(node.expressions[0]), T.OID)
+
+
+def _field(cp: Compiler, node: exp.Expression) -> CExpr:
+    """``__field(record, 'name')``: what the rewrite makes of ``(record).name``."""
+    from engine.srf import compile_field
+
+    return compile_field(cp, node.expressions[0], node.expressions[1].name)
 
 
 def _is_reader(c: Any) -> bool:
@@ -377,7 +386,7 @@ HANDLERS: dict[str, Handler] = {
     "pg_get_statisticsobjdef_columns": _null_text, "pg_get_partkeydef": _null_text,
     "pg_relation_size": _size, "pg_total_relation_size": _size, "pg_table_size": _size,
     "pg_indexes_size": _size,
-    "pg_partition_ancestors": _same_oid,
+    "pg_partition_ancestors": _same_oid, "__field": _field,
     "current_schemas": _current_schemas,
     "CurrentSchemas": lambda cp, node: _current_schemas(cp, exp.Anonymous(
         this="current_schemas", expressions=[node.this] if node.this is not None else [exp.true()])),

@@ -253,6 +253,11 @@ _CMP = {exp.EQ: operator.eq, exp.NEQ: operator.ne, exp.LT: operator.lt, exp.LTE:
 _ARITH = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Pow, exp.IntDiv)
 
 
+# operators compiled by handlers registered in engine.functions (engine.bitwise)
+_BITWISE = (exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseNot, exp.BitwiseLeftShift,
+            exp.BitwiseRightShift)
+
+
 class Compiler:
     def __init__(self, env: Env, scope: Scope | None, hook: Callable[[exp.Expression], CExpr | None] | None = None):
         self.env = env
@@ -267,7 +272,7 @@ class Compiler:
                 return r
         m = getattr(self, "c_" + type(node).__name__, None)
         if m is None:
-            if isinstance(node, exp.Func):
+            if isinstance(node, (exp.Func, _BITWISE)):
                 return self.c_function(node)
             raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
         return m(node)

@@ -353,6 +353,9 @@ def _register_catalog_functions() -> None:
     from engine.catalog_functions import HANDLERS
 
     _HANDLERS.update(HANDLERS)
+    from engine.bitwise import HANDLERS as BITWISE_HANDLERS
+
+    _HANDLERS.update(BITWISE_HANDLERS)
     from engine.arrays import HANDLERS as ARRAY_HANDLERS
     from engine.functions_text import HANDLERS as TEXT_HANDLERS
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
@@ -138,6 +139,8 @@ def _classify(text: str) -> Stmt:
         raise _syntax_error(text, e) from None
     if ast is None:
         return Stmt("empty", text)
+    if any("A" <= ch <= "Z" for ch in src):  # unquoted identifiers fold to lower case
+        ast = normalize_identifiers(ast, dialect="postgres")
     if pgcatalog_rewrite.wants_rewrite(text):
         ast = pgcatalog_rewrite.normalize(ast)
     return Stmt("sql", text, ast)

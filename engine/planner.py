@@ -282,6 +282,8 @@ class Planner:
                     parts.append(exp.EQ(this=exp.column(n, cols[li][0]), expression=exp.column(n, rcols[ri][0])))
                 on = and_all(parts)
             lw = len(cols)
+            if on is None and kind == "inner":
+                on = _where_for_join(sel, cols, rcols)
             if on is None:
                 op = NestedLoopJoin(op, rop, None, "inner" if kind == "inner" else kind, lw, len(rcols))
             else:
@@ -864,6 +866,25 @@ def _col_index(scope: Scope, col: exp.Column) -> int | None:
         return scope.find(col.name, col.table or None)
     except errors.SqlError:
         return None
+
+
+def _where_for_join(sel: exp.Select, cols: list, rcols: list) -> exp.Expression | None:
+    """WHERE conjuncts an inner join without ON (``FROM a, b WHERE a.x = b.y``) can
+    evaluate: they read only columns of the two sides, at least one of the right side.
+    They become the join's condition (a hash join on equalities) instead of filtering a
+    cross product; WHERE still applies them too."""
+    where = sel.args.get("where")
+    if where is None:
+        return None
+    both, lw = Scope(cols + rcols), len(cols)
+    out = []
+    for p in conjuncts(where.this):
+        if any(isinstance(n, (exp.Select, exp.Subquery, exp.Window)) or is_aggregate(n) for n in p.walk()):
+            continue
+        idx = [_col_index(both, c) for c in p.find_all(exp.Column)]
+        if idx and None not in idx and any(i >= lw for i in idx):  # type: ignore[operator]
+            out.append(p.copy())
+    return and_all(out)
 
 
 def _hashable_pair(a: int, b: int) -> bool:

@@ -26,7 +26,29 @@ from engine.interrupts import checked
 
 _NAMES = {"generate_series", "unnest", "jsonb_array_elements", "json_array_elements", "jsonb_array_elements_text",
           "json_array_elements_text", "jsonb_each", "json_each", "jsonb_each_text", "json_each_text",
-          "jsonb_object_keys", "json_object_keys", "regexp_matches", "generate_subscripts", "regexp_split_to_table"}
+          "jsonb_object_keys", "json_object_keys", "regexp_matches", "generate_subscripts", "regexp_split_to_table",
+          "_pg_expandarray", "__expandarray_record", "__expandarray_field"}
+
+
+class Record(tuple):
+    """A value of an anonymous record type (``(1,2)`` in text); fields by name with ``field``."""
+
+    fields: tuple[str, ...] = ()
+
+    def __new__(cls, values: tuple, fields: tuple[str, ...]) -> "Record":
+        r = super().__new__(cls, values)
+        r.fields = fields
+        return r
+
+    def field(self, name: str) -> Any:
+        try:
+            return self[self.fields.index(name)]
+        except ValueError:
+            raise errors.SqlError(f'could not identify column "{name}" in record data type',
+                                  sqlstate="42703") from None
+
+    def __str__(self) -> str:
+        return "(" + ",".join("" if v is None else T.to_text(v) for v in self) + ")"
 
 
 class Srf:
@@ -149,6 +171,8 @@ def compile_srf(cp: Compiler, node: exp.Expression, name: str | None = None) -> 
                 yield (list(m.groups()) if rx.groups else [m.group(0)],)
 
         return Srf(rows_re, [(name, 1009 if name == "regexp_matches" else T.TEXT)])
+    if name in ("_pg_expandarray", "__expandarray_record", "__expandarray_field"):
+        return _expandarray(cp, name, args)
     if name == "generate_subscripts":
         from engine.arrays import _arr_arg
 
@@ -171,6 +195,38 @@ def compile_srf(cp: Compiler, node: exp.Expression, name: str | None = None) -> 
 
         return Srf(rows_gs, [("generate_subscripts", T.INT4)])
     raise errors.UndefinedFunction(f"function {name}() does not exist")
+
+
+def _expandarray(cp: Compiler, name: str, args: list[exp.Expression]) -> Srf:
+    """information_schema._pg_expandarray(arr): one row (x, n) per element, n from 1.
+    ``__expandarray_record`` yields the rows as records (the call in a select list),
+    ``__expandarray_field(arr, 'x' | 'n')`` one field ((_pg_expandarray(arr)).x)."""
+    from engine.arrays import _arr_arg, elem_type
+
+    a = _arr_arg(cp, args[0])
+    et = elem_type(a.type)
+    fa = a.fn
+
+    def pairs(r: Any, c: Any) -> Iterator[tuple]:
+        v = fa(r, c)
+        return iter(()) if v is None else ((x, n) for n, x in enumerate(v, 1))
+
+    if name == "_pg_expandarray":
+        return Srf(pairs, [("x", et), ("n", T.INT4)])
+    if name == "__expandarray_record":
+        return Srf(lambda r, c: ((Record(p, ("x", "n")),) for p in pairs(r, c)), [("_pg_expandarray", T.RECORD)])
+    field = args[1].name if isinstance(args[1], exp.Literal) else ""
+    if field not in ("x", "n"):
+        raise errors.SqlError(f'column "{field}" not found in data type record', sqlstate="42703")
+    k = 0 if field == "x" else 1
+    return Srf(lambda r, c: ((p[k],) for p in pairs(r, c)), [(field, et if k == 0 else T.INT4)])
+
+
+def compile_field(cp: Compiler, node: exp.Expression, field: str) -> CExpr:
+    """``(record).field`` on a record value (declared bigint: the fields records carry
+    here are integers: _pg_expandarray's element and position)."""
+    f = cp.compile(node).fn
+    return CExpr(lambda r, c: None if (v := f(r, c)) is None else Record.field(v, field), T.INT8)
 
 
 def _json_arg(cp: Compiler, e: exp.Expression, jsonb: bool) -> CExpr:

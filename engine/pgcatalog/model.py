@@ -87,6 +87,10 @@ class Model:
             for k, (name, text) in enumerate((getattr(td, "checks", None) or [])[:32]):
                 self.constraints.append(Constraint(oids.derived(tid, 224 + k), name, "c", td,
                                                    _check_columns(td, text), check=text))
+        for c in self.constraints:  # a foreign key's conindid: the referenced key's unique index
+            if c.contype == "f" and c.ref_table is not None:
+                c.index = next((ix.oid for ix in self.indexes if ix.table is c.ref_table and ix.unique
+                                and sorted(ix.cols) == sorted(c.ref_cols)), 0)
         self.index_by_oid = {i.oid: i for i in self.indexes}
         self.con_by_oid = {c.oid: c for c in self.constraints}
 

@@ -75,7 +75,43 @@ def _node(n: exp.Expression) -> exp.Expression:
     if isinstance(n, exp.Dot) and isinstance(n.this, (exp.Identifier, exp.Var)) \
             and n.this.name.lower() == "pg_catalog" and isinstance(n.expression, exp.Func):
         return n.expression
+    if isinstance(n, exp.Dot) and isinstance(n.expression, (exp.Identifier, exp.Var)):
+        return _field_select(n)
+    if _is_expandarray(n):  # in an expression: a record per element (in FROM it is a Table)
+        return _named(n, exp.Anonymous(this="__expandarray_record", expressions=list(n.expression.expressions)),
+                      "_pg_expandarray")
     return n
+
+
+def _named(old: exp.Expression, new: exp.Expression, name: str) -> exp.Expression:
+    """``new`` keeps the result column name PostgreSQL gives ``old`` in a select list."""
+    if isinstance(old.parent, exp.Select) and old.arg_key == "expressions":
+        return exp.alias_(new, name)
+    return new
+
+
+def _is_expandarray(n: exp.Expression) -> bool:
+    """``information_schema._pg_expandarray(...)``."""
+    return isinstance(n, exp.Dot) and isinstance(n.this, (exp.Identifier, exp.Var)) \
+        and n.this.name.lower() == "information_schema" and isinstance(n.expression, exp.Anonymous) \
+        and str(n.expression.this).lower() == "_pg_expandarray"
+
+
+def _field_select(n: exp.Dot) -> exp.Expression:
+    """``(expr).field``: a field of _pg_expandarray's result or of a record value."""
+    inner = n.this
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    if inner is n.this:
+        return n  # qualified names (schema.fn, table.col) are not field selections
+    field = exp.Literal.string(n.expression.name.lower())
+    if isinstance(inner, exp.Alias):
+        inner = inner.this
+    if isinstance(inner, exp.Anonymous) and str(inner.this) == "__expandarray_record":
+        new = exp.Anonymous(this="__expandarray_field", expressions=[*inner.expressions, field])
+    else:
+        new = exp.Anonymous(this="__field", expressions=[inner, field])
+    return _named(n, new, field.name)
 
 
 def _inner_tables(sel: exp.Select) -> list[str]:

@@ -139,7 +139,9 @@ _CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, 
 
 def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0,
                triggers: bool = False) -> tuple:
-    return (oid, name, oids.PUBLIC, 0, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, 0, -1.0, 0, 0, hasindex,
+    reltype = row_type_oid(oid) if kind in ("r", "v") else 0
+    pages, tuples = (1, 0.0) if kind == "i" else (0, -1.0)  # a new btree has its metapage; tables: never analysed
+    return (oid, name, oids.PUBLIC, reltype, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, pages, tuples, 0, 0, hasindex,
             False, "p", kind, natts, checks, False, triggers, False, False, False, True,
             "d" if kind in ("r", "S") else "n", False, 0, "0", "1", None, None, None)
 
@@ -255,21 +257,46 @@ def _pg_sequence(ctx: Any) -> Iterator[tuple]:
        "typisdefined typdelim typrelid typsubscript typelem typarray typinput typoutput typreceive typsend "
        "typmodin typmodout typanalyze typalign typstorage typnotnull typbasetype typtypmod typndims "
        "typcollation typdefaultbin typdefault typacl",
-       [O, N, O, O, I2, B, CHAR, CHAR, B, B, CHAR, O, X, O, O, X, X, X, X, X, X, X, CHAR, CHAR, B, O, I4, I4,
+       [O, N, O, O, I2, B, CHAR, CHAR, B, B, CHAR, O, X, O, O, O, O, O, O, O, O, O, CHAR, CHAR, B, O, I4, I4,
         O, X, X, ARR])
 def _pg_type(ctx: Any) -> Iterator[tuple]:
+    from engine.catalog_functions import regproc_of
+
+    def procs(*names: str) -> list:
+        return [regproc_of(ctx, n) for n in names]
+
     for oid, name, ln, byval, typtype, cat, elem, arr in all_types():
-        base = name[1:] if elem else name
-        io = "array" if elem else base
+        io = "array_" if elem else _IO_PREFIX.get(name, name)
         yield (oid, name, oids.PG_CATALOG, oids.BOOTSTRAP_SUPERUSER, ln, byval, typtype, cat, False, True, ",",
-               0, "array_subscript_handler" if elem else "-", elem, arr, io + "in", io + "out", io + "recv",
-               io + "send", "-", "-", "-", "i" if ln in (-1, 4) else ("d" if ln == 8 else "c"),
+               0, "array_subscript_handler" if elem else "-", elem, arr,
+               *procs(io + "in", io + "out", io + "recv", io + "send", "-", "-", "-"),
+               "i" if ln in (-1, 4) else ("d" if ln == 8 else "c"),
                "x" if ln == -1 else "p", False, 0, -1, 0,
                oids.DEFAULT_COLLATION if (oid in COLLATABLE or elem in COLLATABLE) else 0, None, None, None)
-    for td in ctx.catalog.tables.values():  # composite row types of tables
-        yield (td.table_id + 0x10000000, td.name, oids.PUBLIC, oids.BOOTSTRAP_SUPERUSER, -1, False, "c", "C",
-               False, True, ",", td.table_id, "-", 0, 0, "record_in", "record_out", "record_recv",
-               "record_send", "-", "-", "-", "d", "x", False, 0, -1, 0, 0, None, None, None)
+    record_io = procs("record_in", "record_out", "record_recv", "record_send", "-", "-", "-")
+    array_io = procs("array_in", "array_out", "array_recv", "array_send", "-", "-", "array_typanalyze")
+    for td in ctx.catalog.tables.values():  # composite row types of tables and views, and their arrays
+        if td.kind not in ("r", "v"):
+            continue
+        rowtype, arrtype = row_type_oid(td.table_id), row_type_oid(td.table_id) + 0x08000000
+        yield (rowtype, td.name, oids.PUBLIC, oids.BOOTSTRAP_SUPERUSER, -1, False, "c", "C",
+               False, True, ",", td.table_id, "-", 0, arrtype, *record_io, "d", "x", False, 0, -1, 0, 0,
+               None, None, None)
+        yield (arrtype, "_" + td.name, oids.PUBLIC, oids.BOOTSTRAP_SUPERUSER, -1, False, "b", "A",
+               False, True, ",", 0, "array_subscript_handler", rowtype, 0, *array_io, "d", "x", False, 0, -1, 0,
+               0, None, None, None)
+
+
+# I/O function name prefixes that differ from the type name (int4 -> int4in, date -> date_in)
+_IO_PREFIX = {n: n + "_" for n in ("numeric", "date", "time", "timestamp", "timestamptz", "interval", "timetz",
+                                   "uuid", "json", "jsonb", "xml", "inet", "cidr", "macaddr", "bit", "varbit",
+                                   "point", "pg_lsn", "jsonpath")}
+_IO_PREFIX.update({"money": "cash_", "int4range": "range_", "bpchar": "bpchar", "char": "char"})
+
+
+def row_type_oid(table_id: int) -> int:
+    """pg_class.reltype: the composite type of a table or view."""
+    return table_id + 0x10000000
 
 
 @table("pg_collation", "oid collname collnamespace collowner collprovider collisdeterministic collencoding "
@@ -290,10 +317,22 @@ def _pg_description(ctx: Any) -> Iterator[tuple]:
        [X, X, X, X, X, X, X, X, X, X, X, ARR, X, X, X, I4, B])
 def _pg_settings(ctx: Any) -> Iterator[tuple]:
     params = ctx.session.parameter_status() if hasattr(ctx.session, "parameter_status") else {}
-    for name in sorted(params):
+    fixed = {k: v for k, v in _PRESET.items() if k not in params}
+    for name in sorted(set(params) | set(fixed)):
+        if name in fixed:
+            v, unit = fixed[name]
+            yield (name, v, unit, "Preset Options", "", None, "internal", "integer", "default",
+                   v, v, None, v, v, None, None, False)
+            continue
         v = params[name]
         yield (name, v, None, "Client Connection Defaults", "", None, "user", "string", "default",
                None, None, None, v, v, None, None, False)
+
+
+# compiled-in limits clients read from pg_settings (JDBC: max_index_keys)
+_PRESET = {"max_index_keys": ("32", None), "max_function_args": ("100", None),
+           "max_identifier_length": ("63", None), "block_size": ("8192", None),
+           "segment_size": ("131072", "8kB"), "wal_block_size": ("8192", None)}
 
 
 @table("pg_stat_activity", "datid datname pid leader_pid usesysid usename application_name client_addr "
