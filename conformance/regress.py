@@ -18,11 +18,16 @@ run as setup only.  Files run in the order of ``schedule`` (next to this module:
 the upstream schedule implies), then the rest alphabetically.
 
 psql runs with line-buffered output (``stdbuf -oL``); when it prints nothing for ``timeout``
-seconds the statement is taken to hang and psql is killed: the units not reached fail.
+seconds the statement is taken to hang and psql gets SIGINT, which makes it send a
+CancelRequest (the statement fails with 57014) and end the script; a new psql resumes the
+script after that unit.  If psql still prints nothing ``CANCEL_GRACE`` seconds after the
+SIGINT it is killed and the units not reached fail; a server that then does not answer is
+stopped and restarted before the next file (``Target``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -44,6 +49,7 @@ REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "conformance" / "pg_regress"
 SCHEDULE = HERE / "schedule"
 DB = "regression"
+CANCEL_GRACE = 5.0  # seconds a timed-out statement gets to stop after psql's cancel
 _DOLLAR = re.compile(r"\$([A-Za-z_]\w*)?\$")
 _COPY_START = re.compile(r"(?:^|;)\s*copy\b", re.I | re.M)
 _FROM_STDIN = re.compile(r"\bfrom\s+stdin\b", re.I)
@@ -231,7 +237,7 @@ class Psql:
     """Runs scripts through psql the way pg_regress does."""
 
     def __init__(self, target: Target, srcdir: Path, builddir: Path, timeout: float) -> None:
-        self.target, self.timeout = target, timeout
+        self.target, self.timeout, self.builddir = target, timeout, builddir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         self.env.update(PGTZ="PST8PDT", PGDATESTYLE="Postgres, MDY",
                         PGOPTIONS="-c intervalstyle=postgres_verbose", LC_MESSAGES="C",
@@ -240,7 +246,35 @@ class Psql:
         self.dsn = target.with_db(DB)
 
     def run(self, script: Path) -> tuple[str, str | None]:
-        """(output, problem) -- problem is set when psql had to be killed."""
+        """(output, problem) -- problem is set when a statement timed out.
+
+        A timed-out statement is canceled through psql (SIGINT: psql sends a
+        CancelRequest, then ends the script), and the script is resumed by a new psql
+        from the unit after the canceled one (session state such as SET or an open
+        transaction is lost there).  If the cancel does not stop it, psql is killed and
+        the rest of the script is not run."""
+        output, status = self._once(script)
+        problem = None
+        sql = read(script)
+        units: list[Unit] | None = None
+        while status == "canceled":
+            problem = f"statement timed out (no output for {self.timeout:.0f} s): canceled"
+            units = units if units is not None else split_units(sql)
+            found = [i for i, b in enumerate(blocks(output, units)) if b is not None]
+            nxt = found[-1] + 1 if found else len(units)
+            if nxt >= len(units):
+                break
+            rest = Path(self.builddir) / f"{script.stem}.rest.sql"
+            rest.write_text("\n".join(sql.split("\n")[units[nxt].first_line - 1:]), encoding="utf-8")
+            more, status = self._once(rest)
+            output += more
+        if status == "killed":
+            problem = (f"statement timed out (no output for {self.timeout:.0f} s) and the cancel "
+                       f"did not stop it within {CANCEL_GRACE:.0f} s: psql killed")
+        return output, problem
+
+    def _once(self, script: Path) -> tuple[str, str | None]:
+        """One psql over ``script``: (output, None | "canceled" | "killed")."""
         cmd = ["psql", "-X", "-a", "-q", "-d", self.dsn, "-v", "HIDE_TABLEAM=on",
                "-v", "HIDE_TOAST_COMPRESSION=on"]
         if shutil.which("stdbuf"):
@@ -250,13 +284,19 @@ class Psql:
                                     stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         assert proc.stdout is not None
         chunks: list[bytes] = []
-        problem = None
+        status = None
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         fd = proc.stdout.fileno()
         while True:
-            if not sel.select(self.timeout):
-                problem = f"statement timed out (no output for {self.timeout:.0f} s)"
+            if not sel.select(self.timeout if status is None else CANCEL_GRACE):
+                if status is None:
+                    # psql answers SIGINT by sending a CancelRequest for the running statement
+                    status = "canceled"
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGINT)
+                    continue
+                status = "killed"
                 os.killpg(proc.pid, signal.SIGKILL)
                 break
             data = os.read(fd, 65536)
@@ -266,7 +306,7 @@ class Psql:
         sel.close()
         proc.stdout.close()
         proc.wait()
-        return b"".join(chunks).decode("utf-8", "replace"), problem
+        return b"".join(chunks).decode("utf-8", "replace"), status
 
 
 def make_builddir(build: Path) -> None:

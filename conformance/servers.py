@@ -76,10 +76,18 @@ def borealis_cluster() -> Iterator[Target]:
         c.create(port=None, readers=1)
         try:
             c.start()
-            yield Target(c.dsn("writer"), restart=lambda: c.start_missing(timeout=60),
-                         diagnose=lambda: c.tail("i1", 30))
+            yield Target(c.dsn("writer"), restart=lambda: _restart(c), diagnose=lambda: c.tail("i1", 30))
         finally:
             c.stop_all()
+
+
+def _restart(c) -> None:
+    """Bring a cluster we own back after it stopped answering.  A part that is still
+    running but does not answer (an instance stuck in a statement holds its port) would
+    make ``start_missing`` a no-op, so everything is stopped first -- SIGTERM, then SIGKILL
+    for what does not exit -- and started again; the volume's data survives on storage."""
+    c.stop_all(timeout=5)
+    c.start_missing(timeout=90)
 
 
 def _server_user() -> str | None:

@@ -58,12 +58,12 @@ class Interrupts:
     def begin(self, statement_timeout: str | None) -> None:
         """A statement starts; ``statement_timeout`` is the GUC's text ("0": none)."""
         self.stmt += 2 if self.stmt & 1 else 1
-        now = time.monotonic()
         if statement_timeout != self._timeout_raw:
             self._timeout_raw = statement_timeout
             self._timeout_s = timeout_seconds(statement_timeout)
-        self.deadline = now + self._timeout_s if self._timeout_s > 0 else 0.0
-        self.next_probe = now + PROBE_EVERY
+        # no clock read here unless there is a timeout: most statements never reach a check
+        self.deadline = time.monotonic() + self._timeout_s if self._timeout_s else 0.0
+        self.next_probe = 0.0  # set by the first check
 
     def end(self) -> None:
         if self.stmt & 1:
@@ -103,7 +103,10 @@ class Interrupts:
             self.deadline = 0.0
             raise errors.QueryCanceled(_TIMEOUT)
         if now >= self.next_probe:
+            first = not self.next_probe
             self.next_probe = now + PROBE_EVERY
+            if first:
+                return
             probe = self.probe
             if probe is not None and probe():
                 self.probe = None

@@ -121,3 +121,45 @@ def test_pg_regress_counts(cluster, tmp_path: Path) -> None:
     assert (files["good"]["passed"], files["good"]["failed"], files["good"]["exact"]) == (2, 0, True)
     assert (files["bad"]["passed"], files["bad"]["failed"], files["bad"]["exact"]) == (1, 1, False)
     assert files["bad"]["failures"][0]["line"] == 2
+
+
+HANG_SQL = "SELECT count(*) FROM generate_series(1, 200000000);\nSELECT 3 AS three;\n"
+HANG_OUT = """\
+SELECT count(*) FROM generate_series(1, 200000000);
+   count   
+-----------
+ 200000000
+(1 row)
+
+SELECT 3 AS three;
+ three 
+-------
+     3
+(1 row)
+
+"""
+LATER_SQL = "SELECT 4 AS four;\n"
+LATER_OUT = "SELECT 4 AS four;\n four \n------\n    4\n(1 row)\n\n"
+
+
+@pytest.mark.timeout(60)
+def test_pg_regress_cancels_a_hung_statement_and_goes_on(cluster, tmp_path: Path) -> None:
+    """A statement that prints nothing for --timeout s is canceled (psql sends the
+    CancelRequest); the rest of its file and the next file still run on the same server."""
+    root = tmp_path / "reg"
+    (root / "sql").mkdir(parents=True)
+    (root / "expected").mkdir()
+    (root / "sql" / "test_setup.sql").write_text("SELECT 1;\n")
+    (root / "sql" / "hang.sql").write_text(HANG_SQL)
+    (root / "expected" / "hang.out").write_text(HANG_OUT)
+    (root / "sql" / "later.sql").write_text(LATER_SQL)
+    (root / "expected" / "later.out").write_text(LATER_OUT)
+    out = run(["pg-regress", str(root), "--dsn", cluster.writer_dsn, "--timeout", "2",
+               "--json", str(tmp_path / "r.json")])
+    files = {f["file"]: f for f in json.loads((tmp_path / "r.json").read_text())["files"]}
+    hang = files["hang"]
+    assert (hang["passed"], hang["failed"]) == (1, 1), out
+    assert "canceled" in hang["error"] and "killed" not in hang["error"]
+    assert "canceling statement due to user request" in hang["failures"][0]["got"]
+    assert hang["seconds"] < 15
+    assert (files["later"]["passed"], files["later"]["failed"]) == (1, 0)
