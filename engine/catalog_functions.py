@@ -132,10 +132,40 @@ def regtype_of(ctx: Any, v: Any) -> RegOid:
             base = T._BY_NAME.get(name[:-2]) or oid_of(name[:-2])
             oid = next((r[7] for r in all_types() if r[0] == base), 0)
         if not oid:
+            oid = _row_type(ctx, name)
+            if oid:
+                return RegOid(name, oid)
             raise errors.SqlError(f'type "{v}" does not exist', sqlstate="42704")
-        return RegOid(format_type(oid, -1) or name, oid)
+        return RegOid(format_type(oid, None) or name, oid)
     oid = int(v)
-    return RegOid(format_type(oid, -1) if oid in _TYPES_BY_OID or oid in T.TYPE_NAMES else str(oid), oid)
+    if oid in _TYPES_BY_OID or oid in T.TYPE_NAMES:
+        return RegOid(format_type(oid, None) or str(oid), oid)
+    return RegOid(_row_type_name(ctx, oid) or str(oid), oid)
+
+
+def _row_type(ctx: Any, name: str) -> int:
+    """The composite type of a table or view (``name``) or its array type (``_name``, ``name[]``)."""
+    from engine.pgcatalog.tables import row_array_type_oid, row_type_oid
+
+    arr = name.endswith("[]") or name.startswith("_")
+    base = name[:-2] if name.endswith("[]") else name[1:] if name.startswith("_") else name
+    for n, is_arr in ((name, False), (base, arr)):
+        td = ctx.catalog.get(n.strip('"'))
+        if td is not None and td.kind in ("r", "v"):
+            return row_array_type_oid(td.table_id) if is_arr else row_type_oid(td.table_id)
+    return 0
+
+
+def _row_type_name(ctx: Any, oid: int) -> str | None:
+    from engine.pgcatalog.tables import row_array_type_oid, row_type_oid
+
+    for td in ctx.catalog.tables.values():
+        if td.kind in ("r", "v"):
+            if row_type_oid(td.table_id) == oid:
+                return td.name
+            if row_array_type_oid(td.table_id) == oid:
+                return td.name + "[]"
+    return None
 
 
 def regnamespace_of(ctx: Any, v: Any) -> RegOid:

@@ -15,10 +15,10 @@ _TYPNAME = {row[0]: row[1] for row in all_types()}
 def format_type(oid: int | None, typmod: int | None) -> str | None:
     if oid is None:
         return None
+    if oid == T.BPCHAR and typmod is not None and typmod < 4:
+        return "bpchar"  # format_type(1042, -1); with a NULL typmod the SQL name "character"
     typmod = -1 if typmod is None else typmod
     if oid in T.TYPE_NAMES and oid not in (T.UNKNOWN, T.RECORD, T.VOID):
-        if oid == T.BPCHAR and typmod < 4:
-            return "bpchar"
         return T.display_name(oid, typmod)
     name = _TYPNAME.get(oid)
     if name is None:

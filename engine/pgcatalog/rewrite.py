@@ -78,16 +78,8 @@ def _node(n: exp.Expression) -> exp.Expression:
     if isinstance(n, exp.Dot) and isinstance(n.expression, (exp.Identifier, exp.Var)):
         return _field_select(n)
     if _is_expandarray(n):  # in an expression: a record per element (in FROM it is a Table)
-        return _named(n, exp.Anonymous(this="__expandarray_record", expressions=list(n.expression.expressions)),
-                      "_pg_expandarray")
+        return exp.Anonymous(this="__expandarray_record", expressions=list(n.expression.expressions))
     return n
-
-
-def _named(old: exp.Expression, new: exp.Expression, name: str) -> exp.Expression:
-    """``new`` keeps the result column name PostgreSQL gives ``old`` in a select list."""
-    if isinstance(old.parent, exp.Select) and old.arg_key == "expressions":
-        return exp.alias_(new, name)
-    return new
 
 
 def _is_expandarray(n: exp.Expression) -> bool:
@@ -108,10 +100,8 @@ def _field_select(n: exp.Dot) -> exp.Expression:
     if isinstance(inner, exp.Alias):
         inner = inner.this
     if isinstance(inner, exp.Anonymous) and str(inner.this) == "__expandarray_record":
-        new = exp.Anonymous(this="__expandarray_field", expressions=[*inner.expressions, field])
-    else:
-        new = exp.Anonymous(this="__field", expressions=[inner, field])
-    return _named(n, new, field.name)
+        return exp.Anonymous(this="__expandarray_field", expressions=[*inner.expressions, field])
+    return exp.Anonymous(this="__field", expressions=[inner, field])
 
 
 def _inner_tables(sel: exp.Select) -> list[str]:
@@ -145,6 +135,20 @@ def _first_select(q: exp.Expression) -> exp.Select:
     return q  # type: ignore[return-value]
 
 
+def _pg_name(e: exp.Expression) -> str:
+    """The result column name of a select item that the rewrite may replace."""
+    if isinstance(e, exp.Cast):
+        to = e.args.get("to")
+        reg = str(to.this).lower() if isinstance(to, exp.ObjectIdentifier) else (
+            _type_name(to) if isinstance(to, exp.DataType) else None)
+        if reg in _REG_CASTS:
+            inner = _pg_name(e.this) if isinstance(e.this, (exp.Column, exp.Cast, exp.Dot)) else "?column?"
+            return reg if inner == "?column?" else inner
+    if isinstance(e, exp.Dot) and isinstance(e.this, exp.Paren) and isinstance(e.expression, exp.Identifier):
+        return e.expression.name.lower()
+    return output_name(e)
+
+
 def _bottom_up(ast: exp.Expression) -> exp.Expression:
     """Apply ``_node`` children first, so nested rewrites (a cast inside a
     ``pg_catalog.f(...)`` inside a cast) all happen in one pass."""
@@ -161,7 +165,13 @@ def _bottom_up(ast: exp.Expression) -> exp.Expression:
 def normalize(ast: exp.Expression) -> exp.Expression:
     if not isinstance(ast, (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)):
         return ast
+    selects = [(sel, [None if isinstance(e, exp.Alias) else _pg_name(e) for e in sel.expressions])
+               for sel in ast.find_all(exp.Select)]
     ast = _bottom_up(ast)
+    for sel, names in selects:  # rewritten select items keep the column names PostgreSQL gives them
+        for e, name in zip(list(sel.expressions), names):
+            if name is not None and not isinstance(e, exp.Star) and output_name(e) != name:
+                e.replace(exp.alias_(e.copy(), name, quoted=True))
     if isinstance(ast, (exp.Select, exp.Union)) and _always_empty(ast):
         cols = [exp.alias_(exp.Null(), output_name(e) or "?column?", quoted=True)
                 for e in _first_select(ast).expressions]

@@ -266,7 +266,7 @@ def _pg_type(ctx: Any) -> Iterator[tuple]:
         return [regproc_of(ctx, n) for n in names]
 
     for oid, name, ln, byval, typtype, cat, elem, arr in all_types():
-        io = "array_" if elem else _IO_PREFIX.get(name, name)
+        io = "array_" if name.startswith("_") else _IO_PREFIX.get(name, name)
         yield (oid, name, oids.PG_CATALOG, oids.BOOTSTRAP_SUPERUSER, ln, byval, typtype, cat, False, True, ",",
                0, "array_subscript_handler" if elem else "-", elem, arr,
                *procs(io + "in", io + "out", io + "recv", io + "send", "-", "-", "-"),
@@ -278,7 +278,7 @@ def _pg_type(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():  # composite row types of tables and views, and their arrays
         if td.kind not in ("r", "v"):
             continue
-        rowtype, arrtype = row_type_oid(td.table_id), row_type_oid(td.table_id) + 0x08000000
+        rowtype, arrtype = row_type_oid(td.table_id), row_array_type_oid(td.table_id)
         yield (rowtype, td.name, oids.PUBLIC, oids.BOOTSTRAP_SUPERUSER, -1, False, "c", "C",
                False, True, ",", td.table_id, "-", 0, arrtype, *record_io, "d", "x", False, 0, -1, 0, 0,
                None, None, None)
@@ -297,6 +297,10 @@ _IO_PREFIX.update({"money": "cash_", "int4range": "range_", "bpchar": "bpchar", 
 def row_type_oid(table_id: int) -> int:
     """pg_class.reltype: the composite type of a table or view."""
     return table_id + 0x10000000
+
+
+def row_array_type_oid(table_id: int) -> int:
+    return table_id + 0x18000000
 
 
 @table("pg_collation", "oid collname collnamespace collowner collprovider collisdeterministic collencoding "

@@ -40,15 +40,17 @@ PSEUDO_TYPES: list[tuple[int, str]] = [
     (2279, "trigger"), (2283, "anyelement"), (2287, "_record"), (3500, "anyenum"),
 ]
 COLLATABLE = {25, 1042, 1043, 19}
+_VECTOR_ELEM = {22: 21, 30: 26}  # int2vector / oidvector: arrays of int2 / oid
 
 
 def all_types() -> list[tuple]:
     """Rows (oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray, typdelim)."""
     out = []
     for oid, name, ln, cat, arr, byval in BASE_TYPES:
-        out.append((oid, name, ln, byval, "b", cat, 0, arr))
+        out.append((oid, name, ln, byval, "b", cat, _VECTOR_ELEM.get(oid, 0), arr))
         if arr:
             out.append((arr, "_" + name, -1, False, "b", "A", oid, 0))
     for oid, name in PSEUDO_TYPES:
-        out.append((oid, name, -1 if oid != 2278 else 4, oid == 2278, "p", "P", 0, 0))
+        out.append((oid, name, -1 if oid != 2278 else 4, oid == 2278, "p", "P", 2249 if oid == 2287 else 0,
+                    2287 if oid == 2249 else 0))
     return out
