@@ -144,7 +144,7 @@ class Catalog:
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[bytes, tuple]]) -> "Catalog":
         tables: dict[str, TableDef] = {}
-        dbs = {"postgres", "template1", "regression"}
+        dbs = {"postgres", "template1"}  # as initdb leaves them (template0 refuses connections)
         version, next_id = 0, FIRST_TABLE_ID
         for key, row in rows:
             if key == VERSION_KEY:
