@@ -20,8 +20,7 @@ from urllib.parse import urlparse
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-# \l is left out: Borealis lists its own databases (e.g. "regression")
-COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\df", r"\d"]
+COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\df", r"\d", r"\l"]
 
 
 def _free_port() -> int:
