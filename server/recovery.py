@@ -93,11 +93,11 @@ async def _states(nodes: list[NodeClient]) -> dict[str, P.NodeState]:
 
 
 async def _fetch_all(node: NodeClient, pg: int, after: int) -> list[LogRecord]:
+    """The node's records of ``pg`` above ``after`` (crc not checked yet: see pg_union)."""
     out: list[LogRecord] = []
     while True:
         batch = await node.fetch_log(pg, after, limit=5000)
-        recs = [r for r in batch.records if r.valid()]
-        out.extend(recs)
+        out.extend(batch.records)
         if len(batch.records) < 5000 or not batch.records:
             return out
         after = batch.records[-1].lsn
@@ -195,8 +195,9 @@ async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | No
         union: dict[int, LogRecord] = {}
         for recs in await asyncio.gather(*(one(n) for n in names)):
             for r in recs:
-                if not _cut(r, truncs):
-                    union.setdefault(r.lsn, r)
+                # The read quorum's copies overlap: check each LSN's crc once.
+                if r.lsn not in union and not _cut(r, truncs) and r.valid():
+                    union[r.lsn] = r
         by_prev = {r.prev_lsn: r for r in union.values()}
         cur = base
         while cur in by_prev:

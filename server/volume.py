@@ -240,6 +240,7 @@ class WriterVolume(_Volume):
         self._full: set[int] = set()
         self._grow_lock = asyncio.Lock()
         self._vdl_told = 0  # the highest VDL sent to storage (on an Append)
+        self.recovery_timings: dict[str, float] = {}
 
     # -- startup -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -254,6 +255,7 @@ class WriterVolume(_Volume):
                 log.warning("recovery_retry", error=str(e))
                 await asyncio.sleep(0.5)
         self.epoch = rec.epoch
+        self.recovery_timings = rec.timings  # step -> seconds (bench.recovery prints them)
         self._vdl = rec.vdl
         self._next_lsn = rec.next_lsn
         self._tails = dict(rec.tails)
@@ -270,7 +272,7 @@ class WriterVolume(_Volume):
         if rec.pgs > self.placement.base:  # grown: AddPgs reached a quorum before any map entry
             await self._load_placement()
         self.pg_bytes = {pg: rec.pg_bytes.get(pg, 0) for pg in range(self.placement.count)}
-        self._full = {pg for pg, n in self.pg_bytes.items() if n > self.pg_limit and pg not in self.placement.successor}
+        self._note_sizes({pg: 0 for pg in self.pg_bytes})
         self._txids = iter(range((self.epoch << 32) + 1, 1 << 62))
         self._tasks.append(asyncio.ensure_future(self._reconnect_loop()))
         self.state = "available"
@@ -453,8 +455,6 @@ class WriterVolume(_Volume):
         assert tracker is not None
         while tracker.last_allocated - tracker.vcl > LSN_ALLOCATION_LIMIT - len(writes) - 1:
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
-        if self._full:
-            await self._grow_heads(writes)
         if len(writes) > _LARGE_COMMIT:
             return await self._commit_large(txid, writes)
         encode = self.codec.encode_row
@@ -498,21 +498,21 @@ class WriterVolume(_Volume):
         return lsn
 
     def _note_sizes(self, touched: dict[int, int]) -> None:
-        """Head PGs that passed the size limit: the next commit writing there grows the volume."""
+        """A PG that passed the size limit: grow the volume in the background (commits go
+        on writing to it until the new PG's map entry is allocated)."""
         limit = self.pg_limit
         sizes = self.pg_bytes
-        for pg in touched:
-            if sizes[pg] > limit and pg not in self.placement.successor:
+        for pg in (*touched, CONTROL_PG):
+            if sizes.get(pg, 0) > limit and pg not in self.placement.successor and pg not in self._full:
                 self._full.add(pg)
-        if sizes.get(CONTROL_PG, 0) > limit and CONTROL_PG not in self.placement.successor:
-            self._full.add(CONTROL_PG)
+                self._tasks.append(asyncio.ensure_future(self._grow_quietly(pg)))
 
-    async def _grow_heads(self, writes: Any) -> None:
-        """Before allocating: add a PG for each full head PG this commit writes to."""
-        full = self._full
-        heads = {self.placement.head(tid) for tid, _key in writes}
-        for pg in sorted(heads & full):
-            await self._grow(pg)
+    async def _grow_quietly(self, full: int) -> None:
+        try:
+            await self._grow(full)
+        except Exception:  # noqa: BLE001 -- retried by the next commit that passes the limit
+            log.exception("volume_growth_failed", pg=full)
+            self._full.discard(full)
 
     async def _await_durable(self, lsn: int, fut: asyncio.Future) -> None:
         """Wait for VDL >= lsn.  Fails only when the volume makes no progress at all for

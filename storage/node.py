@@ -290,6 +290,9 @@ class StorageNode:
         batch = Batch()
         if self.seg.set_epoch(m.epoch):
             batch.put_meta_int(b"epoch", m.epoch)
+        # after_lsn is the VDL a recovery settled on (everything above it is cut): a VDL
+        # hint like an Append's, so the next recovery walks commits only above it.
+        self._note_vdl(m.after_lsn, batch)
         self.apply_truncation((m.epoch, m.after_lsn, m.upto_lsn), batch)
         await self.flusher.sync()
         return P.Ok(req=m.req)

@@ -95,7 +95,8 @@ class SetEpoch(msgspec.Struct, tag=True):
 
 class Truncate(msgspec.Struct, tag=True):
     """Delete every record with after_lsn < lsn <= upto_lsn from an epoch < ``epoch``,
-    and remember the range so that gossip never brings such records back."""
+    and remember the range so that gossip never brings such records back.  ``after_lsn``
+    (the VDL the recovery settled on) also counts as a VDL hint."""
 
     req: int
     epoch: int

@@ -230,6 +230,7 @@ class SimNode:
         batch: list[Op] = []
         if self.seg.set_epoch(m.epoch):
             batch.append(("meta", "epoch", m.epoch))
+        self._note_vdl(m.after_lsn, batch)  # the recovered VDL (see storage.node)
         self.apply_truncation((m.epoch, m.after_lsn, m.upto_lsn), batch)
         await self.flusher.sync()
         return P.Ok(req=m.req)
