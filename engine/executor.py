@@ -180,6 +180,7 @@ class NestedLoopJoin(Op):
         lnull, rnull = (None,) * self.lw, (None,) * self.rw
         matched_r = [False] * len(right) if kind in ("right", "full") else None
         check, n, width = checker(ctx), CHECK_EVERY, len(right) or 1
+        check()  # also when run many times over few rows (a recursive query's step)
         for l in self.left.rows(ctx):
             n -= width  # interrupt check about every CHECK_EVERY pairs
             if n <= 0:

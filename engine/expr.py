@@ -726,6 +726,11 @@ class Compiler:
         x = self.compile(node.this)
         q = node.args.get("query")
         if q is not None:
+            from engine.semijoin import in_probe, try_in_semijoin
+
+            semi = try_in_semijoin(self, x, q)
+            if semi is not None:
+                return semi
             plan = self.env.planner.plan_subquery(q.this if isinstance(q, exp.Subquery) else q, self.scope)
             if len(plan.columns) != 1:
                 raise errors.SyntaxErr("subquery has too many columns")
@@ -733,6 +738,27 @@ class Compiler:
             x, _ = self.unify(x, sub)
             fx = x.fn
             getrows = _subquery_rows(plan)
+            if not plan.correlated:
+                hkey = ("in", id(plan))
+
+                def run_h(r: Any, c: Any) -> Any:  # the rows hashed once per statement
+                    probe = c.subq.get(hkey)
+                    if probe is None:
+                        probe = c.subq[hkey] = in_probe(getrows(r, c))
+                    hashed, saw_null, rest = probe
+                    v = fx(r, c)
+                    if v is None:
+                        return None if hashed or saw_null or rest else False
+                    try:
+                        if v in hashed:
+                            return True
+                    except TypeError:
+                        pass
+                    if any(w == v for w in rest):
+                        return True
+                    return None if saw_null else False
+
+                return CExpr(run_h, T.BOOL)
 
             def run_q(r: Any, c: Any) -> Any:
                 v = fx(r, c)

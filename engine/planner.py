@@ -21,7 +21,7 @@ from engine.executor import (
     Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
 )
 from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
-from engine.interrupts import checked
+from engine.interrupts import checked, checker
 
 
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -728,7 +728,9 @@ class _RecursiveScan(Op):
             batch.append(row)
             yield row
         key = id(self.work)
+        check = checker(ctx)
         while batch:
+            check()  # an endless recursion can be canceled
             ctx.subq[key] = batch
             nxt = []
             for row in self.rec.rows(ctx):
