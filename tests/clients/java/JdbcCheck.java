@@ -38,29 +38,62 @@ public class JdbcCheck {
             }
             c.setAutoCommit(true);
             DatabaseMetaData md = c.getMetaData();
-            metadata(md, table);
+            metadata(c, md, table);
         }
         System.out.println("ALL OK");
     }
 
-    /** Each DatabaseMetaData call reports "ok ..." or "FAIL name: message" on its own line. */
-    static void metadata(DatabaseMetaData md, String table) {
+    interface Call { ResultSet run() throws SQLException; }
+
+    /** One metadata call as "md NAME: row; row; ..." (the listed columns, comma-separated), or
+     *  "FAIL NAME: message" when it throws. */
+    static void rows(String name, Call call, String... cols) {
+        StringBuilder b = new StringBuilder();
+        try (ResultSet r = call.run()) {
+            while (r.next()) {
+                if (b.length() > 0) b.append("; ");
+                for (int i = 0; i < cols.length; i++) b.append(i > 0 ? "," : "").append(r.getString(cols[i]));
+            }
+            System.out.println("md " + name + ": " + b);
+        } catch (Exception e) { System.out.println("FAIL " + name + ": " + e.getMessage()); }
+    }
+
+    /** DatabaseMetaData over the test table and a child table with a serial key, a foreign key,
+     *  a UNIQUE constraint, a default and a two-column index. */
+    static void metadata(Connection c, DatabaseMetaData md, String table) throws SQLException {
         try {
             try (ResultSet r = md.getTables(null, "public", table, new String[]{"TABLE"})) {
                 check(r.next() && r.getString("TABLE_NAME").equals(table), "getTables");
             }
         } catch (Exception e) { System.out.println("FAIL getTables: " + e.getMessage()); }
-        try {
-            StringBuilder cols = new StringBuilder();
-            try (ResultSet r = md.getColumns(null, "public", table, "%")) {
-                while (r.next()) cols.append(r.getString("COLUMN_NAME")).append(':').append(r.getString("TYPE_NAME")).append(' ');
-            }
-            check(cols.toString().trim().equals("id:int4 name:varchar amount:numeric ts:timestamp"), "getColumns " + cols);
-        } catch (Exception e) { System.out.println("FAIL getColumns: " + e.getMessage()); }
-        try {
-            try (ResultSet r = md.getPrimaryKeys(null, "public", table)) {
-                check(r.next() && r.getString("COLUMN_NAME").equals("id"), "getPrimaryKeys");
-            }
-        } catch (Exception e) { System.out.println("FAIL getPrimaryKeys: " + e.getMessage()); }
+        String child = table + "_child";
+        try (Statement s = c.createStatement()) {
+            s.execute("CREATE TABLE " + child + " (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES "
+                      + table + " (id), code char(4) UNIQUE, note text DEFAULT 'n/a', CHECK (parent_id > 0))");
+            s.execute("CREATE INDEX " + child + "_note_idx ON " + child + " (note, parent_id)");
+        }
+        String like = table.replace("_", "\\_") + "%";
+        rows("getTables", () -> md.getTables(null, "public", like, new String[]{"TABLE"}), "TABLE_NAME", "TABLE_TYPE");
+        rows("getColumns", () -> md.getColumns(null, "public", like, "%"), "TABLE_NAME", "COLUMN_NAME", "TYPE_NAME",
+             "DATA_TYPE", "COLUMN_SIZE", "DECIMAL_DIGITS", "NULLABLE", "COLUMN_DEF", "IS_AUTOINCREMENT", "ORDINAL_POSITION");
+        rows("getPrimaryKeys", () -> md.getPrimaryKeys(null, "public", child), "COLUMN_NAME", "KEY_SEQ", "PK_NAME");
+        rows("getIndexInfo", () -> md.getIndexInfo(null, "public", child, false, false), "INDEX_NAME", "NON_UNIQUE",
+             "ORDINAL_POSITION", "COLUMN_NAME", "ASC_OR_DESC", "TYPE");
+        rows("getIndexInfoUnique", () -> md.getIndexInfo(null, "public", child, true, false), "INDEX_NAME");
+        rows("getImportedKeys", () -> md.getImportedKeys(null, "public", child), "PKTABLE_NAME", "PKCOLUMN_NAME",
+             "FKTABLE_NAME", "FKCOLUMN_NAME", "KEY_SEQ", "FK_NAME", "PK_NAME", "UPDATE_RULE", "DELETE_RULE", "DEFERRABILITY");
+        rows("getExportedKeys", () -> md.getExportedKeys(null, "public", table), "FKTABLE_NAME", "FKCOLUMN_NAME", "FK_NAME");
+        rows("getCrossReference", () -> md.getCrossReference(null, "public", table, null, "public", child), "FK_NAME");
+        rows("getBestRowIdentifier", () -> md.getBestRowIdentifier(null, "public", child,
+             DatabaseMetaData.bestRowSession, true), "COLUMN_NAME", "TYPE_NAME", "DATA_TYPE");
+        rows("getSchemas", md::getSchemas, "TABLE_SCHEM");
+        try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT * FROM " + child)) {
+            ResultSetMetaData m = r.getMetaData();
+            StringBuilder b = new StringBuilder();
+            for (int i = 1; i <= m.getColumnCount(); i++)
+                b.append(i > 1 ? "; " : "").append(m.getColumnName(i)).append(',').append(m.getTableName(i)).append(',')
+                 .append(m.getColumnTypeName(i)).append(',').append(m.isNullable(i)).append(',').append(m.isAutoIncrement(i));
+            System.out.println("md ResultSetMetaData: " + b);
+        } catch (Exception e) { System.out.println("FAIL ResultSetMetaData: " + e.getMessage()); }
     }
 }
