@@ -117,7 +117,8 @@ def test_node_postgres(cluster):
     r = subprocess.run(["node", script, cluster.writer_dsn, "drv_node"], capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-    assert r.stdout.splitlines() == ["ok query/params", "ok transaction", "ok error code", "ok pool", "ALL OK"]
+    assert r.stdout.splitlines() == ["ok query/params", "ok transaction", "ok error code", "ok metadata", "ok pool",
+                                     "ALL OK"]
     r = subprocess.run(["node", script, cluster.reader_dsn, "drv_node_r"], capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode == 1 and "25006" in r.stderr, r.stderr

@@ -27,6 +27,21 @@ async function main() {
   console.log('ok transaction');
   await assert.rejects(c.query(`INSERT INTO ${table} (id) VALUES (1)`), e => e.code === '23505');
   console.log('ok error code');
+  // metadata: RowDescription's table oid / column number, the catalog, arrays and int2vector
+  r = await c.query(`SELECT * FROM ${table} WHERE id = 1`);
+  assert.deepStrictEqual(r.fields.map(f => [f.name, f.dataTypeID, f.columnID]),
+    [['id', 23, 1], ['name', 25, 2], ['amount', 1700, 3], ['ok', 16, 4], ['ts', 1184, 5]]);
+  const rel = await c.query('SELECT relname FROM pg_class WHERE oid = $1', [r.fields[0].tableID]);
+  assert.strictEqual(rel.rows[0].relname, table);
+  const cols = await c.query(`SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS t, a.attnotnull
+      FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 ORDER BY a.attnum`, [table]);
+  assert.deepStrictEqual(cols.rows.map(x => [x.attname, x.t, x.attnotnull]), [['id', 'integer', true],
+    ['name', 'text', false], ['amount', 'numeric(8,2)', false], ['ok', 'boolean', false],
+    ['ts', 'timestamp with time zone', false]]);
+  const ix = await c.query(`SELECT ARRAY[1,2]::int[] AS a, '{x,y}'::text[] AS b, i.indkey, c.relname
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass`, [table]);
+  assert.deepStrictEqual(ix.rows.map(x => [x.a, x.b, x.indkey, x.relname]), [[[1, 2], ['x', 'y'], '1', `${table}_pkey`]]);
+  console.log('ok metadata');
   await c.end();
   const pool = new Pool({ connectionString: dsn, max: 3 });
   const sums = await Promise.all([1, 2, 3, 4, 5].map(i => pool.query('SELECT $1::int * 2 AS v', [i])));
