@@ -61,6 +61,9 @@ class SequenceDef:
     cycle: bool = False
 
 
+INDEX_COMMENT = "\x00index:"  # TableDef.comments key prefix of an index's comment
+
+
 @dataclass
 class TableDef:
     table_id: int
@@ -75,6 +78,8 @@ class TableDef:
     fkeys: list[list] = field(default_factory=list)  # [name, cols, ref table, ref cols] (recorded, not enforced)
     view_sql: str | None = None  # kind 'v': the defining query
     indexes: list[list] = field(default_factory=list)  # [name, column positions, unique]
+    # COMMENT ON: "" -> the relation's comment, a column name -> that column's, INDEX_COMMENT + name -> an index's
+    comments: dict[str, str] = field(default_factory=dict)
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -97,19 +102,20 @@ class TableDef:
             self.table_id, self.name, self.kind, [c.to_row() for c in self.columns], list(self.pk),
             [[n, list(cols)] for n, cols in self.uniques], seq, list(self.owned_seqs),
             [list(c) for c in self.checks], [list(f) for f in self.fkeys], self.view_sql,
-            [list(i) for i in self.indexes],
+            [list(i) for i in self.indexes], dict(self.comments),
         )
 
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
         tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
-        extra = list(row[8:]) + [None] * (4 - len(row[8:]))
-        checks, fkeys, view_sql, indexes = extra[:4]
+        extra = list(row[8:]) + [None] * (5 - len(row[8:]))
+        checks, fkeys, view_sql, indexes, comments = extra[:5]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
             owned_seqs=list(owned), checks=[(n, t) for n, t in (checks or [])],
             fkeys=[list(f) for f in (fkeys or [])], view_sql=view_sql, indexes=[list(i) for i in (indexes or [])],
+            comments=dict(comments or {}),
         )
 
     @property

@@ -56,11 +56,17 @@ class RegOid(str):
     def __hash__(self) -> int:
         return hash(self.oid)
 
-    def __lt__(self, other: Any) -> bool:
-        return self.oid < int(other) if isinstance(other, int) else str.__lt__(self, other)
+    def __lt__(self, other: Any) -> bool:  # reg* values sort by oid, like PostgreSQL's
+        return self.oid < int(other) if isinstance(other, (int, RegOid)) else str.__lt__(self, other)
 
     def __gt__(self, other: Any) -> bool:
-        return self.oid > int(other) if isinstance(other, int) else str.__gt__(self, other)
+        return self.oid > int(other) if isinstance(other, (int, RegOid)) else str.__gt__(self, other)
+
+    def __le__(self, other: Any) -> bool:
+        return not self.__gt__(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return not self.__lt__(other)
 
 
 def _args(cp: Compiler, node: exp.Expression, types: list[int]) -> list[Callable]:
@@ -108,6 +114,8 @@ def regclass_of(ctx: Any, v: Any) -> RegOid:
         name = name.split(".", 1)[1] if name.startswith(("public.", "pg_catalog.")) else name
         name = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
         oid = m.relation_by_name(name)
+        if oid is None and name in oids.CATALOG_RELATIONS:
+            oid = oids.CATALOG_RELATIONS[name]
         if oid is None:
             from engine import sysviews
 
@@ -117,7 +125,10 @@ def regclass_of(ctx: Any, v: Any) -> RegOid:
         return RegOid(name, oid)
     oid = int(v)
     rel = m.relation(oid)
-    return RegOid(rel[0] if rel else str(oid), oid)
+    if rel is None:
+        name = next((n for n, o in oids.CATALOG_RELATIONS.items() if o == oid), None)
+        return RegOid(name or str(oid), oid)
+    return RegOid(rel[0], oid)
 
 
 _TYPES_BY_OID = {row[0]: row[1] for row in all_types()}
@@ -375,6 +386,33 @@ def _same_oid(cp: Compiler, node: exp.Expression) -> CExpr:
     return cp.coerce(cp.compile(node.expressions[0]), T.OID)
 
 
+def _comment(c: Any, oid: int, subid: int) -> str | None:
+    """COMMENT ON text of a relation (subid 0) or of its column ``subid``, or of an index."""
+    from engine.catalog import INDEX_COMMENT
+
+    m = model_of(c)
+    td = c.catalog.by_id.get(oid)
+    if td is None:
+        ix = m.index_by_oid.get(oid)
+        if ix is None or subid:
+            return None
+        return (getattr(ix.table, "comments", None) or {}).get(INDEX_COMMENT + ix.name)
+    comments = getattr(td, "comments", None) or {}
+    if subid == 0:
+        return comments.get("")
+    return comments.get(td.columns[subid - 1].name) if 0 < subid <= len(td.columns) else None
+
+
+@fn([T.OID, T.TEXT], T.TEXT, nargs_min=1)
+def _obj_description(c: Any, oid: Any, catalog: str = "pg_class") -> Any:
+    return _comment(c, int(oid), 0) if catalog in ("pg_class", "pg_catalog.pg_class") else None
+
+
+@fn([T.OID, T.INT4], T.TEXT)
+def _col_description(c: Any, oid: Any, attnum: Any) -> Any:
+    return _comment(c, int(oid), int(attnum)) if int(attnum) > 0 else None
+
+
 def _field(cp: Compiler, node: exp.Expression) -> CExpr:
     """``__field(record, 'name')``: what the rewrite makes of ``(record).name``."""
     from engine.srf import compile_field
@@ -410,7 +448,7 @@ HANDLERS: dict[str, Handler] = {
     "has_database_privilege": _true_any, "has_column_privilege": _true_any,
     "has_function_privilege": _true_any, "has_sequence_privilege": _true_any,
     "has_any_column_privilege": _true_any, "pg_has_role": _true_any,
-    "obj_description": _null_text, "col_description": _null_text, "shobj_description": _null_text,
+    "obj_description": _obj_description, "col_description": _col_description, "shobj_description": _null_text,
     "pg_get_function_result": _empty_text, "pg_get_function_arguments": _empty_text,
     "pg_get_function_identity_arguments": _empty_text, "pg_get_triggerdef": _null_text,
     "pg_get_statisticsobjdef_columns": _null_text, "pg_get_partkeydef": _null_text,

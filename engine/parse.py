@@ -104,6 +104,7 @@ _ARRAY_TYPE = re.compile(r"::\s*(oid|name|regtype|regclass|char|int2vector|oidve
 _INTERVAL_LIT = re.compile(
     r"\binterval\s+('(?:[^']|'')*')(?!\s*(?:years?|months?|days?|hours?|minutes?|seconds?|to)\b)(?!\s*\()",
     re.I)
+_COMMENT_NULL = re.compile(r"\s+IS\s+NULL\s*;?\s*$", re.I)
 _NULLS_DISTINCT = re.compile(r"\bUNIQUE\s+NULLS\s+DISTINCT\b", re.I)
 _PARAM_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\d+(?=[^\s\d])")
 
@@ -126,6 +127,8 @@ def _classify(text: str) -> Stmt:
     if "ULLS" in text or "ulls" in text:
         # UNIQUE NULLS DISTINCT (PostgreSQL 15, what SQLAlchemy writes back after reflection) is the default
         src = _NULLS_DISTINCT.sub("UNIQUE", src)
+    if head.startswith("comment"):  # COMMENT ON ... IS NULL removes the comment, like IS ''
+        src = _COMMENT_NULL.sub(" IS ''", src)
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
         src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)

@@ -120,6 +120,11 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
 
         return StmtPlan(_ddl_runner(alter_table, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb="ALTER TABLE", cacheable=False)
+    if isinstance(node, exp.Comment):
+        from engine.ddl_comment import comment_on
+
+        return StmtPlan(_ddl_runner(comment_on, node), columns=None, param_types=param_types, tables=tables,
+                        writes=True, verb="COMMENT", cacheable=False)
     if isinstance(node, exp.TruncateTable):
         return StmtPlan(_ddl_runner(ddl.truncate, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb="TRUNCATE TABLE", cacheable=False)

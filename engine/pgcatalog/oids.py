@@ -20,6 +20,14 @@ BOOTSTRAP_SUPERUSER, PG_DATABASE_OWNER = 10, 6171
 HEAP_AM, BTREE_AM, HASH_AM = 2, 403, 405
 DEFAULT_COLLATION, C_COLLATION = 100, 950
 BASE = 0x40000000
+# the catalogs' own pg_class oids (pg_description.classoid, 'pg_catalog.pg_class'::regclass)
+CATALOG_RELATIONS = {"pg_class": 1259, "pg_attribute": 1249, "pg_type": 1247, "pg_proc": 1255,
+                     "pg_namespace": 2615, "pg_constraint": 2606, "pg_index": 2610, "pg_database": 1262,
+                     "pg_authid": 1260, "pg_description": 2609, "pg_am": 2601, "pg_attrdef": 2604,
+                     "pg_trigger": 2620, "pg_rewrite": 2618, "pg_sequence": 2224, "pg_tablespace": 1213,
+                     "pg_collation": 3456, "pg_depend": 2608, "pg_inherits": 2611, "pg_extension": 3079,
+                     "pg_operator": 2617, "pg_opclass": 2616, "pg_language": 2612, "pg_cast": 2605}
+PG_CLASS = CATALOG_RELATIONS["pg_class"]
 
 
 def derived(table_id: int, slot: int) -> int:

@@ -313,7 +313,21 @@ def _pg_collation(ctx: Any) -> Iterator[tuple]:
 
 @table("pg_description", "objoid classoid objsubid description", [O, O, I4, X])
 def _pg_description(ctx: Any) -> Iterator[tuple]:
-    return iter(())
+    """COMMENT ON texts: relations and their columns, indexes (all pg_class objects)."""
+    from engine.catalog import INDEX_COMMENT
+
+    m = model_of(ctx)
+    index_oid = {(ix.table.table_id, ix.name): ix.oid for ix in m.indexes}
+    for td in ctx.catalog.tables.values():
+        for key, text in sorted((getattr(td, "comments", None) or {}).items()):
+            if key == "":
+                yield (td.table_id, oids.PG_CLASS, 0, text)
+            elif key.startswith(INDEX_COMMENT):
+                ioid = index_oid.get((td.table_id, key[len(INDEX_COMMENT):]))
+                if ioid is not None:
+                    yield (ioid, oids.PG_CLASS, 0, text)
+            elif (i := td.column_index(key)) is not None:
+                yield (td.table_id, oids.PG_CLASS, i + 1, text)
 
 
 @table("pg_settings", "name setting unit category short_desc extra_desc context vartype source min_val "

@@ -49,13 +49,13 @@ def engine(cluster):
              sa.Index("ix_drv_sa_book_title", "title"))
     sa.Table("drv_sa_reflect", md, sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("author_id", sa.Integer, sa.ForeignKey("drv_sa_author.id"), nullable=False),
-             sa.Column("isbn", sa.CHAR(13), unique=True),
+             sa.Column("isbn", sa.CHAR(13), unique=True, comment="13 digits"),
              sa.Column("title", sa.String(100), nullable=False, server_default="untitled"),
              sa.Column("price", sa.Numeric(8, 2)), sa.Column("rating", sa.Float),
              sa.Column("created", sa.DateTime(timezone=True), server_default=sa.text("CURRENT_TIMESTAMP")),
              sa.Column("big", sa.BigInteger, server_default=sa.text("7")),
              sa.CheckConstraint("price > 0", name="drv_sa_reflect_price_check"),
-             sa.Index("ix_drv_sa_reflect_ta", "title", "author_id", unique=True))
+             sa.Index("ix_drv_sa_reflect_ta", "title", "author_id", unique=True), comment="books to reflect")
     md.create_all(eng)
     md.create_all(eng)  # checkfirst: the second run must see the tables and do nothing
     eng.md = md  # type: ignore[attr-defined]
@@ -159,7 +159,9 @@ def test_reflection_keys_and_constraints(engine):
     assert [(u["name"], u["column_names"]) for u in uqs] == [("drv_sa_reflect_isbn_key", ["isbn"])]
     checks = insp.get_check_constraints("drv_sa_reflect")
     assert [(c["name"], c["sqltext"]) for c in checks] == [("drv_sa_reflect_price_check", "price > 0::numeric")]
-    assert insp.get_table_comment("drv_sa_reflect") == {"text": None}
+    assert insp.get_table_comment("drv_sa_reflect") == {"text": "books to reflect"}
+    assert insp.get_table_comment("drv_sa_book") == {"text": None}
+    assert [c["comment"] for c in insp.get_columns("drv_sa_reflect")] == [None, None, "13 digits"] + [None] * 5
 
 
 def test_reflection_get_indexes(engine):
@@ -193,7 +195,7 @@ def test_reflection_get_multi(engine):
     assert {k[1]: [c["sqltext"] for c in v] for k, v in checks.items()} == {
         "drv_sa_author": [], "drv_sa_reflect": ["price > 0::numeric"]}
     comments = insp.get_multi_table_comment(filter_names=names)
-    assert sorted(k[1] for k in comments) == names and all(v == {"text": None} for v in comments.values())
+    assert {k[1]: v["text"] for k, v in comments.items()} == {"drv_sa_author": None, "drv_sa_reflect": "books to reflect"}
 
 
 def test_reflection_autoload_round_trip(engine):
@@ -218,6 +220,7 @@ def test_reflection_autoload_round_trip(engine):
     try:
         got = _columns(sa.inspect(engine).get_columns("drv_sa_reflect_copy"), engine)
         assert got[1:] == REFLECT_COLUMNS[1:]
+        assert sa.inspect(engine).get_table_comment("drv_sa_reflect_copy") == {"text": "books to reflect"}
         with engine.begin() as c:
             c.execute(sa.insert(copy).values(id=1, author_id=1, isbn="x" * 13, price=Decimal("1.50")))
             row = c.execute(sa.select(copy.c.title, copy.c.big, copy.c.isbn)).one()
