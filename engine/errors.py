@@ -20,6 +20,7 @@ class SqlError(Exception):
         hint: str | None = None,
         position: int | None = None,
         where: str | None = None,
+        node: object | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -29,6 +30,9 @@ class SqlError(Exception):
         self.hint = hint
         self.position = position
         self.where = where  # context line (ErrorResponse 'W'), e.g. 'COPY t, line 3, column x: "abc"'
+        # the syntax node the error is about (a sqlglot expression); engine.positions turns it
+        # into ``position`` (1-based character offset into the query text) on the error path
+        self.node = node
 
 
 class FeatureNotSupported(SqlError):

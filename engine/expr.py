@@ -275,7 +275,12 @@ class Compiler:
             if isinstance(node, (exp.Func, _BITWISE)):
                 return self.c_function(node)
             raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
-        return m(node)
+        try:
+            return m(node)
+        except errors.SqlError as e:
+            if e.node is None:  # the innermost node being compiled: where the error points
+                e.node = node
+            raise
 
     def compile_bool(self, node: exp.Expression) -> CExpr:
         c = self.compile(node)
@@ -285,7 +290,7 @@ class Compiler:
             self.env.set_param_type(c.param, T.BOOL)
         elif c.type not in (T.BOOL, T.UNKNOWN):
             raise errors.DatatypeMismatch(
-                f"argument of WHERE must be type boolean, not type {T.TYPE_NAMES.get(c.type, c.type)}"
+                f"argument of WHERE must be type boolean, not type {T.TYPE_NAMES.get(c.type, c.type)}", node=node
             )
         return c
 

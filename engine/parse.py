@@ -19,7 +19,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engine import errors
+from engine import errors, positions
 from engine.normalize import normalize
 from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
@@ -33,10 +33,17 @@ class Stmt:
     ast: exp.Expression | None = None
     info: dict[str, Any] = field(default_factory=dict)
     plans: dict[Any, Any] = field(default_factory=dict)  # planner cache: key -> plan
+    offset: int = 0  # where ``text`` starts in the query text it was split from (error positions)
+    src: str | None = None  # the text sqlglot parsed, when a rewrite made it differ from ``text``
 
 
 def split_statements(text: str) -> list[str]:
     """Split on top-level ';' (outside quotes, dollar quotes and comments)."""
+    return [s for _, s in split_spans(text)]
+
+
+def split_spans(text: str) -> list[tuple[int, str]]:
+    """``split_statements`` with each statement's offset in ``text``."""
     out, start, i, n = [], 0, 0, len(text)
     while i < n:
         c = text[i]
@@ -67,12 +74,17 @@ def split_statements(text: str) -> list[str]:
             else:
                 i += 1
         elif c == ";":
-            out.append(text[start:i])
+            out.append((start, text[start:i]))
             start = i = i + 1
         else:
             i += 1
-    out.append(text[start:])
-    return [s for s in (x.strip() for x in out) if s and not _only_comments(s)]
+    out.append((start, text[start:]))
+    spans = []
+    for off, x in out:
+        s = x.strip()
+        if s and not _only_comments(s):
+            spans.append((off + len(x) - len(x.lstrip()), s))
+    return spans
 
 
 def _only_comments(s: str) -> bool:
@@ -141,19 +153,25 @@ def _classify(text: str) -> Stmt:
         try:
             ast = sqlglot.parse_one(spaced, read="postgres")
         except (ParseError, TokenError):
-            raise _syntax_error(text, e) from None
+            raise _syntax_error(text, src, e) from None
+        src = spaced
     except ParseError as e:
-        raise _syntax_error(text, e) from None
+        raise _syntax_error(text, src, e) from None
     if ast is None:
         return Stmt("empty", text)
     if any("A" <= ch <= "Z" for ch in src):  # unquoted identifiers fold to lower case
         ast = normalize_identifiers(ast, dialect="postgres")
     if pgcatalog_rewrite.wants_rewrite(text):
         ast = pgcatalog_rewrite.normalize(ast)
-    return Stmt("sql", text, ast)
+    return Stmt("sql", text, ast, src=src if src != text else None)
 
 
-def _syntax_error(text: str, e: Exception) -> errors.SyntaxErr:
+def _syntax_error(text: str, src: str, e: Exception) -> errors.SyntaxErr:
+    """The error for a text sqlglot rejected, pointing (``position``, relative to ``text``)
+    at the token the parser stopped on, or at the end of the statement."""
+    err = positions.syntax_error(text, src) if isinstance(e, ParseError) else None
+    if err is not None:
+        return err
     near = None
     errs = getattr(e, "errors", None)
     if errs:
@@ -206,7 +224,15 @@ class Parser:
     def parse(self, text: str) -> list[Stmt]:
         stmts = self._cache.get(text)
         if stmts is None:
-            stmts = [_classify(s) for s in split_statements(text)]
+            stmts = []
+            for off, s in split_spans(text):
+                try:
+                    st = _classify(s)
+                except errors.SqlError as e:
+                    positions.to_query(e, text, off, len(s))
+                    raise
+                st.offset = off
+                stmts.append(st)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[text] = stmts

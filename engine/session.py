@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator
 import structlog
 from sqlglot import exp
 
-from engine import errors, guc
+from engine import errors, guc, positions
 from engine import types as T
 from engine.api import Column, LockBusy, Prepared, Result
 from engine.catalog import SEQUENCE_TABLE, Catalog
@@ -88,7 +88,11 @@ class EngineSession:
             return
         last = len(stmts) - 1
         for i, (st, params, ptypes) in enumerate(stmts):
-            res = await self._run(st, params, ptypes)
+            try:
+                res = await self._run(st, params, ptypes)
+            except errors.SqlError as e:
+                positions.locate(e, st, sql, shaped=bool(params))
+                raise
             if i == last:
                 await self._end_implicit()
             yield res
@@ -113,7 +117,8 @@ class EngineSession:
             return Prepared(sql, list(param_types), None, st)
         try:
             plan = self._plan(st, self._catalog(), list(param_types))
-        except errors.SqlError:
+        except errors.SqlError as e:
+            positions.locate(e, st, sql)
             self._fail()
             raise
         ptypes = [t if t not in (0, T.UNKNOWN) else T.TEXT for t in plan.param_types]
@@ -127,7 +132,11 @@ class EngineSession:
         st = prepared.handle
         if st is None:
             return Result("EMPTY")
-        res = await self._run(st, params, prepared.param_types)
+        try:
+            res = await self._run(st, params, prepared.param_types)
+        except errors.SqlError as e:
+            positions.locate(e, st, prepared.sql)
+            raise
         await self._end_implicit()
         if max_rows and len(res.rows) > max_rows:
             res.rows = res.rows[:max_rows]
