@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from sqlglot import exp
 
-from engine import errors
+from engine import errors, hints
 from engine import types as T
 
 Fn = Callable[[Any, Any], Any]
@@ -424,8 +424,24 @@ class Compiler:
             scope, depth = scope.parent, depth + 1
         if table is not None and not self._any_table(table):
             raise errors.UndefinedTable(f'missing FROM-clause entry for table "{table}"')
-        full = f"{table}.{name}" if table else name
-        raise errors.UndefinedColumn(f'column "{full}" does not exist')
+        hint = hints.missing_column_hint(self._relations(), name, table)
+        if table:
+            raise errors.UndefinedColumn(f"column {table}.{name} does not exist", hint=hint)
+        raise errors.UndefinedColumn(f'column "{name}" does not exist', hint=hint)
+
+    def _relations(self) -> list[tuple[str, list[str]]]:
+        """(qualifier, column names) of every relation in scope, innermost query level first."""
+        out: list[tuple[str, list[str]]] = []
+        scope: Scope | None = self.scope
+        while scope is not None:
+            for q, n, _, _ in scope.cols:
+                if q is None:
+                    continue
+                if not out or out[-1][0] != q:
+                    out.append((q, []))
+                out[-1][1].append(n)
+            scope = scope.parent
+        return out
 
     def _any_table(self, table: str) -> bool:
         s: Scope | None = self.scope

@@ -54,8 +54,13 @@ def compile_function(cp: Compiler, node: exp.Expression) -> CExpr:
     h = _HANDLERS.get(name)
     if h is None:
         fname = name if isinstance(node, exp.Anonymous) else node.sql_name().lower()
-        raise errors.UndefinedFunction(f"function {fname}() does not exist",
-                                       hint="No function matches the given name and argument types.")
+        args = node.expressions if isinstance(node, exp.Anonymous) else [
+            v for k in node.arg_types for v in (node.args.get(k) if isinstance(node.args.get(k), list)
+                                                 else [node.args.get(k)]) if isinstance(v, exp.Expression)]
+        sig = ", ".join(T.TYPE_NAMES.get(t, str(t)) for t in (cp.compile(a).type for a in args))
+        raise errors.UndefinedFunction(f"function {fname}({sig}) does not exist", node=node,
+                                       hint="No function matches the given name and argument types. "
+                                            "You might need to add explicit type casts.")
     return h(cp, node)
 
 

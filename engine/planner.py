@@ -596,11 +596,13 @@ class Planner:
                     k = keyc[i]
                     return CExpr(lambda r, c, i=i: r[i], k.type, k.typmod)
             if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
-                if scope.find(node.name, node.table or None) is not None:
-                    q = f"{node.table}.{node.name}" if node.table else node.name
+                ci = scope.find(node.name, node.table or None)
+                if ci is not None:
+                    rel = scope.cols[ci][0] or node.table  # named by its relation, like PostgreSQL
+                    q = f"{rel}.{node.name}" if rel else node.name
                     raise errors.SqlError(
                         f'column "{q}" must appear in the GROUP BY clause or be used in an aggregate function',
-                        sqlstate="42803")
+                        sqlstate="42803", node=node)
             return None
 
         agg_op = _LazyAggregate(op, [k.fn for k in keyc], aggs)
