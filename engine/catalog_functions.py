@@ -203,16 +203,16 @@ def proc_oid(name: str) -> int:
     return 0x30000000 + (zlib.crc32(name.encode()) & 0xFFFFFF)
 
 
-def _reg(conv: Callable[[Any, Any], RegOid]) -> Handler:
+def _reg(conv: Callable[[Any, Any], RegOid], oid: int) -> Handler:
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         a = cp.compile(node.expressions[0])
         f = a.fn
-        return CExpr(lambda r, c: None if (v := f(r, c)) is None else conv(c, v), T.OID)
+        return CExpr(lambda r, c: None if (v := f(r, c)) is None else conv(c, v), oid)
 
     return h
 
 
-def _to_reg(conv: Callable[[Any, Any], RegOid]) -> Handler:
+def _to_reg(conv: Callable[[Any, Any], RegOid], oid: int) -> Handler:
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         f = _args(cp, node, [T.TEXT])[0]
 
@@ -225,7 +225,7 @@ def _to_reg(conv: Callable[[Any, Any], RegOid]) -> Handler:
             except errors.SqlError:
                 return None
 
-        return CExpr(run, T.OID)
+        return CExpr(run, oid)
 
     return h
 
@@ -425,9 +425,10 @@ def _is_reader(c: Any) -> bool:
 
 
 HANDLERS: dict[str, Handler] = {
-    "__regclass": _reg(regclass_of), "__regtype": _reg(regtype_of), "__regnamespace": _reg(regnamespace_of),
-    "__regproc": _reg(regproc_of), "to_regclass": _to_reg(regclass_of), "to_regtype": _to_reg(regtype_of),
-    "to_regnamespace": _to_reg(regnamespace_of),
+    "__regclass": _reg(regclass_of, T.REGCLASS), "__regtype": _reg(regtype_of, T.REGTYPE),
+    "__regnamespace": _reg(regnamespace_of, T.REGNAMESPACE), "__regproc": _reg(regproc_of, T.REGPROC),
+    "to_regclass": _to_reg(regclass_of, T.REGCLASS), "to_regtype": _to_reg(regtype_of, T.REGTYPE),
+    "to_regnamespace": _to_reg(regnamespace_of, T.REGNAMESPACE),
     "Array": _array, "RegexpLike": _regex(0), "RegexpILike": _regex(re.I),
     "pg_advisory_unlock_all": _pg_advisory_unlock_all,
     "format_type": _format_type, "pg_get_indexdef": _pg_get_indexdef,

@@ -331,8 +331,8 @@ class Compiler:
             return self.coerce(a, b.type), b
         if b.type == T.UNKNOWN or (b.param is not None and self.env.param_types[b.param] in (0, T.UNKNOWN)):
             return a, self.coerce(b, a.type)
-        if a.type == T.OID and b.type in T.INTS or b.type == T.OID and a.type in T.INTS:
-            return a, b  # oid compares with integers (catalog queries: reloftype = 0)
+        if a.type in T.OIDLIKE and b.type in T.INTS + T.OIDLIKE or b.type in T.OIDLIKE and a.type in T.INTS:
+            return a, b  # oid and reg* compare with each other and integers (catalog queries: reloftype = 0)
         if a.type in T.NUMERICS and b.type in T.NUMERICS:
             if (a.type in (T.FLOAT4, T.FLOAT8)) != (b.type in (T.FLOAT4, T.FLOAT8)):
                 t = T.FLOAT8
@@ -1027,6 +1027,8 @@ def _common_type(args: list[CExpr]) -> int:
             t = T.TEXT
         elif {t, u} <= {T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE}:
             t = T.TIMESTAMPTZ if T.TIMESTAMPTZ in (t, u) else T.TIMESTAMP
+        elif t in T.OIDLIKE and u in T.OIDLIKE:
+            t = T.OID
         else:
             raise errors.DatatypeMismatch(
                 f"types {T.TYPE_NAMES.get(t, t)} and {T.TYPE_NAMES.get(u, u)} cannot be matched"

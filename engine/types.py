@@ -85,6 +85,15 @@ for _e, _a in ARRAY_OF.items():
     _BY_NAME["_" + SHORT_NAMES.get(_e, TYPE_NAMES[_e])] = _a
     SHORT_NAMES[_a] = SHORT_NAMES.get(_e, TYPE_NAMES[_e])
 
+# reg* types: values are catalog_functions.RegOid (text output is the object's name, comparisons
+# and int() use its oid); they compare with oid and integers like oid does
+REGPROC, REGPROCEDURE, REGCLASS, REGTYPE, REGNAMESPACE = 24, 2202, 2205, 2206, 4089
+REGS = (REGPROC, REGPROCEDURE, REGCLASS, REGTYPE, REGNAMESPACE)
+OIDLIKE = (OID, *REGS)
+for _r, _name in zip(REGS, ("regproc", "regprocedure", "regclass", "regtype", "regnamespace")):
+    TYPE_NAMES[_r] = SHORT_NAMES[_r] = _name
+    TYPE_SIZES[_r] = 4
+
 # int2vector / oidvector (pg_index.indkey, pg_proc.proargtypes ...): one-dimensional arrays
 # whose subscripts start at 0 and whose text form is space-separated ("1 2").
 INT2VECTOR, OIDVECTOR = 22, 30
@@ -430,6 +439,13 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
     """A function converting non-NULL values of type ``src`` to ``dst`` (None: identity)."""
     if src == dst and typmod < 4:
         return None
+    if src in REGS and dst != src:
+        if dst in (TEXT, NAME, VARCHAR, BPCHAR):
+            return str
+        if dst in INTS or dst in OIDLIKE:
+            return int
+    if dst in REGS and (src in INTS or src == OID):
+        return None  # an oid number (prints as the number, compares as the oid)
     if src in VECTORS and dst in (TEXT, NAME, VARCHAR, BPCHAR):
         return str
     if src in ELEM_OF and dst in VECTORS and src not in VECTORS:

@@ -376,6 +376,8 @@ def _vector_bin_encoder(elem_oid: int) -> Callable[[Any], bytes]:
     return encode
 
 
+for _reg in (24, 2202, 2205, 2206, 4089):  # reg* types: the oid, like oid's binary form
+    _BINARY_OUT[_reg] = _BINARY_OUT[OID]
 _BINARY_OUT[22] = _vector_bin_encoder(INT2)
 _BINARY_OUT[30] = _vector_bin_encoder(OID)
 

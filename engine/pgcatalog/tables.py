@@ -23,6 +23,7 @@ ARR = 1009  # text[]: aclitem[] and option arrays, Python lists
 I2ARR, OIDARR = 1005, 1028  # int2[] (conkey), oid[]
 I2V, OIDV = T.INT2VECTOR, T.OIDVECTOR  # subscripts from 0, text "1 2"
 TS = T.TIMESTAMPTZ
+RP = T.REGPROC
 
 Rows = Callable[[Any], Iterator[tuple]]
 TABLES: dict[str, tuple[list[tuple[str, int]], Rows]] = {}
@@ -257,7 +258,7 @@ def _pg_sequence(ctx: Any) -> Iterator[tuple]:
        "typisdefined typdelim typrelid typsubscript typelem typarray typinput typoutput typreceive typsend "
        "typmodin typmodout typanalyze typalign typstorage typnotnull typbasetype typtypmod typndims "
        "typcollation typdefaultbin typdefault typacl",
-       [O, N, O, O, I2, B, CHAR, CHAR, B, B, CHAR, O, X, O, O, O, O, O, O, O, O, O, CHAR, CHAR, B, O, I4, I4,
+       [O, N, O, O, I2, B, CHAR, CHAR, B, B, CHAR, O, X, O, O, RP, RP, RP, RP, RP, RP, RP, CHAR, CHAR, B, O, I4, I4,
         O, X, X, ARR])
 def _pg_type(ctx: Any) -> Iterator[tuple]:
     from engine.catalog_functions import regproc_of
