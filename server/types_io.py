@@ -376,6 +376,33 @@ def _vector_bin_encoder(elem_oid: int) -> Callable[[Any], bytes]:
     return encode
 
 
+def _record_field(x: Any) -> tuple[int, bytes]:
+    """(type oid, binary form) of one field of an anonymous record, by its Python type."""
+    t = type(x)
+    if t is bool:
+        return BOOL, _BINARY_OUT[BOOL](x)
+    if t is int or isinstance(x, int):
+        return (INT4, _i.pack(int(x))) if -2**31 <= x < 2**31 else (INT8, _q.pack(int(x)))
+    if t is float:
+        return FLOAT8, _d.pack(x)
+    if t is Decimal:
+        return NUMERIC, _BINARY_OUT[NUMERIC](x)
+    return TEXT, value_text(x).encode()
+
+
+def _record_binary(v: Any) -> bytes:
+    """record (2249) binary: field count, then per field its type oid, length (-1: NULL) and bytes."""
+    parts = [_i.pack(len(v))]
+    for x in v:
+        if x is None:
+            parts.append(_I.pack(TEXT) + _i.pack(-1))
+            continue
+        oid, b = _record_field(x)
+        parts.append(_I.pack(oid) + _i.pack(len(b)) + b)
+    return b"".join(parts)
+
+
+_BINARY_OUT[2249] = _record_binary
 for _reg in (24, 2202, 2205, 2206, 4089):  # reg* types: the oid, like oid's binary form
     _BINARY_OUT[_reg] = _BINARY_OUT[OID]
 _BINARY_OUT[22] = _vector_bin_encoder(INT2)
