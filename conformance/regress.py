@@ -238,6 +238,7 @@ class Psql:
 
     def __init__(self, target: Target, srcdir: Path, builddir: Path, timeout: float) -> None:
         self.target, self.timeout, self.builddir = target, timeout, builddir
+        self.killed = False  # the last run's psql had to be killed (the cancel did not help)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         self.env.update(PGTZ="PST8PDT", PGDATESTYLE="Postgres, MDY",
                         PGOPTIONS="-c intervalstyle=postgres_verbose", LC_MESSAGES="C",
@@ -255,6 +256,7 @@ class Psql:
         the rest of the script is not run."""
         output, status = self._once(script)
         problem = None
+        self.killed = False
         sql = read(script)
         units: list[Unit] | None = None
         while status == "canceled":
@@ -269,6 +271,7 @@ class Psql:
             more, status = self._once(rest)
             output += more
         if status == "killed":
+            self.killed = True
             problem = (f"statement timed out (no output for {self.timeout:.0f} s) and the cancel "
                        f"did not stop it within {CANCEL_GRACE:.0f} s: psql killed")
         return output, problem
@@ -448,6 +451,8 @@ def run_one(psql: Psql, root: Path, name: str, target: Target) -> FileResult:
     if problem:
         result.error = problem
         result.causes[normalise_cause(problem)] += 1
+        if psql.killed:
+            target.recover(problem)
     elif (down := target.alive()) is not None:
         result.error = down
         target.ensure_alive()

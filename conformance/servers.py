@@ -51,6 +51,17 @@ class Target:
         except Exception as e:  # noqa: BLE001 -- any failure means "not usable"
             return f"server not reachable: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
 
+    def recover(self, reason: str) -> None:
+        """Restart a server we own that is up but stuck (a statement that no cancel stops,
+        e.g. a commit that never completes): later files would hang on it one by one."""
+        if self.restart is None:
+            return
+        log.warning("server stuck, restarting", reason=reason)
+        try:
+            self.restart()
+        except Exception as e:  # noqa: BLE001
+            log.error("restart failed", error=str(e).splitlines()[0])
+
     def ensure_alive(self) -> str | None:
         """Check the server; restart it when we own it.  Returns the problem seen, if any."""
         problem = self.alive()
