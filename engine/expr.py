@@ -235,11 +235,11 @@ def _num_mod(a: Any, b: Any) -> Any:
     return Decimal(a) % Decimal(b)
 
 
-def _like_regex(pattern: str, ci: bool) -> re.Pattern[str]:
+def _like_regex(pattern: str, ci: bool, esc: str = "\\") -> re.Pattern[str]:
     out, i = [], 0
     while i < len(pattern):
         ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
+        if ch == esc and i + 1 < len(pattern):
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
@@ -863,25 +863,36 @@ class Compiler:
         col = plan.columns[0]
         return CExpr(run, col.type_oid, col.type_mod)
 
-    def _like(self, node: exp.Expression, ci: bool) -> CExpr:
+    def _like(self, node: exp.Expression, ci: bool, esc: str = "\\") -> CExpr:
         a = self.coerce(self.compile(node.this), T.TEXT) if self.compile(node.this).type == T.UNKNOWN else self.compile(node.this)
         p = self.compile(node.expression)
         fa = a.fn
+        neg = bool(node.args.get("negate"))  # sqlglot reads NOT LIKE as Like(negate=True)
         if p.is_const:
             if p.const is None:
                 return const(None, T.BOOL)
-            rx = _like_regex(p.const, ci)
+            rx = _like_regex(p.const, ci, esc)
             m = rx.fullmatch
-            return CExpr(lambda r, c: None if (v := fa(r, c)) is None else m(v) is not None, T.BOOL)
+            return CExpr(lambda r, c: None if (v := fa(r, c)) is None else (m(v) is not None) != neg, T.BOOL)
         fp = p.fn
         return CExpr(lambda r, c: None if (v := fa(r, c)) is None or (q := fp(r, c)) is None
-                     else _like_regex(q, ci).fullmatch(v) is not None, T.BOOL)
+                     else (_like_regex(q, ci, esc).fullmatch(v) is not None) != neg, T.BOOL)
 
     def c_Like(self, node: exp.Like) -> CExpr:
         return self._like(node, False)
 
     def c_ILike(self, node: exp.ILike) -> CExpr:
         return self._like(node, True)
+
+    def c_Escape(self, node: exp.Escape) -> CExpr:
+        """``x [NOT] LIKE p ESCAPE 'e'`` (ESCAPE '' turns escaping off)."""
+        e = self.compile(node.expression)
+        if not isinstance(node.this, (exp.Like, exp.ILike)) or not e.is_const or e.const is None:
+            raise errors.FeatureNotSupported(f"expression not supported: {node.sql('postgres')[:80]}")
+        if len(e.const) > 1:
+            raise errors.SqlError("invalid escape string", sqlstate="22025",
+                                  hint="Escape string must be empty or one character.")
+        return self._like(node.this, isinstance(node.this, exp.ILike), e.const)
 
     def c_Case(self, node: exp.Case) -> CExpr:
         subject = self.compile(node.this) if node.this is not None else None
