@@ -227,3 +227,18 @@ def test_reflection_autoload_round_trip(engine):
             assert row == ("untitled", 7, "x" * 13)
     finally:
         md2.drop_all(engine, tables=[copy])
+
+
+def test_reflection_schemas_views_sequences(engine):
+    with engine.begin() as c:
+        c.exec_driver_sql("DROP VIEW IF EXISTS drv_sa_view")
+        c.exec_driver_sql("CREATE VIEW drv_sa_view AS SELECT id, name FROM drv_sa_author")
+    insp = sa.inspect(engine)
+    assert insp.get_schema_names() == ["information_schema", "public"] and insp.has_schema("public")
+    assert "drv_sa_view" in insp.get_view_names() and "drv_sa_view" not in insp.get_table_names()
+    assert [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns("drv_sa_view")] == [
+        ("id", "INTEGER", True), ("name", "VARCHAR(50)", True)]
+    assert "drv_sa_reflect_id_seq" in insp.get_sequence_names() and insp.has_sequence("drv_sa_reflect_id_seq")
+    assert insp.has_index("drv_sa_reflect", "ix_drv_sa_reflect_ta") and not insp.has_index("drv_sa_reflect", "nope")
+    assert insp.get_enums() == [] and insp.get_domains() == [] and insp.get_materialized_view_names() == []
+    assert insp.get_table_options("drv_sa_reflect") == {}
