@@ -191,10 +191,7 @@ class _Volume(VersionedTables):
         out: list[tuple[bytes, int, bytes]] = []
         after = None
         while True:
-            if deletes:
-                res = await node.call(P_Scan, pg=pg, prefix=prefix, at_lsn=at, after=after, limit=10_000, deletes=True)
-            else:
-                res = await node.scan(pg, prefix, at, after=after, limit=10_000)
+            res = await node.call(P_Scan, pg=pg, prefix=prefix, at_lsn=at, after=after, limit=10_000, deletes=deletes)
             out.extend(res.items)
             if res.done or not res.items:
                 return out

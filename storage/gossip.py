@@ -87,15 +87,9 @@ class Gossip:
                     adopted = True
         if adopted:
             await node.flusher.sync()
-        grow = getattr(node, "ensure_pgs", None)
         wanted = max((len(st.scl) for _, st in live), default=0)
-        if grow is not None and wanted > node.n_pgs:
-            from storage.store import Batch
-
-            batch = Batch()
-            if grow(wanted, batch):  # the volume added PGs while we were away
-                node.store.write(batch)
-                await node.flusher.sync()
+        if wanted > node.n_pgs:
+            await node.adopt_pgs(wanted)  # the volume added PGs while we were away
         note_vdl = getattr(node, "note_peer_vdl", None)
         if note_vdl is not None and live:
             note_vdl(max(st.vdl_hint for _, st in live))

@@ -151,13 +151,17 @@ class StorageNode:
         log.info("pgs_added", pgs=n)
         return True
 
+    async def adopt_pgs(self, n: int) -> None:
+        """Hold PGs 0..n-1 durably (AddPgs, or a peer that holds more: gossip)."""
+        batch = Batch()
+        if self.ensure_pgs(n, batch):
+            self.store.write(batch)
+            await self.flusher.sync()
+
     async def add_pgs(self, m: P.AddPgs) -> P.Ok:
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"add_pgs epoch {m.epoch} < node epoch {self.seg.epoch}")
-        batch = Batch()
-        if self.ensure_pgs(m.count, batch):
-            self.store.write(batch)
-            await self.flusher.sync()
+        await self.adopt_pgs(m.count)
         return P.Ok(req=m.req)
 
     def _count(self, recs: Any) -> Any:

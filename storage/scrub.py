@@ -232,6 +232,7 @@ async def rebuild(node: "StorageNode") -> None:
     batch.put_meta_int(b"epoch", max(keep[0], node.seg.epoch))
     batch.put_truncations(list(node.seg.truncations) or keep[1])
     batch.put_meta_int(b"vdl", keep[2])
+    batch.put_meta_int(b"pgs", node.n_pgs)  # the PGs the volume grew to stay held
     batch.put_history(keep[3])
     store.write(batch)
     store.flush_wal()

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         r = run(args.seed)
         for e in r.events:
             print(e)
-        print(f"seed {r.seed}: pgs={r.pgs} writers={len(r.writers)} stats={r.stats}")
+        print(f"seed {r.seed}: pgs={r.pgs} pg_limit={r.pg_limit or 'default'} writers={len(r.writers)} stats={r.stats}")
         for v in r.violations:
             print("VIOLATION", v)
         return 1 if r.violations else 0

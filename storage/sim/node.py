@@ -1,8 +1,9 @@
 """A simulated storage node: the real ``storage.segment.Segment`` over an in-memory disk.
 
 ``SimNode`` follows ``storage.node.StorageNode`` request by request (Append, SetEpoch,
-Truncate, FetchLog, GetState and gossip's ``apply_fetched``/``adopt_epoch``/
-``apply_truncation``), minus materialised versions, which play no part in quorums.  It
+Truncate, FetchLog, GetState, AddPgs and gossip's ``apply_fetched``/``adopt_epoch``/
+``adopt_pgs``/``apply_truncation``), minus materialised versions, which play no part in
+quorums (a Scan -- the writer reads the placement map -- answers from the log).  It
 exposes the attributes ``storage.gossip.Gossip`` uses, so the real gossip code repairs it.
 
 Durability model (what a crash keeps):
@@ -124,6 +125,7 @@ class SimFlusher:
 class SimNode:
     def __init__(self, name: str, n_pgs: int, disk: SimDisk, rng: random.Random) -> None:
         self.name = name
+        n_pgs = max(n_pgs, disk.meta.get("pgs", 0))
         self.n_pgs = n_pgs
         self.rng = rng
         self.store = SimStore(disk)
@@ -172,10 +174,52 @@ class SimNode:
             return await self.set_epoch(m)
         if isinstance(m, P.Truncate):
             return await self.truncate(m)
+        if isinstance(m, P.AddPgs):
+            if m.epoch < self.seg.epoch:
+                raise Refused("stale_epoch", f"add_pgs epoch {m.epoch} < node epoch {self.seg.epoch}")
+            await self.adopt_pgs(m.count)
+            return P.Ok(req=m.req)
+        if isinstance(m, P.Scan):
+            return self.scan(m)
         raise Refused("bad_request", type(m).__name__)
+
+    # --- a grown volume (storage.node: ensure_pgs / adopt_pgs) -------------------------
+    def ensure_pgs(self, n: int, batch: list[Op]) -> bool:
+        if n <= self.n_pgs:
+            return False
+        self.seg.ensure_pgs(n)
+        for pg in range(self.n_pgs, n):
+            self.durable_scl[pg] = 0
+        self.n_pgs = n
+        batch.append(("meta", "pgs", n))
+        return True
+
+    async def adopt_pgs(self, n: int) -> None:
+        batch: list[Op] = []
+        if self.ensure_pgs(n, batch):
+            self.store.write(batch)
+            await self.flusher.sync()
+
+    def scan(self, m: P.Scan) -> P.ScanResult:
+        """Versions straight from the log (the sim does not materialise): per key with the
+        prefix, its newest record <= at_lsn."""
+        if not 0 <= m.pg < self.n_pgs:
+            raise Refused("bad_request", f"unknown pg {m.pg}")
+        if m.at_lsn > self.seg.pgs[m.pg].scl:
+            raise Refused("not_complete", f"pg {m.pg} complete to {self.seg.pgs[m.pg].scl} < {m.at_lsn}")
+        newest: dict[bytes, LogRecord] = {}
+        for rec in self.store.iter_log(m.pg, 0, m.at_lsn):
+            if rec.kind in (PUT, DELETE) and rec.key.startswith(m.prefix) and (m.after is None or rec.key > m.after):
+                newest[rec.key] = rec
+        items = [(k, r.lsn, r.value if r.kind == PUT else None) for k, r in sorted(newest.items())
+                 if r.kind == PUT or m.deletes]
+        return P.ScanResult(req=m.req, items=items[: m.limit], done=len(items) <= m.limit)
 
     def ingest(self, records: list[LogRecord], batch: list[Op]) -> int:
         n = 0
+        top = max((rec.pg for rec in records), default=0)
+        if top >= self.n_pgs:
+            self.ensure_pgs(top + 1, batch)  # a PG added while we were away
         for rec in records:
             if self.seg.admit(rec) is Verdict.NEW:
                 self.seg.add(rec)
@@ -187,7 +231,7 @@ class SimNode:
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
         for rec in m.records:
-            if not 0 <= rec.pg < self.n_pgs:
+            if not 0 <= rec.pg < 1 << 16:
                 raise Refused("bad_request", "unknown pg")
             if not rec.valid():
                 raise Refused("bad_record", "crc")

@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import SqlError
+from server.config import DEFAULT_PG_SIZE_LIMIT
 from server.volume import WriterVolume
 from storage.gossip import gossip_loop
 from storage.records import COMMIT
@@ -65,6 +66,10 @@ class _Conf:
     protection_groups: int
     storage_nodes: list[_NodeConf]
     host: str = "sim"
+    pg_size_limit: int = 0  # 0: the default (no growth in a sim run)
+
+    def pg_limit(self) -> int:
+        return self.pg_size_limit or DEFAULT_PG_SIZE_LIMIT
 
 
 class SimWriter(WriterVolume):
@@ -72,7 +77,8 @@ class SimWriter(WriterVolume):
     and every VDL change is checked for monotonicity."""
 
     def __init__(self, run: "Run", name: str, pgs: int) -> None:
-        super().__init__(_Conf(pgs, [_NodeConf(n) for n in NODES]), _Codec(), commit_timeout=3.0)
+        super().__init__(_Conf(pgs, [_NodeConf(n) for n in NODES], pg_size_limit=run.pg_limit), _Codec(),
+                         commit_timeout=3.0)
         self.run = run
         self.name = name
         self.nodes = [run.net.client(name, n) for n in NODES]  # type: ignore[assignment]
@@ -117,6 +123,7 @@ class Acked:
 class Run:
     seed: int
     pgs: int = 2
+    pg_limit: int = 0  # bytes per PG before the volume grows (0: never, in practice)
     violations: list[str] = field(default_factory=list)
     acked: list[Acked] = field(default_factory=list)
     writers: list[SimWriter] = field(default_factory=list)
@@ -218,7 +225,7 @@ class World:
             return  # the client never hears of it
         first = lsn - len(writes)
         recs = [
-            (first + i, tid % self.run.pgs, tid.to_bytes(4, "big") + key, _Codec.encode_row(row))
+            (first + i, -1, tid.to_bytes(4, "big") + key, _Codec.encode_row(row))  # pg: any (the volume grows)
             for i, ((tid, key), row) in enumerate(writes.items())
         ]
         now = asyncio.get_running_loop().time()
@@ -319,10 +326,12 @@ class World:
             await asyncio.sleep(0.2)
         w.crash()  # stop its traffic; gossip finishes the job
         tails = w._tails
+        pgs = range(max(run.pgs, w.placement.count))
+        run.stats["pgs_at_end"] = len(pgs)
         for _ in range(20):  # up to 6 virtual seconds of gossip
             await asyncio.sleep(0.3)
             nodes = [x for x in self.nodes.values() if x is not None]
-            if all(x.durable_scl.get(pg, 0) == tails.get(pg, 0) for x in nodes for pg in range(run.pgs)):
+            if all(x.durable_scl.get(pg, 0) == tails.get(pg, 0) for x in nodes for pg in pgs):
                 break
         for n in NODES:
             node = self.nodes[n]
@@ -331,16 +340,16 @@ class World:
         for n in NODES:
             node = self.nodes[n]
             assert node is not None
-            for pg in range(run.pgs):
-                if node.durable_scl[pg] != tails.get(pg, 0):
-                    run.violation(f"converge: {n} pg {pg} SCL {node.durable_scl[pg]} != tail {tails.get(pg, 0)} (VDL {w._vdl})")
+            for pg in pgs:
+                if node.durable_scl.get(pg, 0) != tails.get(pg, 0):
+                    run.violation(f"converge: {n} pg {pg} SCL {node.durable_scl.get(pg, 0)} != tail {tails.get(pg, 0)} (VDL {w._vdl})")
         for a in run.acked:
             for n in NODES:
                 log = self.disks[n].logs
-                for lsn, pg, key, value in a.records:
-                    r = log.get(pg, {}).get(lsn)
+                for lsn, _pg, key, value in a.records:
+                    r = next((recs[lsn] for recs in log.values() if lsn in recs), None)
                     if r is None or r.key != key or r.value != value or r.epoch != a.epoch:
-                        run.violation(f"durable: {n} lacks record {lsn} (pg {pg}) of commit {a.lsn} acked by {a.writer}")
+                        run.violation(f"durable: {n} lacks record {lsn} of commit {a.lsn} acked by {a.writer}")
                 c = log.get(0, {}).get(a.lsn)
                 if c is None or c.kind != COMMIT or c.epoch != a.epoch:
                     run.violation(f"durable: {n} lacks COMMIT {a.lsn} acked by {a.writer}")
@@ -378,6 +387,8 @@ def run(seed: int) -> Run:
     """Simulate one seeded history; ``Run.violations`` lists every broken invariant."""
     rng = random.Random(seed)
     result = Run(seed=seed, pgs=rng.randint(1, 3))
+    # Half the seeds grow the volume (server.placement); drawn aside so ``rng`` is unchanged.
+    result.pg_limit = random.Random(seed * 7919 + 17).choice([0, 0, 300, 900])
     loop = SimLoop()
     try:
         loop.run_until_complete(asyncio.wait_for(_main(result, rng), 600.0))
