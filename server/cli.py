@@ -11,6 +11,9 @@
                                   [--policy round_robin|least_connections]
     borealis endpoint modify NAME [--port P] [--members ..|--exclude ..] [--type ..] [--policy ..]
     borealis endpoint delete NAME | list
+    borealis autoscale set [--min N] [--max N] [--target-connections X | --target-cpu P]
+                           [--scale-out-cooldown S] [--scale-in-cooldown S] [--tier T]
+    borealis autoscale off | show [--json]
 
 All process handling lives in ``server.launcher.Cluster``; this module only parses
 arguments, prints, and turns ``LaunchError`` into a one-line message and exit code 1.
@@ -38,6 +41,8 @@ endpoint_app = typer.Typer(no_args_is_help=True, help="Custom endpoints.")
 app.add_typer(storage_app, name="storage")
 app.add_typer(instance_app, name="instance")
 app.add_typer(endpoint_app, name="endpoint")
+autoscale_app = typer.Typer(no_args_is_help=True, help="Replica auto-scaling policy (the cluster manager applies it).")
+app.add_typer(autoscale_app, name="autoscale")
 
 DataDir = typer.Option(Path("./borealis-data"), "--data-dir", "-D", help="Cluster directory.")
 
@@ -133,9 +138,10 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 def render(st: dict) -> str:
     out = ["INSTANCES", _table(
-        [[i["name"], i["role"], i.get("tier"), f"{i['address']}:{i['port']}", i["pid"], i["state"], i["applied_lsn"],
-          None if i["lag_ms"] is None else f"{i['lag_ms']:.1f}"] for i in st["instances"]],
-        ["name", "role", "tier", "address", "pid", "state", "applied_lsn", "lag_ms"])]
+        [[i["name"] + ("*" if i.get("autoscaled") else ""), i["role"], i.get("tier"), f"{i['address']}:{i['port']}",
+          i["pid"], i["state"], i["applied_lsn"], None if i["lag_ms"] is None else f"{i['lag_ms']:.1f}",
+          i.get("connections")] for i in st["instances"]],
+        ["name", "role", "tier", "address", "pid", "state", "applied_lsn", "lag_ms", "sessions"])]
     out += ["", "STORAGE NODES", _table(
         [[s["name"], s["az"], f"{s['address']}:{s['port']}", s["pid"], s["state"],
           " ".join(f"pg{k}={v}" for k, v in s["scl"].items())] for s in st["storage_nodes"]],
@@ -156,10 +162,28 @@ def render(st: dict) -> str:
     out += ["", f"MANAGER  {'running' if m.get('pid') else 'not running'}"
                 f"  heartbeat_rtt_ms={m.get('rtt_ms')}"]
     for ev in m.get("events", [])[-5:]:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.get("at", 0)))
-        out.append(f"  {when}  {ev.get('kind')} {ev.get('from')} -> {ev.get('to')}  ({ev.get('reason')})"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.get("at", ev.get("time", 0))))
+        what = f"{ev.get('instance')}" if ev.get("kind") in ("scale_out", "scale_in") \
+            else f"{ev.get('from', ev.get('old'))} -> {ev.get('to', ev.get('new'))}"
+        out.append(f"  {when}  {ev.get('kind')} {what}  ({ev.get('reason')})"
                    f"  {ev.get('seconds')} s  {'ok' if ev.get('ok') else 'FAILED: ' + str(ev.get('error'))}")
+    out += ["", render_autoscale(st.get("autoscale") or {}), f"CCM  {'on' if st.get('ccm') else 'off'}"]
     return "\n".join(out)
+
+
+def render_autoscale(a: dict) -> str:
+    p = a.get("policy")
+    if not p:
+        return "AUTOSCALE  off"
+    head = (f"AUTOSCALE  {'on' if p.get('enabled', True) else 'disabled'}  readers {p.get('min_readers')}.."
+            f"{p.get('max_readers')}  target {p.get('metric')}={p.get('target')}  cooldowns out "
+            f"{p.get('scale_out_cooldown')} s / in {p.get('scale_in_cooldown')} s  new tier {p.get('tier')}")
+    now = a.get("now")
+    if not now or "readers" not in now:
+        return head + ("\n  (manager not running)" if now is None else f"\n  {now.get('error', '')}")
+    loads = " ".join(f"{k}={v}" for k, v in now.get("loads", {}).items())
+    return head + (f"\n  readers {now['readers']}  wanted {now['wanted']}  average {now['average']}  [{loads}]"
+                   f"  -> {now['decision']}")
 
 
 @app.command()
@@ -388,9 +412,69 @@ def endpoint_list(data_dir: Path = DataDir, as_json: bool = typer.Option(False, 
                       ["name", "kind", "port", "type", "policy", "members", "exclude"]))
 
 
+@autoscale_app.command("set")
+def autoscale_set(
+    min_readers: Optional[int] = typer.Option(None, "--min", help="Fewest readers (default 1)."),
+    max_readers: Optional[int] = typer.Option(None, "--max", help="Most readers (default 15)."),
+    target_connections: Optional[float] = typer.Option(None, help="Aim for this many sessions per reader."),
+    target_cpu: Optional[float] = typer.Option(None, help="Aim for this average CPU percent per reader."),
+    scale_out_cooldown: Optional[float] = typer.Option(None, help="Seconds between scale-outs (default 60)."),
+    scale_in_cooldown: Optional[float] = typer.Option(None, help="Seconds after any scaling before a scale-in (default 300)."),
+    tier: Optional[int] = typer.Option(None, help="Failover tier of the readers it adds (default 15)."),
+    data_dir: Path = DataDir,
+) -> None:
+    """Turn auto-scaling on, or change the settings given (the others are kept)."""
+    from server.autoscale import AutoscaleError, AutoscalePolicy
+
+    if target_connections is not None and target_cpu is not None:
+        _fail("give one of --target-connections and --target-cpu")
+    c = _cluster(data_dir)
+    try:
+        with c.editing() as conf:
+            d = dict(conf.autoscale or {})
+            d["enabled"] = True
+            if target_connections is not None:
+                d["metric"], d["target"] = "connections", target_connections
+            if target_cpu is not None:
+                d["metric"], d["target"] = "cpu", target_cpu
+            for key, val in (("min_readers", min_readers), ("max_readers", max_readers), ("tier", tier),
+                             ("scale_out_cooldown", scale_out_cooldown), ("scale_in_cooldown", scale_in_cooldown)):
+                if val is not None:
+                    d[key] = val
+            policy = AutoscalePolicy.from_dict(d)
+            conf.autoscale = policy.to_dict()
+    except AutoscaleError as e:
+        _fail(str(e))
+    if c.pid("manager") is None:
+        typer.echo("borealis: warning: the cluster manager is not running; run `borealis up` to apply the policy",
+                   err=True)
+    typer.echo(f"autoscale on: {policy.min_readers}..{policy.max_readers} readers, target {policy.metric} "
+               f"{policy.target:g} per reader, cooldowns {policy.scale_out_cooldown:g} s out / "
+               f"{policy.scale_in_cooldown:g} s in")
+
+
+@autoscale_app.command("off")
+def autoscale_off(data_dir: Path = DataDir) -> None:
+    """Stop auto-scaling; the readers it added stay (remove them with `instance remove`)."""
+    c = _cluster(data_dir)
+    with c.editing() as conf:
+        if conf.autoscale:
+            conf.autoscale = dict(conf.autoscale, enabled=False)
+    typer.echo("autoscale off")
+
+
+@autoscale_app.command("show")
+def autoscale_show(data_dir: Path = DataDir, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The policy and the manager's last sample of the readers."""
+    st = _cluster(data_dir).status()
+    typer.echo(json.dumps(st["autoscale"], indent=2) if as_json else render_autoscale(st["autoscale"]))
+
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
     main()
+

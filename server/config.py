@@ -10,6 +10,8 @@
       "endpoints": [{"name": "writer", "kind": "writer", "port": 5432},
                     {"name": "reader", "kind": "reader", "port": 5433}],
       "password": null,           # superuser password; null = trust on loopback
+      "ccm": false,               # cluster cache management (server.ccm); optional
+      "autoscale": {...},         # replica auto-scaling policy (server.autoscale); optional
       "pg_size_limit": 10737418240  # bytes of log a PG takes before the volume adds a PG
     }                               # for new data (server.placement); optional, 10 GiB
 
@@ -41,6 +43,7 @@ class InstanceConf:
     port: int  # pg-wire
     admin_port: int  # admin + redo stream (storage.wire framing, server.replication messages)
     tier: int = 1
+    autoscaled: bool = False  # added by replica auto-scaling (server.autoscale), which may remove it
 
 
 @dataclass
@@ -70,6 +73,10 @@ class ClusterConf:
     storage_transition: dict | None = None
     retention_seconds: int | None = None
     pg_size_limit: int | None = None  # bytes; None = DEFAULT_PG_SIZE_LIMIT
+    # cluster cache management: tier-0 readers keep the writer's hot set cached (server.ccm)
+    ccm: bool = False
+    # replica auto-scaling policy, server.autoscale.AutoscalePolicy as a dict; None = off
+    autoscale: dict | None = None
 
     # --- lookups -------------------------------------------------------------------
     def instance(self, name: str) -> InstanceConf:
@@ -97,9 +104,14 @@ class ClusterConf:
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> str:
         d = asdict(self)
-        for optional in ("storage_transition", "retention_seconds", "pg_size_limit"):
+        for optional in ("storage_transition", "retention_seconds", "autoscale", "pg_size_limit"):
             if d.get(optional) is None:
                 d.pop(optional, None)
+        if not d.get("ccm"):
+            d.pop("ccm", None)
+        for i in d["instances"]:
+            if not i.get("autoscaled"):
+                i.pop("autoscaled", None)
         return json.dumps(d, indent=2)
 
     @classmethod
@@ -115,6 +127,8 @@ class ClusterConf:
             storage_transition=d.get("storage_transition"),
             retention_seconds=d.get("retention_seconds"),
             pg_size_limit=d.get("pg_size_limit"),
+            ccm=bool(d.get("ccm", False)),
+            autoscale=d.get("autoscale"),
         )
 
     @classmethod

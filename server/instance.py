@@ -50,9 +50,12 @@ async def run(data_dir: str, name: str) -> None:
     admin.vdl_fn = volume.snapshot
     admin.tails_fn = lambda: volume.durable_tails
 
+    open_sessions: set[Any] = set()
+
     def state() -> dict[str, Any]:
         s = volume.status()
         s["state"] = volume.state
+        s["connections"] = len(open_sessions)
         if role == "reader":
             s["lag_ms"] = volume.lag_ms  # type: ignore[union-attr]
         return s
@@ -73,7 +76,16 @@ async def run(data_dir: str, name: str) -> None:
     await db.start()
 
     async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
-        return db.session(user, database, params)
+        session = db.session(user, database, params)
+        open_sessions.add(session)  # counted for the admin port (autoscaling, status)
+        close = session.close
+
+        async def counted_close() -> None:
+            open_sessions.discard(session)
+            await close()
+
+        session.close = counted_close
+        return session
 
     from server.hba import load_rules
     from server.tls import server_context

@@ -353,7 +353,7 @@ class Cluster:
             finally:
                 fcntl.flock(lockf, fcntl.LOCK_UN)
 
-    def add_instance(self, name: str, tier: int = 1, timeout: float = 60.0) -> InstanceConf:
+    def add_instance(self, name: str, tier: int = 1, timeout: float = 60.0, autoscaled: bool = False) -> InstanceConf:
         """Add a reader with its own instance endpoint, start it, and wait until it serves
         and the proxy listens on its endpoint.  The reader endpoint (and every "exclude"
         custom endpoint) picks it up on the proxy's next reload."""
@@ -369,7 +369,7 @@ class Cluster:
             used = {s.port for s in conf.storage_nodes} | {e.port for e in conf.endpoints} \
                 | {p for i in conf.instances for p in (i.port, i.admin_port)}
             port, admin, ep_port = free_ports(3, conf.host, exclude=used)
-            inst = InstanceConf(name=name, role="reader", port=port, admin_port=admin, tier=tier)
+            inst = InstanceConf(name=name, role="reader", port=port, admin_port=admin, tier=tier, autoscaled=autoscaled)
             conf.instances.append(inst)
             conf.endpoints.append(EndpointConf(name, "instance", ep_port, members=[name]))
         try:

@@ -23,6 +23,9 @@ It watches the writer and moves the writer role when the writer fails:
        With no healthy reader the writer is restarted in place instead.  The old writer is
        not restarted: ``borealis up`` brings it back, as a reader.
 
+    replica auto-scaling (``server.autoscale``): once a second, when cluster.json holds an
+       enabled policy, readers are sampled and one is added or removed in a worker thread
+
     switchover (planned, ``borealis failover [--target NAME]``): like failover, but the old
        writer gets SIGTERM (it finishes in-flight commits) and is restarted as a reader
        once the target serves.  The CLI asks a running manager by writing
@@ -31,14 +34,17 @@ It watches the writer and moves the writer role when the writer fails:
 
 Files:
 
-    run/manager.state.json   {"pid", "writer", "misses", "rtt_ms", "requests": {id: event}}
+    run/manager.state.json   {"pid", "writer", "misses", "rtt_ms", "requests": {id: event},
+                              "autoscale": {"readers", "wanted", "average", "metric", "loads",
+                                            "decision"}}
     run/manager.events.json  the last EVENTS_KEPT events, oldest first
     logs/manager.log         every event, one JSON line prefixed "event " (also the
                              process's own structlog output)
 
 An event: ``{"at": unix time, "kind": "failover"|"switchover"|"restart", "from", "to",
 "reason", "seconds"}`` -- ``seconds`` from the decision to the new writer accepting
-connections (``ok: false`` and ``error`` when it did not).
+connections (``ok: false`` and ``error`` when it did not); auto-scaling adds
+``{"kind": "scale_out"|"scale_in", "instance", "reason", "readers", "seconds", "ok"}``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from server.autoscale import Autoscaler
 from server.config import ClusterConf, InstanceConf
 from server.launcher import Cluster, accepts
 from server.logs import configure
@@ -159,6 +166,7 @@ class Manager:
         self.storage_down_since: dict[str, float] = {}
         self._last_storage_check = 0.0
         self._replacing: asyncio.Task | None = None
+        self.autoscaler = Autoscaler(self.data_dir, lambda ev: record_event(self.data_dir, ev))
 
     # --- helpers -------------------------------------------------------------------
     def _kill(self, name: str, sig: int, wait: float) -> bool:
@@ -298,6 +306,7 @@ class Manager:
         _write_json(self.data_dir / "run" / STATE_FILE, {
             "pid": os.getpid(), "writer": self.watch.writer, "misses": self.watch.misses,
             "rtt_ms": self.rtt_ms, "requests": dict(list(self.answers.items())[-10:]),
+            "autoscale": self.autoscaler.last,
         })
 
     # --- storage nodes that stay gone are replaced (Aurora re-replicates lost segments) ---
@@ -359,6 +368,7 @@ class Manager:
             await self.serve_request()
             await self.tick()
             await self.check_storage()
+            await self.autoscaler.tick()
             self.write_state()
             try:
                 await asyncio.wait_for(stop.wait(), HEARTBEAT_INTERVAL)

@@ -23,7 +23,10 @@ stable ``status --json`` schema documented in README.md:
      "volume": {"vcl", "vdl", "epoch", "pg_size_limit",
                 "protection_groups": [{"pg", "bytes", "pgcl", "scl": {node: lsn}}]},
      "manager": {"pid", "rtt_ms", "events": [{"at", "kind", "from", "to", "reason",
-                                              "seconds", "ok"}]}}
+                                              "seconds", "ok"}]},
+     "autoscale": {"policy": {...} | null, "now": {"readers", "wanted", "average", "metric",
+                                                   "loads", "decision"} | null},
+     "ccm": bool}
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
             "name": ic.name,
             "role": st.role if st else ic.role,
             "tier": ic.tier,
+            "autoscaled": ic.autoscaled,
             "address": conf.host,
             "port": ic.port,
             "pid": pids.get(ic.name, st.pid if st else None),
@@ -202,5 +206,9 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         "rtt_ms": mstate.get("rtt_ms") if "manager" in pids else None,
         "events": read_events(cluster.data_dir),
     }
+    autoscale = {
+        "policy": conf.autoscale,  # as in cluster.json (server.autoscale.AutoscalePolicy); null = off
+        "now": mstate.get("autoscale") if "manager" in pids else None,  # the manager's last sample
+    }
     return {"instances": instances, "storage_nodes": storage, "endpoints": endpoints, "volume": volume,
-            "manager": manager}
+            "manager": manager, "autoscale": autoscale, "ccm": conf.ccm}
