@@ -21,7 +21,7 @@ from engine.pgcatalog import oids
 from engine.pgcatalog.deparse import ExprText
 from engine.pgcatalog.model import model_of
 from engine.pgcatalog.render import constraintdef, format_type, indexdef, oid_of
-from engine.pgcatalog.tables import NAMESPACES, roles
+from engine.pgcatalog.tables import DATABASE_COMMENTS, NAMESPACE_COMMENTS, NAMESPACES, roles
 from engine.pgcatalog.types_data import all_types
 
 Handler = Callable[[Compiler, exp.Expression], CExpr]
@@ -296,10 +296,12 @@ def _pg_get_expr(c: Any, text: Any, relid: Any, pretty: bool = False) -> Any:
     return text.pretty if pretty and isinstance(text, ExprText) else str(text)
 
 
-@fn([T.OID], T.TEXT)
-def _pg_get_viewdef(c: Any, oid: Any) -> Any:
+@fn([T.OID, T.BOOL], T.TEXT, nargs_min=1)
+def _pg_get_viewdef(c: Any, oid: Any, pretty: Any = False) -> Any:
+    """The view's query as it was written (PostgreSQL prints its own normalised text)."""
     td = c.catalog.by_id.get(int(oid))
-    return getattr(td, "view_sql", None) if td is not None else None
+    sql = getattr(td, "view_sql", None) if td is not None else None
+    return None if sql is None else " " + sql.strip().rstrip(";") + ";"
 
 
 @fn([T.OID], T.NAME)
@@ -405,7 +407,26 @@ def _comment(c: Any, oid: int, subid: int) -> str | None:
 
 @fn([T.OID, T.TEXT], T.TEXT, nargs_min=1)
 def _obj_description(c: Any, oid: Any, catalog: str = "pg_class") -> Any:
+    if catalog in ("pg_namespace", "pg_catalog.pg_namespace"):
+        return NAMESPACE_COMMENTS.get(int(oid))
     return _comment(c, int(oid), 0) if catalog in ("pg_class", "pg_catalog.pg_class") else None
+
+
+@fn([T.OID, T.TEXT], T.TEXT)
+def _shobj_description(c: Any, oid: Any, catalog: str) -> Any:
+    if catalog not in ("pg_database", "pg_catalog.pg_database"):
+        return None
+    from engine.pgcatalog.tables import database_oids
+
+    return next((DATABASE_COMMENTS.get(n) for n, o in database_oids(c).items() if o == int(oid)), None)
+
+
+@fn([T.TEXT], T.INT8)
+def _pg_database_size(c: Any, name: Any) -> Any:
+    """Databases share one volume here: report what an empty PostgreSQL 15 database takes."""
+    if name not in c.catalog.databases and name != "template0":
+        raise errors.SqlError(f'database "{name}" does not exist', sqlstate="3D000")
+    return 7_700_000
 
 
 @fn([T.OID, T.INT4], T.TEXT)
@@ -449,7 +470,9 @@ HANDLERS: dict[str, Handler] = {
     "has_database_privilege": _true_any, "has_column_privilege": _true_any,
     "has_function_privilege": _true_any, "has_sequence_privilege": _true_any,
     "has_any_column_privilege": _true_any, "pg_has_role": _true_any,
-    "obj_description": _obj_description, "col_description": _col_description, "shobj_description": _null_text,
+    "obj_description": _obj_description, "col_description": _col_description,
+    "shobj_description": _shobj_description, "pg_database_size": _pg_database_size,
+    "pg_tablespace_size": _size, "pg_tablespace_location": _empty_text,
     "pg_get_function_result": _empty_text, "pg_get_function_arguments": _empty_text,
     "pg_get_function_identity_arguments": _empty_text, "pg_get_triggerdef": _null_text,
     "pg_get_statisticsobjdef_columns": _null_text, "pg_get_partkeydef": _null_text,

@@ -59,8 +59,20 @@ NAMESPACES = [(oids.PG_CATALOG, "pg_catalog", oids.BOOTSTRAP_SUPERUSER), (oids.P
 
 @table("pg_namespace", "oid nspname nspowner nspacl", [O, N, O, ARR])
 def _pg_namespace(ctx: Any) -> Iterator[tuple]:
+    su = _user(ctx)
     for oid, name, owner in NAMESPACES:
-        yield (oid, name, owner, None)
+        if oid == oids.PUBLIC:
+            acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
+        else:
+            acl = None if oid == oids.PG_TOAST else [f"{su}=UC/{su}", f"=U/{su}"]
+        yield (oid, name, owner, acl)
+
+
+# descriptions initdb gives the built-in schemas and databases (obj_description / shobj_description)
+NAMESPACE_COMMENTS = {oids.PG_CATALOG: "system catalog schema", oids.PG_TOAST: "reserved schema for TOAST tables",
+                      oids.PUBLIC: "standard public schema"}
+DATABASE_COMMENTS = {"postgres": "default administrative connection database",
+                     "template1": "default template for new databases", "template0": "unmodifiable empty database"}
 
 
 def roles(ctx: Any) -> list[tuple[int, str, bool]]:
@@ -106,13 +118,17 @@ empty("pg_auth_members", "roleid member grantor admin_option", [O, O, O, B])
        "datcollate datctype daticulocale datacl dattablespace",
        [O, N, O, I4, CHAR, B, B, I4, X, X, X, ARR, O])
 def _pg_database(ctx: Any) -> Iterator[tuple]:
-    names = sorted(set(ctx.catalog.databases) | {"template0"})
-    for i, name in enumerate(names):
+    for name, oid in database_oids(ctx).items():
         tmpl = name.startswith("template")
         acl = ["=c/" + _user(ctx), f"{_user(ctx)}=CTc/{_user(ctx)}"] if tmpl else None
-        oid = {"template1": 1, "template0": 4, "postgres": 5}.get(name, 16000 + i)
         yield (oid, name, oids.BOOTSTRAP_SUPERUSER, 6, "c", tmpl, name != "template0", -1,
                "C.UTF-8", "C.UTF-8", None, acl, 1663)
+
+
+def database_oids(ctx: Any) -> dict[str, int]:
+    """Database name -> pg_database.oid (initdb's oids for the built-in three)."""
+    names = sorted(set(ctx.catalog.databases) | {"template0"})
+    return {n: {"template1": 1, "template0": 4, "postgres": 5}.get(n, 16000 + i) for i, n in enumerate(names)}
 
 
 @table("pg_tablespace", "oid spcname spcowner", [O, N, O])
@@ -405,7 +421,7 @@ empty("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending", [O, O, I4, 
 empty("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstraint",
       [O, O, O, N, O, I2, CHAR, B, O])
 empty("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
-      [O, N, O, CHAR, B, ARR, X, X])
+      [O, N, O, CHAR, B, OIDARR, X, X])
 empty("pg_rewrite", "oid rulename ev_class ev_type ev_enabled is_instead ev_qual ev_action",
       [O, N, O, CHAR, CHAR, B, X, X])
 empty("pg_foreign_table", "ftrelid ftserver ftoptions", [O, O, ARR])
@@ -422,7 +438,17 @@ empty("pg_event_trigger", "oid evtname evtevent evtowner evtfoid evtenabled", [O
 empty("pg_extension", "oid extname extowner extnamespace extrelocatable extversion", [O, N, O, O, B, X])
 empty("pg_enum", "oid enumtypid enumsortorder enumlabel", [O, O, F4, N])
 empty("pg_range", "rngtypid rngsubtype rngmultitypid", [O, O, O])
-empty("pg_depend", "classid objid objsubid refclassid refobjid refobjsubid deptype", [O, O, I4, O, O, I4, CHAR])
+@table("pg_depend", "classid objid objsubid refclassid refobjid refobjsubid deptype", [O, O, I4, O, O, I4, CHAR])
+def _pg_depend(ctx: Any) -> Iterator[tuple]:
+    """A serial column's sequence belongs to the column (deptype 'a': psql's "Owned by")."""
+    for td in ctx.catalog.tables.values():
+        for seq in getattr(td, "owned_seqs", None) or []:
+            sd = ctx.catalog.get(seq)
+            if sd is None:
+                continue
+            col = next((i for i, c in enumerate(td.columns) if c.default and f"'{seq}'" in c.default), None)
+            if col is not None:
+                yield (oids.PG_CLASS, sd.table_id, 0, oids.PG_CLASS, td.table_id, col + 1, "a")
 empty("pg_shdescription", "objoid classoid description", [O, O, X])
 empty("pg_cast", "oid castsource casttarget castfunc castcontext castmethod", [O, O, O, O, CHAR, CHAR])
 empty("pg_operator", "oid oprname oprnamespace oprleft oprright oprresult oprcode", [O, N, O, O, O, O, X])
