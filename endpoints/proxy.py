@@ -40,7 +40,12 @@ Every 0.2 s (when something changed) the proxy writes ``DATA_DIR/run/endpoints.s
 
     {"endpoints": {name: [instance, ...]},               # members right now
      "connections": {instance: open connections},        # over all endpoints
-     "endpoint_connections": {name: {instance: open}}}   # per endpoint, per backend
+     "endpoint_connections": {name: {instance: open}},   # per endpoint, per backend
+     "routed": {name: {instance: connections routed}}}   # since the proxy started
+
+Open counts cover relayed connections only: a connection handed off to an instance
+(server.handoff) is the instance's from then on, and the instance itself reports its open
+sessions (``borealis status``, ``instances[].connections``).  ``routed`` counts both.
 
 which ``borealis status`` reads.
 
@@ -215,6 +220,7 @@ class Proxy:
         self._tasks: set[asyncio.Task] = set()  # strong refs: the loop keeps only weak ones
         self.handoff = handoff_enabled()  # pass sockets to local instances instead of relaying
         self.handed_off: dict[str, int] = {}
+        self.routed: dict[str, dict[str, int]] = {}  # endpoint -> instance -> connections routed
         self.reload()
 
     def spawn(self, coro: Any) -> None:
@@ -259,6 +265,10 @@ class Proxy:
             self.backends.discard(b)
             self.connections[b.instance] -= 1
 
+    def count_routed(self, endpoint: str, instance: str) -> None:
+        per = self.routed.setdefault(endpoint, {})
+        per[instance] = per.get(instance, 0) + 1
+
     def endpoint(self, name: str) -> EndpointConf | None:
         return next((e for e in self.router.conf.endpoints if e.name == name), None)
 
@@ -288,6 +298,7 @@ class Proxy:
             client.handed_off = True
             client.early = bytearray()
             self.handed_off[inst.name] = self.handed_off.get(inst.name, 0) + 1
+            self.count_routed(client.endpoint, inst.name)
             client.transport.abort()  # the instance holds the socket now; no FIN, no RST
             return True
         return False
@@ -324,6 +335,7 @@ class Proxy:
                 backend.transport.close()
                 return
             client.attached(backend)
+            self.count_routed(client.endpoint, inst.name)
             return
         if client.closed:
             return
@@ -397,6 +409,7 @@ class Proxy:
             "endpoints": {name: [i.name for i in insts] for name, insts in members.items()},
             "connections": {k: v for k, v in sorted(self.connections.items()) if v},
             "endpoint_connections": {k: dict(sorted(v.items())) for k, v in sorted(per_ep.items())},
+            "routed": {k: dict(sorted(v.items())) for k, v in sorted(self.routed.items())},
         }
 
     def write_state(self) -> None:

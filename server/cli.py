@@ -148,9 +148,10 @@ def render(st: dict) -> str:
         ["name", "az", "address", "pid", "state", "scl"])]
     out += ["", "ENDPOINTS", _table(
         [[e["name"], e["kind"], e["port"], e.get("policy"),
-          " ".join(f"{m}({e['connections'].get(m, 0)})" for m in e["members"]) or "(none)"]
+          " ".join(f"{m}({e['connections'].get(m, 0)})" for m in e["members"]) or "(none)",
+          " ".join(f"{m}={n}" for m, n in e.get("routed", {}).items()) or None]
          for e in st["endpoints"]],
-        ["name", "kind", "port", "policy", "members(connections)"])]
+        ["name", "kind", "port", "policy", "members(relayed open)", "routed"])]
     v = st["volume"]
     out += ["", f"VOLUME  vcl={v['vcl']}  vdl={v['vdl']}  epoch={v['epoch']}"]
     pgs = v.get("protection_groups") or []

@@ -19,7 +19,8 @@ stable ``status --json`` schema documented in README.md:
      "storage_nodes": [{"name", "az", "address", "port", "pid", "state", "epoch",
                         "scl": {"0": lsn, ...}}],
      "endpoints": [{"name", "kind", "port", "policy", "members",
-                    "connections": {instance: open connections through this endpoint}}],
+                    "connections": {instance: open connections the proxy relays for this endpoint},
+                    "routed": {instance: connections routed since the proxy started}}],
      "volume": {"vcl", "vdl", "epoch", "pg_size_limit",
                 "protection_groups": [{"pg", "bytes", "pgcl", "scl": {node: lsn}}]},
      "manager": {"pid", "rtt_ms", "events": [{"at", "kind", "from", "to", "reason",
@@ -164,9 +165,12 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
         })
 
     ep_conns: dict[str, dict[str, int]] = {}
+    ep_routed: dict[str, dict[str, int]] = {}
     if "endpoints" in pids:
         try:
-            ep_conns = json.loads((cluster.run_dir / "endpoints.state.json").read_text())["endpoint_connections"]
+            proxy_state = json.loads((cluster.run_dir / "endpoints.state.json").read_text())
+            ep_conns = proxy_state["endpoint_connections"]
+            ep_routed = proxy_state.get("routed", {})
         except (OSError, ValueError, KeyError):
             ep_conns = {}
     router = Router(conf)
@@ -185,6 +189,7 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
             "members": members,
             # members first, then backends it still relays to that are no longer members
             "connections": {m: conns.get(m, 0) for m in members} | {k: v for k, v in conns.items() if k not in members},
+            "routed": ep_routed.get(ep.name, {}),
         })
 
     epochs = [ns.epoch for ns in nstates if ns is not None]
