@@ -199,10 +199,11 @@ class StorageNode:
                 self._ckpt[pg] = scl
                 batch.put_pg_meta(b"scl", pg, scl)
 
-    def _note_vdl(self, vdl: int, batch: Batch | None = None) -> None:
+    def _note_vdl(self, vdl: int, batch: Batch | None = None, wake: bool = True) -> None:
         if vdl > self.vdl_hint:
             self.vdl_hint = vdl
-            self._mat_wakeup.set()
+            if wake:
+                self._mat_wakeup.set()
         if batch is not None and self.vdl_hint > self._vdl_saved:
             batch.put_meta_int(b"vdl", self.vdl_hint)
             self._vdl_saved = self.vdl_hint
@@ -295,8 +296,9 @@ class StorageNode:
         if self.seg.set_epoch(m.epoch):
             batch.put_meta_int(b"epoch", m.epoch)
         # after_lsn is the VDL a recovery settled on (everything above it is cut): a VDL
-        # hint like an Append's, so the next recovery walks commits only above it.
-        self._note_vdl(m.after_lsn, batch)
+        # hint like an Append's, so the next recovery walks commits only above it.  The
+        # materialiser is not woken for it: the recovery in progress needs the CPU.
+        self._note_vdl(m.after_lsn, batch, wake=False)
         self.apply_truncation((m.epoch, m.after_lsn, m.upto_lsn), batch)
         await self.flusher.sync()
         return P.Ok(req=m.req)
