@@ -79,8 +79,12 @@ def test_up_status_down(data_dir: Path) -> None:
     eps = {e["name"]: e for e in st["endpoints"]}
     assert eps["writer"]["port"] == port and eps["writer"]["members"] == ["i1"]
     assert eps["reader"]["port"] == port + 1 and eps["reader"]["members"] == ["i2"]
-    assert set(st["volume"]) == {"vcl", "vdl", "epoch"}
+    assert set(st["volume"]) == {"vcl", "vdl", "epoch", "pg_size_limit", "protection_groups"}
     assert isinstance(st["volume"]["vdl"], int)
+    assert st["volume"]["pg_size_limit"] == 10 << 30  # the default
+    pgs = st["volume"]["protection_groups"]
+    assert [p["pg"] for p in pgs] == [0, 1] and all(isinstance(p["bytes"], int) for p in pgs)
+    assert all(set(p["scl"]) == {"s1", "s2", "s3", "s4", "s5", "s6"} and p["pgcl"] is not None for p in pgs)
 
     # A killed storage node is reported down and `storage start` brings it back.
     c.kill("s3")
