@@ -7,13 +7,21 @@ Key layout of table 0 (values are tuples, see ``TableDef.to_row``)::
                                                  readers notice changes by its LSN)
     b"t:" + name   -> TableDef row               relations and sequences share one namespace
     b"d:" + name   -> (name,)                    databases made by CREATE DATABASE
+    b"r:" + name   -> RoleDef row                roles (CREATE ROLE / USER); a stored row of
+                                                 the bootstrap superuser overrides the built-in
+    b"m:" + roleid + member (2 x 4 bytes)        role memberships (GRANT role TO role)
+                   -> (roleid, member, grantor, admin_option)
 
 Table 1 holds sequence state: ``rowid_key(seq_id) -> (last_value, is_called)``.
-Table ids (= pg oids of relations) start at ``FIRST_TABLE_ID``.
+Table ids (= pg oids of relations) start at ``FIRST_TABLE_ID``; role oids come from the
+same counter.  The bootstrap superuser (oid 10, ``postgres``) and PostgreSQL 15's predefined
+``pg_*`` roles exist without rows (``BUILTIN_ROLES``).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -31,6 +39,69 @@ def table_key(name: str) -> bytes:
 
 def database_key(name: str) -> bytes:
     return b"d:" + name.encode()
+
+
+def role_key(name: str) -> bytes:
+    return b"r:" + name.encode()
+
+
+def member_key(roleid: int, member: int) -> bytes:
+    return b"m:" + struct.pack(">II", roleid, member)
+
+
+BOOTSTRAP_SUPERUSER = 10
+BOOTSTRAP_NAME = "postgres"
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    """One role (a pg_authid row).  ``password`` is a stored verifier (SCRAM or md5 text),
+    never a clear-text password; ``stored`` is False for a built-in role without a row."""
+
+    oid: int
+    name: str
+    superuser: bool = False
+    inherit: bool = True
+    createrole: bool = False
+    createdb: bool = False
+    canlogin: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+    connlimit: int = -1
+    password: str | None = field(default=None, repr=False)
+    valid_until: _dt.datetime | None = None
+    config: tuple[str, ...] | None = None  # ALTER ROLE ... SET name = value, as "name=value"
+    stored: bool = field(default=True, compare=False)
+
+    def to_row(self) -> tuple:
+        return (self.oid, self.name, self.superuser, self.inherit, self.createrole, self.createdb, self.canlogin,
+                self.replication, self.bypassrls, self.connlimit, self.password, self.valid_until,
+                list(self.config) if self.config is not None else None)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "RoleDef":
+        r = list(row) + [None] * (13 - len(row))
+        return cls(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]), bool(r[6]), bool(r[7]),
+                   bool(r[8]), int(r[9]), r[10], r[11], tuple(r[12]) if r[12] is not None else None)
+
+
+def _builtin_roles() -> dict[int, RoleDef]:
+    su = RoleDef(BOOTSTRAP_SUPERUSER, BOOTSTRAP_NAME, superuser=True, createrole=True, createdb=True,
+                 canlogin=True, replication=True, bypassrls=True, stored=False)
+    predefined = {3373: "pg_monitor", 3374: "pg_read_all_settings", 3375: "pg_read_all_stats",
+                  3377: "pg_stat_scan_tables", 4200: "pg_signal_backend", 4544: "pg_checkpoint",
+                  4569: "pg_read_server_files", 4570: "pg_write_server_files", 4571: "pg_execute_server_program",
+                  6171: "pg_database_owner", 6181: "pg_read_all_data", 6182: "pg_write_all_data"}
+    out = {su.oid: su}
+    for oid, name in predefined.items():
+        out[oid] = RoleDef(oid, name, stored=False)
+    return out
+
+
+BUILTIN_ROLES = _builtin_roles()
+# pg_monitor is a member of these three, as in a fresh PostgreSQL 15 cluster (roleid, member, grantor, admin)
+BUILTIN_MEMBERS = ((3374, 3373, BOOTSTRAP_SUPERUSER, False), (3375, 3373, BOOTSTRAP_SUPERUSER, False),
+                   (3377, 3373, BOOTSTRAP_SUPERUSER, False))
 
 
 @dataclass
@@ -140,18 +211,26 @@ class Catalog:
     """An immutable view of the catalog at some point; rebuilt (not mutated) on change."""
 
     def __init__(self, tables: dict[str, TableDef], databases: set[str], version: int = 0,
-                 next_table_id: int = FIRST_TABLE_ID) -> None:
+                 next_table_id: int = FIRST_TABLE_ID, roles: dict[str, RoleDef] | None = None,
+                 members: tuple[tuple[int, int, int, bool], ...] = BUILTIN_MEMBERS) -> None:
         self.tables = tables
         self.by_id = {t.table_id: t for t in tables.values()}
         self.databases = databases
         self.version = version
         self.next_table_id = next_table_id
+        if roles is None:
+            roles = {r.name: r for r in BUILTIN_ROLES.values()}
+        self.roles = roles
+        self.role_by_oid = {r.oid: r for r in roles.values()}
+        self.members = members  # (roleid, member, grantor, admin_option), pg_auth_members rows
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[bytes, tuple]]) -> "Catalog":
         tables: dict[str, TableDef] = {}
         dbs = {"postgres", "template1"}  # as initdb leaves them (template0 refuses connections)
         version, next_id = 0, FIRST_TABLE_ID
+        stored_roles: list[RoleDef] = []
+        members = list(BUILTIN_MEMBERS)
         for key, row in rows:
             if key == VERSION_KEY:
                 version, next_id = row
@@ -160,10 +239,21 @@ class Catalog:
                 tables[t.name] = t
             elif key.startswith(b"d:"):
                 dbs.add(row[0])
-        return cls(tables, dbs, version, next_id)
+            elif key.startswith(b"r:"):
+                stored_roles.append(RoleDef.from_row(row))
+            elif key.startswith(b"m:"):
+                members.append((row[0], row[1], row[2], bool(row[3])))
+        by_oid = dict(BUILTIN_ROLES)
+        for r in stored_roles:
+            by_oid[r.oid] = r
+        roles = {r.name: r for r in by_oid.values()}
+        return cls(tables, dbs, version, next_id, roles, tuple(members))
 
     def get(self, name: str) -> TableDef | None:
         return self.tables.get(name)
+
+    def role(self, name: str) -> RoleDef | None:
+        return self.roles.get(name)
 
 
 def col_type_name(c: ColumnDef) -> str:

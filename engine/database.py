@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from engine import errors
+from engine import errors, passwords, roles
 from engine.api import RowStore
 from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, TableDef
 from engine.keys import rowid_key, rowid_of
@@ -22,8 +22,13 @@ log = structlog.get_logger("engine")
 
 
 class Database:
-    def __init__(self, store: RowStore, *, instance_name: str, role: str) -> None:
+    def __init__(self, store: RowStore, *, instance_name: str, role: str,
+                 bootstrap_password: str | None = None) -> None:
         self.store = store
+        # the cluster password (cluster.json) belongs to the bootstrap superuser until ALTER ROLE
+        # stores a password of its own; shown in pg_authid as this verifier
+        self.bootstrap_verifier = passwords.scram_text(passwords.make_scram(bootstrap_password)) \
+            if bootstrap_password is not None else None
         self.instance_name = instance_name
         self.role = role
         self.parser = Parser()
@@ -53,7 +58,16 @@ class Database:
         if database not in self.catalog().databases:
             raise errors.UndefinedDatabase(f'database "{database}" does not exist')
         self._next_pid += 1
-        return EngineSession(self, user, database, params or {}, backend_pid=self._next_pid)
+        session = EngineSession(self, user, database, params or {}, backend_pid=self._next_pid)
+        role = self.catalog().role(user)
+        session.gucs["is_superuser"] = "on" if role is not None and role.superuser else "off"
+        return session
+
+    def login(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:
+        """A session for a client that has authenticated: the role must exist and may log in
+        (FATAL 28000, checked before the database as PostgreSQL does)."""
+        roles.check_login(self.catalog(), user)
+        return self.session(user, database, params)
 
     # -- sequences ----------------------------------------------------------------------------
     def seq_state(self, td: TableDef) -> list:

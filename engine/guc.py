@@ -32,6 +32,7 @@ def defaults(user: str, instance: str, read_only: bool) -> dict[str, str]:
         "work_mem": "4MB", "max_connections": "100", "lc_messages": "C", "lc_monetary": "C",
         "lc_numeric": "C", "lc_time": "C", "bytea_output": "hex", "escape_string_warning": "on",
         "default_transaction_deferrable": "off", "row_security": "on", "jit": "off",
+        "password_encryption": "scram-sha-256", "role": "none",
         "default_table_access_method": "heap", "default_tablespace": "",  # SQLAlchemy reflection reads these
     }
 

@@ -40,7 +40,8 @@ class EngineSession:
     def __init__(self, db: Any, user: str, database: str, params: dict[str, str], backend_pid: int = 0) -> None:
         self.db = db
         self.store = db.store
-        self.user = user
+        self.user = user  # the current user (SET ROLE changes it)
+        self.session_user = self.login_user = user  # SET SESSION AUTHORIZATION changes session_user
         self.database = database
         self.backend_pid = backend_pid
         self.gucs = guc.defaults(user, db.instance_name, db.store.read_only)
@@ -479,6 +480,11 @@ class EngineSession:
         local = (st.info.get("scope") or "").lower() == "local"
         if local and (self.txn is None or not self.txn.explicit):
             return Result("SET", notices=["SET LOCAL can only be used in transaction blocks"])
+        if name in ("role", "session_authorization") or (name == "authorization" and not local):
+            from engine import roles  # SET ROLE / SET SESSION AUTHORIZATION
+
+            (roles.set_role if name == "role" else roles.set_session_authorization)(self, self._catalog(), raw)
+            return Result("SET")
         if name not in ("transaction_isolation", "transaction_read_only"):
             self._note_guc(name, local)
         if raw.strip().lower() == "default":
@@ -561,6 +567,11 @@ class EngineSession:
         d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
         if name == "all":
             keep = {k: v for k, v in self.gucs.items() if k not in d}
+        if name == "role":
+            from engine import roles
+
+            roles.set_role(self, self._catalog(), "none")
+            return Result("RESET")
             self.gucs = d
             del keep
         elif name in d:

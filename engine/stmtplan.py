@@ -128,6 +128,13 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.TruncateTable):
         return StmtPlan(_ddl_runner(ddl.truncate, node), columns=None, param_types=param_types, tables=tables,
                         writes=True, verb="TRUNCATE TABLE", cacheable=False)
+    if isinstance(node, (exp.Command, exp.Grant)) or type(node).__name__ == "Revoke":
+        from engine import ddl_roles  # role DDL and GRANT/REVOKE
+
+        found = ddl_roles.plan(node)
+        if found is not None:
+            return StmtPlan(found[1], columns=None, param_types=param_types, tables=base, writes=found[2],
+                            verb=found[0], cacheable=False)
     if isinstance(node, exp.Command) and str(node.this).upper() == "EXPLAIN":
         from engine.explain import build_explain
 

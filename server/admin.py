@@ -94,6 +94,7 @@ class AdminServer:
             epoch=s.get("epoch", 0),
             connections=s.get("connections", 0),
             pid=os.getpid(),
+            cached_tables=s.get("cached_tables", []),
         )
 
     # -- redo publishing (writer) ------------------------------------------------------------
@@ -157,6 +158,15 @@ class AdminServer:
                 continue
             t.write(frame)
 
+    def publish_hot_set(self, tables: list[int]) -> None:
+        """Cluster cache management: tell the readers what the writer has cached (server.ccm)."""
+        self._flush()  # keep the stream in order: pending redo first
+        frame = R.ADMIN_REPLIES.frame(R.HotSet(tables=tables, sent_at=time.time()))
+        for conn in list(self.subscribers):
+            t = conn.transport
+            if t is not None and not t.is_closing():
+                t.write(frame)
+
     def replica_rows(self) -> list[dict[str, Any]]:
         return [
             {"name": c.reader_name, "applied_lsn": c.applied_lsn, "last_heartbeat": c.last_heartbeat}
@@ -189,6 +199,9 @@ class _SubConn(asyncio.Protocol):
                     self.sub.connected = True
                 else:
                     vol.receive(m.records, m.vdl, m.sent_at)
+            elif isinstance(m, R.HotSet):
+                if self.sub.on_hot_set is not None:
+                    self.sub.on_hot_set(m.tables)
         self.transport.write(  # type: ignore[union-attr]
             R.ADMIN_REQUESTS.frame(R.Heartbeat(applied_lsn=vol.snapshot(), sent_at=time.time()))
         )
@@ -206,6 +219,7 @@ class RedoSubscriber:
         self.volume = volume
         self.connected = False
         self._task: asyncio.Task | None = None
+        self.on_hot_set: Callable[[list[int]], None] | None = None  # server.ccm.CacheWarmer
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())

@@ -1,6 +1,7 @@
 """The ``borealis`` command: run and inspect a cluster on this machine.
 
     borealis up      [--data-dir DIR] [--port N] [--readers K] [--pgs P] [--password PW] [--detach]
+                     [--ccm/--no-ccm]
     borealis down    [--data-dir DIR]
     borealis status  [--data-dir DIR] [--json]
     borealis storage  stop|start NAME [--data-dir DIR]
@@ -68,6 +69,8 @@ def up(
     password: Optional[str] = typer.Option(None, envvar="BOREALIS_PASSWORD", help="Superuser password."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster is up."),
     timeout: float = typer.Option(60.0, help="Seconds to wait for every part to accept connections."),
+    ccm: Optional[bool] = typer.Option(None, "--ccm/--no-ccm",
+                                       help="Cluster cache management: tier-0 readers keep the writer's hot set cached."),
 ) -> None:
     """Create the cluster on first use, then start every part that is not running."""
     c = _cluster(data_dir, must_exist=False)
@@ -82,6 +85,8 @@ def up(
         if password is not None and password != conf.password:
             conf.password = password
             conf.save(c.data_dir)
+    if ccm is not None:
+        _set_ccm(c, ccm)
     try:
         started = c.start_missing(timeout)
     except LaunchError as e:
@@ -95,6 +100,18 @@ def up(
     if detach:
         return
     _foreground(c)
+
+
+def _set_ccm(c: Cluster, on: bool) -> None:
+    """Turn cluster cache management on or off; on, with no tier-0 reader, the first reader
+    becomes tier 0 (CCM warms tier-0 readers, the first ones promoted on failover)."""
+    with c.editing() as conf:
+        conf.ccm = on
+        readers = conf.readers()
+        if on and readers and not any(r.tier == 0 for r in readers):
+            readers[0].tier = 0
+            typer.echo(f"{readers[0].name} is now tier 0")
+    typer.echo(f"cluster cache management {'on' if on else 'off'}")
 
 
 def _foreground(c: Cluster) -> None:

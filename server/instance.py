@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from server import ccm
 from server.admin import AdminServer, RedoSubscriber
 from server.cancel import cancel_socket_path
 from server.config import ClusterConf
@@ -56,6 +57,7 @@ async def run(data_dir: str, name: str) -> None:
         s = volume.status()
         s["state"] = volume.state
         s["connections"] = len(open_sessions)
+        s["cached_tables"] = sorted(ccm.cached_tables(volume))
         if role == "reader":
             s["lag_ms"] = volume.lag_ms  # type: ignore[union-attr]
         return s
@@ -65,6 +67,7 @@ async def run(data_dir: str, name: str) -> None:
     if hb_path is not None:
         HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
     await volume.start()
+    sub = None
     if role == "reader":
         sub = RedoSubscriber(name, data_dir, volume)
         sub.start()
@@ -72,11 +75,12 @@ async def run(data_dir: str, name: str) -> None:
             if sub.connected:
                 break
             await asyncio.sleep(0.1)
-    db = Database(volume, instance_name=name, role=role)
+    db = Database(volume, instance_name=name, role=role, bootstrap_password=conf.password)
     await db.start()
+    ccm_tasks = ccm.attach(role, name, data_dir, volume, admin, sub)  # cluster cache management  # noqa: F841
 
     async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
-        session = db.session(user, database, params)
+        session = db.login(user, database, params)  # the role must exist and may log in (28000)
         open_sessions.add(session)  # counted for the admin port (autoscaling, status)
         close = session.close
 
@@ -90,7 +94,10 @@ async def run(data_dir: str, name: str) -> None:
     from server.hba import load_rules
     from server.tls import server_context
 
+    from server.auth import catalog_lookup
+
     pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name,
+                                      lookup=catalog_lookup(db, conf.password),  # roles of the catalog
                                       ssl_context=server_context(data_dir),
                                       hba=load_rules(data_dir, conf.password is not None),
                                       handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,

@@ -3,6 +3,7 @@
     client -> instance                     instance -> client
     GetInstanceState(req)                  InstanceState(req, ...)
     Subscribe(req, reader)                 Redo(vdl, records)*   (stream, writer only)
+                                           HotSet(tables)*       (on the stream, with CCM)
 
 The redo stream: after ``Subscribe`` the writer sends ``Redo`` frames carrying log records in
 LSN order (each transaction's records contiguous, ending with its COMMIT record) and the
@@ -49,6 +50,7 @@ class InstanceState(msgspec.Struct, tag=True):
     epoch: int
     connections: int
     pid: int
+    cached_tables: list[int] = []  # table ids cached whole on this instance (server.ccm)
 
 
 class Redo(msgspec.Struct, tag=True):
@@ -59,13 +61,21 @@ class Redo(msgspec.Struct, tag=True):
     tails: dict[int, int] = {}  # start frame: per PG, the last record LSN <= vdl
 
 
+class HotSet(msgspec.Struct, tag=True):
+    """Writer -> readers, on the redo stream: the tables the writer has cached, hottest
+    first (cluster cache management, server.ccm)."""
+
+    tables: list[int]
+    sent_at: float = 0.0
+
+
 class AdminError(msgspec.Struct, tag=True):
     req: int
     message: str
 
 
 AdminRequest = Union[GetInstanceState, Subscribe, Heartbeat]
-AdminReply = Union[InstanceState, Redo, AdminError]
+AdminReply = Union[InstanceState, Redo, HotSet, AdminError]
 
 ADMIN_REQUESTS = Codec(AdminRequest)
 ADMIN_REPLIES = Codec(AdminReply)

@@ -15,7 +15,7 @@ Every query has a timeout (1 s); a part that does not answer is "down".  The dic
 stable ``status --json`` schema documented in README.md:
 
     {"instances": [{"name", "role", "tier", "address", "port", "pid", "state", "applied_lsn",
-                    "lag_ms", "connections"}],
+                    "lag_ms", "connections", "cached_tables"}],
      "storage_nodes": [{"name", "az", "address", "port", "pid", "state", "epoch",
                         "scl": {"0": lsn, ...}}],
      "endpoints": [{"name", "kind", "port", "policy", "members",
@@ -149,6 +149,7 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
             "applied_lsn": st.applied_lsn if st else None,
             "lag_ms": st.lag_ms if st else None,
             "connections": st.connections if st else None,
+            "cached_tables": st.cached_tables if st else None,
         })
 
     storage = []

@@ -59,7 +59,7 @@ NAMESPACES = [(oids.PG_CATALOG, "pg_catalog", oids.BOOTSTRAP_SUPERUSER), (oids.P
 
 @table("pg_namespace", "oid nspname nspowner nspacl", [O, N, O, ARR])
 def _pg_namespace(ctx: Any) -> Iterator[tuple]:
-    su = _user(ctx)
+    su = bootstrap_name(ctx)
     for oid, name, owner in NAMESPACES:
         if oid == oids.PUBLIC:
             acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
@@ -75,9 +75,29 @@ DATABASE_COMMENTS = {"postgres": "default administrative connection database",
                      "template1": "default template for new databases", "template0": "unmodifiable empty database"}
 
 
+def role_defs(ctx: Any) -> list[Any]:
+    """The catalog's roles (``engine.catalog.RoleDef``) in oid order."""
+    return sorted(ctx.catalog.roles.values(), key=lambda r: r.oid)
+
+
 def roles(ctx: Any) -> list[tuple[int, str, bool]]:
-    """(oid, name, can_login): the bootstrap superuser is the session's user."""
-    return [(oids.BOOTSTRAP_SUPERUSER, _user(ctx), True), (oids.PG_DATABASE_OWNER, "pg_database_owner", False)]
+    """(oid, name, can_login) of every role."""
+    return [(r.oid, r.name, r.canlogin) for r in role_defs(ctx)]
+
+
+def bootstrap_name(ctx: Any) -> str:
+    r = ctx.catalog.role_by_oid.get(oids.BOOTSTRAP_SUPERUSER)
+    return r.name if r is not None else "postgres"
+
+
+def _rolpassword(ctx: Any, r: Any) -> str | None:
+    if not r.stored and r.oid == oids.BOOTSTRAP_SUPERUSER:
+        return getattr(ctx.db, "bootstrap_verifier", None)
+    return r.password
+
+
+def _config(r: Any) -> list[str] | None:
+    return list(r.config) if r.config else None
 
 
 _ROLE_COLS = ("rolname rolsuper rolinherit rolcreaterole rolcreatedb rolcanlogin rolreplication "
@@ -85,33 +105,63 @@ _ROLE_COLS = ("rolname rolsuper rolinherit rolcreaterole rolcreatedb rolcanlogin
 _ROLE_TYPES = [N, B, B, B, B, B, B, I4, X, TS, B, ARR, O]
 
 
-def _role_rows(ctx: Any, password: str | None) -> Iterator[tuple]:
-    for oid, name, login in roles(ctx):
-        su = oid == oids.BOOTSTRAP_SUPERUSER
-        yield (name, su, True, su, su, login, su, -1, password if su else None, None, su, None, oid)
-
-
 @table("pg_roles", _ROLE_COLS, _ROLE_TYPES)
 def _pg_roles(ctx: Any) -> Iterator[tuple]:
-    return _role_rows(ctx, "********")
+    for r in role_defs(ctx):
+        pw = "********" if _rolpassword(ctx, r) is not None else None
+        yield (r.name, r.superuser, r.inherit, r.createrole, r.createdb, r.canlogin, r.replication, r.connlimit,
+               pw, r.valid_until, r.bypassrls, _config(r), r.oid)
+
+
+def _superuser_only(ctx: Any, name: str) -> None:
+    from engine import errors, roles as _roles
+
+    if not _roles.is_superuser(ctx.session, ctx.catalog):
+        raise errors.SqlError(f"permission denied for {'table' if name == 'pg_authid' else 'view'} {name}",
+                              sqlstate="42501")
 
 
 @table("pg_authid", "oid rolname rolsuper rolinherit rolcreaterole rolcreatedb rolcanlogin rolreplication "
        "rolbypassrls rolconnlimit rolpassword rolvaliduntil", [O, N, B, B, B, B, B, B, B, I4, X, TS])
 def _pg_authid(ctx: Any) -> Iterator[tuple]:
-    for r in _role_rows(ctx, None):
-        yield (r[12], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[10], r[7], None, None)
+    _superuser_only(ctx, "pg_authid")
+    for r in role_defs(ctx):
+        yield (r.oid, r.name, r.superuser, r.inherit, r.createrole, r.createdb, r.canlogin, r.replication,
+               r.bypassrls, r.connlimit, _rolpassword(ctx, r), r.valid_until)
 
 
-@table("pg_user", "usename usesysid usecreatedb usesuper userepl usebypassrls passwd valuntil useconfig",
-       [N, O, B, B, B, B, X, TS, ARR])
+_USER_COLS = "usename usesysid usecreatedb usesuper userepl usebypassrls passwd valuntil useconfig"
+_USER_TYPES = [N, O, B, B, B, B, X, TS, ARR]
+
+
+@table("pg_user", _USER_COLS, _USER_TYPES)
 def _pg_user(ctx: Any) -> Iterator[tuple]:
-    for oid, name, login in roles(ctx):
-        if login:
-            yield (name, oid, True, True, True, True, "********", None, None)
+    for r in role_defs(ctx):
+        if r.canlogin:
+            yield (r.name, r.oid, r.createdb, r.superuser, r.replication, r.bypassrls, "********", r.valid_until,
+                   _config(r))
 
 
-empty("pg_auth_members", "roleid member grantor admin_option", [O, O, O, B])
+@table("pg_shadow", _USER_COLS, _USER_TYPES)
+def _pg_shadow(ctx: Any) -> Iterator[tuple]:
+    _superuser_only(ctx, "pg_shadow")
+    for r in role_defs(ctx):
+        if r.canlogin:
+            yield (r.name, r.oid, r.createdb, r.superuser, r.replication, r.bypassrls, _rolpassword(ctx, r),
+                   r.valid_until, _config(r))
+
+
+@table("pg_group", "groname grosysid grolist", [N, O, ARR])
+def _pg_group(ctx: Any) -> Iterator[tuple]:
+    for r in role_defs(ctx):
+        if not r.canlogin:
+            yield (r.name, r.oid, [m for roleid, m, _g, _a in ctx.catalog.members if roleid == r.oid])
+
+
+@table("pg_auth_members", "roleid member grantor admin_option", [O, O, O, B])
+def _pg_auth_members(ctx: Any) -> Iterator[tuple]:
+    for roleid, member, grantor, admin in ctx.catalog.members:
+        yield (roleid, member, grantor, admin)
 
 
 @table("pg_database", "oid datname datdba encoding datlocprovider datistemplate datallowconn datconnlimit "
@@ -120,7 +170,8 @@ empty("pg_auth_members", "roleid member grantor admin_option", [O, O, O, B])
 def _pg_database(ctx: Any) -> Iterator[tuple]:
     for name, oid in database_oids(ctx).items():
         tmpl = name.startswith("template")
-        acl = ["=c/" + _user(ctx), f"{_user(ctx)}=CTc/{_user(ctx)}"] if tmpl else None
+        su = bootstrap_name(ctx)
+        acl = ["=c/" + su, f"{su}=CTc/{su}"] if tmpl else None
         yield (oid, name, oids.BOOTSTRAP_SUPERUSER, 6, "c", tmpl, name != "template0", -1,
                "C.UTF-8", "C.UTF-8", None, acl, 1663)
 
