@@ -155,6 +155,10 @@ def plan(node: exp.Expression) -> tuple[str, Runner, bool] | None:
     if not isinstance(node, exp.Command):
         return None
     text = _command_text(node)
+    words = text.split(None, 2)
+    if len(words) < 2 or words[0].lower() not in ("create", "alter", "drop", "grant", "revoke", "reset") or (
+            words[0].lower() not in ("grant", "revoke") and words[1].lower() not in ("role", "user", "group", "session")):
+        return None
     toks = tokenize(text)
     if len(toks) < 2:
         return None
