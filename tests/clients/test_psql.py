@@ -51,7 +51,7 @@ def scratch_pg(tmp_path_factory: pytest.TempPathFactory):
     proc = subprocess.Popen([*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
                              "-c", "listen_addresses="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s: the machine may be busy with other clusters
             if subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-XAtc", "select 1"],
                               capture_output=True).returncode == 0:
                 break
