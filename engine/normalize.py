@@ -66,8 +66,12 @@ def _literal(lit: str, neg: bool) -> tuple[object, int]:
     return (-d if neg else d), T.NUMERIC
 
 
-def normalize(text: str) -> tuple[str, list, tuple[int, ...]] | None:
-    """(shape, values, literal type OIDs) or None when ``text`` is not worth/safe to normalise."""
+def normalize(text: str, edits: list[tuple[int, int, int]] | None = None,
+              ) -> tuple[str, list, tuple[int, ...]] | None:
+    """(shape, values, literal type OIDs) or None when ``text`` is not worth/safe to normalise.
+
+    ``edits`` (error path only): receives (start, end, length of the parameter that replaced
+    it) for each literal of ``text`` the shape replaced, in order (see ``shape_to_text``)."""
     if "$" in text or "--" in text or "/*" in text or "\\" in text or ";" in text.rstrip().rstrip(";"):
         return None
     head = text.lstrip()[:7].lower()
@@ -76,11 +80,12 @@ def normalize(text: str) -> tuple[str, list, tuple[int, ...]] | None:
     vals: list = []
     types: list[int] = []
 
-    def lit(m: re.Match) -> str:
+    def lit(m: re.Match, base: int = 0) -> str:
         if m.lastgroup == "keep":
             return m.group()
         if m.lastgroup == "values":
-            return _VALUE_LIT.sub(lit, m.group())
+            start = m.start()
+            return _VALUE_LIT.sub(lambda v: lit(v, start), m.group())
         lt = m.group("lit")
         if lt[0] == "'" and m.group("pre").strip() in ("+", "-", "*", "/", "%"):
             return m.group()  # a quoted operand of arithmetic: its type comes from the literal text
@@ -88,9 +93,25 @@ def normalize(text: str) -> tuple[str, list, tuple[int, ...]] | None:
         v, oid = _literal(lt, neg)
         vals.append(v)
         types.append(oid)
-        return f"{m.group('pre')}${len(vals)} "
+        param = f"${len(vals)} "
+        if edits is not None:
+            edits.append((base + m.start("neg" if neg else "lit"), base + m.end("lit"), len(param)))
+        return m.group("pre") + param
 
     shape = _SCAN.sub(lit, text.rstrip().rstrip(";"))
     if not vals or len(vals) > _MAX_LITERALS:
         return None
     return shape, vals, tuple(types)
+
+
+def shape_to_text(edits: list[tuple[int, int, int]], pos: int) -> int:
+    """Map an offset in the shape to the offset in the text (a parameter maps to its literal)."""
+    delta = 0  # shape offset - text offset, after the edits passed so far
+    for start, end, n in edits:
+        at = start + delta
+        if pos < at:
+            break
+        if pos < at + n:
+            return start
+        delta += n - (end - start)
+    return pos - delta

@@ -30,6 +30,8 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import Token, TokenType
 
+from engine.normalize import normalize, shape_to_text
+
 # analysis-time errors that point at a node; data errors (22xxx) point at a literal
 _NODE_STATES = frozenset({
     "42601",  # syntax error (found while compiling)
@@ -54,7 +56,7 @@ _NAME_STATES = frozenset({"42P01", "42703", "42883", "42704"})
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.BYTE_STRING,
                             TokenType.HEREDOC_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING})
 _PAREN = frozenset({TokenType.L_PAREN, TokenType.R_PAREN})
-_MAX_ALIGN = 4_000_000  # len(a) * len(b) above which texts are not aligned character by character
+_MAX_ALIGN = 40_000  # len * len of the differing middles above which they are not aligned by character
 _DIALECT = Dialect.get_or_raise("postgres")
 
 
@@ -66,22 +68,33 @@ def tokens(text: str) -> list[Token]:
 
 
 def aligner(a: str, b: str) -> Callable[[int], int]:
-    """Map a character offset in ``a`` to the corresponding offset in ``b``."""
+    """Map a character offset in ``a`` to the corresponding offset in ``b`` (texts that differ
+    by a few local rewrites): common prefix and suffix map directly, the middle by ``difflib``
+    when it is small, else to its start."""
     if a == b:
         return lambda i: i
-    if len(a) * len(b) > _MAX_ALIGN:
-        k = 0
-        n = min(len(a), len(b))
-        while k < n and a[k] == b[k]:
-            k += 1
-        return lambda i: i if i < k else min(k, len(b))
-    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    n = min(len(a), len(b))
+    p = 0
+    while p < n and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < n - p and a[-1 - q] == b[-1 - q]:
+        q += 1
+    ma, mb = a[p:len(a) - q], b[p:len(b) - q]
+    ops = (difflib.SequenceMatcher(None, ma, mb, autojunk=False).get_opcodes()
+           if len(ma) * len(mb) <= _MAX_ALIGN else [("replace", 0, len(ma), 0, len(mb))])
+    la, lb = len(a), len(b)
 
     def f(i: int) -> int:
+        if i < p:
+            return i
+        if i >= la - q:
+            return lb - (la - i)
+        k = i - p
         for tag, i1, i2, j1, _j2 in ops:
-            if i1 <= i < i2:
-                return j1 + (i - i1) if tag == "equal" else j1
-        return len(b)
+            if i1 <= k < i2:
+                return p + (j1 + (k - i1) if tag == "equal" else j1)
+        return p
 
     return f
 
@@ -179,7 +192,15 @@ def _find(err: Any, stmt: Any, query: str, shaped: bool) -> int | None:
     else:
         orig, base = text, getattr(stmt, "offset", 0)
     to_text = aligner(src, text)
-    to_orig = aligner(text, orig) if shaped else (lambda i: i)
+    if shaped:
+        edits: list[tuple[int, int, int]] = []
+        normalize(query, edits)
+
+        def to_orig(i: int) -> int:
+            return shape_to_text(edits, i)
+    else:
+        def to_orig(i: int) -> int:
+            return i
 
     def mapped(i: int) -> int:
         return base + to_orig(to_text(i))
