@@ -109,8 +109,13 @@ def test_reflection_table_names_and_reader(engine, cluster):
     reader = sa.create_engine(cluster.reader_dsn.replace("postgresql://", "postgresql+psycopg://"))
     try:
         deadline = time.monotonic() + 10
-        while not sa.inspect(reader).has_table("drv_sa_book") and time.monotonic() < deadline:
+        while not sa.inspect(reader).has_table("drv_sa_reflect") and time.monotonic() < deadline:
             time.sleep(0.2)
+        rinsp = sa.inspect(reader)  # reflection reads the catalog on a reader too
+        assert _columns(rinsp.get_columns("drv_sa_reflect"), reader) == REFLECT_COLUMNS
+        assert [i["name"] for i in rinsp.get_indexes("drv_sa_reflect")] == ["drv_sa_reflect_isbn_key",
+                                                                            "ix_drv_sa_reflect_ta"]
+        assert [f["referred_table"] for f in rinsp.get_foreign_keys("drv_sa_reflect")] == ["drv_sa_author"]
         with reader.connect() as c:
             assert c.execute(sa.text("SELECT count(*) FROM drv_sa_author")).scalar() >= 0
             with pytest.raises(sa.exc.InternalError, match="read-only"):
