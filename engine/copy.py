@@ -55,14 +55,13 @@ from typing import Any, Callable, Iterator
 
 import structlog
 
-from engine import errors
+from engine import errors, roles
 from engine import types as T
 from engine.api import Column, LockBusy, Result
 from engine.keys import encode_int_key, encode_key
 
 log = structlog.get_logger("engine.copy")
 
-SUPERUSERS = frozenset({"postgres"})
 _FLUSH_BYTES = 1 << 18  # parse buffered text-format data once this much is pending
 _YIELD_ROWS = 5000  # rows written between yields to the event loop
 _BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -1017,8 +1016,8 @@ async def run_copy(session: Any, text: str) -> Result:
     if st.target == "program":
         raise errors.SqlError("must be superuser or a member of the pg_execute_server_program role "
                               "to COPY to or from an external program", sqlstate="42501") \
-            if session.user not in SUPERUSERS else errors.FeatureNotSupported("COPY ... PROGRAM is not supported")
-    if st.target == "file" and session.user not in SUPERUSERS:
+            if not roles.is_superuser(session) else errors.FeatureNotSupported("COPY ... PROGRAM is not supported")
+    if st.target == "file" and not roles.is_superuser(session):
         raise errors.SqlError("must be superuser or have privileges of the pg_read_server_files role to COPY from a file"
                               if st.direction == "from" else
                               "must be superuser or have privileges of the pg_write_server_files role to COPY to a file",

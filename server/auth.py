@@ -13,16 +13,21 @@ Methods
 * ``password``       -- AuthenticationCleartextPassword (3); 'p' carries password\\0,
   checked against the plain password or the SCRAM verifier.
 * ``md5``            -- AuthenticationMD5Password (5, 4-byte salt); the client answers
-  ``"md5" + hex(md5(hex(md5(password + user)) + salt))``.  Needs the plain password; a
-  user known only by a SCRAM verifier gets SCRAM instead (as PostgreSQL does).
+  ``"md5" + hex(md5(hex(md5(password + user)) + salt))``.  Needs the plain password or an
+  md5 verifier (``"md5" + hex(md5(password + user))``); a user known only by a SCRAM
+  verifier gets SCRAM instead (as PostgreSQL does).
 * ``scram-sha-256``  -- AuthenticationSASL (10) listing SCRAM-SHA-256; the client's
   SASLInitialResponse is ``mechanism\\0 int32 len data``; we answer SASLContinue (11) with
   the server-first message, then SASLFinal (12) with the server signature, then Ok.
   The crypto is ``scramp``'s; the server keeps only the verifier (salt, StoredKey,
-  ServerKey, iterations), never the password.
+  ServerKey, iterations), never the password.  A user with only an md5 verifier cannot
+  pass SCRAM (the exchange runs against a mock verifier and fails, as in PostgreSQL).
 
-Secrets: ``config.lookup(user)`` (per-user secrets, e.g. roles from a catalog) and else
-the one cluster password, which is every user's.  An unknown user, or one without a
+Secrets: ``config.lookup(user)`` (per-user secrets) and else the one cluster password,
+which is every user's.  Instances use ``catalog_lookup``: the roles of the engine's catalog
+(``CREATE ROLE ... PASSWORD``), where the cluster password is only the bootstrap
+superuser's and an unknown role, one without a password or one past its VALID UNTIL has
+no secret at all.  An unknown user, or one without a
 password, is not told apart from a wrong password: the exchange runs in full against a
 mock verifier whose salt is derived from the user name and a per-server random key
 (stable across attempts, like PostgreSQL's mock salt), and fails with 28P01.  Password
@@ -35,7 +40,6 @@ Verifier text form (as in pg_authid.rolpassword)::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -45,6 +49,8 @@ from typing import Any, Callable
 
 import scramp
 
+from engine import passwords, roles
+from engine.catalog import BOOTSTRAP_SUPERUSER
 from engine.errors import InvalidAuthorization, InvalidPassword, SqlError
 from server import hba as hba_mod
 from server.pgwire import messages as m
@@ -61,39 +67,36 @@ class UserSecret:
 
     password: str | None = field(default=None, repr=False)
     scram: tuple | None = field(default=None, repr=False)
+    md5: str | None = field(default=None, repr=False)  # "md5" + hex(md5(password + user))
 
 
 def make_verifier(password: str, iterations: int = ITERATIONS) -> tuple:
-    """scramp auth_info for ``password``: (salt, stored_key, server_key, iterations)."""
-    return scramp.ScramMechanism(_SCRAM).make_auth_info(password, iteration_count=iterations)
+    """A SCRAM verifier for ``password``: (salt, stored_key, server_key, iterations)."""
+    return passwords.make_scram(password, iterations)
 
 
-def verifier_text(v: tuple) -> str:
-    salt, stored, server, iters = v
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"{_SCRAM}${iters}:{b64(salt)}${b64(stored)}:{b64(server)}"
+verifier_text = passwords.scram_text
+parse_verifier = passwords.parse_scram
+_scram_matches = passwords.scram_matches
 
 
-def parse_verifier(text: str) -> tuple | None:
-    """Inverse of ``verifier_text``; None if ``text`` is not a SCRAM verifier."""
-    try:
-        mech, head, keys = text.split("$")
-        iters, salt = head.split(":")
-        stored, server = keys.split(":")
-        if mech != _SCRAM:
-            return None
-        d = base64.b64decode
-        return (d(salt), d(stored), d(server), int(iters))
-    except (ValueError, TypeError):
-        return None
+def catalog_lookup(db: Any, cluster_password: str | None) -> Callable[[str], UserSecret]:
+    """``lookup`` for an instance: secrets from the roles of ``db.catalog()`` (read at each
+    login, so roles created on the writer work on readers as soon as redo reaches them)."""
+    cluster_verifier = make_verifier(cluster_password) if cluster_password is not None else None
 
+    def lookup(user: str) -> UserSecret:
+        role = db.catalog().role(user)
+        if role is None or roles.password_expired(role):
+            return UserSecret()
+        if not role.stored and role.oid == BOOTSTRAP_SUPERUSER:  # never ALTERed: the cluster password
+            return UserSecret(cluster_password, cluster_verifier)
+        stored = role.password
+        if passwords.is_md5(stored):
+            return UserSecret(md5=stored)
+        return UserSecret(scram=passwords.parse_scram(stored))
 
-def _scram_matches(v: tuple, password: str) -> bool:
-    """Does cleartext ``password`` match verifier ``v``?  (StoredKey = H(HMAC(SaltedPassword, "Client Key")))"""
-    salt, stored, _server, iters = v
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iters)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored)
+    return lookup
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ class Authenticator:
             self.method = method
             return m.AUTH_OK, True
         secret = self._secret = self.config.secret(user)
-        if method == "md5" and secret is not None and secret.password is None and secret.scram is not None:
+        if method == "md5" and secret is not None and secret.password is None and secret.md5 is None \
+                and secret.scram is not None:
             method = "scram-sha-256"
         self.method = method
         if method == "password":
@@ -201,6 +205,8 @@ class Authenticator:
             given = data.rstrip(b"\0")
             if secret is not None and secret.password is not None:
                 ok = hmac.compare_digest(given, secret.password.encode())
+            elif secret is not None and secret.md5 is not None:
+                ok = passwords.plain_matches(secret.md5, given.decode(errors="replace"), self.user)
             else:
                 try:
                     text = given.decode()
@@ -213,9 +219,15 @@ class Authenticator:
             return m.AUTH_OK, True
         if method == "md5":
             pw = secret.password if secret is not None and secret.password is not None else None
-            inner = hashlib.md5(((pw or self.config.mock_key.hex()) + self.user).encode()).hexdigest().encode()
+            if pw is not None:
+                inner = hashlib.md5((pw + self.user).encode()).hexdigest().encode()
+            elif secret is not None and secret.md5 is not None:
+                inner = secret.md5[3:].encode()
+            else:
+                inner = hashlib.md5((self.config.mock_key.hex() + self.user).encode()).hexdigest().encode()
             want = b"md5" + hashlib.md5(inner + self._salt).hexdigest().encode()
-            if not hmac.compare_digest(data.rstrip(b"\0"), want) or pw is None:
+            known = secret is not None and (secret.password is not None or secret.md5 is not None)
+            if not hmac.compare_digest(data.rstrip(b"\0"), want) or not known:
                 raise _failed(self.user)
             return m.AUTH_OK, True
         if method == "scram-sha-256":

@@ -141,10 +141,15 @@ def test_server_file_copy_needs_superuser(cluster, tmp_path):
         assert path.read_text() == "1\ta\n2\t\\N\n"
         conn.execute(f"COPY cp_file FROM '{path}'")
         assert conn.execute("SELECT count(*) FROM cp_file").fetchone() == (4,)
-    other = cluster.writer_dsn.replace("postgres@", "alice@", 1)
-    with psycopg.connect(other, autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(f"COPY cp_file FROM '{path}'")
+        conn.execute("CREATE ROLE cp_alice LOGIN")  # a non-superuser (dropped again: psql's \du test shares the cluster)
+    try:
+        other = cluster.writer_dsn.replace("postgres@", "cp_alice@", 1)
+        with psycopg.connect(other, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"COPY cp_file FROM '{path}'")
+    finally:
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+            conn.execute("DROP ROLE cp_alice")
 
 
 def test_bulk_load_rate(cluster):
