@@ -11,9 +11,12 @@ code  Python type         payload
 3     datetime (aware)    ISO text with offset
 4     date                ISO text
 5     time                ISO text (offset kept if aware)
-6     timedelta           msgpack [days, seconds, microseconds]
+6     timedelta           msgpack [days, seconds, microseconds] (read back as Interval)
 7     uuid.UUID           16 raw bytes
 8     tuple               msgpack array (tuples inside rows stay tuples)
+9     Interval            msgpack [months, days, microseconds]
+10    BigDate             msgpack int: days since 2000-01-01 (BC, > 9999, infinity)
+11    BigTimestamp        msgpack [microseconds since 2000-01-01, is timestamptz]
 ====  ==================  ===========================================
 
 ``bytes`` map to msgpack bin, lists / dicts (json, arrays) to msgpack arrays / maps, so
@@ -29,7 +32,11 @@ from typing import Any
 
 import msgspec
 
+from engine.datetime_values import BigDate, BigTimestamp
+from engine.intervals import Interval
+
 _EXT_DECIMAL, _EXT_NAIVE, _EXT_AWARE, _EXT_DATE, _EXT_TIME, _EXT_DELTA, _EXT_UUID, _EXT_TUPLE = range(1, 9)
+_EXT_INTERVAL, _EXT_BIGDATE, _EXT_BIGTS = 9, 10, 11
 
 
 def _enc_hook(v: Any) -> Any:
@@ -45,6 +52,13 @@ def _enc_hook(v: Any) -> Any:
         return msgspec.msgpack.Ext(_EXT_DELTA, _ENC.encode([v.days, v.seconds, v.microseconds]))
     if isinstance(v, uuid.UUID):
         return msgspec.msgpack.Ext(_EXT_UUID, v.bytes)
+    t = type(v)
+    if t is Interval:
+        return msgspec.msgpack.Ext(_EXT_INTERVAL, _ENC.encode([v.months, v.days, v.micros]))
+    if t is BigDate:
+        return msgspec.msgpack.Ext(_EXT_BIGDATE, _ENC.encode(v.days))
+    if t is BigTimestamp:
+        return msgspec.msgpack.Ext(_EXT_BIGTS, _ENC.encode([v.us, v.tz]))
     raise NotImplementedError(f"cannot encode {type(v).__name__}")
 
 
@@ -60,7 +74,15 @@ def _ext_hook(code: int, data: memoryview) -> Any:
         return _dt.time.fromisoformat(b.decode())
     if code == _EXT_DELTA:
         d, s, us = _DEC.decode(b)
-        return _dt.timedelta(days=d, seconds=s, microseconds=us)
+        return Interval(0, d, s * 1_000_000 + us)
+    if code == _EXT_INTERVAL:
+        mo, d, us = _DEC.decode(b)
+        return Interval(mo, d, us, check=False)
+    if code == _EXT_BIGDATE:
+        return BigDate(_DEC.decode(b))
+    if code == _EXT_BIGTS:
+        us, tz = _DEC.decode(b)
+        return BigTimestamp(us, tz)
     if code == _EXT_UUID:
         return uuid.UUID(bytes=b)
     if code == _EXT_TUPLE:

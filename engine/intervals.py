@@ -1,103 +1,284 @@
-"""Interval arithmetic helpers (intervals are ``datetime.timedelta`` values)."""
+"""The interval value: months, days and microseconds kept apart, as PostgreSQL does.
+
+A month is not a fixed number of days and a day is not always 24 hours (time zone
+changes), so ``'1 month'`` stays one month until it is added to a date.  Comparisons and
+hashing use the span with a month counted as 30 days and a day as 24 hours, so
+``'1 mon' = '30 days'`` is true (and both hash alike).
+
+Arithmetic with timestamps and dates lives in ``engine.datetime_values``; Python's
+``datetime + Interval`` reaches ``Interval.__radd__`` which delegates there.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any
 
+from engine import errors
 
-def add_interval(ts: Any, step: _dt.timedelta, times: int = 1) -> Any:
+USECS_PER_SEC = 1_000_000
+USECS_PER_MINUTE = 60 * USECS_PER_SEC
+USECS_PER_HOUR = 60 * USECS_PER_MINUTE
+USECS_PER_DAY = 24 * USECS_PER_HOUR
+DAYS_PER_MONTH = 30
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """Integer division rounding toward zero (C semantics)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _tsround(x: float) -> float:
+    """Round to microsecond precision (what PostgreSQL does to cascaded fractions)."""
+    return round(x * 1e6) / 1e6
+
+
+def out_of_range() -> errors.SqlError:
+    return errors.SqlError("interval out of range", sqlstate="22008")
+
+
+class Interval:
+    """An immutable interval: ``months`` (int32), ``days`` (int32), ``micros`` (int64)."""
+
+    __slots__ = ("months", "days", "micros")
+
+    def __init__(self, months: int = 0, days: int = 0, micros: int = 0, check: bool = True) -> None:
+        if check and not (INT32[0] <= months <= INT32[1] and INT32[0] <= days <= INT32[1]
+                          and INT64[0] <= micros <= INT64[1]):
+            raise out_of_range()
+        object.__setattr__(self, "months", months)
+        object.__setattr__(self, "days", days)
+        object.__setattr__(self, "micros", micros)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Interval is immutable")
+
+    @classmethod
+    def from_timedelta(cls, td: _dt.timedelta) -> "Interval":
+        total = (td.days * 86400 + td.seconds) * USECS_PER_SEC + td.microseconds
+        days = _trunc_div(total, USECS_PER_DAY)
+        return cls(0, days, total - days * USECS_PER_DAY)
+
+    def span(self) -> int:
+        """Microseconds with a month as 30 days and a day as 24 hours (ordering key)."""
+        return (self.months * DAYS_PER_MONTH + self.days) * USECS_PER_DAY + self.micros
+
+    def to_timedelta(self) -> _dt.timedelta:
+        return _dt.timedelta(microseconds=self.span())
+
+    def total_seconds(self) -> float:
+        return self.span() / USECS_PER_SEC
+
+    # -- comparison ------------------------------------------------------------------------
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Interval):
+            return self.span() == other.span()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(("interval", self.span()))
+
+    def __lt__(self, other: Any) -> bool:
+        if isinstance(other, Interval):
+            return self.span() < other.span()
+        return NotImplemented
+
+    def __le__(self, other: Any) -> bool:
+        if isinstance(other, Interval):
+            return self.span() <= other.span()
+        return NotImplemented
+
+    def __gt__(self, other: Any) -> bool:
+        if isinstance(other, Interval):
+            return self.span() > other.span()
+        return NotImplemented
+
+    def __ge__(self, other: Any) -> bool:
+        if isinstance(other, Interval):
+            return self.span() >= other.span()
+        return NotImplemented
+
+    def __bool__(self) -> bool:
+        return bool(self.months or self.days or self.micros)
+
+    def __repr__(self) -> str:
+        return f"Interval(months={self.months}, days={self.days}, micros={self.micros})"
+
+    def __str__(self) -> str:
+        from engine.datetime_format import interval_text
+
+        return interval_text(self, "postgres")
+
+    # -- arithmetic --------------------------------------------------------------------------
+    def __neg__(self) -> "Interval":
+        return Interval(-self.months, -self.days, -self.micros)
+
+    def __pos__(self) -> "Interval":
+        return self
+
+    def __abs__(self) -> "Interval":
+        return -self if self.span() < 0 else self
+
+    def __add__(self, other: Any) -> Any:
+        if isinstance(other, Interval):
+            return Interval(self.months + other.months, self.days + other.days, self.micros + other.micros)
+        if isinstance(other, _dt.timedelta):
+            return self + Interval.from_timedelta(other)
+        if isinstance(other, int) and other == 0:  # sum() starts from 0
+            return self
+        from engine import datetime_values as dv
+
+        if dv.is_datetime_value(other):
+            return dv.add_interval(other, self)
+        return NotImplemented
+
+    def __radd__(self, other: Any) -> Any:
+        return self.__add__(other)
+
+    def __sub__(self, other: Any) -> Any:
+        if isinstance(other, Interval):
+            return Interval(self.months - other.months, self.days - other.days, self.micros - other.micros)
+        if isinstance(other, _dt.timedelta):
+            return self - Interval.from_timedelta(other)
+        return NotImplemented
+
+    def __rsub__(self, other: Any) -> Any:
+        from engine import datetime_values as dv
+
+        if dv.is_datetime_value(other):
+            return dv.add_interval(other, -self)
+        if isinstance(other, _dt.timedelta):
+            return Interval.from_timedelta(other) - self
+        return NotImplemented
+
+    def __mul__(self, factor: Any) -> "Interval":
+        if isinstance(factor, Interval):
+            return NotImplemented
+        if isinstance(factor, int):
+            return Interval(self.months * factor, self.days * factor, self.micros * factor)
+        return _scale(self, float(factor), divide=False)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, factor: Any) -> "Interval":
+        f = float(factor)
+        if f == 0:
+            raise errors.DivisionByZero("division by zero")
+        return _scale(self, f, divide=True)
+
+
+def _c_int(x: float) -> int:
+    if math.isnan(x) or math.isinf(x):
+        raise out_of_range()
+    return int(x)  # truncates toward zero like a C cast
+
+
+def _scale(iv: Interval, f: float, divide: bool) -> Interval:
+    """interval * factor / interval / factor, cascading fractional months into days and
+    fractional days into time (a month = 30 days, a day = 24 hours)."""
+    op = (lambda v: v / f) if divide else (lambda v: v * f)
+    mon_d = op(float(iv.months))
+    day_d = op(float(iv.days))
+    if math.isnan(mon_d) or abs(mon_d) > INT32[1] + 1 or abs(day_d) > INT32[1] + 1:
+        raise out_of_range()
+    months = _c_int(mon_d)
+    days = _c_int(day_d)
+    month_rem_days = _tsround((mon_d - months) * DAYS_PER_MONTH)
+    sec_rem = _tsround((day_d - days + month_rem_days - int(month_rem_days)) * 86400)
+    if abs(sec_rem) >= 86400:
+        extra = int(sec_rem / 86400)
+        days += extra
+        sec_rem -= extra * 86400
+    days += int(month_rem_days)
+    t = op(float(iv.micros)) + sec_rem * USECS_PER_SEC
+    if math.isnan(t) or not (INT64[0] <= t < 2.0**63):
+        raise out_of_range()
+    return Interval(months, days, int(round(t)))
+
+
+# -- justify ------------------------------------------------------------------------------------
+def justify_hours(iv: Interval) -> Interval:
+    whole = _trunc_div(iv.micros, USECS_PER_DAY)
+    time = iv.micros - whole * USECS_PER_DAY
+    days = iv.days + whole
+    if days > 0 and time < 0:
+        time += USECS_PER_DAY
+        days -= 1
+    elif days < 0 and time > 0:
+        time -= USECS_PER_DAY
+        days += 1
+    return Interval(iv.months, days, time)
+
+
+def justify_days(iv: Interval) -> Interval:
+    whole = _trunc_div(iv.days, DAYS_PER_MONTH)
+    days = iv.days - whole * DAYS_PER_MONTH
+    months = iv.months + whole
+    if months > 0 and days < 0:
+        days += DAYS_PER_MONTH
+        months -= 1
+    elif months < 0 and days > 0:
+        days -= DAYS_PER_MONTH
+        months += 1
+    return Interval(months, days, iv.micros)
+
+
+def justify_interval(iv: Interval) -> Interval:
+    months, days, time = iv.months, iv.days, iv.micros
+    if (days > 0 and time > 0) or (days < 0 and time < 0):
+        whole = _trunc_div(days, DAYS_PER_MONTH)
+        days -= whole * DAYS_PER_MONTH
+        months += whole
+    whole = _trunc_div(time, USECS_PER_DAY)
+    time -= whole * USECS_PER_DAY
+    days += whole
+    whole = _trunc_div(days, DAYS_PER_MONTH)
+    days -= whole * DAYS_PER_MONTH
+    months += whole
+    if months > 0 and (days < 0 or (days == 0 and time < 0)):
+        days += DAYS_PER_MONTH
+        months -= 1
+    elif months < 0 and (days > 0 or (days == 0 and time > 0)):
+        days -= DAYS_PER_MONTH
+        months += 1
+    if days > 0 and time < 0:
+        time += USECS_PER_DAY
+        days -= 1
+    elif days < 0 and time > 0:
+        time -= USECS_PER_DAY
+        days += 1
+    return Interval(months, days, time)
+
+
+def as_interval(v: Any) -> Interval:
+    """An Interval from an Interval or a ``timedelta`` (values decoded from old rows)."""
+    if isinstance(v, Interval):
+        return v
+    if isinstance(v, _dt.timedelta):
+        return Interval.from_timedelta(v)
+    raise TypeError(f"not an interval: {v!r}")
+
+
+# -- helpers used by generate_series ------------------------------------------------------------
+def add_interval(ts: Any, step: Any, times: int = 1) -> Any:
     """``ts + step * times`` (exact: multiplies the step rather than accumulating)."""
-    return ts + step * times
+    return ts + as_interval(step) * times
 
 
-def interval_is_zero(iv: _dt.timedelta) -> bool:
-    return iv == _dt.timedelta(0)
+def interval_is_zero(iv: Any) -> bool:
+    return as_interval(iv).span() == 0
 
 
-def interval_sign(iv: _dt.timedelta) -> int:
-    return (iv > _dt.timedelta(0)) - (iv < _dt.timedelta(0))
+def interval_sign(iv: Any) -> int:
+    s = as_interval(iv).span()
+    return (s > 0) - (s < 0)
 
 
-# -- input ------------------------------------------------------------------------------------------
-_UNIT_SECONDS = {
-    "microsecond": 1e-6, "microseconds": 1e-6, "us": 1e-6, "usec": 1e-6, "usecs": 1e-6,
-    "millisecond": 1e-3, "milliseconds": 1e-3, "ms": 1e-3, "msec": 1e-3, "msecs": 1e-3,
-    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
-    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
-    "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600, "h": 3600,
-    "day": 86400, "days": 86400, "d": 86400,
-    "week": 7 * 86400, "weeks": 7 * 86400, "w": 7 * 86400,
-    "month": 30 * 86400, "months": 30 * 86400, "mon": 30 * 86400, "mons": 30 * 86400,
-    "year": 365.25 * 86400, "years": 365.25 * 86400, "y": 365.25 * 86400, "yr": 365.25 * 86400, "yrs": 365.25 * 86400,
-    "decade": 3652.5 * 86400, "decades": 3652.5 * 86400, "century": 36525 * 86400, "centuries": 36525 * 86400,
-    "millennium": 365250 * 86400, "millennia": 365250 * 86400,
-}
-_ISO = __import__("re").compile(
-    r"P(?:(?P<y>[-\d.]+)Y)?(?:(?P<mo>[-\d.]+)M)?(?:(?P<w>[-\d.]+)W)?(?:(?P<d>[-\d.]+)D)?"
-    r"(?:T(?:(?P<h>[-\d.]+)H)?(?:(?P<mi>[-\d.]+)M)?(?:(?P<s>[-\d.]+)S)?)?$", 2)
+def parse_interval(text: str, typmod: int = -1) -> Interval:
+    from engine.datetime_parse import parse_interval as _p
 
-
-def parse_interval(text: str) -> _dt.timedelta:
-    """PostgreSQL interval input: '1 day 02:03:04', '2 hours 30 mins', '@ 1 hour ago',
-    '-1 days +02:00', 'P1Y2M3DT4H5M6S', '1-2' (year-month).  Months count 30 days."""
-    from engine import errors
-
-    s = text.strip()
-    bad = errors.InvalidTextRepresentation(f'invalid input syntax for type interval: "{text}"')
-    m = _ISO.match(s)
-    if m and s.upper().startswith("P"):
-        f = {k: float(v) for k, v in m.groupdict().items() if v}
-        secs = (f.get("y", 0) * 365.25 + f.get("mo", 0) * 30 + f.get("w", 0) * 7 + f.get("d", 0)) * 86400 + \
-            f.get("h", 0) * 3600 + f.get("mi", 0) * 60 + f.get("s", 0)
-        return _dt.timedelta(seconds=secs)
-    low = s.lower().replace(",", " ")
-    ago = False
-    if low.startswith("@"):
-        low = low[1:]
-    toks = low.split()
-    if toks and toks[-1] == "ago":
-        ago = True
-        toks = toks[:-1]
-    if not toks:
-        raise bad
-    total = 0.0
-    i = 0
-    while i < len(toks):
-        tok = toks[i]
-        if ":" in tok:
-            sign = -1 if tok.startswith("-") else 1
-            parts = tok.lstrip("+-").split(":")
-            try:
-                nums = [float(p) for p in parts]
-            except ValueError:
-                raise bad from None
-            while len(nums) < 3:
-                nums.append(0.0)
-            total += sign * (nums[0] * 3600 + nums[1] * 60 + nums[2])
-            i += 1
-            continue
-        ym = __import__("re").fullmatch(r"([+-]?\d+)-(\d+)", tok)
-        if ym:  # year-month '1-2'
-            y = int(ym.group(1))
-            total += (y * 365.25 + (-1 if y < 0 or tok.startswith("-") else 1) * int(ym.group(2)) * 30) * 86400
-            i += 1
-            continue
-        num_unit = __import__("re").fullmatch(r"([+-]?\d*\.?\d+(?:e[+-]?\d+)?)([a-z]+)?", tok)
-        if num_unit is None:
-            raise bad
-        n = float(num_unit.group(1))
-        unit = num_unit.group(2)
-        if unit is None:
-            if i + 1 < len(toks) and toks[i + 1] in _UNIT_SECONDS:
-                unit = toks[i + 1]
-                i += 1
-            else:
-                unit = "second"
-        if unit not in _UNIT_SECONDS:
-            raise bad
-        total += n * _UNIT_SECONDS[unit]
-        i += 1
-    if ago:
-        total = -total
-    return _dt.timedelta(seconds=total)
+    return _p(text, typmod)

@@ -300,27 +300,13 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
             return False
         raise _bad("boolean", s)
     if oid == DATE:
-        try:
-            return _dt.date.fromisoformat(s.strip())
-        except ValueError:
-            raise errors.SqlError(f'invalid input syntax for type date: "{s}"', sqlstate="22007") from None
+        from engine.datetime_parse import parse_date
+
+        return parse_date(s)
     if oid in (TIMESTAMP, TIMESTAMPTZ):
-        t = s.strip()
-        if t.lower() in ("now", "current_timestamp"):
-            v = _dt.datetime.now(_dt.timezone.utc)
-            return v if oid == TIMESTAMPTZ else v.replace(tzinfo=None)
-        try:
-            if len(t) > 3 and t[-3] in "+-" and t[-2:].isdigit():
-                t += ":00"
-            v = _dt.datetime.fromisoformat(t)
-        except ValueError:
-            tname = "timestamp" if oid == TIMESTAMP else "timestamp with time zone"
-            raise errors.SqlError(f'invalid input syntax for type {tname}: "{s}"', sqlstate="22007") from None
-        if oid == TIMESTAMP:
-            return v.replace(tzinfo=None)
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=_dt.timezone.utc)
-        return v.astimezone(_dt.timezone.utc)
+        from engine.datetime_parse import parse_timestamp
+
+        return parse_timestamp(s, oid == TIMESTAMPTZ)
     if oid == UUID:
         try:
             return uuid.UUID(s.strip())
@@ -338,11 +324,13 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
         except ValueError:
             raise _bad("json", s) from None
     if oid == TIME:
-        return _dt.time.fromisoformat(s.strip())
-    if oid == INTERVAL:
-        from engine.intervals import parse_interval
+        from engine.datetime_parse import parse_time
 
-        return parse_interval(s)
+        return parse_time(s)
+    if oid == INTERVAL:
+        from engine.datetime_parse import parse_interval
+
+        return parse_interval(s, typmod)
     return s
 
 
@@ -386,6 +374,16 @@ def format_float(v: float) -> str:
     return r
 
 
+def _dt_types() -> tuple:
+    from engine import datetime_values as dv
+    from engine.intervals import Interval
+
+    return (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, Interval, dv.BigDate, dv.BigTimestamp)
+
+
+_DT_TYPES: tuple = ()
+
+
 def to_text(v: Any) -> str:
     """PostgreSQL's output function (text format) for an engine value."""
     t = type(v)
@@ -397,13 +395,10 @@ def to_text(v: Any) -> str:
         return str(v)
     if t is float:
         return format_float(v)
-    if t is _dt.datetime:
-        if v.tzinfo is not None:
-            s = v.astimezone(_dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
-            return s + "+00"
-        return v.isoformat(sep=" ")
-    if t is _dt.date:
-        return v.isoformat()
+    if t in _DT_TYPES:
+        from engine.datetime_format import value_text
+
+        return value_text(v)
     if t is bytes:
         return "\\x" + v.hex()
     if t is bool:
@@ -414,8 +409,6 @@ def to_text(v: Any) -> str:
         import json
 
         return json.dumps(v)
-    if isinstance(v, _dt.timedelta):
-        return str(v)
     return str(v)
 
 
@@ -498,25 +491,17 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
         if src in INTS:
             return bool
         raise errors.SqlError(f"cannot cast type {TYPE_NAMES.get(src)} to boolean", sqlstate="42846")
-    if dst == DATE:
-        if src in STRINGS:
-            return lambda v: parse_text(v, DATE)
-        if src in (TIMESTAMP, TIMESTAMPTZ):
-            return lambda v: v.date()
-    if dst == TIMESTAMP:
-        if src in STRINGS:
-            return lambda v: parse_text(v, TIMESTAMP)
-        if src == DATE:
-            return lambda v: _dt.datetime(v.year, v.month, v.day)
-        if src == TIMESTAMPTZ:
-            return lambda v: v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    if dst == TIMESTAMPTZ:
-        if src in STRINGS:
-            return lambda v: parse_text(v, TIMESTAMPTZ)
-        if src == DATE:
-            return lambda v: _dt.datetime(v.year, v.month, v.day, tzinfo=_dt.timezone.utc)
-        if src == TIMESTAMP:
-            return lambda v: v.replace(tzinfo=_dt.timezone.utc)
+    if dst in (DATE, TIMESTAMP, TIMESTAMPTZ) and src in (DATE, TIMESTAMP, TIMESTAMPTZ):
+        from engine import datetime_values as dv
+
+        if dst == DATE:
+            return lambda v: dv.to_date(v, _session_zone())
+        tz = dst == TIMESTAMPTZ
+        return lambda v: dv.to_timestamp(v, tz, _session_zone())
+    if dst == INTERVAL and src == TIME:
+        from engine.intervals import Interval
+
+        return lambda v: Interval(0, 0, ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond)
     if src in STRINGS:
         return lambda v: parse_text(v, dst, typmod)
     if src == dst:
@@ -526,6 +511,12 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
     raise errors.SqlError(
         f"cannot cast type {TYPE_NAMES.get(src, src)} to {TYPE_NAMES.get(dst, dst)}", sqlstate="42846"
     )
+
+
+def _session_zone() -> Any:
+    from engine.datetime_style import current
+
+    return current().zone
 
 
 def py_type_oid(v: Any) -> int:
@@ -545,4 +536,18 @@ def py_type_oid(v: Any) -> int:
         return DATE
     if t is bytes:
         return BYTEA
+    from engine import datetime_values as dv
+    from engine.intervals import Interval
+
+    if t is Interval or t is _dt.timedelta:
+        return INTERVAL
+    if t is dv.BigDate:
+        return DATE
+    if t is dv.BigTimestamp:
+        return TIMESTAMPTZ if v.tz else TIMESTAMP
+    if t is _dt.time:
+        return TIME
     return TEXT
+
+
+_DT_TYPES = _dt_types()

@@ -44,7 +44,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from engine import datetime_format as _dtf
+from engine import datetime_parse as _dtp
+from engine import datetime_values as _dtv
 from engine.errors import SqlError
+from engine.intervals import Interval
 
 # ---- type OIDs -------------------------------------------------------------------
 BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT4, TEXT, OID = 16, 17, 18, 19, 20, 21, 23, 25, 26
@@ -60,6 +64,7 @@ ARRAY_OF: dict[int, int] = {  # array OID -> element OID
 }
 ARRAY_FOR: dict[int, int] = {e: a for a, e in ARRAY_OF.items()}
 
+_DT_VALUE_TYPES = (datetime, date, time, timedelta, Interval, _dtv.BigDate, _dtv.BigTimestamp)
 _PG_EPOCH = datetime(2000, 1, 1)
 _PG_EPOCH_TZ = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _PG_EPOCH_DATE_ORD = date(2000, 1, 1).toordinal()
@@ -147,39 +152,21 @@ def numeric_text(v: Decimal) -> str:
 
 
 def _time_text(t: time) -> str:
-    s = f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    if t.microsecond:
-        s += f".{t.microsecond:06d}".rstrip("0")
-    return s
+    return _dtf.time_text(t)
 
 
-def timestamp_text(v: datetime) -> str:
-    if v.tzinfo is not None:
-        v = v.astimezone(timezone.utc).replace(tzinfo=None)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {_time_text(v.time())}"
+def timestamp_text(v: Any) -> str:
+    """timestamp (DateStyle of the session, ISO by default)."""
+    return _dtf.timestamp_text(v)
 
 
-def timestamptz_text(v: datetime) -> str:
-    return timestamp_text(v) + "+00"
+def timestamptz_text(v: Any) -> str:
+    """timestamptz in the session's TimeZone and DateStyle."""
+    return _dtf.timestamptz_text(v)
 
 
-def interval_text(v: timedelta) -> str:
-    us = v.days * 86_400_000_000 + v.seconds * 1_000_000 + v.microseconds
-    neg = us < 0
-    us = abs(us)
-    days, rest = divmod(us, 86_400_000_000)
-    secs, micro = divmod(rest, 1_000_000)
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    parts = []
-    if days:
-        parts.append(f"{'-' if neg else ''}{days} day{'' if days == 1 and not neg else 's'}")
-    if rest or not days:
-        t = f"{h:02d}:{m:02d}:{s:02d}"
-        if micro:
-            t += f".{micro:06d}".rstrip("0")
-        parts.append(("-" if neg and rest else ("+" if days and neg else "")) + t)
-    return " ".join(parts)
+def interval_text(v: Any) -> str:
+    return _dtf.interval_text(v)
 
 
 _ARRAY_PLAIN = re.compile(r'^[^{}",\\\s]+$')
@@ -213,16 +200,12 @@ def value_text(v: Any, type_oid: int = 0) -> str:
         return float4_text(v) if type_oid == FLOAT4 else float8_text(v)
     if t is Decimal:
         return numeric_text(v)
-    if t is datetime:
-        if type_oid == TIMESTAMPTZ or (type_oid != TIMESTAMP and v.tzinfo is not None):
+    if t in _DT_VALUE_TYPES:
+        if type_oid == TIMESTAMPTZ:
             return timestamptz_text(v)
-        return timestamp_text(v)
-    if t is date:
-        return v.isoformat()
-    if t is time:
-        return _time_text(v)
-    if t is timedelta:
-        return interval_text(v)
+        if type_oid == TIMESTAMP:
+            return timestamp_text(v)
+        return _dtf.value_text(v) or str(v)
     if t is uuid.UUID:
         return str(v)
     if t in (bytes, bytearray, memoryview):
@@ -274,20 +257,18 @@ def numeric_binary(v: Decimal) -> bytes:
     )
 
 
-def _ts_us(v: datetime, tz: bool) -> int:
-    if v.tzinfo is not None:
-        d = v - _PG_EPOCH_TZ
-    else:
-        d = v - _PG_EPOCH
-    return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+def _ts_us(v: Any, tz: bool) -> int:
+    return _dtv.ts_us(v)
 
 
 def _time_us(t: time) -> int:
     return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
 
 
-def _interval_bin(v: timedelta) -> bytes:
-    return _qii.pack(v.seconds * 1_000_000 + v.microseconds, v.days, 0)
+def _interval_bin(v: Any) -> bytes:
+    if type(v) is timedelta:
+        return _qii.pack(v.seconds * 1_000_000 + v.microseconds, v.days, 0)
+    return _qii.pack(v.micros, v.days, v.months)
 
 
 def _text_bin(v: Any) -> bytes:
@@ -313,7 +294,7 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     TEXT: _text_bin, VARCHAR: _text_bin, BPCHAR: _text_bin, NAME: _text_bin, CHAR: _text_bin,
     UNKNOWN: _text_bin,
     BYTEA: _bytes_bin,
-    DATE: lambda v: _i.pack(v.toordinal() - _PG_EPOCH_DATE_ORD),
+    DATE: lambda v: _i.pack(_dtv.date_days(v)),
     TIME: lambda v: _q.pack(_time_us(v)),
     TIMESTAMP: lambda v: _q.pack(_ts_us(v, False)),
     TIMESTAMPTZ: lambda v: _q.pack(_ts_us(v, True)),
@@ -496,71 +477,16 @@ def _parse_bytea(s: str) -> bytes:
     return bytes(out)
 
 
-_TZ_RE = re.compile(r"([+-])(\d{1,2})(?::?(\d{2}))?(?::?(\d{2}))?$")
-
-
-def _parse_timestamp(s: str, tz: bool) -> datetime:
-    x = s.strip().replace("T", " ")
-    low = x.lower()
-    if low in ("infinity", "-infinity"):
-        raise ValueError("infinite timestamps are not supported")
-    offset = None
-    if x.endswith(("Z", "z")):
-        x, offset = x[:-1], timedelta(0)
-    else:
-        m = _TZ_RE.search(x)
-        if m and " " in x and m.start() > x.index(" "):
-            sign = -1 if m.group(1) == "-" else 1
-            offset = sign * timedelta(
-                hours=int(m.group(2)), minutes=int(m.group(3) or 0), seconds=int(m.group(4) or 0)
-            )
-            x = x[: m.start()]
-    x = x.strip()
-    if " " not in x:
-        x += " 00:00:00"
-    dpart, tpart = x.split(" ", 1)
-    frac = ""
-    if "." in tpart:
-        tpart, frac = tpart.split(".", 1)
-    tpart = tpart.strip()
-    if tpart.count(":") == 1:
-        tpart += ":00"
-    us = int((frac + "000000")[:6]) if frac else 0
-    v = datetime.fromisoformat(f"{dpart} {tpart}").replace(microsecond=us)
-    if offset is not None:
-        v = (v - offset).replace(tzinfo=timezone.utc) if tz else v
-    elif tz:
-        v = v.replace(tzinfo=timezone.utc)
-    return v
+def _parse_timestamp(s: str, tz: bool) -> Any:
+    return _dtp.parse_timestamp(s, tz)
 
 
 def _parse_time(s: str) -> time:
-    x = s.strip()
-    frac = ""
-    if "." in x:
-        x, frac = x.split(".", 1)
-    if x.count(":") == 1:
-        x += ":00"
-    t = time.fromisoformat(x)
-    return t.replace(microsecond=int((frac + "000000")[:6]) if frac else 0)
+    return _dtp.parse_time(s)
 
 
-_IV_RE = re.compile(
-    r"\s*(?:(?P<days>[+-]?\d+)\s+days?)?\s*(?P<tsign>[+-])?(?:(?P<h>\d+):(?P<m>\d+)(?::(?P<s>\d+(?:\.\d+)?))?)?\s*$"
-)
-
-
-def _parse_interval(s: str) -> timedelta:
-    m = _IV_RE.fullmatch(s)
-    if not m or not (m.group("days") or m.group("h")):
-        raise ValueError(s)
-    days = int(m.group("days") or 0)
-    secs = 0.0
-    if m.group("h"):
-        secs = int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s") or 0)
-        if m.group("tsign") == "-":
-            secs = -secs
-    return timedelta(days=days, seconds=secs)
+def _parse_interval(s: str) -> Interval:
+    return _dtp.parse_interval(s)
 
 
 def parse_array(s: str, elem: Callable[[str], Any]) -> list:
@@ -628,7 +554,7 @@ _TEXT_IN: dict[int, Callable[[str], Any]] = {
     FLOAT4: _parse_float, FLOAT8: _parse_float,
     NUMERIC: _parse_numeric,
     BYTEA: _parse_bytea,
-    DATE: lambda s: date.fromisoformat(s.strip()),
+    DATE: lambda s: _dtp.parse_date(s),
     TIME: _parse_time,
     TIMESTAMP: lambda s: _parse_timestamp(s, False),
     TIMESTAMPTZ: lambda s: _parse_timestamp(s, True),
@@ -687,11 +613,11 @@ _BINARY_IN: dict[int, Callable[[bytes], Any]] = {
     TEXT: lambda b: b.decode(), VARCHAR: lambda b: b.decode(), BPCHAR: lambda b: b.decode(),
     NAME: lambda b: b.decode(), CHAR: lambda b: b.decode(), UNKNOWN: lambda b: b.decode(),
     BYTEA: bytes,
-    DATE: lambda b: date.fromordinal(_u_i4(b) + _PG_EPOCH_DATE_ORD),
+    DATE: lambda b: _dtv.make_date(_u_i4(b)),
     TIME: lambda b: (datetime.min + timedelta(microseconds=_u_i8(b))).time(),
-    TIMESTAMP: lambda b: _PG_EPOCH + timedelta(microseconds=_u_i8(b)),
-    TIMESTAMPTZ: lambda b: _PG_EPOCH_TZ + timedelta(microseconds=_u_i8(b)),
-    INTERVAL: lambda b: (lambda us, d, mo: timedelta(days=d + 30 * mo, microseconds=us))(*_qii.unpack(b)),
+    TIMESTAMP: lambda b: _dtv.make_ts(_u_i8(b), False, check=False),
+    TIMESTAMPTZ: lambda b: _dtv.make_ts(_u_i8(b), True, check=False),
+    INTERVAL: lambda b: (lambda us, d, mo: Interval(mo, d, us))(*_qii.unpack(b)),
     UUID: lambda b: uuid.UUID(bytes=b),
     NUMERIC: _numeric_from_binary,
     JSON: lambda b: json.loads(b.decode()),

@@ -7,14 +7,16 @@ import uuid
 from decimal import Decimal
 
 from engine.codec import decode_row, encode_row
+from engine.datetime_values import BigDate, BigTimestamp
+from engine.intervals import Interval
 from engine.keys import encode_key
 
 
 def test_codec_round_trip_exact():
     row = (None, True, -5, 2**62, 1.25, Decimal("12.340"), "héllo", b"\x00\xff",
            dt.datetime(2024, 1, 2, 3, 4, 5, 6), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
-           dt.date(2020, 2, 29), dt.time(1, 2, 3), dt.timedelta(days=1, seconds=5, microseconds=7),
-           uuid.UUID(int=12345), {"a": [1, 2, {"b": None}]}, [1, "x"], (1, Decimal("2")))
+           dt.date(2020, 2, 29), dt.time(1, 2, 3), Interval(14, 1, 5_000_007), BigDate(-2_000_000),
+           BigTimestamp(2**63 - 1, True), uuid.UUID(int=12345), {"a": [1, 2, {"b": None}]}, [1, "x"], (1, Decimal("2")))
     back = decode_row(encode_row(row))
     assert back == row
     assert [type(v) for v in back] == [type(v) for v in row]

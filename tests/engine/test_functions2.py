@@ -87,7 +87,11 @@ def test_intervals(arun):
         r = await one(s, "select interval '1 day 02:03:04', '2 hours 30 mins'::interval, interval '2 hours' + interval '30 minutes', "
                          "interval '1 hour' * 3, '@ 1 hour ago'::interval, '2020-01-01'::date + interval '1 day', "
                          "'2020-01-02'::date - '2020-01-01'")
-        assert r.rows == [(dt.timedelta(days=1, seconds=7384), dt.timedelta(seconds=9000), dt.timedelta(seconds=9000),
-                           dt.timedelta(hours=3), dt.timedelta(hours=-1), dt.datetime(2020, 1, 2), 1)]
+        from engine.intervals import Interval
+
+        hour = 3_600_000_000
+        assert r.rows == [(Interval(0, 1, 7384_000_000), Interval(0, 0, 9000_000_000), Interval(0, 0, 9000_000_000),
+                           Interval(0, 0, 3 * hour), Interval(0, 0, -hour), dt.datetime(2020, 1, 2), 1)]
+        assert [(v.months, v.days, v.micros) for v in r.rows[0][:1]] == [(0, 1, 7384_000_000)]
 
     arun(body())

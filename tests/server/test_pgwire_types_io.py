@@ -11,6 +11,8 @@ import pytest
 
 from engine.errors import SqlError
 from server import types_io as t
+from engine.datetime_values import BigDate, BigTimestamp
+from engine.intervals import Interval
 
 
 @pytest.mark.parametrize(
@@ -46,7 +48,8 @@ ROUND_TRIP = [
     (16, True), (21, -3), (23, 2**31 - 1), (20, -(2**63)), (26, 4000000000), (700, 1.5), (701, -2.25),
     (25, "héllo"), (1043, "v"), (17, b"\x00\x01\xff"), (1082, date(1999, 12, 31)),
     (1114, datetime(1970, 1, 1, 0, 0, 0, 1)), (1184, datetime(2030, 5, 6, 7, 8, 9, tzinfo=timezone.utc)),
-    (1083, time(23, 59, 59, 999999)), (1186, timedelta(days=-2, seconds=5)),
+    (1083, time(23, 59, 59, 999999)), (1186, Interval(14, -2, 5_000_000)), (1186, Interval(-1, 3, -7)),
+    (1082, BigDate(2**31 - 1)), (1082, BigDate(-800_000)), (1114, BigTimestamp(-(2**63), False)),
     (2950, uuid.UUID("12345678-1234-5678-1234-567812345678")),
     (1700, Decimal("0")), (1700, Decimal("-1234.5600")), (1700, Decimal("0.0001")), (1700, Decimal("100000000")),
     (1700, Decimal("123456789.000000001")), (1700, Decimal("NaN")),
