@@ -625,26 +625,34 @@ class Compiler:
 
     def _datetime_arith(self, node: exp.Binary, a: CExpr, b: CExpr) -> CExpr:
         fa, fb = a.fn, b.fn
+        from engine import datetime_values as dv
+
         if isinstance(node, exp.Sub) and a.type == b.type == T.DATE:
-            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None else (x - y).days, T.INT4)
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
+                         else dv.date_diff(x, y), T.INT4)
         if a.type == T.DATE and b.type in T.INTS:
             sign = -1 if isinstance(node, exp.Sub) else 1
             return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
-                         else x + _dt.timedelta(days=sign * y), T.DATE)
+                         else dv.date_add_days(x, sign * y), T.DATE)
         if isinstance(node, (exp.Add, exp.Sub)) and b.type == T.INTERVAL:
             sign = -1 if isinstance(node, exp.Sub) else 1
             t = T.TIMESTAMP if a.type == T.DATE else a.type
             conv = T.caster(a.type, t) or (lambda v: v)
             return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
                          else conv(x) + sign * y, t)
-        if isinstance(node, exp.Sub) and a.type == b.type:
-            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None else x - y, T.INTERVAL)
+        if isinstance(node, exp.Sub) and a.type in (T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE) and b.type in (
+                T.TIMESTAMP, T.TIMESTAMPTZ, T.DATE):
+            t = T.TIMESTAMPTZ if T.TIMESTAMPTZ in (a.type, b.type) else T.TIMESTAMP
+            ca, cb = T.caster(a.type, t) or (lambda v: v), T.caster(b.type, t) or (lambda v: v)
+            return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
+                         else dv.ts_diff(ca(x), cb(y)), T.INTERVAL)
         raise errors.UndefinedFunction(f"operator does not exist: {T.TYPE_NAMES.get(a.type)} and {T.TYPE_NAMES.get(b.type)}")
 
     def c_Interval(self, node: exp.Interval) -> CExpr:
+        from engine.datetime_parse import interval_literal
+
         txt = node.this.name if isinstance(node.this, exp.Literal) else node.this.sql()
-        unit = node.unit.name if node.args.get("unit") is not None else ""
-        return const(_parse_interval(f"{txt} {unit}".strip()), T.INTERVAL)
+        return const(interval_literal(txt, node.args.get("unit")), T.INTERVAL)
 
     def c_Neg(self, node: exp.Neg) -> CExpr:
         a = self.compile(node.this)

@@ -69,3 +69,26 @@ def _split_list(s: str) -> list[str]:
 
 SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time zone": "timezone",
                 "session authorization": "session_authorization"}
+
+
+def command_line_options(options: str) -> dict[str, str]:
+    """The ``-c name=value`` / ``--name=value`` settings of a startup packet's ``options``
+    (libpq's PGOPTIONS), lower-cased names."""
+    out: dict[str, str] = {}
+    words = options.replace("\\ ", "\0").split()
+    i = 0
+    while i < len(words):
+        w = words[i].replace("\0", " ")
+        item = None
+        if w == "-c" and i + 1 < len(words):
+            item = words[i + 1].replace("\0", " ")
+            i += 1
+        elif w.startswith("-c"):
+            item = w[2:]
+        elif w.startswith("--"):
+            item = w[2:]
+        if item and "=" in item:
+            k, v = item.split("=", 1)
+            out[k.strip().lower().replace("-", "_")] = v
+        i += 1
+    return out

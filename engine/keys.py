@@ -63,6 +63,10 @@ def encode_value(v: Any) -> bytes:
         if isinstance(v, _dt.datetime) and v.tzinfo is not None:
             v = v.astimezone(_dt.timezone.utc)
         return b"\x07" + _esc(v.isoformat().encode())
+    if hasattr(v, "span"):  # Interval: ordered by its 30-day-month span
+        return b"\x08" + (v.span() + (1 << 127)).to_bytes(16, "big")
+    if hasattr(v, "days") or hasattr(v, "us"):  # BigDate / BigTimestamp: stable, unordered
+        return b"\x07" + _esc(repr(v).encode())
     return b"\x05" + _esc(str(v).encode())
 
 

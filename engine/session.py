@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator
 import structlog
 from sqlglot import exp
 
-from engine import errors, guc, positions
+from engine import datetime_style, errors, guc, positions
 from engine import types as T
 from engine.api import Column, LockBusy, Prepared, Result
 from engine.catalog import SEQUENCE_TABLE, Catalog
@@ -48,6 +48,7 @@ class EngineSession:
         for k, v in params.items():
             if k.lower() not in ("user", "database", "options", "replication"):
                 self.gucs[k.lower()] = v
+        self.gucs.update(guc.command_line_options(params.get("options", "")))
         self.txn: Txn | None = None
         self.currvals: dict[str, int] = {}
         # Cancel / statement_timeout / client-gone state, polled by the executor's row loops
@@ -285,6 +286,7 @@ class EngineSession:
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         self.interrupts.begin(self.gucs.get("statement_timeout"))
+        datetime_style.activate(self.gucs)
         try:
             handler = getattr(self, "_k_" + st.kind)
             if st.kind == "sql":
@@ -506,8 +508,8 @@ class EngineSession:
             self.txn.read_only = value.lower() in ("on", "true", "1")
         if name == "default_transaction_read_only" and self.store.read_only and value.lower() in ("off", "false", "0"):
             pass
-        if name == "datestyle":
-            value = "ISO, MDY" if value.upper().startswith("ISO") or not value else value
+        if name in ("datestyle", "timezone", "intervalstyle"):
+            value = datetime_style.check_setting(name, value, self.gucs.get(name, ""))
         self.gucs[name] = value
         return Result("SET")
 
@@ -521,7 +523,8 @@ class EngineSession:
     async def _k_set_tz(self, st: Stmt) -> Result:
         self._note_guc("timezone", bool(re.match(r"set\s+local\b", st.text, re.I)))
         v = guc.normalize_value(st.info["value"])
-        self.gucs["timezone"] = "UTC" if v.lower() in ("local", "default") else v
+        self.gucs["timezone"] = "UTC" if v.lower() in ("local", "default") else \
+            datetime_style.check_setting("timezone", v, self.gucs.get("timezone", ""))
         return Result("SET")
 
     async def _k_set_names(self, st: Stmt) -> Result:
