@@ -19,7 +19,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engine import errors, positions
+from engine import errors, lexcheck, positions
 from engine.normalize import normalize
 from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
@@ -144,6 +144,9 @@ def _classify(text: str) -> Stmt:
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
         src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)
+    junk = lexcheck.check(text)
+    if junk is not None:
+        raise junk
     try:
         ast = sqlglot.parse_one(src, read="postgres")
     except TokenError as e:

@@ -53,6 +53,7 @@ _NODE_STATES = frozenset({
     "22P02", "22003", "22008", "22007", "22009", "22015", "2202E", "22023", "22P03",
 })
 _NAME_STATES = frozenset({"42P01", "42703", "42883", "42704"})
+_ANALYSED = (exp.Query, exp.Insert, exp.Update, exp.Delete, exp.Merge)
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.BYTE_STRING,
                             TokenType.HEREDOC_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING})
 _PAREN = frozenset({TokenType.L_PAREN, TokenType.R_PAREN})
@@ -209,8 +210,8 @@ def _find(err: Any, stmt: Any, query: str, shaped: bool) -> int | None:
     span = node_span(node) if node is not None else None
     if err.sqlstate.startswith("22"):
         value = _literal_value(err.message)
-        if value is None and node is None:
-            return None
+        if value is None and (node is None or not err.message.startswith("invalid input syntax")):
+            return None  # e.g. "bigint out of range" from folding constant arithmetic: no position
         lo, hi = (to_orig(to_text(span[0])), to_orig(to_text(span[1]))) if span else (0, len(orig))
         strings = [t for t in tokens(orig) if t.token_type in _STRING_TOKENS and lo <= t.start <= hi]
         for t in strings:
@@ -230,7 +231,8 @@ def _find(err: Any, stmt: Any, query: str, shaped: bool) -> int | None:
                     if q is not None:
                         return base + q
             return mapped(p)
-    if err.sqlstate in _NAME_STATES:
+    if err.sqlstate in _NAME_STATES and isinstance(stmt.ast, _ANALYSED):
+        # utility statements (DROP, ALTER ...) report unknown names without a position
         name = _quoted_name(err.message)
         if name is not None:
             q = _find_name(name, tokens(orig), orig, err.message.startswith("function"))
