@@ -1,10 +1,11 @@
-"""Date/time functions: date_trunc, date_part, age, justify_*, to_char / to_date /
-to_timestamp (common template patterns), make_date / make_timestamp(tz) / make_interval,
-AT TIME ZONE.
+"""Date/time functions: date_trunc, date_part / extract, age, justify_*, isfinite,
+to_char / to_date / to_timestamp (common template patterns), make_date /
+make_timestamp(tz) / make_interval, AT TIME ZONE.
 
-Timestamps are ``datetime`` (naive = timestamp, UTC-aware = timestamptz), intervals are
-``timedelta`` (no separate months field: a month counts as 30 days, as
-``justify_days`` does).  Time zones come from ``zoneinfo``.
+Values are those of ``engine.datetime_values`` (``datetime`` / ``date`` or their Big*
+forms for BC, far-future and infinite values) and ``engine.intervals.Interval``.
+Field arithmetic works on microseconds since 2000-01-01 so BC years behave; timestamptz
+fields are taken in the session time zone.
 """
 
 from __future__ import annotations
@@ -16,188 +17,380 @@ from typing import Any, Callable
 
 from sqlglot import exp
 
+from engine import datetime_values as dv
 from engine import errors
 from engine import types as T
+from engine.datetime_style import current, zone as _style_zone
 from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _strict
+from engine.intervals import USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, Interval, as_interval
+from engine.intervals import justify_days, justify_hours, justify_interval
 
 _UTC = _dt.timezone.utc
 
 
-def _zone(name: str) -> _dt.tzinfo:
-    n = name.strip()
-    if n.upper() in ("UTC", "GMT", "Z", "ETC/UTC", "UCT"):
-        return _UTC
-    m = re.fullmatch(r"([+-]?)(\d{1,2})(?::?(\d\d))?", n)
-    if m:  # POSIX-style offsets: '+05' means 5 hours WEST of Greenwich in PostgreSQL
-        sign = -1 if m.group(1) != "-" else 1
-        return _dt.timezone(sign * _dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(n)
-    except Exception:  # noqa: BLE001
-        raise errors.SqlError(f'time zone "{name}" not recognized', sqlstate="22023") from None
+def _zone(name: Any) -> _dt.tzinfo:
+    """A zone argument (AT TIME ZONE, timezone(), date_trunc's third): a name, or an
+    interval giving the offset east of UTC."""
+    if isinstance(name, (Interval, _dt.timedelta)):
+        secs = as_interval(name).micros // 1_000_000
+        return _dt.timezone(_dt.timedelta(seconds=secs))
+    return _style_zone(str(name))
 
 
-
-
+def _session_tz(c: Any = None) -> _dt.tzinfo:
+    return current().zone
 
 
 def _ts_arg(cp: Compiler, e: exp.Expression) -> CExpr:
     c = cp.compile(e)
-    if c.type == T.UNKNOWN or (c.param is not None and c.type == T.UNKNOWN):
+    if c.type == T.UNKNOWN or c.type in T.STRINGS:
         c = cp.coerce(c, T.TIMESTAMPTZ)
     if c.type == T.DATE:
         c = cp.coerce(c, T.TIMESTAMPTZ)
     return c
 
 
+def _tname(oid: int) -> str:
+    return T.TYPE_NAMES.get(oid, "timestamp")
+
+
 # -- date_trunc --------------------------------------------------------------------------------
-def _trunc_dt(unit: str, v: _dt.datetime) -> _dt.datetime:
-    u = unit.lower().rstrip("s") if unit.lower() not in ("millennium", "millennia") else "millennium"
-    if u == "microsecond":
+_UNIT_ALIASES = {
+    "microsecond": "microseconds", "microseconds": "microseconds", "us": "microseconds", "usec": "microseconds",
+    "usecs": "microseconds", "useconds": "microseconds",
+    "millisecond": "milliseconds", "milliseconds": "milliseconds", "ms": "milliseconds", "msec": "milliseconds",
+    "msecs": "milliseconds", "mseconds": "milliseconds",
+    "second": "second", "seconds": "second", "sec": "second", "secs": "second", "s": "second",
+    "minute": "minute", "minutes": "minute", "min": "minute", "mins": "minute", "m": "minute",
+    "hour": "hour", "hours": "hour", "hr": "hour", "hrs": "hour", "h": "hour",
+    "day": "day", "days": "day", "d": "day", "week": "week", "weeks": "week", "w": "week",
+    "month": "month", "months": "month", "mon": "month", "mons": "month",
+    "quarter": "quarter", "qtr": "quarter", "year": "year", "years": "year", "y": "year", "yr": "year",
+    "yrs": "year", "decade": "decade", "decades": "decade", "dec": "decade", "decs": "decade",
+    "century": "century", "centuries": "century", "c": "century", "cent": "century",
+    "millennium": "millennium", "millennia": "millennium", "mil": "millennium", "mils": "millennium",
+    "epoch": "epoch", "julian": "julian", "j": "julian", "dow": "dow", "isodow": "isodow", "doy": "doy",
+    "isoyear": "isoyear", "timezone": "timezone", "timezone_hour": "timezone_hour",
+    "timezone_minute": "timezone_minute", "tz": "timezone", "tz_hour": "timezone_hour", "tz_minute": "timezone_minute",
+}
+
+
+def _unit(u: str) -> str | None:
+    return _UNIT_ALIASES.get(u.strip().lower())
+
+
+def _cdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _trunc_fields(unit: str, f: tuple, tname: str, raw: str) -> tuple:
+    y, mo, d, hh, mi, ss, us = f
+    if unit == "microseconds":
+        return f
+    if unit == "milliseconds":
+        return (y, mo, d, hh, mi, ss, us // 1000 * 1000)
+    if unit == "second":
+        return (y, mo, d, hh, mi, ss, 0)
+    if unit == "minute":
+        return (y, mo, d, hh, mi, 0, 0)
+    if unit == "hour":
+        return (y, mo, d, hh, 0, 0, 0)
+    if unit == "day":
+        return (y, mo, d, 0, 0, 0, 0)
+    if unit == "week":
+        j = dv.date2j(y, mo, d)
+        j -= (j % 7)  # back to Monday (Julian day 0 is a Monday)
+        return (*dv.j2date(j), 0, 0, 0, 0)
+    if unit == "month":
+        return (y, mo, 1, 0, 0, 0, 0)
+    if unit == "quarter":
+        return (y, (mo - 1) // 3 * 3 + 1, 1, 0, 0, 0, 0)
+    if unit == "year":
+        return (y, 1, 1, 0, 0, 0, 0)
+    if unit == "decade":
+        y2 = y // 10 * 10 if y > 0 else -_cdiv(8 - (y - 1), 10) * 10
+        return (y2, 1, 1, 0, 0, 0, 0)
+    if unit == "century":
+        y2 = _cdiv(y + 99, 100) * 100 - 99 if y > 0 else -_cdiv(99 - (y - 1), 100) * 100 + 1
+        return (y2, 1, 1, 0, 0, 0, 0)
+    if unit == "millennium":
+        y2 = _cdiv(y + 999, 1000) * 1000 - 999 if y > 0 else -_cdiv(999 - (y - 1), 1000) * 1000 + 1
+        return (y2, 1, 1, 0, 0, 0, 0)
+    raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+
+
+def trunc_timestamp(raw: str, v: Any, zone: _dt.tzinfo | None = None) -> Any:
+    tz = dv.is_aware(v)
+    tname = "timestamp with time zone" if tz else "timestamp without time zone"
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type {tname}', sqlstate="22023")
+    if dv.is_infinite(v):
         return v
-    if u == "millisecond":
-        return v.replace(microsecond=v.microsecond // 1000 * 1000)
-    if u == "second":
-        return v.replace(microsecond=0)
-    if u == "minute":
-        return v.replace(second=0, microsecond=0)
-    if u == "hour":
-        return v.replace(minute=0, second=0, microsecond=0)
-    if u == "day":
-        return v.replace(hour=0, minute=0, second=0, microsecond=0)
-    if u == "week":
-        d = v - _dt.timedelta(days=v.weekday())
-        return d.replace(hour=0, minute=0, second=0, microsecond=0)
-    base = v.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if u == "month":
-        return base
-    if u == "quarter":
-        return base.replace(month=(v.month - 1) // 3 * 3 + 1)
-    if u == "year":
-        return base.replace(month=1)
-    if u == "decade":
-        return base.replace(year=v.year // 10 * 10, month=1)
-    if u == "century":
-        return base.replace(year=(v.year - 1) // 100 * 100 + 1, month=1)
-    if u == "millennium":
-        return base.replace(year=(v.year - 1) // 1000 * 1000 + 1, month=1)
-    raise errors.SqlError(f'unit "{unit}" not recognized for type timestamp', sqlstate="22023")
+    us = dv.ts_us(v)
+    if tz:
+        z = zone or _session_tz()
+        f = _trunc_fields(unit, dv.split_us(dv.utc_to_local(us, z)), tname, raw)
+        local = dv.join_us(*f)
+        if unit in ("microseconds", "milliseconds", "second", "minute"):
+            return dv.make_ts(us - (dv.utc_to_local(us, z) - local), True)
+        return dv.make_ts(dv.local_to_utc(local, z), True)
+    return dv.make_ts(dv.join_us(*_trunc_fields(unit, dv.split_us(us), tname, raw)), False)
+
+
+def trunc_interval(raw: str, v: Any) -> Interval:
+    iv = as_interval(v)
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type interval', sqlstate="22023")
+    years, months = _cdiv(iv.months, 12), iv.months - _cdiv(iv.months, 12) * 12
+    t = iv.micros
+    if unit == "week":
+        raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000",
+                              detail="Months usually have fractional weeks.")
+    steps = {"microseconds": 1, "milliseconds": 1000, "second": 1_000_000, "minute": USECS_PER_MINUTE,
+             "hour": USECS_PER_HOUR}
+    if unit in steps:
+        return Interval(iv.months, iv.days, _cdiv(t, steps[unit]) * steps[unit])
+    if unit == "day":
+        return Interval(iv.months, iv.days, 0)
+    if unit == "month":
+        return Interval(iv.months, 0, 0)
+    if unit == "quarter":
+        return Interval(years * 12 + _cdiv(months, 3) * 3, 0, 0)
+    mult = {"year": 1, "decade": 10, "century": 100, "millennium": 1000}.get(unit)
+    if mult is None:
+        raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000")
+    return Interval(_cdiv(years, mult) * mult * 12, 0, 0)
 
 
 def _date_trunc(cp: Compiler, node: exp.Expression) -> CExpr:
+    zone_f = None
     if isinstance(node, exp.TimestampTrunc):
         unit_node, ts_node = node.args.get("unit"), node.this
         unit_c: Any = (lambda r, c, u=unit_node.name: u) if unit_node is not None else None
+        if node.args.get("zone") is not None:
+            zone_f = cp.coerce(cp.compile(node.args["zone"]), T.TEXT).fn
     else:
         a = _args(node)
         unit_c = cp.coerce(cp.compile(a[0]), T.TEXT).fn
         ts_node = a[1]
+        if len(a) > 2:
+            zone_f = cp.coerce(cp.compile(a[2]), T.TEXT).fn
     ts = _ts_arg(cp, ts_node)
     f = ts.fn
     if ts.type == T.INTERVAL:
-        def iv(r: Any, c: Any) -> Any:
-            v, u = f(r, c), unit_c(r, c)
-            if v is None or u is None:
-                return None
-            secs = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}.get(u.lower().rstrip("s"))
-            if secs is None:
-                return v
-            return _dt.timedelta(seconds=(v.total_seconds() // secs) * secs)
-
-        return CExpr(iv, T.INTERVAL)
-    tz_of = _session_tz
+        return CExpr(lambda r, c: None if (v := f(r, c)) is None or (u := unit_c(r, c)) is None
+                     else trunc_interval(u, v), T.INTERVAL)
 
     def run(r: Any, c: Any) -> Any:
         v, u = f(r, c), unit_c(r, c)
         if v is None or u is None:
             return None
-        if v.tzinfo is not None:
-            z = tz_of(c)
-            local = v.astimezone(z)
-            t = _trunc_dt(u, local.replace(tzinfo=None))
-            return _localize(t, z).astimezone(_UTC)
-        return _trunc_dt(u, v)
+        z = None
+        if zone_f is not None:
+            zn = zone_f(r, c)
+            if zn is None:
+                return None
+            z = _zone(zn)
+        return trunc_timestamp(u, v, z)
 
     return CExpr(run, ts.type)
 
 
-def _localize(naive: _dt.datetime, z: _dt.tzinfo) -> _dt.datetime:
-    return naive.replace(tzinfo=z)
-
-
-def _session_tz(c: Any) -> _dt.tzinfo:
-    name = "UTC"
-    if c is not None and getattr(c, "session", None) is not None:
-        name = c.session.gucs.get("timezone", "UTC") or "UTC"
-    return _zone(name)
-
-
 # -- date_part / extract ----------------------------------------------------------------------
-def _part(unit: str, v: Any, c: Any) -> Any:
-    u = unit.lower()
-    if isinstance(v, _dt.timedelta):
-        total = Decimal(v.days * 86400 + v.seconds) + Decimal(v.microseconds) / Decimal(10**6)
-        if u == "epoch":
-            return total
-        days = v.days
-        secs = v.seconds
-        return Decimal({"day": days, "days": days, "hour": secs // 3600, "minute": secs % 3600 // 60,
-                        "second": secs % 60, "month": 0, "year": 0}.get(u, 0)) + (
-            Decimal(v.microseconds) / Decimal(10**6) if u == "second" else 0)
-    if isinstance(v, _dt.datetime) and v.tzinfo is not None and u != "epoch":
-        v = v.astimezone(_session_tz(c))
-    if u == "epoch":
-        if isinstance(v, _dt.datetime):
-            base = v if v.tzinfo else v.replace(tzinfo=_UTC)
-            return Decimal(int(base.timestamp())) + Decimal(base.microsecond) / Decimal(10**6)
-        return Decimal(int(_dt.datetime(v.year, v.month, v.day, tzinfo=_UTC).timestamp()))
-    if u in ("dow",):
-        return Decimal((v.weekday() + 1) % 7)
-    if u == "isodow":
-        return Decimal(v.isoweekday())
-    if u == "doy":
-        return Decimal(v.timetuple().tm_yday)
-    if u == "week":
-        return Decimal(v.isocalendar()[1])
-    if u == "quarter":
-        return Decimal((v.month - 1) // 3 + 1)
-    if u == "decade":
-        return Decimal(v.year // 10)
-    if u == "century":
-        return Decimal((v.year - 1) // 100 + 1)
-    if u == "millennium":
-        return Decimal((v.year - 1) // 1000 + 1)
-    if u == "isoyear":
-        return Decimal(v.isocalendar()[0])
-    if u in ("second", "seconds"):
-        return Decimal(getattr(v, "second", 0)) + Decimal(getattr(v, "microsecond", 0)) / Decimal(10**6)
-    if u == "milliseconds":
-        return Decimal(getattr(v, "second", 0) * 1000) + Decimal(getattr(v, "microsecond", 0)) / Decimal(1000)
-    if u == "microseconds":
-        return Decimal(getattr(v, "second", 0) * 10**6 + getattr(v, "microsecond", 0))
-    if u == "timezone":
-        return Decimal(int(v.utcoffset().total_seconds())) if isinstance(v, _dt.datetime) and v.tzinfo else Decimal(0)
-    attr = {"years": "year", "months": "month", "days": "day", "hours": "hour", "minutes": "minute"}.get(u, u)
-    if not hasattr(v, attr):
-        raise errors.SqlError(f'unit "{unit}" not supported for type {type(v).__name__}', sqlstate="0A000")
-    return Decimal(getattr(v, attr))
+_INF = Decimal("Infinity")
+_INFINITE_UNITS = ("epoch", "year", "decade", "century", "millennium", "julian", "isoyear")
+
+
+def _iso_year_week(y: int, mo: int, d: int) -> tuple[int, int]:
+    j = dv.date2j(y, mo, d)
+    dow = j % 7  # 0 = Monday
+    thursday = j - dow + 3
+    ty = dv.j2date(thursday)[0]
+    week = (thursday - dv.date2j(ty, 1, 1)) // 7 + 1
+    return ty, week
+
+
+def _year_field(unit: str, y: int) -> int:
+    if unit == "year":
+        return y if y > 0 else y - 1
+    if unit == "decade":
+        return y // 10 if y >= 0 else -_cdiv(8 - (y - 1), 10)
+    if unit == "century":
+        return _cdiv(y + 99, 100) if y > 0 else -_cdiv(99 - (y - 1), 100)
+    return _cdiv(y + 999, 1000) if y > 0 else -_cdiv(999 - (y - 1), 1000)
+
+
+def _scaled(n: int, scale: int) -> Decimal:
+    return Decimal(n).scaleb(-scale)
+
+
+def extract_timestamp(raw: str, v: Any) -> Decimal | None:
+    tz = dv.is_aware(v)
+    tname = "timestamp with time zone" if tz else "timestamp without time zone"
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type {tname}', sqlstate="22023")
+    if dv.is_infinite(v):
+        if unit in _INFINITE_UNITS:
+            return _INF if dv.infinity_sign(v) > 0 else -_INF
+        if unit in ("timezone", "timezone_hour", "timezone_minute") and not tz:
+            raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+        return None
+    us = dv.ts_us(v)
+    if unit == "epoch":
+        return _scaled(us + 946684800 * 1_000_000, 6)
+    off = dv.offset_at_utc(us, _session_tz()) if tz else 0
+    if unit in ("timezone", "timezone_hour", "timezone_minute"):
+        if not tz:
+            raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+        return Decimal(off if unit == "timezone" else _cdiv(off, 3600) if unit == "timezone_hour"
+                       else _cdiv(off, 60) - _cdiv(off, 3600) * 60)
+    local = us + off * 1_000_000
+    y, mo, d, hh, mi, ss, micro = dv.split_us(local)
+    return _fields(unit, raw, tname, y, mo, d, hh, mi, ss, micro, local)
+
+
+def _fields(unit: str, raw: str, tname: str, y: int, mo: int, d: int, hh: int, mi: int, ss: int, micro: int,
+            local: int | None) -> Decimal:
+    if unit == "microseconds":
+        return Decimal(ss * 1_000_000 + micro)
+    if unit == "milliseconds":
+        return _scaled(ss * 1_000_000 + micro, 3)
+    if unit == "second":
+        return _scaled(ss * 1_000_000 + micro, 6)
+    if unit == "minute":
+        return Decimal(mi)
+    if unit == "hour":
+        return Decimal(hh)
+    if unit == "day":
+        return Decimal(d)
+    if unit == "month":
+        return Decimal(mo)
+    if unit == "quarter":
+        return Decimal((mo - 1) // 3 + 1)
+    if unit == "week":
+        return Decimal(_iso_year_week(y, mo, d)[1])
+    if unit in ("year", "decade", "century", "millennium"):
+        return Decimal(_year_field(unit, y))
+    if unit == "isoyear":
+        iy = _iso_year_week(y, mo, d)[0]
+        return Decimal(iy if iy > 0 else iy - 1)
+    if unit == "dow":
+        return Decimal((dv.date2j(y, mo, d) + 1) % 7)
+    if unit == "isodow":
+        return Decimal(dv.date2j(y, mo, d) % 7 + 1)
+    if unit == "doy":
+        return Decimal(dv.date2j(y, mo, d) - dv.date2j(y, 1, 1) + 1)
+    if unit == "julian":
+        day_us = ((hh * 60 + mi) * 60 + ss) * 1_000_000 + micro
+        if local is None or day_us == 0:
+            return Decimal(dv.date2j(y, mo, d))
+        return Decimal(dv.date2j(y, mo, d)) + Decimal(day_us) / Decimal(USECS_PER_DAY)
+    raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+
+
+def extract_date(raw: str, v: Any) -> Decimal | None:
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type date', sqlstate="22023")
+    if unit in ("microseconds", "milliseconds", "second", "minute", "hour", "timezone", "timezone_hour",
+                "timezone_minute"):
+        raise errors.SqlError(f'unit "{raw}" not supported for type date', sqlstate="0A000")
+    if dv.is_infinite(v):
+        if unit in _INFINITE_UNITS:
+            return _INF if dv.infinity_sign(v) > 0 else -_INF
+        return None
+    days = dv.date_days(v)
+    if unit == "epoch":
+        return Decimal((days + 10957) * 86400)
+    y, mo, d = dv.j2date(days + dv.EPOCH_J)
+    return _fields(unit, raw, "date", y, mo, d, 0, 0, 0, 0, None)
+
+
+def extract_interval(raw: str, v: Any) -> Decimal:
+    iv = as_interval(v)
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type interval', sqlstate="22023")
+    if unit == "epoch":
+        years = _cdiv(iv.months, 12)
+        rest = iv.months - years * 12
+        total = (Decimal(iv.micros) + Decimal(years) * Decimal("31557600000000") + Decimal(rest) * Decimal(
+            30 * USECS_PER_DAY) + Decimal(iv.days) * Decimal(USECS_PER_DAY))
+        return total.scaleb(-6)
+    years = _cdiv(iv.months, 12)
+    mons = iv.months - years * 12
+    hours = _cdiv(iv.micros, USECS_PER_HOUR)
+    rest = iv.micros - hours * USECS_PER_HOUR
+    mins = _cdiv(rest, USECS_PER_MINUTE)
+    sec_us = rest - mins * USECS_PER_MINUTE
+    if unit == "microseconds":
+        return Decimal(sec_us)
+    if unit == "milliseconds":
+        return _scaled(sec_us, 3)
+    if unit == "second":
+        return _scaled(sec_us, 6)
+    if unit == "minute":
+        return Decimal(mins)
+    if unit == "hour":
+        return Decimal(hours)
+    if unit == "day":
+        return Decimal(iv.days)
+    if unit == "month":
+        return Decimal(mons)
+    if unit == "quarter":
+        return Decimal(_cdiv(mons, 3) + 1)
+    if unit == "year":
+        return Decimal(years)
+    if unit == "decade":
+        return Decimal(_cdiv(years, 10))
+    if unit == "century":
+        return Decimal(_cdiv(years, 100))
+    if unit == "millennium":
+        return Decimal(_cdiv(years, 1000))
+    raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000")
+
+
+def extract_time(raw: str, v: _dt.time) -> Decimal:
+    unit = _unit(raw)
+    if unit is None:
+        raise errors.SqlError(f'unit "{raw}" not recognized for type time without time zone', sqlstate="22023")
+    us = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+    if unit == "epoch":
+        return _scaled(us, 6)
+    if unit in ("microseconds", "milliseconds", "second", "minute", "hour"):
+        return _fields(unit, raw, "time without time zone", 2000, 1, 1, v.hour, v.minute, v.second,
+                       v.microsecond, None)
+    raise errors.SqlError(f'unit "{raw}" not supported for type time without time zone', sqlstate="0A000")
+
+
+def extract_any(unit: str, v: Any, oid: int) -> Decimal | None:
+    if oid == T.INTERVAL or isinstance(v, (Interval, _dt.timedelta)):
+        return extract_interval(unit, v)
+    if oid == T.DATE or dv.is_date(v):
+        return extract_date(unit, v)
+    if isinstance(v, _dt.time):
+        return extract_time(unit, v)
+    return extract_timestamp(unit, v)
 
 
 def _date_part(cp: Compiler, node: exp.Expression) -> CExpr:
     a = _args(node)
     u = cp.coerce(cp.compile(a[0]), T.TEXT).fn
     v = cp.compile(a[1])
-    if v.type == T.UNKNOWN:
-        v = cp.coerce(v, T.TIMESTAMPTZ)
-    fv = v.fn
+    if v.type in (T.UNKNOWN, T.DATE) or v.type in T.STRINGS:
+        v = cp.coerce(v, T.TIMESTAMPTZ if v.type != T.DATE else T.TIMESTAMP)
+    fv, oid = v.fn, v.type
 
     def run(r: Any, c: Any) -> Any:
         x, unit = fv(r, c), u(r, c)
         if x is None or unit is None:
             return None
-        return float(_part(unit, x, c))
+        d = extract_any(unit, x, oid)
+        return None if d is None else float(d)
 
     return CExpr(run, T.FLOAT8)
 
@@ -205,64 +398,51 @@ def _date_part(cp: Compiler, node: exp.Expression) -> CExpr:
 def _extract(cp: Compiler, node: exp.Expression) -> CExpr:
     unit = node.this.name
     v = cp.compile(node.expression)
-    if v.type == T.UNKNOWN:
+    if v.type == T.UNKNOWN or v.type in T.STRINGS:
         v = cp.coerce(v, T.TIMESTAMPTZ)
-    fv = v.fn
-    return CExpr(lambda r, c: None if (x := fv(r, c)) is None else _part(unit, x, c), T.NUMERIC)
+    fv, oid = v.fn, v.type
+    return CExpr(lambda r, c: None if (x := fv(r, c)) is None else extract_any(unit, x, oid), T.NUMERIC)
 
 
-# -- age / justify -----------------------------------------------------------------------------
+# -- age / justify / isfinite --------------------------------------------------------------------
 def _age(cp: Compiler, node: exp.Expression) -> CExpr:
     a = _args(node)
     x = _ts_arg(cp, a[0])
-    if len(a) > 1:
-        y = cp.coerce(_ts_arg(cp, a[1]), x.type)
-        fy = y.fn
-    else:
-        fy = None
+    fy = cp.coerce(_ts_arg(cp, a[1]), x.type).fn if len(a) > 1 else None
     fx = x.fn
 
     def run(r: Any, c: Any) -> Any:
         v = fx(r, c)
         if v is None:
             return None
-        w = fy(r, c) if fy else (c.now.replace(hour=0, minute=0, second=0, microsecond=0) if v.tzinfo
-                                 else c.now.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0))
+        if fy is not None:
+            w = fy(r, c)
+        else:  # midnight today, local time
+            z = _session_tz()
+            local = dv.utc_to_local(dv.ts_us(c.now), z) // USECS_PER_DAY * USECS_PER_DAY
+            w = dv.make_ts(dv.local_to_utc(local, z), True) if dv.is_aware(v) else dv.make_ts(local, False)
         if w is None:
             return None
-        return _months_diff(v, w)
+        return dv.age(v, w, _session_tz())
 
     return CExpr(run, T.INTERVAL)
 
 
-def _months_diff(a: _dt.datetime, b: _dt.datetime) -> _dt.timedelta:
-    """age(a, b) with a month counted as 30 days (intervals hold no months field)."""
-    sign = 1
-    if a < b:
-        a, b, sign = b, a, -1
-    months = (a.year - b.year) * 12 + (a.month - b.month)
-    anchor_month = b.month - 1 + months
-    try:
-        anchor = b.replace(year=b.year + anchor_month // 12, month=anchor_month % 12 + 1)
-    except ValueError:
-        anchor = b.replace(year=b.year + anchor_month // 12, month=anchor_month % 12 + 1, day=28)
-    if anchor > a:
-        months -= 1
-        anchor_month -= 1
-        try:
-            anchor = b.replace(year=b.year + anchor_month // 12, month=anchor_month % 12 + 1)
-        except ValueError:
-            anchor = b.replace(year=b.year + anchor_month // 12, month=anchor_month % 12 + 1, day=28)
-    rest = a - anchor
-    return sign * (_dt.timedelta(days=30 * months) + rest)
-
-
 def _justify(kind: str) -> Callable:
+    fn = {"days": justify_days, "hours": justify_hours, "interval": justify_interval}[kind]
+
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         a = cp.coerce(cp.compile(_args(node)[0]), T.INTERVAL)
-        return _strict([a.fn], lambda v: v, T.INTERVAL)  # days/hours already normalised in timedelta
+        return _strict([a.fn], lambda v: fn(as_interval(v)), T.INTERVAL)
 
     return h
+
+
+def _isfinite(cp: Compiler, node: exp.Expression) -> CExpr:
+    a = cp.compile(_args(node)[0])
+    if a.type in (T.UNKNOWN,) or a.type in T.STRINGS:
+        a = cp.coerce(a, T.TIMESTAMPTZ)
+    return _strict([a.fn], lambda v: not dv.is_infinite(v), T.BOOL)
 
 
 # -- to_char / to_date / to_timestamp ----------------------------------------------------------------
@@ -342,10 +522,15 @@ def _to_char(cp: Compiler, node: exp.Expression) -> CExpr:
             return None
         if numeric:
             return _format_number(x, f)
+        if dv.is_infinite(x):
+            return None
         if isinstance(x, _dt.datetime) and x.tzinfo is not None:
             x = x.astimezone(_session_tz(c))
-        if isinstance(x, _dt.timedelta):
-            x = _dt.datetime(1, 1, 1) + x
+        if isinstance(x, (Interval, _dt.timedelta)):
+            iv = as_interval(x)
+            x = _dt.datetime(1, 1, 1) + _dt.timedelta(days=iv.days, microseconds=iv.micros)
+        if dv.is_date(x) and type(x) is _dt.date:
+            x = _dt.datetime(x.year, x.month, x.day)
         return format_datetime(x, f)
 
     return CExpr(run, T.TEXT)
@@ -427,7 +612,14 @@ def _to_timestamp(cp: Compiler, node: exp.Expression) -> CExpr:
         x = cp.coerce(cp.compile(a[0]), T.FLOAT8)
 
         def from_epoch(v: float) -> Any:
-            return _dt.datetime(1970, 1, 1, tzinfo=_UTC) + _dt.timedelta(seconds=v)
+            if v != v:
+                raise errors.SqlError("timestamp cannot be NaN", sqlstate="22008")
+            if v in (float("inf"), float("-inf")):
+                return dv.infinite_ts(1 if v > 0 else -1, True)
+            us = round((v - 946684800) * 1_000_000)
+            if not (dv.MIN_US <= us < dv.END_US):
+                raise errors.SqlError(f'timestamp out of range: "{v:g}"', sqlstate="22008")
+            return dv.make_ts(us, True)
 
         return _strict([x.fn], from_epoch, T.TIMESTAMPTZ)
     s, f = cp.coerce(cp.compile(a[0]), T.TEXT).fn, _fmt_arg(cp, a[1])
@@ -436,7 +628,7 @@ def _to_timestamp(cp: Compiler, node: exp.Expression) -> CExpr:
         v, fmt = s(r, c), f(r, c)
         if v is None or fmt is None:
             return None
-        return parse_datetime(v, fmt).replace(tzinfo=_session_tz(c)).astimezone(_UTC)
+        return dv.to_timestamp(parse_datetime(v, fmt), True, _session_tz(c))
 
     return CExpr(run, T.TIMESTAMPTZ)
 
@@ -444,23 +636,36 @@ def _to_timestamp(cp: Compiler, node: exp.Expression) -> CExpr:
 def _make_date(cp: Compiler, node: exp.Expression) -> CExpr:
     fs = [cp.coerce(cp.compile(x), T.INT4).fn for x in _args(node)[:3]]
 
-    def body(y: int, m: int, d: int) -> _dt.date:
-        try:
-            return _dt.date(y, m, d)
-        except ValueError:
-            raise errors.SqlError(f"date field value out of range: {y}-{m:02d}-{d:02d}", sqlstate="22008") from None
+    def body(y: int, m: int, d: int) -> Any:
+        return dv.make_date((dv.date2j(*_checked_ymd(y, m, d, "date")) - dv.EPOCH_J))
 
     return _strict(fs, body, T.DATE)
+
+
+def _checked_ymd(y: int, m: int, d: int, what: str) -> tuple[int, int, int]:
+    """Year (negative = BC), month, day -> astronomical (y, m, d); 22008 if invalid."""
+    if y == 0 or not 1 <= m <= 12 or not 1 <= d <= dv.days_in_month(y if y > 0 else y + 1, m):
+        raise errors.SqlError(f"{what} field value out of range: {y}-{m:02d}-{d:02d}", sqlstate="22008")
+    return (y if y > 0 else y + 1), m, d
 
 
 def _make_timestamp(tz: bool) -> Callable:
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         a = _args(node)
         fs = [cp.coerce(cp.compile(x), T.INT4).fn for x in a[:5]] + [cp.coerce(cp.compile(a[5]), T.FLOAT8).fn]
+        if tz and len(a) > 6:
+            fs.append(cp.coerce(cp.compile(a[6]), T.TEXT).fn)
 
-        def body(y: int, mo: int, d: int, h: int, mi: int, sec: float) -> Any:
-            v = _dt.datetime(y, mo, d, h, mi, int(sec), int(round((sec - int(sec)) * 1e6)))
-            return v.replace(tzinfo=_UTC) if tz else v
+        def body(y: int, mo: int, d: int, h: int, mi: int, sec: float, zone: Any = None) -> Any:
+            yy, mo, d = _checked_ymd(y, mo, d, "date")
+            if not (0 <= h <= 24 and 0 <= mi <= 59 and 0 <= sec <= 60) or (h == 24 and (mi or sec)):
+                raise errors.SqlError(f"time field value out of range: {h}:{mi:02d}:{sec:02g}", sqlstate="22008")
+            us = dv.join_us(yy, mo, d, h, mi, 0, 0) + int(round(sec * 1_000_000))
+            if tz:
+                us = dv.local_to_utc(us, _zone(zone) if zone is not None else _session_tz())
+            if not (dv.MIN_US <= us < dv.END_US):
+                raise errors.SqlError("timestamp out of range", sqlstate="22008")
+            return dv.make_ts(us, tz)
 
         return _strict(fs, body, T.TIMESTAMPTZ if tz else T.TIMESTAMP)
 
@@ -490,24 +695,40 @@ def _make_interval(cp: Compiler, node: exp.Expression) -> CExpr:
         got = {k: f(r, c) for k, f in fs.items()}
         if any(v is None for v in got.values()):
             return None
-        days = got.get("years", 0) * 360 + got.get("months", 0) * 30 + got.get("weeks", 0) * 7 + got.get("days", 0)
-        return _dt.timedelta(days=days, hours=got.get("hours", 0), minutes=got.get("mins", 0),
-                             seconds=got.get("secs", 0))
+        secs = got.get("secs", 0.0)
+        if secs != secs or secs in (float("inf"), float("-inf")):
+            raise errors.SqlError("interval out of range", sqlstate="22008")
+        months = got.get("years", 0) * 12 + got.get("months", 0)
+        days = got.get("weeks", 0) * 7 + got.get("days", 0)
+        us = got.get("hours", 0) * USECS_PER_HOUR + got.get("mins", 0) * USECS_PER_MINUTE + round(secs * 1_000_000)
+        return Interval(months, days, us)
 
     return CExpr(run, T.INTERVAL)
 
 
 def _at_time_zone(cp: Compiler, node: exp.Expression) -> CExpr:
     v = cp.compile(node.this)
-    if v.type == T.UNKNOWN:
+    if v.type == T.UNKNOWN or v.type in T.STRINGS:
         v = cp.coerce(v, T.TIMESTAMPTZ)
-    z = cp.coerce(cp.compile(node.args["zone"]), T.TEXT).fn
+    zc = cp.compile(node.args["zone"])
+    z = (zc if zc.type == T.INTERVAL else cp.coerce(zc, T.TEXT)).fn
     fv = v.fn
     if v.type == T.TIMESTAMPTZ:
-        return _strict([fv, z], lambda x, name: x.astimezone(_zone(name)).replace(tzinfo=None), T.TIMESTAMP)
+        def to_local(x: Any, name: Any) -> Any:
+            if dv.is_infinite(x):
+                return dv.infinite_ts(dv.infinity_sign(x), False)
+            return dv.make_ts(dv.utc_to_local(dv.ts_us(x), _zone(name)), False)
+
+        return _strict([fv, z], to_local, T.TIMESTAMP)
     if v.type in (T.TIMESTAMP, T.DATE):
-        conv = T.caster(v.type, T.TIMESTAMP) or (lambda x: x)
-        return _strict([fv, z], lambda x, name: conv(x).replace(tzinfo=_zone(name)).astimezone(_UTC), T.TIMESTAMPTZ)
+        def to_utc(x: Any, name: Any) -> Any:
+            if dv.is_date(x):
+                x = dv.to_timestamp(x, False)
+            if dv.is_infinite(x):
+                return dv.infinite_ts(dv.infinity_sign(x), True)
+            return dv.make_ts(dv.local_to_utc(dv.ts_us(x), _zone(name)), True)
+
+        return _strict([fv, z], to_utc, T.TIMESTAMPTZ)
     raise errors.UndefinedFunction(f"function timezone(unknown, {T.TYPE_NAMES.get(v.type)}) does not exist")
 
 
@@ -526,5 +747,5 @@ HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "StrToTime": _to_timestamp, "UnixToTime": _to_timestamp, "to_timestamp": _to_timestamp,
     "make_date": _make_date, "make_timestamp": _make_timestamp(False), "make_timestamptz": _make_timestamp(True),
     "MakeInterval": _make_interval, "make_interval": _make_interval, "AtTimeZone": _at_time_zone,
-    "timezone": _timezone_fn,
+    "timezone": _timezone_fn, "isfinite": _isfinite,
 }
