@@ -539,8 +539,8 @@ class Compiler:
         if a.type not in T.NUMERICS or b.type not in T.NUMERICS:
             sym = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%", exp.Pow: "^"}.get(type(node), "?")
             raise errors.UndefinedFunction(
-                f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}"
-            )
+                f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}",
+                hint="No operator matches the given name and argument types. You might need to add explicit type casts.")
         t = T.common_numeric(a.type, b.type)
         if t == T.FLOAT4:
             t = T.FLOAT8 if T.FLOAT8 in (a.type, b.type) else T.FLOAT4
@@ -621,7 +621,8 @@ class Compiler:
             return CExpr(div, T.INTERVAL)
         sym = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}.get(type(node), "?")
         raise errors.UndefinedFunction(
-            f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}")
+            f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}",
+            hint="No operator matches the given name and argument types. You might need to add explicit type casts.")
 
     def _datetime_arith(self, node: exp.Binary, a: CExpr, b: CExpr) -> CExpr:
         fa, fb = a.fn, b.fn
@@ -646,7 +647,10 @@ class Compiler:
             ca, cb = T.caster(a.type, t) or (lambda v: v), T.caster(b.type, t) or (lambda v: v)
             return CExpr(lambda r, c: None if (x := fa(r, c)) is None or (y := fb(r, c)) is None
                          else dv.ts_diff(ca(x), cb(y)), T.INTERVAL)
-        raise errors.UndefinedFunction(f"operator does not exist: {T.TYPE_NAMES.get(a.type)} and {T.TYPE_NAMES.get(b.type)}")
+        sym = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}.get(type(node), "?")
+        raise errors.UndefinedFunction(
+            f"operator does not exist: {T.TYPE_NAMES.get(a.type, a.type)} {sym} {T.TYPE_NAMES.get(b.type, b.type)}",
+            hint="No operator matches the given name and argument types. You might need to add explicit type casts.")
 
     def c_Interval(self, node: exp.Interval) -> CExpr:
         from engine.datetime_parse import interval_literal
