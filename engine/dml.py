@@ -164,7 +164,8 @@ class InsertPlan:
             for ident in cols_node:
                 i = td.column_index(ident.name)
                 if i is None:
-                    raise errors.UndefinedColumn(f'column "{ident.name}" of relation "{td.name}" does not exist')
+                    raise errors.UndefinedColumn(f'column "{ident.name}" of relation "{td.name}" does not exist',
+                                                 node=ident)
                 positions.append(i)
         else:
             positions = list(range(len(td.columns)))
@@ -184,7 +185,11 @@ class InsertPlan:
             for tup in src.expressions:
                 items = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
                 if len(items) > len(positions):
-                    raise errors.SyntaxErr("INSERT has more expressions than target columns")
+                    raise errors.SyntaxErr("INSERT has more expressions than target columns",
+                                           node=items[len(positions)])
+                if cols_node and len(items) < len(positions):
+                    raise errors.SyntaxErr("INSERT has more target columns than expressions",
+                                           node=cols_node[len(items)])
                 fns = []
                 for pos, e in zip(positions, items):
                     c = td.columns[pos]

@@ -527,7 +527,7 @@ class Planner:
         if isinstance(node, exp.Literal) and not node.is_string:
             k = int(node.this)
             if not 1 <= k <= len(items):
-                raise errors.SqlError(f"ORDER BY position {k} is not in select list", sqlstate="42P10")
+                raise errors.SqlError(f"ORDER BY position {k} is not in select list", sqlstate="42P10", node=node)
             return k - 1
         if isinstance(node, exp.Column) and not node.table:
             for i, (e, n) in enumerate(zip(items, names)):
@@ -551,7 +551,8 @@ class Planner:
         for g in raw:
             if isinstance(g, exp.Literal) and not g.is_string:
                 if not 1 <= int(g.this) <= len(items):
-                    raise errors.SqlError(f"GROUP BY position {g.this} is not in select list", sqlstate="42P10")
+                    raise errors.SqlError(f"GROUP BY position {g.this} is not in select list", sqlstate="42P10",
+                                          node=g)
                 g = items[int(g.this) - 1]
                 g = g.this if isinstance(g, exp.Alias) else g
             elif isinstance(g, exp.Column) and not g.table and scope.find(g.name, None) is None:
