@@ -558,7 +558,10 @@ def _decode_word(f: str, tm: _Tm, st: Style, fields: list, i: int) -> set:
             raise _Bad()
         tm.tz += 3600
         return set()
-    return _zone_field(w, tm)
+    try:
+        return _zone_field(w, tm)
+    except _Bad:
+        raise _Bad() from None
 
 
 def _raise(e: _Bad, text: str, tname: str) -> None:
