@@ -298,10 +298,12 @@ def _pg_get_expr(c: Any, text: Any, relid: Any, pretty: bool = False) -> Any:
 
 @fn([T.OID, T.BOOL], T.TEXT, nargs_min=1)
 def _pg_get_viewdef(c: Any, oid: Any, pretty: Any = False) -> Any:
-    """The view's query as it was written (PostgreSQL prints its own normalised text)."""
+    """The view's query as PostgreSQL prints it (engine.pgcatalog.viewdef)."""
+    from engine.pgcatalog.viewdef import viewdef
+
     td = c.catalog.by_id.get(int(oid))
     sql = getattr(td, "view_sql", None) if td is not None else None
-    return None if sql is None else " " + sql.strip().rstrip(";") + ";"
+    return None if sql is None else viewdef(sql, c.catalog, bool(pretty))
 
 
 @fn([T.OID], T.NAME)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -39,8 +40,8 @@ _CMP = {exp.EQ: "=", exp.NEQ: "<>", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%", exp.DPipe: "||"}
 _RANK = {T.INT2: 1, T.INT4: 2, T.INT8: 3, T.NUMERIC: 4, T.FLOAT4: 5, T.FLOAT8: 6}
 _FUNC_TYPES = {"length": T.INT4, "char_length": T.INT4, "lower": T.TEXT, "upper": T.TEXT, "btrim": T.TEXT,
-               "trim": T.TEXT, "now": T.TIMESTAMPTZ, "nextval": T.INT8, "abs": 0, "round": T.NUMERIC,
-               "gen_random_uuid": T.UUID}
+               "trim": T.TEXT, "now": T.TIMESTAMPTZ, "nextval": T.INT8, "abs": 0, "max": 0, "min": 0, "round": T.NUMERIC,
+               "gen_random_uuid": T.UUID, "count": T.INT8, "sum": T.NUMERIC, "avg": T.NUMERIC}
 _FUNC_NAMES = {exp.CurrentTimestamp: "CURRENT_TIMESTAMP", exp.CurrentDate: "CURRENT_DATE",
                exp.CurrentTime: "CURRENT_TIME", exp.Localtimestamp: "LOCALTIMESTAMP",
                exp.CurrentUser: "CURRENT_USER"}
@@ -61,9 +62,10 @@ def _tname(oid: int, typmod: int = -1) -> str:
 
 
 class _Deparser:
-    def __init__(self, cols: Cols, pretty: bool) -> None:
+    def __init__(self, cols: Cols, pretty: bool, resolve: Callable[[exp.Column], Out | None] | None = None) -> None:
         self.cols = {n: (t, m) for n, t, m in cols}
         self.pretty = pretty
+        self.resolve = resolve  # qualified column references (view queries)
 
     # -- wrapping --------------------------------------------------------------------------
     def own(self, text: str) -> str:
@@ -131,9 +133,15 @@ class _Deparser:
     def d(self, n: exp.Expression) -> Out:
         while isinstance(n, exp.Paren):
             n = n.this
+        if isinstance(n, exp.Column) and self.resolve is not None:
+            r = self.resolve(n)
+            if r is not None:
+                return r
         if isinstance(n, exp.Column) and not n.table:
             t, _ = self.cols.get(n.name, (T.UNKNOWN, -1))
             return Out(_ident(n.name), t, "col")
+        if isinstance(n, exp.Star):
+            return Out("*", T.UNKNOWN, "const")
         if isinstance(n, exp.Literal):
             if n.is_string:
                 return Out(_quote(n.this), T.UNKNOWN, "const", lit=n.this)

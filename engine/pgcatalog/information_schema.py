@@ -12,7 +12,7 @@ from engine import types as T
 from engine.pgcatalog.model import model_of
 from engine.pgcatalog.deparse import default_text
 from engine.pgcatalog.render import format_type
-from engine.pgcatalog.tables import NAMESPACES, Rows, _user
+from engine.pgcatalog.tables import NAMESPACES, Rows, _user, _viewdef
 
 X, N, I4, B = T.TEXT, T.NAME, T.INT4, T.BOOL  # sql_identifier is name, character_data text
 TABLES: dict[str, tuple[list[tuple[str, int]], Rows]] = {}
@@ -121,7 +121,7 @@ def _referential_constraints(ctx: Any) -> Iterator[tuple]:
 def _views(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         if td.kind == "v":
-            yield (ctx.session.database, "public", td.name, getattr(td, "view_sql", None), "NONE", "NO", "NO")
+            yield (ctx.session.database, "public", td.name, _viewdef(ctx, td), "NONE", "NO", "NO")
 
 
 @view("sequences", "sequence_catalog sequence_schema sequence_name data_type numeric_precision "

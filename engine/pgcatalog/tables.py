@@ -443,11 +443,18 @@ def _pg_tables(ctx: Any) -> Iterator[tuple]:
             yield ("public", td.name, _user(ctx), None, td.table_id in has_index, False, False, False)
 
 
+def _viewdef(ctx: Any, td: Any) -> str | None:
+    from engine.pgcatalog.viewdef import viewdef
+
+    sql = getattr(td, "view_sql", None)
+    return None if sql is None else viewdef(sql, ctx.catalog, False)
+
+
 @table("pg_views", "schemaname viewname viewowner definition", [N, N, N, X])
 def _pg_views(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         if td.kind == "v":
-            yield ("public", td.name, _user(ctx), getattr(td, "view_sql", None))
+            yield ("public", td.name, _user(ctx), _viewdef(ctx, td))
 
 
 @table("pg_indexes", "schemaname tablename indexname tablespace indexdef", [N, N, N, N, X])

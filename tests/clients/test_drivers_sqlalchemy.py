@@ -237,12 +237,22 @@ def test_reflection_autoload_round_trip(engine):
 def test_reflection_schemas_views_sequences(engine):
     with engine.begin() as c:
         c.exec_driver_sql("DROP VIEW IF EXISTS drv_sa_view")
+        c.exec_driver_sql("DROP VIEW IF EXISTS drv_sa_view2")
         c.exec_driver_sql("CREATE VIEW drv_sa_view AS SELECT id, name FROM drv_sa_author")
+        c.exec_driver_sql("CREATE VIEW drv_sa_view2 AS SELECT b.id, b.title AS t, a.name FROM drv_sa_book b "
+                          "JOIN drv_sa_author a ON a.id = b.author_id WHERE b.price > 2 AND a.name <> 'x' ORDER BY b.id")
     insp = sa.inspect(engine)
     assert insp.get_schema_names() == ["information_schema", "public"] and insp.has_schema("public")
     assert "drv_sa_view" in insp.get_view_names() and "drv_sa_view" not in insp.get_table_names()
     assert [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns("drv_sa_view")] == [
         ("id", "INTEGER", True), ("name", "VARCHAR(50)", True)]
+    # the definition as PostgreSQL prints a view back: qualified columns, implicit casts, one clause a line
+    assert insp.get_view_definition("drv_sa_view") == \
+        " SELECT drv_sa_author.id,\n    drv_sa_author.name\n   FROM drv_sa_author;"
+    assert insp.get_view_definition("drv_sa_view2") == (
+        " SELECT b.id,\n    b.title AS t,\n    a.name\n   FROM (drv_sa_book b\n"
+        "     JOIN drv_sa_author a ON ((a.id = b.author_id)))\n"
+        "  WHERE ((b.price > (2)::numeric) AND ((a.name)::text <> 'x'::text))\n  ORDER BY b.id;")
     assert "drv_sa_reflect_id_seq" in insp.get_sequence_names() and insp.has_sequence("drv_sa_reflect_id_seq")
     assert insp.has_index("drv_sa_reflect", "ix_drv_sa_reflect_ta") and not insp.has_index("drv_sa_reflect", "nope")
     assert insp.get_enums() == [] and insp.get_domains() == [] and insp.get_materialized_view_names() == []
