@@ -345,6 +345,8 @@ class WriterVolume(_Volume):
             await asyncio.gather(*(one(n) for n in self.nodes if n.name not in done))
             if all(len(done & s) >= self.tracker.write_quorum for s in sets):
                 return
+            if self.state == "fenced":
+                raise StorageUnavailable("this instance is no longer the writer (fenced by a newer epoch)")
             await asyncio.sleep(0.2)
 
     async def _reconnect_loop(self) -> None:
@@ -507,6 +509,8 @@ class WriterVolume(_Volume):
     async def _grow_quietly(self, full: int) -> None:
         try:
             await self._grow(full)
+        except StorageUnavailable as e:  # fenced
+            log.warning("volume_growth_stopped", pg=full, error=str(e))
         except Exception:  # noqa: BLE001 -- retried by the next commit that passes the limit
             log.exception("volume_growth_failed", pg=full)
             self._full.discard(full)
