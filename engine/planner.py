@@ -392,7 +392,8 @@ class Planner:
         locks = sel.args.get("locks")
         if locks and td is not None and hasattr(op, "pairs"):
             w = locks[0].args.get("wait")
-            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name)
+            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name,
+                          shared=not locks[0].args.get("update"))
         select_items = self._expand_stars(sel.expressions, scope)
         group = sel.args.get("group")
         having = sel.args.get("having")
@@ -732,8 +733,13 @@ class _RecursiveScan(Op):
             yield row
         key = id(self.work)
         check = checker(ctx)
+        before = set(ctx.subq)
         while batch:
             check()  # an endless recursion can be canceled
+            # what the recursive term cached (a WITH inside it reading the working table,
+            # hashed subqueries) belongs to one iteration: drop it before the next
+            for k in [k for k in ctx.subq if k not in before]:
+                del ctx.subq[k]
             ctx.subq[key] = batch
             nxt = []
             for row in self.rec.rows(ctx):
