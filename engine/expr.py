@@ -258,6 +258,10 @@ _BITWISE = (exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseNot, exp.B
             exp.BitwiseRightShift)
 
 
+# types whose || is not text concatenation's (their own operator) or that resolve to text
+_CONCAT_ANY = frozenset({T.UNKNOWN, T.BYTEA, T.JSON, T.JSONB})
+
+
 class Compiler:
     def __init__(self, env: Env, scope: Scope | None, hook: Callable[[exp.Expression], CExpr | None] | None = None):
         self.env = env
@@ -676,6 +680,12 @@ class Compiler:
             from engine.arrays import concat
 
             return concat(self, parts[0], parts[1])  # type: ignore[return-value]
+        if not any(p.type in T.STRINGS or p.type in _CONCAT_ANY or p.param is not None for p in parts):
+            # text || anynonarray needs a text side: 3 || 4.0 has no operator
+            raise errors.UndefinedFunction(
+                f"operator does not exist: {T.TYPE_NAMES.get(parts[0].type, parts[0].type)} || "
+                f"{T.TYPE_NAMES.get(parts[1].type, parts[1].type)}",
+                hint="No operator matches the given name and argument types. You might need to add explicit type casts.")
         fs = [(p.fn, p.type in T.STRINGS) for p in parts]
 
         def run(r: Any, c: Any) -> Any:
