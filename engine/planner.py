@@ -392,8 +392,7 @@ class Planner:
         locks = sel.args.get("locks")
         if locks and td is not None and hasattr(op, "pairs"):
             w = locks[0].args.get("wait")
-            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name,
-                          shared=not locks[0].args.get("update"))
+            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name)
         select_items = self._expand_stars(sel.expressions, scope)
         group = sel.args.get("group")
         having = sel.args.get("having")
