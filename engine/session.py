@@ -127,7 +127,7 @@ class EngineSession:
         if plan.cacheable and not (self.txn is not None and self.txn.catalog is not None):
             # executions look the plan up by the final parameter types: file it there too,
             # so the first Execute does not plan again
-            st.plans.setdefault((self._catalog().version, tuple(ptypes)), plan)
+            st.plans.setdefault((self._catalog().version, tuple(ptypes), datetime_style.current()), plan)
         return Prepared(sql, ptypes, plan.columns, st)
 
     async def execute_prepared(self, prepared: Prepared, params: list[Any], max_rows: int = 0) -> Result:
@@ -205,7 +205,8 @@ class EngineSession:
 
     def _plan(self, st: Stmt, catalog: Catalog, param_types: list[int]) -> StmtPlan:
         local = self.txn is not None and self.txn.catalog is not None
-        key = (catalog.version, tuple(param_types))
+        # date/time constants are decoded at plan time under DateStyle / TimeZone
+        key = (catalog.version, tuple(param_types), datetime_style.current())
         if not local:
             plan = st.plans.get(key)
             if plan is not None:
