@@ -18,7 +18,8 @@ runs no statement ignores the request (``engine.interrupts``).
 Limit: a CancelRequest sent inside TLS (asyncpg with sslmode=prefer/require does that;
 libpq -- psql, psycopg -- always sends it in plain text) can only be read by the instance
 that terminates the TLS session, on its event loop: it takes effect at the statement's
-next await point, not in the middle of a CPU-bound statement.  statement_timeout and the
+next await point, not in the middle of a CPU-bound statement.  The same holds for a
+CancelRequest sent straight to an instance's pg port instead of through an endpoint.  statement_timeout and the
 gone-client probe still stop such a statement.
 
 ``client_gone_probe`` tells whether a client socket's peer has closed (POLLRDHUP), so a
