@@ -26,6 +26,8 @@ released by ``release(txid)`` after commit is durable or on rollback.  A write w
 has a committed version newer than the statement's snapshot (``latest_lsn`` > snapshot)
 is a conflict: READ COMMITTED restarts the statement with a fresh snapshot, REPEATABLE
 READ / SERIALIZABLE raise 40001.
+SERIALIZABLE transactions also report their reads and writes to ``store.ssi``
+(``engine.ssi.SsiTracker``), which fails a pivot of a dangerous structure with 40001.
 """
 
 from __future__ import annotations
@@ -63,8 +65,15 @@ class RowStore(Protocol):
 
     def new_txid(self) -> int: ...
 
-    def lock(self, txid: int, table_id: int, key: Key) -> None:
-        """Take the row lock or raise LockBusy(holder)."""
+    def lock(self, txid: int, table_id: int, key: Key, shared: bool = False) -> None:
+        """Take the row lock (shared: FOR SHARE, compatible with other shared holders) or
+        raise LockBusy(holder)."""
+
+    def lock_mark(self, txid: int) -> int:
+        """A mark of the locks held so far (taken at SAVEPOINT)."""
+
+    def release_since(self, txid: int, mark: int) -> None:
+        """Release the locks taken after ``mark`` (ROLLBACK TO, an error in the block)."""
 
     async def wait_for(self, txid: int) -> None:
         """Wait until transaction ``txid`` has released its locks."""

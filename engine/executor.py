@@ -88,22 +88,23 @@ class LockRows(Op):
 
     ``mode``: "wait" (a held lock raises ``LockBusy``; the session waits and restarts the
     statement), "nowait" (55P03) or "skip" (SKIP LOCKED: rows locked by others are left
-    out).  Shared locks are taken as exclusive row locks (the store has one lock mode).
+    out).  FOR SHARE / FOR KEY SHARE take shared row locks (they only block writers).
     A row changed after the statement snapshot restarts the statement (READ COMMITTED
     re-reads it; higher isolation levels report 40001).
     """
 
-    def __init__(self, child: Op, table_id: int, mode: str, table_name: str) -> None:
+    def __init__(self, child: Op, table_id: int, mode: str, table_name: str, shared: bool = False) -> None:
         self.child, self.table_id, self.mode, self.table_name = child, table_id, mode, table_name
+        self.shared = shared
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
         from engine.api import LockBusy
         from engine.txn import Restart
 
-        txn, tid, mode = ctx.txn, self.table_id, self.mode
+        txn, tid, mode, shared = ctx.txn, self.table_id, self.mode, self.shared
         for key, row in self.child.pairs(ctx):  # type: ignore[attr-defined]
             try:
-                txn.lock(tid, key)
+                txn.lock(tid, key, shared)
             except LockBusy:
                 if mode == "skip":
                     continue

@@ -87,6 +87,7 @@ def candidates(ctx: Any, table_id: int, cols: tuple[int, ...], vals: tuple, pad:
     ti = _table_indexes(ctx.store, table_id, pad)
     txn = ctx.txn
     snap = ctx.snapshot
+    txn.note_predicate(table_id)  # SERIALIZABLE: an index search reads a predicate
     own = txn.tables.get(table_id)
     seen: set = set()
     if ti is not None:

@@ -16,6 +16,7 @@ import itertools
 from typing import Any, Iterable, Iterator
 
 from engine.api import Key, LockBusy, Row
+from engine.ssi import SsiTracker
 
 
 class TableVersions:
@@ -102,7 +103,8 @@ class VersionedTables:
 
     def __init__(self) -> None:
         self.tables: dict[int, TableVersions] = {}
-        self._locks: dict[tuple[int, Key], int] = {}
+        self._locks: dict[tuple[int, Key], int] = {}  # exclusive holder
+        self._shared: dict[tuple[int, Key], set[int]] = {}  # FOR SHARE holders
         self._held: dict[int, list[tuple[int, Key]]] = {}
         self._waiters: dict[int, asyncio.Event] = {}
         # wait-for graph: waiting txid -> txid holding the lock it waits on (deadlock detection)
@@ -110,6 +112,7 @@ class VersionedTables:
         self._txids = itertools.count(1)
         self._vdl = 0
         self._pins: dict[int, int] = {}  # txid -> snapshot held across statements
+        self.ssi = SsiTracker()  # SERIALIZABLE read/write dependencies
 
     def pin(self, txid: int, snapshot: int) -> None:
         """Keep the versions visible at ``snapshot`` until ``release(txid)``."""
@@ -150,14 +153,30 @@ class VersionedTables:
     def new_txid(self) -> int:
         return next(self._txids)
 
-    def lock(self, txid: int, table_id: int, key: Key) -> None:
+    def lock(self, txid: int, table_id: int, key: Key, shared: bool = False) -> None:
+        """Exclusive (writes, FOR UPDATE) or shared (FOR SHARE) row lock, or LockBusy."""
         k = (table_id, key)
         holder = self._locks.get(k)
-        if holder is None:
-            self._locks[k] = txid
-            self._held.setdefault(txid, []).append(k)
-        elif holder != txid:
-            raise LockBusy(holder)
+        if holder is not None:
+            if holder != txid:
+                raise LockBusy(holder)
+            return
+        sharers = self._shared.get(k)
+        if shared:
+            if sharers is None:
+                sharers = self._shared[k] = set()
+            if txid not in sharers:
+                sharers.add(txid)
+                self._held.setdefault(txid, []).append(k)
+            return
+        if sharers and (len(sharers) > 1 or txid not in sharers):
+            raise LockBusy(min(sharers - {txid}))
+        self._locks[k] = txid
+        self._held.setdefault(txid, []).append(k)
+
+    def lock_mark(self, txid: int) -> int:
+        """How many locks ``txid`` holds: a savepoint's mark for ``release_since``."""
+        return len(self._held.get(txid, ()))
 
     async def wait_for(self, txid: int) -> None:
         if txid not in self._held:
@@ -167,14 +186,32 @@ class VersionedTables:
             ev = self._waiters[txid] = asyncio.Event()
         await ev.wait()
 
-    def release(self, txid: int) -> None:
-        self._pins.pop(txid, None)
-        for k in self._held.pop(txid, ()):
+    def _drop(self, txid: int, keys: Iterable[tuple[int, Key]]) -> None:
+        for k in keys:
             if self._locks.get(k) == txid:
                 del self._locks[k]
+            sharers = self._shared.get(k)
+            if sharers is not None:
+                sharers.discard(txid)
+                if not sharers:
+                    del self._shared[k]
         ev = self._waiters.pop(txid, None)
         if ev is not None:
-            ev.set()
+            ev.set()  # waiters re-run their statement and wait again if still blocked
+
+    def release_since(self, txid: int, mark: int) -> None:
+        """Release the locks taken after ``lock_mark`` returned ``mark`` (ROLLBACK TO, or an
+        error inside the transaction block); the transaction keeps its snapshot."""
+        held = self._held.get(txid)
+        if held is None or len(held) <= mark:
+            return
+        keys = held[mark:]
+        del held[mark:]
+        self._drop(txid, keys)
+
+    def release(self, txid: int) -> None:
+        self._pins.pop(txid, None)
+        self._drop(txid, self._held.pop(txid, ()))
 
     # -- applying committed writes ------------------------------------------------------
     def apply(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:

@@ -392,7 +392,8 @@ class Planner:
         locks = sel.args.get("locks")
         if locks and td is not None and hasattr(op, "pairs"):
             w = locks[0].args.get("wait")
-            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name)
+            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name,
+                          shared=not locks[0].args.get("update"))
         select_items = self._expand_stars(sel.expressions, scope)
         group = sel.args.get("group")
         having = sel.args.get("having")

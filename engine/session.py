@@ -229,6 +229,8 @@ class EngineSession:
             return
         if t.explicit:
             t.failed = True
+            if t.txid is not None:  # the failed part gives up its row locks at once
+                self.store.release_since(t.txid, t.savepoints[-1][1][4] if t.savepoints else 0)
         else:
             self._rollback()
 
@@ -237,6 +239,8 @@ class EngineSession:
         self.txn = None
         if t is not None:
             self._end_gucs(t, committed=False)
+            if t.ssi is not None:
+                t.ssi.abort(t.txid)
             if t.txid is not None:
                 self.store.release(t.txid)
 
@@ -254,7 +258,10 @@ class EngineSession:
         t = self.txn
         if t is None:
             return
+        ssi, lsn = t.ssi, None
         try:
+            if ssi is not None:
+                ssi.precommit(t.txid)  # 40001 for a doomed or dangerous SERIALIZABLE pivot
             if t.has_writes:
                 if t.txid is None:
                     t.txid = self.store.new_txid()
@@ -263,8 +270,13 @@ class EngineSession:
                     st = self.db.seqs.get(sid)
                     if st is not None:
                         writes[(SEQUENCE_TABLE, rowid_key(sid))] = tuple(st)
-                await self.store.commit(t.txid, writes)
+                lsn = await self.store.commit(t.txid, writes)
+            if ssi is not None:
+                ssi.committed(t.txid, lsn if lsn is not None else self.store.snapshot())
+                ssi = None
         finally:
+            if ssi is not None:
+                ssi.abort(t.txid)
             self.txn = None
             self._end_gucs(t, committed=True)
             if t.txid is not None:
@@ -322,6 +334,11 @@ class EngineSession:
                     if txn.txid is None:
                         txn.txid = store.new_txid()
                     store.pin(txn.txid, txn.snapshot)  # keeps the versions it needs; unpinned by release()
+                    if txn.isolation == "serializable" and not store.read_only:
+                        txn.ssi = store.ssi
+                        txn.ssi.begin(txn.txid, txn.snapshot, txn.read_only)
+                if txn.ssi is not None:
+                    txn.ssi.check(txn.txid)
                 snap = txn.snapshot
             else:
                 snap = store.snapshot()
@@ -433,8 +450,8 @@ class EngineSession:
 
     async def _k_savepoint(self, st: Stmt) -> Result:
         """SAVEPOINT / RELEASE / ROLLBACK TO: a savepoint saves copies of the write buffer,
-        sequences touched, txn-local catalog and GUCs; ROLLBACK TO restores them (row locks
-        taken since are kept until the transaction ends)."""
+        sequences touched, txn-local catalog and GUCs; ROLLBACK TO restores them and releases
+        the row locks taken since (as an error inside the block does at once)."""
         text = " ".join(st.text.split())
         m = (re.fullmatch(r"(savepoint)\s+(\S+)", text, re.I)
              or re.fullmatch(r"(release)\s+(?:savepoint\s+)?(\S+)", text, re.I)
@@ -449,7 +466,8 @@ class EngineSession:
             what = {"savepoint": "SAVEPOINT", "release": "RELEASE SAVEPOINT", "rollback": "ROLLBACK TO SAVEPOINT"}[verb]
             raise errors.NoActiveTransaction(f"{what} can only be used in transaction blocks")
         if verb == "savepoint":
-            state = ({tid: dict(w) for tid, w in t.tables.items()}, set(t.seqs), t.catalog, dict(self.gucs))
+            state = ({tid: dict(w) for tid, w in t.tables.items()}, set(t.seqs), t.catalog, dict(self.gucs),
+                     self.store.lock_mark(t.txid) if t.txid is not None else 0)
             t.savepoints.append((name, state))
             return Result("SAVEPOINT")
         idx = next((i for i in range(len(t.savepoints) - 1, -1, -1) if t.savepoints[i][0] == name), None)
@@ -458,8 +476,10 @@ class EngineSession:
         if verb == "release":
             del t.savepoints[idx:]
             return Result("RELEASE")
-        tables, seqs, catalog, gucs = t.savepoints[idx][1]
+        tables, seqs, catalog, gucs, lock_mark = t.savepoints[idx][1]
         del t.savepoints[idx + 1:]
+        if t.txid is not None:  # locks taken since the savepoint go with it
+            self.store.release_since(t.txid, lock_mark)
         t.tables = {tid: dict(w) for tid, w in tables.items()}
         t.seqs = set(seqs)
         t.catalog = catalog

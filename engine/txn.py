@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from engine.api import Key, Row
 
 _MISSING = object()
+_SEQUENCES = 1  # engine.catalog.SEQUENCE_TABLE: it and the catalog (0) are not tracked by SSI
 
 
 class Restart(Exception):
@@ -45,6 +46,7 @@ class Txn:
         self.savepoints: list[tuple[str, Any]] = []  # (name, saved state), see EngineSession
         self.guc_undo: dict[str, str | None] = {}  # GUC -> value before this transaction set it
         self.guc_local: set[str] = set()  # GUCs set with SET LOCAL (reverted at commit too)
+        self.ssi: Any = None  # engine.ssi.SsiTracker while SERIALIZABLE on the writer
 
     @property
     def snapshot_per_txn(self) -> bool:
@@ -56,6 +58,8 @@ class Txn:
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, tid: int, key: Key, snap: int) -> Row | None:
+        if self.ssi is not None and tid > _SEQUENCES:
+            self.ssi.read_key(self.txid, tid, key)
         w = self.tables.get(tid)
         if w is not None:
             row = w.get(key, _MISSING)
@@ -64,6 +68,7 @@ class Txn:
         return self.store.get(tid, key, snap)
 
     def scan(self, tid: int, snap: int) -> Iterator[tuple[Key, Row]]:
+        self.note_predicate(tid)
         w = self.tables.get(tid)
         if not w:
             yield from self.store.scan(tid, snap)
@@ -79,12 +84,21 @@ class Txn:
             if row is not None:
                 yield key, row
 
+    def note_predicate(self, tid: int) -> None:
+        """A read that depends on which rows exist (scan, index search): SERIALIZABLE
+        remembers it for the whole table."""
+        if self.ssi is not None and tid > _SEQUENCES:
+            self.ssi.read_table(self.txid, tid)
+
     # -- writes --------------------------------------------------------------------------
-    def lock(self, tid: int, key: Key) -> None:
-        """Take the row lock (raises ``LockBusy`` from the store)."""
+    def lock(self, tid: int, key: Key, shared: bool = False) -> None:
+        """Take the row lock (raises ``LockBusy`` from the store); ``shared``: FOR SHARE."""
         if self.txid is None:
             self.txid = self.store.new_txid()
-        self.store.lock(self.txid, tid, key)
+        if shared:
+            self.store.lock(self.txid, tid, key, shared=True)
+        else:
+            self.store.lock(self.txid, tid, key)
 
     def lock_for_update(self, tid: int, key: Key, snap: int) -> None:
         """Lock a row read at ``snap``; a newer committed version is a write conflict."""
@@ -93,6 +107,8 @@ class Txn:
             raise Restart(None)
 
     def put(self, tid: int, key: Key, row: Row | None) -> None:
+        if self.ssi is not None and tid > _SEQUENCES:
+            self.ssi.write(self.txid, tid, key)
         w = self.tables.get(tid)
         if w is None:
             w = self.tables[tid] = {}
