@@ -26,7 +26,8 @@ every "exclude" custom endpoint) follows on the proxy's next reload.
 ``decide`` is pure; ``Autoscaler`` samples the readers (admin port for sessions,
 ``/proc/<pid>/stat`` for CPU) once per ``INTERVAL`` and runs a decision in a worker
 thread, so heartbeats and failover go on meanwhile.  Each action is a manager event:
-``{"at", "kind": "scale_out"|"scale_in", "instance", "reason", "readers", "seconds", "ok"}``.
+``{"at", "kind": "scale_out"|"scale_in", "instance", "reason", "readers", "seconds", "ok"}``;
+after one that failed (``ok: false``, ``error``) nothing is tried for ``FAILURE_BACKOFF`` s.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from server.launcher import MAX_READERS, Cluster
 from server.status import instance_state
 
 INTERVAL = 1.0
+FAILURE_BACKOFF = 30.0  # seconds without scaling after an add or remove that failed
 METRICS = ("connections", "cpu")
 NAME_PREFIX = "auto"
 
@@ -204,6 +206,7 @@ class Autoscaler:
         self.cpu = CpuMeter()
         self._last_tick = 0.0
         self._task: asyncio.Future | None = None
+        self._retry_after = 0.0
         self.last: dict[str, Any] = {}  # for run/manager.state.json -> `borealis status`
 
     async def sample(self, conf: ClusterConf, policy: AutoscalePolicy) -> list[ReaderSample]:
@@ -227,6 +230,8 @@ class Autoscaler:
         self._last_tick = now
         if self._task is not None and not self._task.done():
             return  # a scale-out / scale-in is still running
+        if now < self._retry_after:
+            return
         try:
             conf = self.cluster.conf
         except (OSError, ValueError):
@@ -259,7 +264,12 @@ class Autoscaler:
     def _start(self, *args: Any) -> None:
         self._task = asyncio.get_running_loop().run_in_executor(None, self._act, *args)
         # the callback runs on the loop's thread: events are recorded by one thread only
-        self._task.add_done_callback(lambda f: self.record(f.result()))
+        self._task.add_done_callback(lambda f: self._done(f.result()))
+
+    def _done(self, event: dict) -> None:
+        if not event.get("ok"):
+            self._retry_after = time.monotonic() + FAILURE_BACKOFF
+        self.record(event)
 
     def _act(self, kind: str, name: str, tier: int, reason: str, readers: int) -> dict:
         """Add or remove one reader (blocking: runs in a worker thread); returns the event."""
