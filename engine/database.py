@@ -37,6 +37,7 @@ class Database:
         self.seqs: dict[int, list] = {}  # seq id -> [last_value, is_called]
         self._rowids: dict[int, int] = {}
         self._next_pid = 1000
+        self._role_sessions: dict[int, int] = {}  # live logins per role oid (CONNECTION LIMIT)
 
     async def start(self) -> None:
         await self.store.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
@@ -66,8 +67,24 @@ class Database:
     def login(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:
         """A session for a client that has authenticated: the role must exist and may log in
         (FATAL 28000, checked before the database as PostgreSQL does)."""
-        roles.check_login(self.catalog(), user)
-        return self.session(user, database, params)
+        role = roles.check_login(self.catalog(), user)
+        n = self._role_sessions.get(role.oid, 0)
+        if role.connlimit >= 0 and not role.superuser and n >= role.connlimit:
+            raise errors.SqlError(f'too many connections for role "{user}"', sqlstate="53300")
+        session = self.session(user, database, params)
+        for key, value in roles.login_settings(role):  # ALTER ROLE ... SET name = value
+            session.gucs[key] = value
+        self._role_sessions[role.oid] = n + 1
+        close = session.close
+
+        async def counted_close() -> None:
+            if self._role_sessions.get(role.oid, 0) > 0 and not getattr(session, "_role_released", False):
+                session._role_released = True
+                self._role_sessions[role.oid] -= 1
+            await close()
+
+        session.close = counted_close
+        return session
 
     # -- sequences ----------------------------------------------------------------------------
     def seq_state(self, td: TableDef) -> list:

@@ -64,6 +64,16 @@ def check_login(catalog: Catalog, user: str) -> RoleDef:
     return role
 
 
+def login_settings(role: RoleDef) -> list[tuple[str, str]]:
+    """The defaults ALTER ROLE ... SET stored for the role, applied to its new sessions."""
+    out = []
+    for item in role.config or ():
+        key, _, value = item.partition("=")
+        if key and key.lower() not in ("role", "session_authorization", "is_superuser"):
+            out.append((key.lower(), value))
+    return out
+
+
 def password_expired(role: RoleDef, now: _dt.datetime | None = None) -> bool:
     if role.valid_until is None:
         return False

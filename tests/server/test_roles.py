@@ -8,7 +8,8 @@ writer endpoint with psycopg / asyncpg / psql and must:
   unknown role 28P01 (password methods give nothing away), NOLOGIN 28000, an expired
   VALID UNTIL 28P01; md5 verifiers work with md5 rules (and not with SCRAM), as in PG;
 * be stored as verifiers (never the password), a pre-hashed verifier as given;
-* give PostgreSQL's errors (42710, 42704, 42501, 25006 on a reader);
+* give PostgreSQL's errors (42710, 42704, 42501, 25006 on a reader), honour CONNECTION
+  LIMIT (53300, per instance) and apply ALTER ROLE ... SET at login;
 * show in ``\\du`` byte for byte as a scratch PostgreSQL 15 shows the same roles;
 * survive a failover (kill -9 of the writer; the promoted reader serves the logins).
 
@@ -269,6 +270,24 @@ def test_membership_set_role_and_transactions(pwcluster):
             await conn.close()
 
     asyncio.run(body())
+
+
+def test_connection_limit_and_role_settings(pwcluster):
+    name = f"lim_{uuid.uuid4().hex[:6]}"
+    with admin(pwcluster) as conn:
+        conn.execute(f"CREATE USER {name} PASSWORD 'pw' CONNECTION LIMIT 1")
+        conn.execute(f"ALTER ROLE {name} SET statement_timeout = '5s'")
+        assert conn.execute("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [name]).fetchone() == (
+            ["statement_timeout=5s"],)
+    first = psycopg.connect(dsn(pwcluster, name, "pw"))
+    try:
+        assert first.execute("SHOW statement_timeout").fetchone() == ("5s",)
+        err = asyncio.run(asyncpg_error(dsn(pwcluster, name, "pw")))
+        assert err.sqlstate == "53300" and str(err) == f'too many connections for role "{name}"'
+    finally:
+        first.close()
+    # the slot is given back when the session ends
+    until_visible(lambda: psycopg.connect(dsn(pwcluster, name, "pw")).close())
 
 
 DU_SETUP = ("CREATE ROLE du_grp; "
