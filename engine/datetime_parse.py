@@ -654,7 +654,7 @@ _UNITS = {
     **{k: "year" for k in ("year", "years", "y", "yr", "yrs")},
     **{k: "decade" for k in ("decade", "decades", "dec", "decs")},
     **{k: "century" for k in ("century", "centuries", "c", "cent")},
-    **{k: "millennium" for k in ("millennium", "millennia", "mil", "mils")},
+    **{k: "millennium" for k in ("millennium", "millennia", "millenniums", "mil", "mils")},
 }
 _RANGE_DEFAULT = {"year": "year", "month": "month", "year to month": "month", "day": "day", "hour": "hour",
                   "day to hour": "hour", "minute": "minute", "hour to minute": "minute",
@@ -774,19 +774,26 @@ def _parse_interval_fields(s: str, text: str, range_: str | None, st: Style) -> 
         else:
             raise _interval_bad(text)
         if mark is not None:
-            if mark in seen and mark != "time":
+            marks = _MARKS.get(mark, {mark})
+            if mark == "second" and kind != TIME and "." in f:
+                marks = _MARKS["second."]
+            if marks & seen:
                 raise _interval_bad(text)
-            if mark == "time" and "time" in seen:
-                raise _interval_bad(text)
-            seen.add(mark)
+            seen |= marks
     if not seen or pending_unit:
         raise _interval_bad(text)
     months, days, us = acc.months, acc.days, acc.us
     if ago:
         months, days, us = -months, -days, -us
-    if not (INT32[0] <= months <= INT32[1] and INT32[0] <= days <= INT32[1] and INT64[0] <= us <= INT64[1]):
+    if not (INT32[0] <= days <= INT32[1] and INT64[0] <= us <= INT64[1]):
         raise _interval_bad(text, "range")
+    if not INT32[0] <= months <= INT32[1]:
+        raise errors.SqlError("interval out of range", sqlstate="22008")
     return Interval(months, days, us)
+
+
+_MARKS = {"time": {"hour", "minute", "second", "millisecond", "microsecond"},
+          "second.": {"second", "millisecond", "microsecond"}}
 
 
 def _interval_time(body: str, range_: str | None, text: str) -> int:

@@ -126,6 +126,8 @@ def output_name(node: exp.Expression) -> str:
         return output_name(node.this)
     if isinstance(node, exp.Array):
         return "array"
+    if isinstance(node, exp.Interval):
+        return "interval"
     if isinstance(node, (exp.Window, exp.Filter)):
         return output_name(node.this)
     if isinstance(node, exp.Pad):
