@@ -253,6 +253,9 @@ class EngineSession:
                 self.gucs.pop(name, None)
             else:
                 self.gucs[name] = old
+        if "role" in t.guc_undo:  # SET ROLE undone with the transaction
+            role = self.gucs.get("role", "none")
+            self.user = self.session_user if role == "none" else role
 
     async def _commit(self) -> None:
         t = self.txn
@@ -506,6 +509,8 @@ class EngineSession:
         if name in ("role", "session_authorization") or (name == "authorization" and not local):
             from engine import roles  # SET ROLE / SET SESSION AUTHORIZATION
 
+            for noted in ("role", "is_superuser"):
+                self._note_guc(noted, local)
             (roles.set_role if name == "role" else roles.set_session_authorization)(self, self._catalog(), raw)
             return Result("SET")
         if name not in ("transaction_isolation", "transaction_read_only"):
@@ -588,15 +593,16 @@ class EngineSession:
 
     async def _k_reset(self, st: Stmt) -> Result:
         name = self._show_name(st.info["name"])
-        d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
-        if name == "all":
-            keep = {k: v for k, v in self.gucs.items() if k not in d}
         if name == "role":
             from engine import roles
 
             roles.set_role(self, self._catalog(), "none")
             return Result("RESET")
-            self.gucs = d
+        d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+        if name == "all":
+            keep = {k: v for k, v in self.gucs.items() if k not in d}
+            held = {k: self.gucs[k] for k in ("role", "is_superuser", "session_authorization") if k in self.gucs}
+            self.gucs = {**d, **held}  # RESET ALL leaves the role alone, as PostgreSQL
             del keep
         elif name in d:
             self.gucs[name] = d[name]
@@ -609,7 +615,11 @@ class EngineSession:
         if what == "ALL":
             if self.txn is not None and self.txn.explicit:
                 raise errors.SqlError("DISCARD ALL cannot run inside a transaction block", sqlstate="25001")
+            self.user = self.session_user = self.login_user  # also SET SESSION AUTHORIZATION DEFAULT
             self.gucs = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+            from engine import roles as roles_mod
+
+            self.gucs["is_superuser"] = "on" if roles_mod.is_superuser(self) else "off"
             self.currvals.clear()
         return Result(f"DISCARD {'TEMP' if what == 'TEMPORARY' else what}")
 
