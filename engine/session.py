@@ -49,6 +49,7 @@ class EngineSession:
             if k.lower() not in ("user", "database", "options", "replication"):
                 self.gucs[k.lower()] = v
         self.gucs.update(guc.command_line_options(params.get("options", "")))
+        self._startup_gucs = dict(self.gucs)  # what RESET / SET ... TO DEFAULT go back to
         self.txn: Txn | None = None
         self.currvals: dict[str, int] = {}
         # Cancel / statement_timeout / client-gone state, polled by the executor's row loops
@@ -516,7 +517,7 @@ class EngineSession:
         if name not in ("transaction_isolation", "transaction_read_only"):
             self._note_guc(name, local)
         if raw.strip().lower() == "default":
-            d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+            d = dict(self._startup_gucs)
             if name in d:
                 self.gucs[name] = d[name]
             else:
@@ -598,7 +599,7 @@ class EngineSession:
 
             roles.set_role(self, self._catalog(), "none")
             return Result("RESET")
-        d = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+        d = dict(self._startup_gucs)
         if name == "all":
             keep = {k: v for k, v in self.gucs.items() if k not in d}
             held = {k: self.gucs[k] for k in ("role", "is_superuser", "session_authorization") if k in self.gucs}
@@ -616,7 +617,7 @@ class EngineSession:
             if self.txn is not None and self.txn.explicit:
                 raise errors.SqlError("DISCARD ALL cannot run inside a transaction block", sqlstate="25001")
             self.user = self.session_user = self.login_user  # also SET SESSION AUTHORIZATION DEFAULT
-            self.gucs = guc.defaults(self.user, self.db.instance_name, self.store.read_only)
+            self.gucs = dict(self._startup_gucs)
             from engine import roles as roles_mod
 
             self.gucs["is_superuser"] = "on" if roles_mod.is_superuser(self) else "off"
