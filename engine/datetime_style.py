@@ -131,6 +131,7 @@ def check_setting(name: str, value: str, old: str) -> str:
     return v
 
 
+_POSIX = re.compile(r"([A-Za-z]{3,})([+-]?)(\d{1,2})(?::(\d\d))?")
 _FIXED = re.compile(r"([+-]?)(\d{1,2})(?::?(\d\d))?(?::(\d\d))?")
 
 
@@ -166,6 +167,11 @@ def zone(name: str, setting: bool = False) -> _dt.tzinfo:
                 return ZoneInfo(cand)
     except Exception:  # noqa: BLE001
         pass
+    m = _POSIX.fullmatch(n)
+    if m:  # POSIX 'GMT+8', 'PST+8', 'MST+7:00': the number is hours WEST of Greenwich
+        secs = int(m.group(3)) * 3600 + int(m.group(4) or 0) * 60
+        sign = 1 if m.group(2) == "-" else -1
+        return _dt.timezone(_dt.timedelta(seconds=sign * secs))
     off = ABBREVIATIONS.get(n.lower())
     if off is not None:
         return _dt.timezone(_dt.timedelta(seconds=off[0]), n.upper())
