@@ -19,7 +19,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engine import errors, lexcheck, positions
+from engine import errors, lexcheck, positions, unicode_escapes
 from engine.normalize import normalize
 from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
@@ -133,7 +133,12 @@ def _classify(text: str) -> Stmt:
                 if "modes" in info:
                     info["read_only"] = bool(re.search(r"read\s+only", info["modes"], re.I))
                 return Stmt(kind, text, None, info)
+    junk = lexcheck.check(text)
+    if junk is not None:
+        raise junk
     src = text
+    if "&" in text:  # U&'...' / U&"..." (sqlglot does not read them): plain literals
+        src = unicode_escapes.rewrite(text)
     if "[]" in text:  # sqlglot reads oid[] / name[] / regtype[] as subscripts: use the _type names
         src = _ARRAY_TYPE.sub(lambda m: f"::_{m.group(1).lower()}", src)
     if "ULLS" in text or "ulls" in text:
@@ -144,9 +149,6 @@ def _classify(text: str) -> Stmt:
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
         src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)
-    junk = lexcheck.check(text)
-    if junk is not None:
-        raise junk
     try:
         ast = sqlglot.parse_one(src, read="postgres")
     except TokenError as e:

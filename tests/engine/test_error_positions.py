@@ -88,6 +88,10 @@ CASES = [
     ("SELECT ^0.0e+a", "42601", 'trailing junk after numeric literal at or near "0.0e+"'),
     ("select 1; select ^from_x", "42703", 'column "from_x" does not exist'),
     ("select 1;\n  delete from  ^; select 2", "42601", 'syntax error at or near ";"'),
+    ("select 3 ^|| 4.0", "42883", "operator does not exist: integer || numeric"),
+    ("SELECT U&'wrong: ^\\061'", "42601", "invalid Unicode escape"),
+    ("SELECT U&'wrong: \\db99^xy'", "42601", "invalid Unicode surrogate pair"),
+    ("SELECT U&'wrong: +0061' UESCAPE ^'+'", "42601", "invalid Unicode escape character at or near \"'+'\""),
     # no position: errors of constant folding / execution and of utility statements
     ("select 2147483647 + 1", "22003", "integer out of range"),
     ("select 1/0", "22012", "division by zero"),
@@ -153,3 +157,16 @@ def test_psql_shows_line_and_caret(dsn: str, names: dict[str, str]) -> None:
         "LINE 2:   nonesuch",
         "          ^",
     ]
+
+
+def test_unicode_escaped_literals(dsn: str) -> None:
+    async def body() -> list[Any]:
+        c = await asyncpg.connect(dsn)
+        try:
+            return list(await c.fetchrow(
+                "SELECT U&'d\\0061t\\+000061' AS U&\"d\\0061t\\+000061\", "
+                "U&'d!0061t\\+000061' UESCAPE '!', U&'\\D83D\\DE00'"))
+        finally:
+            await c.close()
+
+    assert asyncio.run(body()) == ["data", "dat\\+000061", "\U0001F600"]
