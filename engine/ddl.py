@@ -58,6 +58,11 @@ class CatalogWriter:
         self.ctx.catalog = self.txn.catalog
 
 
+def serial_sequence(type_oid: int) -> SequenceDef:
+    """A serial column's sequence stops at its column type's maximum (AS integer / smallint)."""
+    return SequenceDef(max_value={T.INT2: 2**15 - 1, T.INT4: 2**31 - 1}.get(type_oid, 2**63 - 1))
+
+
 def _int(node: exp.Expression | None, default: int) -> int:
     if node is None:
         return default
@@ -182,10 +187,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 if isinstance(cc.args.get("kind"), exp.Reference):
                     fkeys.append(_fkey(name, None, [ce.name], cc.args["kind"]))
     td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks, fkeys=fkeys)
-    for _, sname in serials:
+    for pos, sname in serials:
         if cw.catalog.get(sname) is not None:
             raise errors.DuplicateTable(f'relation "{sname}" already exists')
-        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=SequenceDef()))
+        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=serial_sequence(cols[pos].type_oid)))
         td.owned_seqs.append(sname)
     cw.put_table(td)
     cw.finish()

@@ -29,8 +29,8 @@ from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.catalog import CATALOG_TABLE, ColumnDef, SequenceDef, TableDef, table_key
-from engine.ddl import CatalogWriter
+from engine.catalog import CATALOG_TABLE, ColumnDef, TableDef, table_key
+from engine.ddl import CatalogWriter, serial_sequence
 from engine.expr import Compiler, Scope
 from engine.keys import encode_key
 
@@ -93,7 +93,7 @@ class _Alter:
             sname = f"{td.name}_{name}_seq"
             if self.cw.catalog.get(sname) is not None:
                 raise errors.DuplicateTable(f'relation "{sname}" already exists')
-            self.cw.put_table(TableDef(self.cw.alloc_id(), sname, "S", seq=SequenceDef()))
+            self.cw.put_table(TableDef(self.cw.alloc_id(), sname, "S", seq=serial_sequence(oid)))
             # the sequence must be visible to nextval() while rewriting
             self.cw.finish()
             self.planner.catalog = self.planner.env.catalog = self.ctx.catalog

@@ -12,7 +12,7 @@ from engine import types as T
 from engine.pgcatalog.model import model_of
 from engine.pgcatalog.deparse import default_text
 from engine.pgcatalog.render import format_type
-from engine.pgcatalog.tables import NAMESPACES, Rows, _user, _viewdef
+from engine.pgcatalog.tables import NAMESPACES, Rows, _user, _viewdef, sequence_type
 
 X, N, I4, B = T.TEXT, T.NAME, T.INT4, T.BOOL  # sql_identifier is name, character_data text
 TABLES: dict[str, tuple[list[tuple[str, int]], Rows]] = {}
@@ -80,6 +80,7 @@ def _columns(ctx: Any) -> Iterator[tuple]:
                    "YES", None)
 
 
+_BITS = {T.INT2: 16, T.INT4: 32, T.INT8: 64}
 _CONTYPE = {"p": "PRIMARY KEY", "u": "UNIQUE", "f": "FOREIGN KEY", "c": "CHECK"}
 
 
@@ -130,5 +131,6 @@ def _sequences(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         if td.kind == "S" and td.seq is not None:
             s = td.seq
-            yield (ctx.session.database, "public", td.name, "bigint", 64, str(s.start), str(s.min_value),
+            st = sequence_type(s)
+            yield (ctx.session.database, "public", td.name, T.TYPE_NAMES[st], _BITS[st], str(s.start), str(s.min_value),
                    str(s.max_value), str(s.increment), "YES" if s.cycle else "NO")

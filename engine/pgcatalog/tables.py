@@ -318,7 +318,12 @@ def _pg_sequence(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         if td.kind == "S" and td.seq is not None:
             s = td.seq
-            yield (td.table_id, T.INT8, s.start, s.increment, s.max_value, s.min_value, 1, s.cycle)
+            yield (td.table_id, sequence_type(s), s.start, s.increment, s.max_value, s.min_value, 1, s.cycle)
+
+
+def sequence_type(s: Any) -> int:
+    """The sequence's AS type: a serial column's sequence ends at its column type's maximum."""
+    return {2**31 - 1: T.INT4, 2**15 - 1: T.INT2}.get(s.max_value, T.INT8)
 
 
 @table("pg_type", "oid typname typnamespace typowner typlen typbyval typtype typcategory typispreferred "
@@ -466,12 +471,15 @@ def _pg_indexes(ctx: Any) -> Iterator[tuple]:
 
 
 @table("pg_sequences", "schemaname sequencename sequenceowner data_type start_value min_value max_value "
-       "increment_by cycle cache_size last_value", [N, N, N, O, I8, I8, I8, I8, B, I8, I8])
+       "increment_by cycle cache_size last_value", [N, N, N, T.REGTYPE, I8, I8, I8, I8, B, I8, I8])
 def _pg_sequences(ctx: Any) -> Iterator[tuple]:
+    from engine.catalog_functions import RegOid
+
     for td in ctx.catalog.tables.values():
         if td.kind == "S" and td.seq is not None:
             s = td.seq
-            yield ("public", td.name, _user(ctx), T.INT8, s.start, s.min_value, s.max_value, s.increment,
+            yield ("public", td.name, _user(ctx), RegOid(T.TYPE_NAMES[sequence_type(s)], sequence_type(s)), s.start,
+                   s.min_value, s.max_value, s.increment,
                    s.cycle, 1, None)
 
 
