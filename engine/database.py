@@ -71,9 +71,9 @@ class Database:
         n = self._role_sessions.get(role.oid, 0)
         if role.connlimit >= 0 and not role.superuser and n >= role.connlimit:
             raise errors.SqlError(f'too many connections for role "{user}"', sqlstate="53300")
-        session = self.session(user, database, params)
-        for key, value in roles.login_settings(role):  # ALTER ROLE ... SET name = value
-            session.gucs[key] = value
+        # ALTER ROLE ... SET defaults, under what the client's startup packet sets
+        merged = {**dict(roles.login_settings(role)), **(params or {})}
+        session = self.session(user, database, merged)
         self._role_sessions[role.oid] = n + 1
         close = session.close
 
