@@ -20,7 +20,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from server.autoscale import AutoscaleError, AutoscalePolicy, Cooldowns, ReaderSample, decide, next_name
+from server.autoscale import AutoscaleError, AutoscalePolicy, Cooldowns, CpuMeter, ReaderSample, decide, next_name
 from server.config import ClusterConf, InstanceConf
 
 
@@ -86,6 +86,23 @@ def test_policy_checks_and_names() -> None:
     again = ClusterConf.from_dict(json.loads(conf.to_json()))
     assert [i.autoscaled for i in again.instances] == [False, False, True]
     assert "autoscaled" not in json.loads(conf.to_json())["instances"][0]
+
+
+def test_cpu_meter_sees_a_busy_and_an_idle_process() -> None:
+    import os
+
+    m = CpuMeter()
+    me = os.getpid()
+    assert m.percent(me) == 0.0  # first sample: no interval yet
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        pass
+    busy = m.percent(me)
+    time.sleep(0.5)
+    idle = m.percent(me)
+    # the cores are shared with other work: a busy loop gets what the scheduler gives it
+    assert busy >= 2 and idle < busy / 2, (busy, idle)
+    assert m.percent(2**22 + 12345) == 0.0  # no such process
 
 
 # --- on a real cluster -----------------------------------------------------------------------
