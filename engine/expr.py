@@ -305,9 +305,9 @@ class Compiler:
         if c.param is not None and self.env.param_types[c.param] in (0, T.UNKNOWN):
             self.env.set_param_type(c.param, oid)
             c = CExpr(c.fn, oid, -1, param=c.param)
-            if typmod < 4:
+            if typmod < 4 and not T.has_precision(oid, typmod):
                 return c
-        if c.type == oid and typmod < 4:
+        if c.type == oid and typmod < 4 and not T.has_precision(oid, typmod):
             return c
         if c.is_const:
             v = c.const

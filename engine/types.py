@@ -212,6 +212,8 @@ def from_sqlglot(dt: Any) -> tuple[int, int]:
             p = int(ps[0].name)
             s = int(ps[1].name) if len(ps) > 1 else 0
             typmod = ((p << 16) | s) + 4
+        elif oid in (TIMESTAMP, TIMESTAMPTZ, TIME, INTERVAL) and ps:
+            typmod = min(int(ps[0].name), 6)  # fractional-second digits
     except (ValueError, AttributeError):
         pass
     return oid, typmod
@@ -223,6 +225,11 @@ def display_name(oid: int, typmod: int = -1) -> str:
         return f"{n}({typmod - 4})"
     if typmod >= 4 and oid == NUMERIC:
         return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    if typmod >= 0 and oid in (TIMESTAMP, TIMESTAMPTZ, TIME):
+        base, _, rest = n.partition(" ")
+        return f"{base}({typmod}) {rest}".strip()
+    if typmod >= 0 and oid == INTERVAL:
+        return f"interval({typmod})"
     return n
 
 
@@ -306,7 +313,8 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
     if oid in (TIMESTAMP, TIMESTAMPTZ):
         from engine.datetime_parse import parse_timestamp
 
-        return parse_timestamp(s, oid == TIMESTAMPTZ)
+        v = parse_timestamp(s, oid == TIMESTAMPTZ)
+        return _with_precision(None, typmod)(v) if 0 <= typmod < 6 else v
     if oid == UUID:
         try:
             return uuid.UUID(s.strip())
@@ -326,7 +334,8 @@ def parse_text(s: str, oid: int, typmod: int = -1) -> Any:
     if oid == TIME:
         from engine.datetime_parse import parse_time
 
-        return parse_time(s)
+        v = parse_time(s)
+        return _with_precision(None, typmod)(v) if 0 <= typmod < 6 else v
     if oid == INTERVAL:
         from engine.datetime_parse import parse_interval
 
@@ -430,6 +439,9 @@ def _num_to_int(oid: int) -> Callable[[Any], Any]:
 
 def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Callable[[Any], Any] | None:
     """A function converting non-NULL values of type ``src`` to ``dst`` (None: identity)."""
+    if dst in (TIMESTAMP, TIMESTAMPTZ, TIME, INTERVAL) and 0 <= typmod < 6:
+        base = caster(src, dst, -1, explicit)
+        return _with_precision(base, typmod)
     if src == dst and typmod < 4:
         return None
     if src in REGS and dst != src:
@@ -511,6 +523,40 @@ def caster(src: int, dst: int, typmod: int = -1, explicit: bool = True) -> Calla
     raise errors.SqlError(
         f"cannot cast type {TYPE_NAMES.get(src, src)} to {TYPE_NAMES.get(dst, dst)}", sqlstate="42846"
     )
+
+
+def has_precision(oid: int, typmod: int) -> bool:
+    """A timestamp(p) / time(p) / interval(p) typmod that rounds fractional seconds."""
+    return 0 <= typmod < 6 and oid in (TIMESTAMP, TIMESTAMPTZ, TIME, INTERVAL)
+
+
+def _with_precision(base: Callable[[Any], Any] | None, p: int) -> Callable[[Any], Any]:
+    """A cast that then rounds seconds to ``p`` fractional digits (timestamp(p) etc.)."""
+    from engine import datetime_values as dv
+    from engine.intervals import Interval
+
+    step = 10 ** (6 - p)
+
+    def rnd(us: int) -> int:
+        return (us + step // 2) // step * step if us >= 0 else -((-us + step // 2) // step * step)
+
+    def f(v: Any) -> Any:
+        if base is not None:
+            v = base(v)
+        if isinstance(v, Interval):
+            return Interval(v.months, v.days, rnd(v.micros))
+        if isinstance(v, _dt.time):
+            us = rnd(((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond)
+            us = min(us, 86_400_000_000 - 1)
+            return _dt.time(us // 3_600_000_000, us // 60_000_000 % 60, us // 1_000_000 % 60, us % 1_000_000,
+                            tzinfo=v.tzinfo)
+        if dv.is_timestamp(v) and not dv.is_infinite(v):
+            us = dv.ts_us(v)
+            r = rnd(us)
+            return v if r == us else dv.make_ts(r, dv.is_aware(v))
+        return v
+
+    return f
 
 
 def _session_zone() -> Any:
