@@ -92,6 +92,8 @@ CASES = [
     ("SELECT U&'wrong: ^\\061'", "42601", "invalid Unicode escape"),
     ("SELECT U&'wrong: \\db99^xy'", "42601", "invalid Unicode surrogate pair"),
     ("SELECT U&'wrong: +0061' UESCAPE ^'+'", "42601", "invalid Unicode escape character at or near \"'+'\""),
+    ("SELECT E'wrong: \\udb99^\\u0061'", "42601", 'invalid Unicode surrogate pair at or near "\\u0061"'),
+    ("SELECT E'wrong: ^\\U0061'", "42601", "invalid Unicode escape"),
     # no position: errors of constant folding / execution and of utility statements
     ("select 2147483647 + 1", "22003", "integer out of range"),
     ("select 1/0", "22012", "division by zero"),
