@@ -417,6 +417,38 @@ def _target_path(planner: Planner, node: exp.Expression, td: TableDef, alias: st
     return op, scope
 
 
+class _Recheck:
+    """READ COMMITTED re-check of a target row another transaction changed and committed
+    after the statement's snapshot (PostgreSQL's EvalPlanQual): the row's newest version
+    is used if it still satisfies the WHERE clause; the statement keeps its snapshot."""
+
+    def __init__(self, planner: Planner, node: exp.Expression, td: TableDef, scope: Scope) -> None:
+        where = node.args.get("where")
+        self.pred = Compiler(planner.env, scope).compile_bool(where.this).fn if where is not None else None
+        self.pad = td.pad_fn()
+
+    def target(self, ctx: Any, tid: int, key: bytes) -> tuple | None:
+        """Lock the row; the version to change (None: skip it), or Restart at higher levels."""
+        txn = ctx.txn
+        if txn.isolation != "read committed":
+            txn.lock_for_update(tid, key, ctx.snapshot)
+            return _SNAPSHOT_ROW
+        txn.lock(tid, key)
+        if ctx.store.latest_lsn(tid, key) <= ctx.snapshot:
+            return _SNAPSHOT_ROW
+        row = txn.get(tid, key, ctx.store.snapshot())
+        if row is None:
+            return None  # deleted meanwhile
+        if self.pad is not None:
+            row = self.pad(row)
+        if self.pred is not None and self.pred(row, ctx) is not True:
+            return None
+        return row
+
+
+_SNAPSHOT_ROW: Any = object()  # the row read at the statement's snapshot is current
+
+
 class UpdatePlan:
     def __init__(self, planner: Planner, node: exp.Update) -> None:
         frm = node.args.get("from_")
@@ -434,6 +466,7 @@ class UpdatePlan:
             self.path = None
         else:
             self.path, scope = _target_path(planner, node, td, alias or td.name)
+        self.recheck = _Recheck(planner, node, td, scope) if self.joined is None else None
         cp = Compiler(planner.env, scope)
         self.sets = sets = _compile_sets(planner, td, cp, node.expressions)
         self.pk_changes = any(i in td.pk for i, _ in sets)
@@ -458,9 +491,18 @@ class UpdatePlan:
         else:
             targets = list(self.path.pairs(ctx))
         out = []
+        count = 0
         for key, full in targets:
             old = full[:n] if self.joined is not None else full
-            txn.lock_for_update(tid, key, ctx.snapshot)
+            if self.recheck is None:
+                txn.lock_for_update(tid, key, ctx.snapshot)
+            else:
+                newest = self.recheck.target(ctx, tid, key)
+                if newest is None:
+                    continue
+                if newest is not _SNAPSHOT_ROW:
+                    old = full = newest
+            count += 1
             new = list(old)
             for i, f in self.sets:
                 new[i] = f(full, ctx)
@@ -480,7 +522,7 @@ class UpdatePlan:
             txn.put(tid, key, row)
             if self.returning.fns is not None:
                 out.append(self.returning.row(row + full[n:] if self.joined is not None else row, ctx))
-        return f"UPDATE {len(targets)}", out
+        return f"UPDATE {count}", out
 
 
 class DeletePlan:
@@ -497,7 +539,8 @@ class DeletePlan:
             self.joined, scope = _joined_targets(planner, td, alias or td.name, list(using),
                                                  where.this if where is not None else None)
         else:
-            self.path, _ = _target_path(planner, node, td, alias or td.name)
+            self.path, path_scope = _target_path(planner, node, td, alias or td.name)
+        self.recheck = _Recheck(planner, node, td, path_scope) if self.joined is None else None
         self.returning = _Returning(planner, td, node.args.get("returning"), alias, scope)
         self.columns = self.returning.columns
         from engine.fkeys import FkChecker
@@ -516,14 +559,23 @@ class DeletePlan:
             targets = list(self.path.pairs(ctx))
         out = []
         fk = self.fk if self.fk.inc else None
+        count = 0
         for key, old in targets:
-            txn.lock_for_update(tid, key, ctx.snapshot)
+            if self.recheck is None:
+                txn.lock_for_update(tid, key, ctx.snapshot)
+            else:
+                newest = self.recheck.target(ctx, tid, key)
+                if newest is None:
+                    continue
+                if newest is not _SNAPSHOT_ROW:
+                    old = newest
+            count += 1
             txn.put(tid, key, None)
             if fk is not None:
                 fk.parent_changed(old[:n], None, ctx)
             if self.returning.fns is not None:
                 out.append(self.returning.row(old, ctx))
-        return f"DELETE {len(targets)}", out
+        return f"DELETE {count}", out
 
 
 __all__ = ["InsertPlan", "UpdatePlan", "DeletePlan", "KeyLookup", "Filter"]

@@ -83,26 +83,41 @@ class KeyLookup(Op):
             yield row
 
 
-class LockRows(Op):
-    """SELECT ... FOR UPDATE / FOR SHARE over one table: lock each qualifying row's key.
+class KeyedRows(Op):
+    """A one-table access path's rows with the row key appended (read by ``LockRows``)."""
 
-    ``mode``: "wait" (a held lock raises ``LockBusy``; the session waits and restarts the
-    statement), "nowait" (55P03) or "skip" (SKIP LOCKED: rows locked by others are left
-    out).  FOR SHARE / FOR KEY SHARE take shared row locks (they only block writers).
-    A row changed after the statement snapshot restarts the statement (READ COMMITTED
-    re-reads it; higher isolation levels report 40001).
+    def __init__(self, child: Op) -> None:
+        self.child = child
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        for key, row in self.child.pairs(ctx):  # type: ignore[attr-defined]
+            yield row + (key,)
+
+
+class LockRows(Op):
+    """SELECT ... FOR UPDATE / FOR SHARE over one table: lock each row that reaches it.
+
+    It sits above the sort and below LIMIT (as in PostgreSQL), so only the rows returned
+    are locked and rows skipped by SKIP LOCKED do not count against the limit; the row key
+    is the child's column ``key_index`` (see ``KeyedRows``).  ``mode``: "wait" (a held lock
+    raises ``LockBusy``; the session waits and re-runs the statement), "nowait" (55P03) or
+    "skip" (SKIP LOCKED).  FOR SHARE / FOR KEY SHARE take shared row locks (they only
+    block writers).  A row changed after the statement snapshot restarts the statement
+    (READ COMMITTED re-reads it; higher isolation levels report 40001).
     """
 
-    def __init__(self, child: Op, table_id: int, mode: str, table_name: str, shared: bool = False) -> None:
-        self.child, self.table_id, self.mode, self.table_name = child, table_id, mode, table_name
-        self.shared = shared
+    def __init__(self, child: Op, key_index: int, table_id: int, mode: str, table_name: str,
+                 shared: bool = False) -> None:
+        self.child, self.key_index, self.table_id = child, key_index, table_id
+        self.mode, self.table_name, self.shared = mode, table_name, shared
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
         from engine.api import LockBusy
         from engine.txn import Restart
 
-        txn, tid, mode, shared = ctx.txn, self.table_id, self.mode, self.shared
-        for key, row in self.child.pairs(ctx):  # type: ignore[attr-defined]
+        txn, tid, mode, shared, ki = ctx.txn, self.table_id, self.mode, self.shared, self.key_index
+        for row in self.child.rows(ctx):
+            key = row[ki]
             try:
                 txn.lock(tid, key, shared)
             except LockBusy:
@@ -310,14 +325,16 @@ class Limit(Op):
         off = off or 0
         if (lim is not None and lim < 0) or off < 0:
             raise errors.SqlError("LIMIT must not be negative", sqlstate="2201W")
+        if lim is not None and lim == 0:
+            return
         n = 0
         for i, row in enumerate(self.child.rows(ctx)):
             if i < off:
                 continue
-            if lim is not None and n >= lim:
-                return
             n += 1
             yield row
+            if lim is not None and n >= lim:
+                return  # pull no further row: FOR UPDATE below must not lock it
 
 
 def hashable(v: Any) -> Any:

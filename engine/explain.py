@@ -194,6 +194,8 @@ def _node(op: Any, catalog: Any) -> _Node:
     elif cls == "WindowAgg":
         n = _Node("WindowAgg", op)
         kids = [op.child]
+    elif cls == "KeyedRows":  # internal: carries row keys up to LockRows
+        return _node(op.child, catalog)
     elif cls == "LockRows":
         n = _Node("LockRows", op)
         kids = [op.child]

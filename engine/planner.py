@@ -17,7 +17,7 @@ from engine import types as T
 from engine.api import Column
 from engine.catalog import TableDef
 from engine.executor import (
-    Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, LockRows, NestedLoopJoin, OneRow, Op, Plan,
+    Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, KeyedRows, LockRows, NestedLoopJoin, OneRow, Op, Plan,
     Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
 )
 from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
@@ -390,10 +390,11 @@ class Planner:
         op, scope, td = self.plan_from(sel, parent)
         op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
         locks = sel.args.get("locks")
+        lock_spec = None  # FOR UPDATE / SHARE on one table: LockRows goes above the sort
         if locks and td is not None and hasattr(op, "pairs"):
             w = locks[0].args.get("wait")
-            op = LockRows(op, td.table_id, "nowait" if w is True else "skip" if w is False else "wait", td.name,
-                          shared=not locks[0].args.get("update"))
+            lock_spec = ("nowait" if w is True else "skip" if w is False else "wait", not locks[0].args.get("update"))
+            op = KeyedRows(op)
         select_items = self._expand_stars(sel.expressions, scope)
         group = sel.args.get("group")
         having = sel.args.get("having")
@@ -401,6 +402,10 @@ class Planner:
         grouped = bool(group) or having is not None or any(
             any(_group_agg(n, e) for n in e.walk()) for e in select_items
         ) or (order is not None and any(any(_group_agg(n, o) for n in o.walk()) for o in order.expressions))
+        if lock_spec is not None and (grouped or sel.args.get("distinct") is not None):
+            what = "DISTINCT clause" if sel.args.get("distinct") is not None else (
+                "GROUP BY clause" if group else "aggregate functions")
+            raise errors.FeatureNotSupported(f"FOR {'SHARE' if lock_spec[1] else 'UPDATE'} is not allowed with {what}")
         if grouped:
             op, compiler = self._plan_group(op, scope, sel, select_items, group)
             if having is not None:
@@ -410,6 +415,9 @@ class Planner:
         from engine.window import WindowAgg, plan_windows, window_nodes
 
         wnodes = window_nodes(list(select_items) + ([o.this for o in order.expressions] if order is not None else []))
+        if wnodes and lock_spec is not None:
+            raise errors.FeatureNotSupported(
+                f"FOR {'SHARE' if lock_spec[1] else 'UPDATE'} is not allowed with window functions")
         if wnodes:
             specs, whook = plan_windows(compiler, sel, wnodes)
             op = WindowAgg(op, specs)
@@ -438,6 +446,9 @@ class Planner:
         cols = [self._column(n, c, e, scope, td) for n, c, e in zip(names, outs, select_items)]
         fns = [srfs[i] if i in srfs else c.fn for i, c in enumerate(outs)]
         width = len(fns)
+        if lock_spec is not None:
+            fns.append(lambda r, c: r[-1])  # the row key KeyedRows appended (stripped below)
+        lock_key = len(fns) - 1
         sort_keys = []
         dnode = sel.args.get("distinct")
         distinct = dnode is not None
@@ -473,6 +484,8 @@ class Planner:
             op = Sort(op, sort_keys)
         if on_idx:
             op = _DistinctOn(op, on_idx)
+        if lock_spec is not None:
+            op = LockRows(op, lock_key, td.table_id, lock_spec[0], td.name, shared=lock_spec[1])
         op = self._limit(op, sel)
         if len(fns) > width:
             op = Strip(op, width)

@@ -331,6 +331,7 @@ class EngineSession:
         await self.store.ensure_loaded(plan.tables)
         store = self.store
         started = time.monotonic()
+        kept: int | None = None  # READ COMMITTED: the statement snapshot kept across lock waits
         while True:
             if txn.snapshot_per_txn:
                 if txn.snapshot is None:
@@ -345,7 +346,7 @@ class EngineSession:
                     txn.ssi.check(txn.txid)
                 snap = txn.snapshot
             else:
-                snap = store.snapshot()
+                snap = kept if kept is not None else store.snapshot()
             self._check_cancel()
             ctx = ExecCtx(self, txn, snap, params)
             ctx.catalog = catalog
@@ -355,11 +356,13 @@ class EngineSession:
             except LockBusy as e:
                 txn.rollback_statement()
                 await self._wait_lock(txn, e.holder, started)
+                kept = snap  # re-run on the same snapshot: changed target rows are re-checked
                 continue
             except Restart:
                 txn.rollback_statement()
                 if txn.snapshot_per_txn:
                     raise errors.SerializationFailure("could not serialize access due to concurrent update") from None
+                kept = None  # no re-check possible here: a new snapshot
                 continue
             return Result(tag, plan.columns, rows, notices)
 

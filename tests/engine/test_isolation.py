@@ -378,9 +378,6 @@ def test_for_share_shares_and_blocks_writers(dsn: str) -> None:
     run(body())
 
 
-@pytest.mark.xfail(strict=True, reason="FOR UPDATE locks every row the scan yields before ORDER BY/LIMIT "
-                   "(PostgreSQL locks above the sort, below the limit), so the first session locks all "
-                   "four rows and SKIP LOCKED in the second finds none")
 def test_nowait_and_skip_locked(dsn: str) -> None:
     t = "iso_queue"
 
@@ -407,9 +404,6 @@ def test_nowait_and_skip_locked(dsn: str) -> None:
     run(body())
 
 
-@pytest.mark.xfail(strict=True, reason="READ COMMITTED restarts the whole statement with a new snapshot "
-                   "after a lock wait instead of re-checking only the waited-for row's new version "
-                   "(EvalPlanQual), so it deletes row 1, which reached hits = 10 after the DELETE began")
 def test_read_committed_recheck_skips_rows_that_stop_matching(dsn: str) -> None:
     """PostgreSQL's documented example: the DELETE waits on the row being updated, re-checks
     that row's new version (hits = 11, no longer 10) and keeps its own statement snapshot,
@@ -427,6 +421,27 @@ def test_read_committed_recheck_skips_rows_that_stop_matching(dsn: str) -> None:
             await a.execute("COMMIT")
             assert await delete == "DELETE 0"
             assert await b.fetch(f"SELECT id, hits FROM {t} ORDER BY id") == [(1, 10), (2, 11)]
+
+    run(body())
+
+
+def test_read_committed_waiting_update_keeps_its_snapshot(dsn: str) -> None:
+    """A row inserted while an UPDATE waits for a lock is not in the UPDATE's snapshot:
+    the statement is not restarted, it only re-checks the row it waited for."""
+    t = "iso_rc_keep_snapshot"
+
+    async def body() -> None:
+        await setup(dsn, f"DROP TABLE IF EXISTS {t}", f"CREATE TABLE {t} (id int PRIMARY KEY, v int)",
+                    f"INSERT INTO {t} VALUES (1, 0), (2, 0)")
+        async with Sessions(dsn, 3) as (a, b, c):
+            await a.execute("BEGIN")
+            await a.execute(f"UPDATE {t} SET v = 10 WHERE id = 1")
+            update = asyncio.ensure_future(b.execute(f"UPDATE {t} SET v = v + 1"))
+            assert await is_blocked(update)
+            await c.execute(f"INSERT INTO {t} VALUES (3, 0)")
+            await a.execute("COMMIT")
+            assert await update == "UPDATE 2"
+            assert await c.fetch(f"SELECT id, v FROM {t} ORDER BY id") == [(1, 11), (2, 1), (3, 0)]
 
     run(body())
 
