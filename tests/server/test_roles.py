@@ -116,6 +116,9 @@ def test_created_role_logs_in_on_writer_and_reader(pwcluster):
     # the cluster password is the bootstrap superuser's only
     err = asyncio.run(asyncpg_error(dsn(pwcluster, name, PW)))
     assert err.sqlstate == "28P01"
+    # no clear-text password in any part's log
+    logs = "".join(p.read_text(errors="replace") for p in pwcluster.launcher.log_dir.glob("*.log"))
+    assert "instance_ready" in logs and "app pw" not in logs
 
 
 def test_nologin_expired_and_password_changes(pwcluster):
@@ -255,6 +258,12 @@ def test_membership_set_role_and_transactions(pwcluster):
             await u.execute(f"SET ROLE {grp}")
             assert tuple(await u.fetchrow("SELECT current_user, session_user")) == (grp, usr)
             await u.execute("RESET ROLE")
+            assert await u.fetchval("SELECT current_user") == usr
+            await u.execute(f"BEGIN; SET ROLE {grp}; ROLLBACK")  # undone with the transaction
+            assert await u.fetchval("SELECT current_user") == usr
+            await u.execute(f"SET ROLE {grp}; RESET ALL")  # RESET ALL keeps the role ...
+            assert await u.fetchval("SELECT current_user") == grp
+            await u.execute("DISCARD ALL")  # ... DISCARD ALL does not
             assert await u.fetchval("SELECT current_user") == usr
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await u.execute("SET ROLE postgres")
