@@ -21,6 +21,7 @@ from engine import datetime_values as dv
 from engine import errors
 from engine import types as T
 from engine.datetime_style import current, zone as _style_zone
+from engine.datetime_tochar import Fields, to_char
 from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _strict
 from engine.intervals import USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, Interval, as_interval
 from engine.intervals import justify_days, justify_hours, justify_interval
@@ -507,6 +508,33 @@ def _format_number(v: Any, fmt: str) -> str:
     return out
 
 
+def char_fields(x: Any) -> Any:
+    """to_char's broken-down fields of a date, timestamp(tz) or interval."""
+    if isinstance(x, (Interval, _dt.timedelta)):
+        iv = as_interval(x)
+        years = _cdiv(iv.months, 12)
+        hours = _cdiv(iv.micros, USECS_PER_HOUR)
+        rest = iv.micros - hours * USECS_PER_HOUR
+        mins = _cdiv(rest, USECS_PER_MINUTE)
+        rest -= mins * USECS_PER_MINUTE
+        secs = _cdiv(rest, 1_000_000)
+        return Fields(years, iv.months - years * 12, iv.days, hours, mins, secs, rest - secs * 1_000_000,
+                      interval=True)
+    if isinstance(x, _dt.time):
+        return Fields(0, 0, 0, x.hour, x.minute, x.second, x.microsecond, interval=True)
+    if dv.is_date(x):
+        x = dv.to_timestamp(x, False)
+    us = dv.ts_us(x)
+    off, abbrev = None, ""
+    if dv.is_aware(x):
+        z = _session_tz()
+        off = dv.offset_at_utc(us, z)
+        abbrev = dv.zone_abbrev(us, z) or ""
+        us += off * 1_000_000
+    y, mo, d, hh, mi, ss, micro = dv.split_us(us)
+    return Fields(y, mo, d, hh, mi, ss, micro, julian=dv.date2j(y, mo, d), tz_abbrev=abbrev, tz_offset=off)
+
+
 def _to_char(cp: Compiler, node: exp.Expression) -> CExpr:
     a = _args(node)
     v = cp.compile(a[0])
@@ -524,14 +552,7 @@ def _to_char(cp: Compiler, node: exp.Expression) -> CExpr:
             return _format_number(x, f)
         if dv.is_infinite(x):
             return None
-        if isinstance(x, _dt.datetime) and x.tzinfo is not None:
-            x = x.astimezone(_session_tz(c))
-        if isinstance(x, (Interval, _dt.timedelta)):
-            iv = as_interval(x)
-            x = _dt.datetime(1, 1, 1) + _dt.timedelta(days=iv.days, microseconds=iv.micros)
-        if dv.is_date(x) and type(x) is _dt.date:
-            x = _dt.datetime(x.year, x.month, x.day)
-        return format_datetime(x, f)
+        return to_char(char_fields(x), f)
 
     return CExpr(run, T.TEXT)
 

@@ -21,6 +21,9 @@ from sqlglot.errors import ParseError, TokenError
 
 from engine import errors, lexcheck, positions, unicode_escapes
 from engine.normalize import normalize
+from engine import datetime_dialect
+
+datetime_dialect.install()
 from engine.pgcatalog import rewrite as pgcatalog_rewrite
 
 _CACHE_LIMIT = 20000
