@@ -16,6 +16,7 @@ from engine import types as T
 from engine.catalog import (
     CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef, database_key, table_key,
 )
+from engine.default_check import check_default
 from engine.keys import rowid_key
 
 
@@ -141,6 +142,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 pk = [len(cols)]
                 col.not_null = True
             elif isinstance(k, exp.DefaultColumnConstraint):
+                check_default(k.this)
                 col.default = k.this.sql("postgres")
             elif isinstance(k, exp.UniqueColumnConstraint):
                 uniques.append((f"{name}_{cname}_key", [len(cols)]))

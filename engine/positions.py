@@ -50,6 +50,7 @@ _NODE_STATES = frozenset({
     "42P20",  # windowing error
     "42611",  # invalid column definition
     "42P02",  # undefined parameter
+    "0A000",  # feature not supported (e.g. a subquery in a DEFAULT), when raised for a node
     "22P02", "22003", "22008", "22007", "22009", "22015", "2202E", "22023", "22P03",
 })
 _NAME_STATES = frozenset({"42P01", "42703", "42883", "42704"})
@@ -131,6 +132,13 @@ def _node_start(node: exp.Expression, src: str, operator: bool) -> int | None:
         if p is not None:
             return p
     span = node_span(node)
+    if span is not None and isinstance(node, (exp.Subquery, exp.Select)):
+        # a subquery is where its "(" is (its first recorded token is inside the select list)
+        toks = tokens(src)
+        k = max((i for i, t in enumerate(toks) if t.start <= span[0]
+                 and t.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.VALUES)), default=None)
+        if k is not None:
+            return toks[k - 1].start if k and toks[k - 1].token_type == TokenType.L_PAREN else toks[k].start
     return None if span is None else span[0]
 
 

@@ -94,6 +94,10 @@ CASES = [
     ("SELECT U&'wrong: +0061' UESCAPE ^'+'", "42601", "invalid Unicode escape character at or near \"'+'\""),
     ("SELECT E'wrong: \\udb99^\\u0061'", "42601", 'invalid Unicode surrogate pair at or near "\\u0061"'),
     ("SELECT E'wrong: ^\\U0061'", "42601", "invalid Unicode escape"),
+    ("CREATE TABLE dflt_x (id int DEFAULT (avg(^id)))", "42P10", "cannot use column reference in DEFAULT expression"),
+    ("CREATE TABLE dflt_x (a int DEFAULT ^(select 1))", "0A000", "cannot use subquery in DEFAULT expression"),
+    ("CREATE TABLE dflt_x (a int DEFAULT (^avg(1)))", "42803",
+     "aggregate functions are not allowed in DEFAULT expressions"),
     # no position: errors of constant folding / execution and of utility statements
     ("select 2147483647 + 1", "22003", "integer out of range"),
     ("select 1/0", "22012", "division by zero"),
