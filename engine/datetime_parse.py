@@ -825,10 +825,12 @@ _MULT = {"decade": 10, "century": 100, "millennium": 1000}
 
 
 def _add_unit(acc: _Acc, unit: str, val: int, fval: float, text: str) -> None:
+    if unit in ("year", "month", "day", "week", "decade", "century", "millennium") and not INT32[0] <= val <= INT32[1]:
+        raise _interval_bad(text, "range")
     if unit == "microsecond":
-        acc.us += int(round(val + fval))
+        acc.us += val + int(round(fval))
     elif unit == "millisecond":
-        acc.us += int(round((val + fval) * 1000))
+        acc.us += val * 1000 + int(round(fval * 1000))
     elif unit == "second":
         acc.us += val * 1_000_000 + int(round(fval * 1_000_000))
     elif unit == "minute":
@@ -862,6 +864,16 @@ def _add_unit(acc: _Acc, unit: str, val: int, fval: float, text: str) -> None:
 _ISO_PART = re.compile(r"([+-]?\d*(?:\.\d*)?)([YMWDHS])", re.I)
 
 
+def _split_num(g: str) -> tuple[int, float]:
+    """'-12.5' -> (-12, -0.5), the fraction read from its own digits (no float rounding
+    of the whole number)."""
+    neg = g.startswith("-")
+    whole, _, frac = g.lstrip("+-").partition(".")
+    val = int(whole or "0")
+    fval = float("0." + frac) if frac else 0.0
+    return (-val, -fval) if neg else (val, fval)
+
+
 def _parse_iso8601(s: str, text: str) -> Interval:
     neg_all = s.startswith("-")
     body = s.lstrip("-")[1:]
@@ -869,24 +881,39 @@ def _parse_iso8601(s: str, text: str) -> Interval:
     if not body:
         raise _interval_bad(text)
     date_part, _, time_part = body.upper().partition("T")
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_part or "x") or (date_part and "-" in date_part[1:]):
-        y, mo, d = (int(x) for x in date_part.split("-"))
-        acc.months += y * 12 + mo
-        acc.days += d
-        date_part = ""
+    num = r"[+-]?\d+(?:\.\d*)?"
+    m = re.match(rf"({num})(?:-({num}))?(?:-({num}))?", date_part)
+    if m and (m.end() == len(date_part) or date_part[m.end():m.end() + 1] not in "YMWD"):
+        first = m.group(1)
+        if m.group(2) is None and re.fullmatch(r"\d{8}", first):
+            fields = [first[:4], first[4:6], first[6:]]
+        else:
+            fields = [g for g in m.groups() if g is not None]
+        for g, u in zip(fields, ("year", "month", "day")):
+            _add_unit(acc, u, *_split_num(g), text)
+        date_part = date_part[m.end():]
+        if date_part:
+            raise _interval_bad(text)
+    if time_part and not re.search(r"[HMS]", time_part):
+        if ":" in time_part:
+            fields = time_part.split(":")
+        elif re.fullmatch(r"\d{6}", time_part):
+            fields = [time_part[:2], time_part[2:4], time_part[4:]]
+        else:
+            fields = [time_part]
+        try:
+            for g, u in zip(fields, ("hour", "minute", "second")):
+                _add_unit(acc, u, *_split_num(g), text)
+        except ValueError:
+            raise _interval_bad(text) from None
+        time_part = ""
     for sect, is_time in ((date_part, False), (time_part, True)):
-        if is_time and re.fullmatch(r"\d{2}:\d{2}:\d{2}(\.\d+)?", sect or "x"):
-            h, mi, sec = sect.split(":")
-            acc.us += int(h) * USECS_PER_HOUR + int(mi) * USECS_PER_MINUTE + int(round(float(sec) * 1e6))
-            continue
         pos = 0
         for m in _ISO_PART.finditer(sect):
             if m.start() != pos or m.group(1) in ("", "+", "-", "."):
                 raise _interval_bad(text)
             pos = m.end()
-            num = float(m.group(1))
-            val = int(num)
-            fval = num - val
+            val, fval = _split_num(m.group(1))
             c = m.group(2)
             if not is_time:
                 u = {"Y": "year", "M": "month", "W": "week", "D": "day"}.get(c)
@@ -935,10 +962,16 @@ def interval_literal(text: str, unit: Any) -> Interval:
     """``INTERVAL 'text' [unit | unit TO unit]`` (``unit``: sqlglot's unit node or None)."""
     if unit is None:
         return parse_interval(text)
-    names = [unit.this.name, unit.expression.name] if hasattr(unit, "expression") and unit.expression is not None \
-        else [unit.name]
+    parts = [unit.this, unit.expression] if type(unit).__name__ == "IntervalSpan" else [unit]
+    names, prec = [], -1
+    for p in parts:
+        if type(p).__name__ == "Second":  # SECOND(p)
+            names.append("second")
+            prec = int(p.this.name) if p.this is not None else -1
+        else:
+            names.append(p.name)
     words = [_UNIT_WORDS.get(n.lower()) for n in names]
     if any(w is None for w in words):
         return parse_interval(f"{text} {' '.join(names)}")
     range_ = " to ".join(words)  # type: ignore[arg-type]
-    return parse_interval(text, range_=range_)
+    return parse_interval(text, prec, range_=range_)
