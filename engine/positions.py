@@ -114,6 +114,20 @@ def node_span(node: exp.Expression) -> tuple[int, int] | None:
     return None if lo is None else (lo, hi)  # type: ignore[return-value]
 
 
+def _from_text(node: exp.Expression, src: str) -> bool:
+    """Whether the first token recorded under ``node`` is really at its offset in ``src``."""
+    for n in node.walk():
+        m = getattr(n, "_meta", None)
+        if m and "start" in m:
+            end = m.get("end", m["start"]) + 1
+            raw = src[m["start"]:end].lower().strip("'\"")
+            if isinstance(n, exp.Func) and not isinstance(n, exp.Anonymous):
+                return raw.isidentifier() and src[end:].lstrip()[:1] == "("  # a call, name maybe aliased
+            want = str(n.name or n.this or "").lower()
+            return bool(raw) and (raw == want or raw in want or want in raw)
+    return True
+
+
 def _operator_start(node: exp.Binary, src_tokens: list[Token]) -> int | None:
     left, right = node.left, node.right
     ls = node_span(left) if isinstance(left, exp.Expression) else None
@@ -214,7 +228,9 @@ def _find(err: Any, stmt: Any, query: str, shaped: bool) -> int | None:
     def mapped(i: int) -> int:
         return base + to_orig(to_text(i))
 
-    node = err.node if isinstance(err.node, exp.Expression) else None
+    node = err.node if isinstance(err.node, exp.Expression) and stmt.ast is not None else None
+    if node is not None and not _from_text(node, src):
+        node = None  # parsed from other text (a stored DEFAULT, a COPY's inner query ...)
     span = node_span(node) if node is not None else None
     if err.sqlstate.startswith("22"):
         value = _literal_value(err.message)
