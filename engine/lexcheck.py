@@ -25,9 +25,12 @@ _SCAN = re.compile(r"""
 """, re.X | re.S)
 
 
+_SUSPECT = re.compile(r"\d\.?[^\W\d]|\\[uU]")  # a digit run into a letter, or a Unicode escape
+
+
 def check(text: str) -> SyntaxErr | None:
-    if not any(c.isdigit() for c in text):
-        return None  # no number, parameter or Unicode escape to check
+    if _SUSPECT.search(text) is None:
+        return None  # the common case: nothing that could be junk
     unicode = "\\u" in text or "\\U" in text
     for m in _SCAN.finditer(text):
         if m.group("estr") is not None:
