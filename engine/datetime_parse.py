@@ -666,9 +666,27 @@ class _Acc:
     """Interval fields being accumulated (Python ints: overflow is checked at the end)."""
 
     def __init__(self) -> None:
+        self.years = 0
         self.months = 0
         self.days = 0
         self.us = 0
+
+    def check(self, text: str) -> None:
+        """Each field must fit its own width (int32 years/months/days, int64 time)."""
+        if not (INT32[0] <= self.years <= INT32[1] and INT32[0] <= self.months <= INT32[1]
+                and INT32[0] <= self.days <= INT32[1] and INT64[0] <= self.us <= INT64[1]):
+            raise _interval_bad(text, "range")
+
+    def finish(self, text: str, negate: bool = False) -> Interval:
+        self.check(text)
+        months = self.years * 12 + self.months
+        if not INT32[0] <= months <= INT32[1]:
+            raise errors.SqlError("interval out of range", sqlstate="22008")
+        if negate:
+            if months == INT32[0] or self.days == INT32[0] or self.us == INT64[0]:
+                raise _interval_bad(text, "range")
+            return Interval(-months, -self.days, -self.us)
+        return Interval(months, self.days, self.us)
 
     def frac_us(self, frac: float, scale: int) -> None:
         self.us += int(round(frac * scale))
@@ -723,6 +741,7 @@ def _parse_interval_fields(s: str, text: str, range_: str | None, st: Style) -> 
             if force_negative and us > 0:
                 us = -us
             acc.us += us
+            acc.check(text)
             mark = "time"
             unit = "day"
             pending_unit = False
@@ -743,6 +762,7 @@ def _parse_interval_fields(s: str, text: str, range_: str | None, st: Style) -> 
                 if force_negative and total > 0:
                     total = -total
                 acc.months += total
+                acc.check(text)
                 mark = "month"
             elif m and (m.group(2) or m.group(3)):
                 sign = -1 if m.group(1) == "-" else 1
@@ -782,14 +802,7 @@ def _parse_interval_fields(s: str, text: str, range_: str | None, st: Style) -> 
             seen |= marks
     if not seen or pending_unit:
         raise _interval_bad(text)
-    months, days, us = acc.months, acc.days, acc.us
-    if ago:
-        months, days, us = -months, -days, -us
-    if not (INT32[0] <= days <= INT32[1] and INT64[0] <= us <= INT64[1]):
-        raise _interval_bad(text, "range")
-    if not INT32[0] <= months <= INT32[1]:
-        raise errors.SqlError("interval out of range", sqlstate="22008")
-    return Interval(months, days, us)
+    return acc.finish(text, negate=ago)
 
 
 _MARKS = {"time": {"hour", "minute", "second", "millisecond", "microsecond"},
@@ -849,16 +862,15 @@ def _add_unit(acc: _Acc, unit: str, val: int, fval: float, text: str) -> None:
         acc.months += val
         acc.frac_days(fval, 30)
     elif unit == "year":
-        acc.months += val * 12
+        acc.years += val
         acc.months += int(round(fval * 12))
     elif unit in _MULT:
         k = _MULT[unit]
-        acc.months += val * 12 * k
+        acc.years += val * k
         acc.months += int(round(fval * 12 * k))
     else:
         raise _interval_bad(text)
-    if abs(acc.months) > 2**40 or abs(acc.days) > 2**40 or abs(acc.us) > 2**70:
-        raise _interval_bad(text, "range")
+    acc.check(text)
 
 
 _ISO_PART = re.compile(r"([+-]?\d*(?:\.\d*)?)([YMWDHS])", re.I)
@@ -924,8 +936,7 @@ def _parse_iso8601(s: str, text: str) -> Interval:
             _add_unit(acc, u, val, fval, text)
         if pos != len(sect):
             raise _interval_bad(text)
-    iv = Interval(acc.months, acc.days, acc.us)
-    return -iv if neg_all else iv
+    return acc.finish(text, negate=neg_all)
 
 
 def restrict_interval(iv: Interval, range_: str | None, typmod: int = -1) -> Interval:

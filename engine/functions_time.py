@@ -699,9 +699,9 @@ def _make_interval(cp: Compiler, node: exp.Expression) -> CExpr:
     if isinstance(node, exp.MakeInterval):
         for k in ("year", "month", "week", "day", "hour", "minute", "second"):
             v = node.args.get(k)
-            if isinstance(v, exp.Kwarg):
-                v = v.expression
-            if v is not None:
+            if isinstance(v, (exp.Kwarg, exp.PropertyEQ)):  # named: years := 1
+                vals[v.this.name.lower()] = v.expression
+            elif v is not None:
                 vals[{"year": "years", "month": "months", "week": "weeks", "day": "days", "hour": "hours",
                       "minute": "mins", "second": "secs"}[k]] = v
     else:
