@@ -72,7 +72,8 @@ _UNIT_ALIASES = {
     "millennium": "millennium", "millennia": "millennium", "mil": "millennium", "mils": "millennium",
     "epoch": "epoch", "julian": "julian", "j": "julian", "dow": "dow", "isodow": "isodow", "doy": "doy",
     "isoyear": "isoyear", "timezone": "timezone", "timezone_hour": "timezone_hour",
-    "timezone_minute": "timezone_minute", "tz": "timezone", "tz_hour": "timezone_hour", "tz_minute": "timezone_minute",
+    "timezone_minute": "timezone_minute", "timezone_h": "timezone_hour", "timezone_m": "timezone_minute",
+    "tz": "timezone", "tz_hour": "timezone_hour", "tz_minute": "timezone_minute",
 }
 
 
@@ -118,7 +119,7 @@ def _trunc_fields(unit: str, f: tuple, tname: str, raw: str) -> tuple:
     if unit == "millennium":
         y2 = _cdiv(y + 999, 1000) * 1000 - 999 if y > 0 else -_cdiv(999 - (y - 1), 1000) * 1000 + 1
         return (y2, 1, 1, 0, 0, 0, 0)
-    raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+    raise errors.SqlError(f'unit "{raw.lower()}" not supported for type {tname}', sqlstate="0A000")
 
 
 def trunc_timestamp(raw: str, v: Any, zone: _dt.tzinfo | None = None) -> Any:
@@ -126,7 +127,7 @@ def trunc_timestamp(raw: str, v: Any, zone: _dt.tzinfo | None = None) -> Any:
     tname = "timestamp with time zone" if tz else "timestamp without time zone"
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type {tname}', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type {tname}', sqlstate="22023")
     if dv.is_infinite(v):
         return v
     us = dv.ts_us(v)
@@ -144,11 +145,11 @@ def trunc_interval(raw: str, v: Any) -> Interval:
     iv = as_interval(v)
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type interval', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type interval', sqlstate="22023")
     years, months = _cdiv(iv.months, 12), iv.months - _cdiv(iv.months, 12) * 12
     t = iv.micros
     if unit == "week":
-        raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000",
+        raise errors.SqlError(f'unit "{raw.lower()}" not supported for type interval', sqlstate="0A000",
                               detail="Months usually have fractional weeks.")
     steps = {"microseconds": 1, "milliseconds": 1000, "second": 1_000_000, "minute": USECS_PER_MINUTE,
              "hour": USECS_PER_HOUR}
@@ -162,7 +163,7 @@ def trunc_interval(raw: str, v: Any) -> Interval:
         return Interval(years * 12 + _cdiv(months, 3) * 3, 0, 0)
     mult = {"year": 1, "decade": 10, "century": 100, "millennium": 1000}.get(unit)
     if mult is None:
-        raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000")
+        raise errors.SqlError(f'unit "{raw.lower()}" not supported for type interval', sqlstate="0A000")
     return Interval(_cdiv(years, mult) * mult * 12, 0, 0)
 
 
@@ -233,12 +234,12 @@ def extract_timestamp(raw: str, v: Any) -> Decimal | None:
     tname = "timestamp with time zone" if tz else "timestamp without time zone"
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type {tname}', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type {tname}', sqlstate="22023")
     if dv.is_infinite(v):
         if unit in _INFINITE_UNITS:
             return _INF if dv.infinity_sign(v) > 0 else -_INF
         if unit in ("timezone", "timezone_hour", "timezone_minute") and not tz:
-            raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+            raise errors.SqlError(f'unit "{raw.lower()}" not supported for type {tname}', sqlstate="0A000")
         return None
     us = dv.ts_us(v)
     if unit == "epoch":
@@ -246,7 +247,7 @@ def extract_timestamp(raw: str, v: Any) -> Decimal | None:
     off = dv.offset_at_utc(us, _session_tz()) if tz else 0
     if unit in ("timezone", "timezone_hour", "timezone_minute"):
         if not tz:
-            raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+            raise errors.SqlError(f'unit "{raw.lower()}" not supported for type {tname}', sqlstate="0A000")
         return Decimal(off if unit == "timezone" else _cdiv(off, 3600) if unit == "timezone_hour"
                        else _cdiv(off, 60) - _cdiv(off, 3600) * 60)
     local = us + off * 1_000_000
@@ -290,16 +291,16 @@ def _fields(unit: str, raw: str, tname: str, y: int, mo: int, d: int, hh: int, m
         if local is None or day_us == 0:
             return Decimal(dv.date2j(y, mo, d))
         return Decimal(dv.date2j(y, mo, d)) + Decimal(day_us) / Decimal(USECS_PER_DAY)
-    raise errors.SqlError(f'unit "{raw}" not supported for type {tname}', sqlstate="0A000")
+    raise errors.SqlError(f'unit "{raw.lower()}" not supported for type {tname}', sqlstate="0A000")
 
 
 def extract_date(raw: str, v: Any) -> Decimal | None:
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type date', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type date', sqlstate="22023")
     if unit in ("microseconds", "milliseconds", "second", "minute", "hour", "timezone", "timezone_hour",
                 "timezone_minute"):
-        raise errors.SqlError(f'unit "{raw}" not supported for type date', sqlstate="0A000")
+        raise errors.SqlError(f'unit "{raw.lower()}" not supported for type date', sqlstate="0A000")
     if dv.is_infinite(v):
         if unit in _INFINITE_UNITS:
             return _INF if dv.infinity_sign(v) > 0 else -_INF
@@ -315,7 +316,7 @@ def extract_interval(raw: str, v: Any) -> Decimal:
     iv = as_interval(v)
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type interval', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type interval', sqlstate="22023")
     if unit == "epoch":
         years = _cdiv(iv.months, 12)
         rest = iv.months - years * 12
@@ -352,20 +353,20 @@ def extract_interval(raw: str, v: Any) -> Decimal:
         return Decimal(_cdiv(years, 100))
     if unit == "millennium":
         return Decimal(_cdiv(years, 1000))
-    raise errors.SqlError(f'unit "{raw}" not supported for type interval', sqlstate="0A000")
+    raise errors.SqlError(f'unit "{raw.lower()}" not supported for type interval', sqlstate="0A000")
 
 
 def extract_time(raw: str, v: _dt.time) -> Decimal:
     unit = _unit(raw)
     if unit is None:
-        raise errors.SqlError(f'unit "{raw}" not recognized for type time without time zone', sqlstate="22023")
+        raise errors.SqlError(f'unit "{raw.lower()}" not recognized for type time without time zone', sqlstate="22023")
     us = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
     if unit == "epoch":
         return _scaled(us, 6)
     if unit in ("microseconds", "milliseconds", "second", "minute", "hour"):
         return _fields(unit, raw, "time without time zone", 2000, 1, 1, v.hour, v.minute, v.second,
                        v.microsecond, None)
-    raise errors.SqlError(f'unit "{raw}" not supported for type time without time zone', sqlstate="0A000")
+    raise errors.SqlError(f'unit "{raw.lower()}" not supported for type time without time zone', sqlstate="0A000")
 
 
 def extract_any(unit: str, v: Any, oid: int) -> Decimal | None:
@@ -670,6 +671,22 @@ def _checked_ymd(y: int, m: int, d: int, what: str) -> tuple[int, int, int]:
     return (y if y > 0 else y + 1), m, d
 
 
+def _make_time(cp: Compiler, node: exp.Expression) -> CExpr:
+    a = _args(node) if not isinstance(node, exp.TimeFromParts) else [
+        node.args.get("hour"), node.args.get("min"), node.args.get("sec")]
+    fs = [cp.coerce(cp.compile(a[0]), T.INT4).fn, cp.coerce(cp.compile(a[1]), T.INT4).fn,
+          cp.coerce(cp.compile(a[2]), T.FLOAT8).fn]
+
+    def body(h: int, mi: int, sec: float) -> _dt.time:
+        if not (0 <= h <= 24 and 0 <= mi <= 59 and 0 <= sec <= 60) or (h == 24 and (mi or sec)):
+            raise errors.SqlError(f"time field value out of range: {h:02d}:{mi:02d}:{sec:02g}", sqlstate="22008")
+        us = ((h * 60 + mi) * 60) * 1_000_000 + int(round(sec * 1_000_000))
+        us = min(us, USECS_PER_DAY - 1)
+        return _dt.time(us // USECS_PER_HOUR, us // USECS_PER_MINUTE % 60, us // 1_000_000 % 60, us % 1_000_000)
+
+    return _strict(fs, body, T.TIME)
+
+
 def _make_timestamp(tz: bool) -> Callable:
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         a = _args(node)
@@ -768,5 +785,5 @@ HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "StrToTime": _to_timestamp, "UnixToTime": _to_timestamp, "to_timestamp": _to_timestamp,
     "make_date": _make_date, "make_timestamp": _make_timestamp(False), "make_timestamptz": _make_timestamp(True),
     "MakeInterval": _make_interval, "make_interval": _make_interval, "AtTimeZone": _at_time_zone,
-    "timezone": _timezone_fn, "isfinite": _isfinite,
+    "timezone": _timezone_fn, "isfinite": _isfinite, "make_time": _make_time, "TimeFromParts": _make_time,
 }
