@@ -312,11 +312,17 @@ def _pg_backend_pid(cp: Compiler, node: exp.Expression) -> CExpr:
 
 
 def _date_const(cp: Compiler, node: exp.Expression) -> CExpr:
-    return CExpr(lambda r, c: c.now.date(), T.DATE)
+    from engine import datetime_values as dv
+    from engine.datetime_style import current
+
+    return CExpr(lambda r, c: dv.to_date(c.now, current().zone), T.DATE)  # today in the session zone
 
 
 def _localts(cp: Compiler, node: exp.Expression) -> CExpr:
-    return CExpr(lambda r, c: c.now.replace(tzinfo=None), T.TIMESTAMP)
+    from engine import datetime_values as dv
+    from engine.datetime_style import current
+
+    return CExpr(lambda r, c: dv.to_timestamp(c.now, False, current().zone), T.TIMESTAMP)
 
 
 _HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {

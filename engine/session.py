@@ -101,6 +101,7 @@ class EngineSession:
             yield res
 
     def prepare(self, sql: str, param_types: list[int]) -> Prepared:
+        datetime_style.activate(self.gucs)
         try:
             stmts = self.db.parser.parse(sql)
         except errors.SqlError:
