@@ -120,3 +120,13 @@ def test_values_survive_storage_codec(arun):
                       "insert into t values ('infinity', '0097-02-16 17:32:01 BC', '1 year 2 mons 3 days'); "
                       "select d, ts, i from t"))
     assert rows == [["infinity", "0097-02-16 17:32:01 BC", "1 year 2 mons 3 days"]]
+
+
+def test_to_char_date_bin_make_time(arun):
+    rows = arun(texts("select to_char(timestamp '0097-02-16 17:32:01 BC', 'FMDay Y,YYY BC HH12:MI:SS PM DDDth RM'), "
+                      "to_char(interval '-13 mons', 'rm'), "
+                      "date_bin('5 min'::interval, timestamp '2020-02-01 01:01:01', timestamp '2020-02-01 00:02:30'), "
+                      "make_time(8, 20, 0.5), date_part('epoch', timestamptz '1970-01-01 00:00:01+00')"))
+    assert rows == [["Tuesday 0,097 BC 05:32:01 PM 047th II  ", "xii ", "2020-02-01 00:57:30", "08:20:00.5", "1"]]
+    e = arun(error("select date_bin('1 month'::interval, timestamp '2020-01-01', timestamp '2001-01-01')"))
+    assert e.sqlstate == "0A000"
