@@ -18,6 +18,7 @@ def _plain(name: str):  # noqa: ANN202 -- a sqlglot function builder
 
 def install() -> None:
     """Idempotent: make the postgres parser keep these calls as written."""
-    for name in ("to_char", "to_date", "to_timestamp", "date_part"):
+    for name in ("to_char", "to_date", "to_timestamp", "date_part", "date_trunc", "date_bin", "make_time",
+                 "make_timestamp", "make_timestamptz", "make_date"):
         Postgres.Parser.FUNCTIONS[name.upper()] = _plain(name)
     Postgres.Parser.FUNCTION_PARSERS.pop("DATE_PART", None)
