@@ -710,6 +710,17 @@ def _date_bin(cp: Compiler, node: exp.Expression) -> CExpr:
     return _strict(fs, date_bin, ts.type)
 
 
+def _interval_hash(cp: Compiler, node: exp.Expression) -> CExpr:
+    """interval_hash(interval): equal intervals ('1 mon' = '30 days') hash alike."""
+    a = cp.coerce(cp.compile(_args(node)[0]), T.INTERVAL)
+
+    def h(v: Any) -> int:
+        x = hash(as_interval(v).span()) & 0xFFFFFFFF
+        return x - (1 << 32) if x >= 1 << 31 else x
+
+    return _strict([a.fn], h, T.INT4)
+
+
 def _make_time(cp: Compiler, node: exp.Expression) -> CExpr:
     a = _args(node) if not isinstance(node, exp.TimeFromParts) else [
         node.args.get("hour"), node.args.get("min"), node.args.get("sec")]
@@ -825,5 +836,5 @@ HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "make_date": _make_date, "make_timestamp": _make_timestamp(False), "make_timestamptz": _make_timestamp(True),
     "MakeInterval": _make_interval, "make_interval": _make_interval, "AtTimeZone": _at_time_zone,
     "timezone": _timezone_fn, "isfinite": _isfinite, "make_time": _make_time, "TimeFromParts": _make_time,
-    "DateBin": _date_bin, "date_bin": _date_bin,
+    "DateBin": _date_bin, "date_bin": _date_bin, "interval_hash": _interval_hash,
 }
