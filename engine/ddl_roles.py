@@ -174,6 +174,8 @@ def plan(node: exp.Expression) -> tuple[str, Runner, bool] | None:
 
         return "RESET", reset_auth, False
     if head in ("grant", "revoke"):
+        if any(t.word == "on" for t in toks):  # privileges ON objects sqlglot could not read
+            return head.upper(), lambda ctx: _object_grant_tokens(ctx, head, toks), True
         return head.upper(), lambda ctx: _grant_roles(ctx, head == "grant", Cursor(toks[1:])), True
     return None
 
@@ -625,3 +627,21 @@ def _object_grant(ctx: Any, node: exp.Expression) -> tuple[str, list, list[str]]
         if ctx.catalog.get(sec.name) is None and sysviews.lookup(sec.name) is None:
             raise errors.UndefinedTable(f'relation "{sec.name}" does not exist')
     return verb, [], []
+
+
+def _object_grant_tokens(ctx: Any, head: str, toks: list[Tok]) -> tuple[str, list, list[str]]:
+    """GRANT ... ON ALL TABLES IN SCHEMA s TO r (and the like): the grantees must exist."""
+    word = "to" if head == "grant" else "from"
+    at = max((i for i, t in enumerate(toks) if t.word == word), default=None)
+    if at is None:
+        raise errors.SyntaxErr("syntax error at end of input")
+    c = Cursor(toks[at + 1:])
+    while not c.done():
+        t = c.peek()
+        if t is not None and t.kind in ("id", "qid") and not (t.kind == "id" and t.text in (
+                "public", "group", "with", "grant", "option", "granted", "by", "cascade", "restrict")):
+            name = _role_spec(c, ctx)
+            _must_exist(ctx, name)
+        else:
+            c.i += 1
+    return head.upper(), [], []

@@ -203,6 +203,13 @@ def test_errors_like_postgres(pwcluster):
         with pytest.raises(psycopg.errors.UndefinedObject):
             conn.execute("DROP ROLE ghost_role")
         conn.execute("DROP ROLE IF EXISTS ghost_role")
+        # privileges on objects: accepted (not enforced) once the roles and tables exist
+        conn.execute(f"GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO {low}")
+        conn.execute(f"GRANT SELECT ON pg_class TO {low}")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute(f"GRANT SELECT ON no_such_table TO {low}")
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            conn.execute("GRANT SELECT ON pg_class TO ghost_role")
         with pytest.raises(psycopg.errors.ReservedName):
             conn.execute("CREATE ROLE pg_mine")
         with pytest.raises(psycopg.errors.SyntaxError, match="conflicting or redundant options"):
