@@ -67,7 +67,8 @@ def test_up_status_down(data_dir: Path) -> None:
     r = borealis("status", "--json", "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
-    assert set(st) == {"instances", "storage_nodes", "endpoints", "volume", "manager"}
+    assert set(st) == {"instances", "storage_nodes", "endpoints", "volume", "manager", "autoscale", "ccm"}
+    assert st["autoscale"]["policy"] is None and st["ccm"] is False
     assert {i["name"]: i["role"] for i in st["instances"]} == {"i1": "writer", "i2": "reader"}
     for i in st["instances"]:
         assert {"name", "role", "address", "port", "pid", "state", "applied_lsn", "lag_ms"} <= set(i)
