@@ -89,6 +89,10 @@ class RowStore(Protocol):
         """A snapshot used across statements (REPEATABLE READ): keep its versions until
         ``release(txid)``.  Versions no pinned or current snapshot can see are dropped."""
 
+    def unpin(self, txid: int) -> None:
+        """Drop ``txid``'s pinned snapshot but keep its locks (a READ COMMITTED statement
+        that kept its snapshot across a lock wait has finished)."""
+
     def status_rows(self) -> list[dict[str, Any]]:
         """Instance/volume facts for introspection functions (may be empty)."""
 

@@ -118,6 +118,9 @@ class VersionedTables:
         """Keep the versions visible at ``snapshot`` until ``release(txid)``."""
         self._pins[txid] = snapshot
 
+    def unpin(self, txid: int) -> None:
+        self._pins.pop(txid, None)
+
     def horizon(self) -> int:
         """Versions older than the newest one <= this LSN are invisible to every reader."""
         pins = self._pins

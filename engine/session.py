@@ -356,15 +356,34 @@ class EngineSession:
                 tag, rows, notices = plan.run(ctx)
             except LockBusy as e:
                 txn.rollback_statement()
-                await self._wait_lock(txn, e.holder, started)
-                kept = snap  # re-run on the same snapshot: changed target rows are re-checked
+                if not txn.snapshot_per_txn and txn.txid is not None:
+                    # The versions visible at ``snap`` must outlive the wait (the horizon
+                    # would otherwise prune them and the re-run would miss its rows).
+                    store.pin(txn.txid, snap)
+                    kept = snap  # re-run on the same snapshot: changed target rows are re-checked
+                else:
+                    kept = None
+                try:
+                    await self._wait_lock(txn, e.holder, started)
+                except BaseException:
+                    if kept is not None:
+                        store.unpin(txn.txid)
+                    raise
                 continue
             except Restart:
                 txn.rollback_statement()
+                if kept is not None:
+                    store.unpin(txn.txid)
                 if txn.snapshot_per_txn:
                     raise errors.SerializationFailure("could not serialize access due to concurrent update") from None
                 kept = None  # no re-check possible here: a new snapshot
                 continue
+            except BaseException:
+                if kept is not None:
+                    store.unpin(txn.txid)
+                raise
+            if kept is not None:
+                store.unpin(txn.txid)
             return Result(tag, plan.columns, rows, notices)
 
     def _timeout_ms(self, name: str) -> float:
