@@ -37,14 +37,22 @@ class _TableIndexes:
                 prev(key, row)
             if self.pad is not None:
                 row = self.pad(row)
+            stale = None
             for cols, m in self.maps.items():
-                vals = tuple(row[i] for i in cols)
+                try:
+                    vals = tuple(row[i] for i in cols)
+                except IndexError:  # built for another table that had this id (a rolled-back
+                    stale = (stale or []) + [cols]  # CREATE TABLE): drop it, rebuilt on use
+                    continue
                 if None not in vals:
                     s = m.get(vals)
                     if s is None:
                         m[vals] = {key}
                     else:
                         s.add(key)
+            if stale:
+                for cols in stale:
+                    self.maps.pop(cols, None)
 
         tv.on_add = on_add
 
