@@ -170,9 +170,11 @@ def test_readers_follow_connection_load(make_cluster) -> None:
 
         outs = await loop.run_in_executor(None, _wait, lambda: scale_events("scale_out"), 30, "2 scale-out events")
         assert outs == [("auto1", True), ("auto2", True)], outs
-        st = await loop.run_in_executor(None, c.status)
+        # the manager's sample lags the third reader's start: wait for a sample that counts it
+        st = await loop.run_in_executor(
+            None, _wait, lambda: (lambda s: s if (s["autoscale"]["now"] or {}).get("readers") == 3 else None)(
+                c.status()), 30, "a sample with 3 readers")
         assert st["autoscale"]["policy"]["max_readers"] == 3
-        assert st["autoscale"]["now"]["readers"] == 3
         text = borealis(d, "status")
         assert "AUTOSCALE  on  readers 1..3" in text and "auto1*" in text
         # load goes away: the readers it added are removed, one per cooldown; i2 stays
