@@ -94,3 +94,28 @@ def start_cluster(data_dir: Path, readers: int = 1, pgs: int = 2, password: str 
 def env_without_pg() -> dict[str, str]:
     """The environment for psql subprocesses: no stray PG* settings from the caller."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+def borealis_cli(data_dir: Path, *args: str) -> str:
+    """Run ``borealis ARGS --data-dir D`` and return its stdout (a failure fails the test)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "server.cli", *args, "--data-dir", str(data_dir)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``pred`` until it returns something truthy (returned) or ``timeout`` passes."""
+    import time
+
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")

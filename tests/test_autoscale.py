@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from tests.cluster import borealis_cli as borealis, wait_for as _wait
 import asyncio
 import json
 import math
@@ -107,22 +108,8 @@ def test_cpu_meter_sees_a_busy_and_an_idle_process() -> None:
 
 # --- on a real cluster -----------------------------------------------------------------------
 
-def borealis(data_dir, *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "server.cli", *args, "--data-dir", str(data_dir)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
-def _wait(pred, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def test_readers_follow_connection_load(make_cluster) -> None:

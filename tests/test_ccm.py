@@ -8,6 +8,7 @@ the previous writer's hot set by itself.
 
 from __future__ import annotations
 
+from tests.cluster import borealis_cli as borealis, wait_for as _wait
 import asyncio
 import subprocess
 import sys
@@ -18,22 +19,8 @@ import asyncpg
 TABLES = ("hot_a", "hot_b", "hot_c")
 
 
-def borealis(data_dir, *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "server.cli", *args, "--data-dir", str(data_dir)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
-def _wait(pred, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def cached(c) -> dict[str, set[int]]:
