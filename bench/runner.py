@@ -8,6 +8,10 @@ Workloads (names for ``--only``), in run order per system:
     insert     single-row INSERT commit latency, 1 client and 8 clients
     copy       COPY of --copy-rows rows (default 1 M)
     lag        replica lag under pgbench -N (systems with a reader only)
+    connect    connection storm: pgbench -C (new connection per SELECT 1), 8 clients, through
+               the writer and the reader endpoint (PostgreSQL: its one server for both);
+               connects/s and server / client CPU per connection (bench.connect)
+    latency    point-select latency p50/p99, pgbench -S -M prepared, 1 client (bench.connect)
     rss        peak RSS of every server process (last, so it covers the whole run)
 
 ``init`` (the pgbench table load) runs first whenever pgbench, analytic or lag is selected.
@@ -23,12 +27,13 @@ import sys
 import time
 import traceback
 
-from bench import machine, pgbench, report, workloads
+from bench import connect, machine, pgbench, report, workloads
 from bench.report import Figure
 from bench.systems import ScratchBorealis, ScratchPostgres
 
-WORKLOADS = ("pgbench", "analytic", "insert", "copy", "lag", "rss")
-NEEDS_INIT = {"pgbench", "analytic", "lag"}
+WORKLOADS = ("pgbench", "analytic", "insert", "copy", "lag", "connect", "latency", "rss")
+NEEDS_INIT = {"pgbench", "analytic", "lag", "latency"}
+STORM_CLIENTS = 8
 CLIENTS = (1, 8)
 MODES = ("simple", "prepared")
 SCRIPT_LABEL = {"select": "select-only -S", "update": "simple-update -N", "tpcb": "TPC-B-like"}
@@ -52,7 +57,23 @@ def figures(scale: int, copy_rows: int) -> list[Figure]:
     out.append(Figure("copy", f"COPY {copy_rows:,} rows", "rows/s", "higher", "copy", "rows_per_s"))
     out += [Figure("lag_p50", "replica lag p50 under -N load", "ms", "lower", "replica_lag", "p50_ms"),
             Figure("lag_p99", "replica lag p99 under -N load", "ms", "lower", "replica_lag", "p99_ms"),
+            *connect_figures(),
             Figure("rss_total", "peak RSS, all server processes", "MiB", "lower", "rss", "total")]
+    return out
+
+
+def connect_figures() -> list[Figure]:
+    out = []
+    for ep in ("writer", "reader"):
+        w = f"connect_{ep}"
+        out += [Figure(f"{w}_rate", f"connects/s via {ep} endpoint, pgbench -C, {STORM_CLIENTS} clients",
+                       "conn/s", "higher", w, "connects_per_s"),
+                Figure(f"{w}_server_cpu", f"server CPU per connection, {ep} endpoint", "ms", "lower", w,
+                       "server_cpu_ms_per_conn")]
+    out += [Figure("point_p50", "point select latency p50, -S prepared, 1 client", "ms", "lower", "point_latency",
+                   "p50_ms"),
+            Figure("point_p99", "point select latency p99, -S prepared, 1 client", "ms", "lower", "point_latency",
+                   "p99_ms")]
     return out
 
 
@@ -66,6 +87,10 @@ def result_keys(selected: list[str]) -> list[str]:
             keys += [f"insert_c{c}" for c in CLIENTS]
         elif w == "lag":
             keys.append("replica_lag")
+        elif w == "connect":
+            keys += ["connect_writer", "connect_reader"]
+        elif w == "latency":
+            keys.append("point_latency")
         else:
             keys.append(w)
     return keys
@@ -132,6 +157,12 @@ class Run:
                 res["replica_lag"] = {"note": "no replica"}
             else:
                 await self._step(res, "replica_lag", workloads.replica_lag(sysobj.dsn, sysobj.reader_dsn, d), d + 120)
+        if "connect" in sel:
+            for ep, dsn in (("writer", sysobj.dsn), ("reader", sysobj.reader_dsn or sysobj.dsn)):
+                await self._step(res, f"connect_{ep}",
+                                 lambda dsn=dsn: connect.storm(dsn, STORM_CLIENTS, d, sysobj.pids()), d * 3 + 90)
+        if "latency" in sel:
+            await self._step(res, "point_latency", lambda: connect.point_latency(sysobj.dsn, d), d * 3 + 90)
         if "rss" in sel:
             pids = sysobj.pids()
             res["rss"] = workloads.peak_rss(pids)

@@ -66,7 +66,7 @@ import structlog
 import uvloop
 
 from server.cancel import cancel_socket_path
-from server.handoff import handoff_enabled, send_socket, socket_path
+from server.handoff import hand_off, handoff_enabled, socket_path
 
 from endpoints.pgwire import CANCEL_REQUEST, Refusal
 from endpoints.routing import Router
@@ -185,6 +185,12 @@ class ClientSide(_Side):
             return
         super().data_received(data)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        got = getattr(self, "got_data", None)
+        if got is not None:
+            _release(got)  # attach stops waiting for a first packet
+        super().connection_lost(exc)
+
     def attached(self, backend: _Side) -> None:
         self.peer = backend
         if self.early and backend.transport is not None:
@@ -204,6 +210,12 @@ class ClientSide(_Side):
 _CANCEL_HEAD = (16).to_bytes(4, "big") + CANCEL_REQUEST.to_bytes(4, "big")
 
 
+def _release(fut: asyncio.Future) -> None:
+    """Stop waiting for a client's first packet (it may never come; then the proxy relays)."""
+    if not fut.done():
+        fut.set_result(None)
+
+
 class Proxy:
     """Owns the routing table, the listening servers and the per-instance counters."""
 
@@ -221,6 +233,7 @@ class Proxy:
         self.handoff = handoff_enabled()  # pass sockets to local instances instead of relaying
         self.handed_off: dict[str, int] = {}
         self.routed: dict[str, dict[str, int]] = {}  # endpoint -> instance -> connections routed
+        self._handoff_paths: dict[str, Path | None] = {}  # instance -> hand-off socket path
         self.reload()
 
     def spawn(self, coro: Any) -> None:
@@ -273,34 +286,50 @@ class Proxy:
         return next((e for e in self.router.conf.endpoints if e.name == name), None)
 
     # --- connections -----------------------------------------------------------------
+    def _handoff_path(self, instance: str) -> Path | None:
+        """The instance's hand-off socket (cached: resolving the path costs syscalls), or None."""
+        try:
+            return self._handoff_paths[instance]
+        except KeyError:
+            path = self._handoff_paths[instance] = socket_path(self.data_dir, instance)
+            return path
+
     def _can_hand_off(self, ep: EndpointConf | None, candidates: list) -> bool:
         """Hand-off suits endpoints that need no live connection counts, and only instances
         that listen for hand-offs (same host); otherwise the proxy relays."""
         if ep is None or getattr(ep, "policy", "") == "least_connections":
             return False
-        path = socket_path(self.data_dir, candidates[0].name)
+        path = self._handoff_path(candidates[0].name)
         return path is not None and path.exists()
 
-    def try_handoff(self, client: ClientSide, candidates: list) -> bool:
-        """Pass the client socket to the first local candidate that takes it (server.handoff)."""
-        sock = client.transport.get_extra_info("socket") if client.transport is not None else None
+    async def try_handoff(self, client: ClientSide, candidates: list) -> bool:
+        """Pass the client socket to the first local candidate that takes it (server.handoff).
+        Reading from the client pauses meanwhile: from the moment the instance holds the
+        socket, whatever the client sends is the instance's to read."""
+        tr = client.transport
+        sock = tr.get_extra_info("socket") if tr is not None else None
         if sock is None:
             return False
+        held = bytes(client.early)
+        tr.pause_reading()
         for inst in candidates:
-            path = socket_path(self.data_dir, inst.name)
-            if path is None or not path.exists():
+            path = self._handoff_path(inst.name)
+            if path is None:
                 continue
             try:
-                send_socket(path, sock, bytes(client.early))
+                await hand_off(path, sock, held)
             except OSError as e:
-                log.info("handoff_failed", instance=inst.name, error=str(e))
+                if not isinstance(e, FileNotFoundError):
+                    log.info("handoff_failed", instance=inst.name, error=str(e))
                 continue
             client.handed_off = True
             client.early = bytearray()
             self.handed_off[inst.name] = self.handed_off.get(inst.name, 0) + 1
             self.count_routed(client.endpoint, inst.name)
-            client.transport.abort()  # the instance holds the socket now; no FIN, no RST
+            tr.abort()  # the instance holds the socket now; no FIN, no RST
             return True
+        if not tr.is_closing():
+            tr.resume_reading()
         return False
 
     async def attach(self, client: ClientSide) -> None:
@@ -310,13 +339,16 @@ class Proxy:
         client.kind = ep.kind if ep is not None else ""
         loop = asyncio.get_running_loop()
         if self.handoff and candidates and self._can_hand_off(ep, candidates):
-            try:
-                await asyncio.wait_for(asyncio.shield(client.got_data), HANDOFF_WAIT)
-            except asyncio.TimeoutError:
-                pass
+            got = client.got_data
+            if not got.done():
+                timer = loop.call_later(HANDOFF_WAIT, _release, got)
+                await got
+                timer.cancel()
             if client.closed or client.refusal is not None or client.transport is None or client.transport.is_closing():
                 return
-            if client.got_data.done() and self.try_handoff(client, candidates):
+            if client.early and await self.try_handoff(client, candidates):
+                return
+            if client.closed:
                 return
         for inst in candidates:
             if client.closed:

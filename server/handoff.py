@@ -51,6 +51,32 @@ def send_socket(path: Path, client: socket.socket, held: bytes, timeout: float =
             raise OSError("instance did not accept the connection")
 
 
+async def hand_off(path: Path, client: socket.socket, held: bytes, timeout: float = 0.5) -> None:
+    """``send_socket`` for an event loop: the same exchange, without blocking the loop while
+    the instance confirms (a proxy that waited in a blocking recv handed off one connection
+    at a time, at the pace of the instance's wake-ups).  Raises OSError (or TimeoutError,
+    one of them) if the instance does not take the socket; the caller then relays instead."""
+    loop = asyncio.get_running_loop()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        await asyncio.wait_for(_exchange(loop, s, str(path), client.fileno(), held), timeout)
+    except asyncio.TimeoutError as e:
+        raise OSError("instance did not confirm the hand-off in time") from e
+    finally:
+        s.close()
+
+
+async def _exchange(loop: asyncio.AbstractEventLoop, s: socket.socket, path: str, fd: int, held: bytes) -> None:
+    await loop.sock_connect(s, path)
+    payload = _HDR.pack(len(held)) + held
+    sent = s.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    if sent < len(payload):
+        await loop.sock_sendall(s, payload[sent:])
+    if await loop.sock_recv(s, 1) != b"k":
+        raise OSError("instance did not accept the connection")
+
+
 class HandoffListener:
     """Instance side: adopts sockets passed by the proxy into ``protocol_factory``."""
 

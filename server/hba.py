@@ -26,6 +26,7 @@ scram-sha-256 from anywhere.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +60,24 @@ class HbaRule:
         if "all" not in self.users and user not in self.users:
             return False
         if self.network is not None:
-            try:
-                ip = ipaddress.ip_address(addr.split("%", 1)[0])
-            except ValueError:
-                return False
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            if ip.version != self.network.version or ip not in self.network:
+            ip = _address(addr)
+            if ip is None or ip.version != self.network.version or ip not in self.network:
                 return False
         return True
+
+
+@functools.lru_cache(maxsize=256)
+def _address(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client address as an ip_address (IPv4-mapped IPv6 as IPv4); None if unparsable.
+    Cached: parsing costs more than the rest of matching, and clients reconnect from the
+    same few addresses."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def _network(addr: str, mask: str | None, lineno: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

@@ -38,6 +38,7 @@ drops them at the end of the implicit transaction).
 from __future__ import annotations
 
 import inspect
+import logging
 import secrets
 import traceback
 from dataclasses import dataclass, field
@@ -75,6 +76,14 @@ class ServerContext:
     next_conn_id: int = 1
     tasks: set = field(default_factory=set)  # strong refs to background tasks (session closes)
     ssl_context: Any = None  # ssl.SSLContext: SSLRequest is answered 'S' and TLS starts
+    debug: bool = False  # debug lines enabled: per-connection lines are written only then
+
+    def __post_init__(self) -> None:
+        log = self.log or structlog.get_logger("borealis.pgwire")
+        try:
+            self.debug = bool(log.bind().is_enabled_for(logging.DEBUG))
+        except AttributeError:  # a logger without level filtering writes everything
+            self.debug = True
 
     def allocate_pid(self) -> int:
         pid = self.next_pid
@@ -175,10 +184,22 @@ class PgConnection:
         self.start_tls: Callable[[], Awaitable[None]] | None = None
         self.conn_id = ctx.next_conn_id
         ctx.next_conn_id += 1
-        base = ctx.log or structlog.get_logger("borealis.pgwire")
-        self.log = base.bind(conn_id=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else "?")
-        if ctx.instance_name:
-            self.log = self.log.bind(instance=ctx.instance_name)
+        self._log: Any = None  # bound on first use (binding costs more than the rest of a login)
+
+    @property
+    def log(self) -> Any:
+        """This connection's logger (conn_id, peer, instance and, once known, user/database)."""
+        log = self._log
+        if log is None:
+            peer = self.peer
+            log = (self.ctx.log or structlog.get_logger("borealis.pgwire")).bind(
+                conn_id=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else "?")
+            if self.ctx.instance_name:
+                log = log.bind(instance=self.ctx.instance_name)
+            if self.user:
+                log = log.bind(user=self.user, database=self.database, tls=self.tls)
+            self._log = log
+        return log
 
     # ------------------------------------------------------------------ framing
 
@@ -345,7 +366,7 @@ class PgConnection:
         self.user = user
         self.database = params.get("database") or user
         self.params = params
-        self.log = self.log.bind(user=user, database=self.database, tls=self.tls)
+        self._log = None  # rebound with user and database
         self._auth = Authenticator(self.ctx.auth)
         addr = str(self.peer[0]) if self.peer else ""
         reply, done = self._auth.start(user, self.database, addr, self.tls)
@@ -378,13 +399,16 @@ class PgConnection:
             intr.probe = client_gone_probe(self.sock_fd)
         status = session.parameter_status()
         self._reported = dict(status)
-        for k, v in status.items():
-            self.out.append(m.parameter_status_msg(k, v))
-        self.out.append(m.backend_key_data_msg(self.pid, self.secret))
-        self.out.append(m.ready_msg(session.transaction_status))
+        out = self.out
+        out.append(m.parameter_status_block(status))
+        out.append(m.backend_key_data_msg(self.pid, self.secret))
+        out.append(m.ready_msg(session.transaction_status))
         self.state = READY
         self.flush()
-        self.log.info("connection ready", pid=self.pid, application_name=self.params.get("application_name", ""))
+        # Per-connection lines are debug (like PostgreSQL's log_connections = off): at a few
+        # hundred connects/s formatting them cost more than the rest of the login.
+        if self.ctx.debug:
+            self.log.debug("connection ready", pid=self.pid, application_name=self.params.get("application_name", ""))
 
     # ------------------------------------------------------------------ simple query
 
@@ -699,7 +723,8 @@ class PgConnection:
                 await self.session.close()
             except Exception:
                 self.log.error("error closing session", exc=traceback.format_exc())
-        self.log.info("connection closed")
+        if self.ctx.debug:
+            self.log.debug("connection closed")
 
 
 _Handler = Callable[[PgConnection, Any], Awaitable[None]]

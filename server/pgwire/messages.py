@@ -34,6 +34,8 @@ connection appends them to one output list and writes once per Sync / simple Que
 
 from __future__ import annotations
 
+import functools
+
 import struct
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -422,6 +424,17 @@ def auth_sasl_final_msg(data: bytes) -> bytes:
 
 def parameter_status_msg(name: str, value: str) -> bytes:
     return _frame(b"S", _cstr(name) + _cstr(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _status_block(items: tuple[tuple[str, str], ...]) -> bytes:
+    return b"".join(parameter_status_msg(k, v) for k, v in items)
+
+
+def parameter_status_block(status: dict[str, str]) -> bytes:
+    """The ParameterStatus messages of a login, in one piece.  Logins mostly report the same
+    dozen settings, so the encoded block is cached by their values."""
+    return _status_block(tuple(status.items()))
 
 
 def backend_key_data_msg(pid: int, secret: int) -> bytes:
