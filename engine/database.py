@@ -45,6 +45,19 @@ class Database:
         log.info("engine started", instance=self.instance_name, role=self.role,
                  tables=len(self._catalog.tables) if self._catalog else 0)
 
+    def promote(self, store: RowStore) -> None:
+        """This instance became the writer in place (server.promote): serve from ``store``,
+        which holds the reader's cache brought to the recovered VDL.  In-memory counters
+        are rebuilt from the store on first use, as on a writer that starts; sessions
+        opened as a reader keep the old store and are ended by the caller."""
+        self.store = store
+        self.role = "writer"
+        self._catalog = None
+        self._catalog_lsn = -1
+        self.seqs.clear()
+        self._rowids.clear()
+        log.info("engine promoted", instance=self.instance_name, role=self.role)
+
     def catalog(self) -> Catalog:
         lsn = self.store.latest_lsn(CATALOG_TABLE, VERSION_KEY)
         if lsn != self._catalog_lsn or self._catalog is None:

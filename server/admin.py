@@ -17,8 +17,9 @@ import asyncio
 import os
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
+import msgspec
 import structlog
 
 from server import replication as R
@@ -58,6 +59,14 @@ class _AdminConn(asyncio.Protocol):
             elif isinstance(m, R.Heartbeat):
                 self.applied_lsn = m.applied_lsn
                 self.last_heartbeat = time.time()
+            elif isinstance(m, R.Promote):
+                asyncio.ensure_future(self._promote(m))
+
+    async def _promote(self, m: R.Promote) -> None:
+        reply = await self.server.promote(m)
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(R.ADMIN_REPLIES.frame(reply))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.unsubscribe(self)
@@ -75,6 +84,9 @@ class AdminServer:
         self._send_scheduled = False
         self.vdl_fn: Callable[[], int] = lambda: 0
         self.tails_fn: Callable[[], dict[int, int]] = dict
+        # In-place promotion (server.promote), set by a reader instance: timeout -> Promoted.
+        self.promote_fn: Callable[[int, float], Awaitable[R.Promoted]] | None = None
+        self._promotion: asyncio.Future | None = None
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
@@ -96,6 +108,28 @@ class AdminServer:
             pid=os.getpid(),
             cached_tables=s.get("cached_tables", []),
         )
+
+    # -- in-place promotion (reader -> writer) ----------------------------------------------
+    async def promote(self, m: R.Promote) -> R.Promoted:
+        """Run the promotion once; a repeated request (the manager retrying) gets the same
+        outcome.  A writer answers ok at once (it already is one)."""
+        if self._promotion is None:
+            if self.role == "writer":
+                return R.Promoted(req=m.req, ok=True, error="already the writer")
+            if self.promote_fn is None:
+                return R.Promoted(req=m.req, ok=False, error="this instance cannot be promoted in place")
+            self._promotion = asyncio.ensure_future(self.promote_fn(m.req, m.timeout))
+        done: R.Promoted = await asyncio.shield(self._promotion)
+        if not done.ok:
+            self._promotion = None  # a failed attempt may be retried (or the manager restarts us)
+        return R.Promoted(**{**msgspec.structs.asdict(done), "req": m.req})
+
+    def become_writer(self, vdl_fn: Callable[[], int], tails_fn: Callable[[], dict[int, int]]) -> None:
+        """The instance was promoted: serve ``Subscribe`` from now on."""
+        self.vdl_fn = vdl_fn
+        self.tails_fn = tails_fn
+        self._vdl = vdl_fn()
+        self.role = "writer"
 
     # -- redo publishing (writer) ------------------------------------------------------------
     def subscribe(self, conn: _AdminConn) -> None:
@@ -180,12 +214,20 @@ class _SubConn(asyncio.Protocol):
         self.dec = R.ADMIN_REPLIES.decoder()
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.stopped = False  # RedoSubscriber.stop: drop whatever still arrives
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.sub.stopped:
+            transport.close()
+            return
         transport.write(R.ADMIN_REQUESTS.frame(R.Subscribe(req=1, reader=self.sub.name)))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        if self.stopped or self.sub.stopped:
+            if self.transport is not None:
+                self.transport.close()
+            return
         try:
             msgs = self.dec.feed(data)
         except Exception:
@@ -220,9 +262,25 @@ class RedoSubscriber:
         self.connected = False
         self._task: asyncio.Task | None = None
         self.on_hot_set: Callable[[list[int]], None] | None = None  # server.ccm.CacheWarmer
+        self._conn: _SubConn | None = None
+        self.stopped = False
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+
+    def stop(self) -> None:
+        """Stop following the redo stream for good (the instance is being promoted): nothing
+        reaches the volume after this returns."""
+        self.stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        conn = self._conn
+        if conn is not None:
+            conn.stopped = True
+            if conn.transport is not None:
+                conn.transport.close()
+        self.connected = False
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,6 +293,7 @@ class RedoSubscriber:
                 _, proto = await asyncio.wait_for(
                     loop.create_connection(lambda: _SubConn(self), conf.host, w.admin_port), 2.0
                 )
+                self._conn = proto
                 await proto.closed
             except (OSError, asyncio.TimeoutError) as e:
                 log.debug("redo_connect_failed", error=str(e))

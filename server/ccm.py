@@ -16,10 +16,12 @@ cached, largest first.
              all at once, right after recovery, instead of one by one as statements first
              touch them                                                  (``warm_start``)
 
-A promotion restarts the promoted reader's process (server.manager), so the warm cache
-of the tier-0 reader itself does not survive it; what survives is the hot-set list, and
-the new writer loads it before the first clients need it.  Every instance reports the
-tables it caches (``InstanceState.cached_tables``, ``borealis status --json``).
+A failover promotes the tier-0 reader in place (server.promote): the same process becomes
+the writer and keeps its cache, so the tables CCM kept warm serve the first commits at
+once; the warmer stops and the hot-set publisher starts (``CcmWiring.become_writer``).
+Only when the manager has to fall back to restarting the process does the hot-set list
+matter (``warm_start``).  Every instance reports the tables it caches
+(``InstanceState.cached_tables``, ``borealis status --json``).
 """
 
 from __future__ import annotations
@@ -162,12 +164,33 @@ async def warm_start(data_dir: str, volume: Any) -> None:
     log.info("ccm_warm_start", tables=len(tables), failed=failed, seconds=round(time.monotonic() - t0, 3))
 
 
-def attach(role: str, name: str, data_dir: str, volume: Any, admin: Any, subscriber: Any | None) -> list[asyncio.Task]:
-    """Wire CCM into an instance (server.instance); returns the background tasks."""
-    tasks = []
+class CcmWiring:
+    """CCM's part of one instance: the writer's publisher, or a reader's warmer."""
+
+    def __init__(self, name: str, data_dir: str) -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.tasks: list[asyncio.Task] = []
+        self.warmer: CacheWarmer | None = None
+
+    def become_writer(self, volume: Any, admin: Any, warm: bool = True) -> None:
+        """Publish the hot set from now on; ``warm``: load the previous writer's hot set
+        (what this instance does not cache yet) in the background."""
+        if self.warmer is not None:
+            if self.warmer._task is not None:
+                self.warmer._task.cancel()
+            self.warmer = None
+        self.tasks.append(asyncio.ensure_future(HotSetPublisher(self.data_dir, volume, admin).run()))
+        if warm:
+            self.tasks.append(asyncio.ensure_future(warm_start(self.data_dir, volume)))
+
+
+def attach(role: str, name: str, data_dir: str, volume: Any, admin: Any, subscriber: Any | None) -> CcmWiring:
+    """Wire CCM into an instance (server.instance)."""
+    wiring = CcmWiring(name, data_dir)
     if role == "writer":
-        tasks.append(asyncio.ensure_future(HotSetPublisher(data_dir, volume, admin).run()))
-        tasks.append(asyncio.ensure_future(warm_start(data_dir, volume)))
+        wiring.become_writer(volume, admin)
     elif subscriber is not None:
-        subscriber.on_hot_set = CacheWarmer(data_dir, name, volume).on_hot_set
-    return tasks
+        wiring.warmer = CacheWarmer(data_dir, name, volume)
+        subscriber.on_hot_set = wiring.warmer.on_hot_set
+    return wiring

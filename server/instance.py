@@ -8,6 +8,10 @@ Its role (writer or reader) comes from ``DIR/cluster.json``.  It keeps no durabl
 
 The pg port opens only once the volume is ready (recovery done on a writer), so "accepts
 connections" means "serves queries".
+
+A reader can become the writer in place when the cluster manager asks (``Promote`` on the
+admin port, server.promote): same process, same ports, its cache kept; its reader sessions
+are ended (57P01).
 """
 
 from __future__ import annotations
@@ -33,85 +37,134 @@ from server.volume import ReaderVolume, WriterVolume
 log = structlog.get_logger("instance")
 
 
-async def run(data_dir: str, name: str) -> None:
-    from engine import codec
-    from engine.database import Database
-    from server.pgwire.server import start_pg_server
+class Instance:
+    """One instance's parts, so that a promotion (server.promote) can swap the reader ones
+    for writer ones in the running process."""
 
-    conf = ClusterConf.load(data_dir)
-    me = conf.instance(name)
-    role = me.role
-    volume: WriterVolume | ReaderVolume
-    admin = AdminServer(name, role, lambda: state())
-    if role == "writer":
-        volume = WriterVolume(conf, codec, data_dir=data_dir)
-        volume.publisher = admin
-    else:
-        volume = ReaderVolume(conf, codec, data_dir=data_dir)
-    admin.vdl_fn = volume.snapshot
-    admin.tails_fn = lambda: volume.durable_tails
+    def __init__(self, data_dir: str, name: str) -> None:
+        from engine import codec
 
-    open_sessions: set[Any] = set()
+        self.data_dir = data_dir
+        self.name = name
+        self.conf = ClusterConf.load(data_dir)
+        self.me = self.conf.instance(name)
+        self.role = self.me.role
+        self.admin = AdminServer(name, self.role, self.state)
+        self.volume: WriterVolume | ReaderVolume
+        if self.role == "writer":
+            self.volume = WriterVolume(self.conf, codec, data_dir=data_dir)
+            self.volume.publisher = self.admin
+        else:
+            self.volume = ReaderVolume(self.conf, codec, data_dir=data_dir)
+            self.admin.promote_fn = self._promote
+        self.admin.vdl_fn = self.volume.snapshot
+        self.admin.tails_fn = lambda: self.volume.durable_tails
+        self.open_sessions: set[Any] = set()
+        self.backends: dict[Any, Any] = {}  # pg-wire connections with a session (server.pgwire)
+        self.sub: RedoSubscriber | None = None
+        self.db: Any = None
+        self.ccm: ccm.CcmWiring | None = None
 
-    def state() -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
+        volume = self.volume
         s = volume.status()
         s["state"] = volume.state
-        s["connections"] = len(open_sessions)
+        s["connections"] = len(self.open_sessions)
         s["cached_tables"] = sorted(ccm.cached_tables(volume))
-        if role == "reader":
-            s["lag_ms"] = volume.lag_ms  # type: ignore[union-attr]
+        if isinstance(volume, ReaderVolume):
+            s["lag_ms"] = volume.lag_ms
         return s
 
-    admin_server = await admin.start(conf.host, me.admin_port)
-    hb_path = heartbeat_path(data_dir, name)
-    if hb_path is not None:
-        HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
-    await volume.start()
-    sub = None
-    if role == "reader":
-        sub = RedoSubscriber(name, data_dir, volume)
-        sub.start()
-        for _ in range(100):  # wait (up to ~10 s) for the redo stream before serving
-            if sub.connected:
-                break
-            await asyncio.sleep(0.1)
-    db = Database(volume, instance_name=name, role=role, bootstrap_password=conf.password)
-    await db.start()
-    ccm_tasks = ccm.attach(role, name, data_dir, volume, admin, sub)  # cluster cache management  # noqa: F841
+    async def _promote(self, req: int, timeout: float) -> Any:
+        from server.promote import promote
+        from server.replication import Promoted
 
-    async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
-        session = db.login(user, database, params)  # the role must exist and may log in (28000)
-        open_sessions.add(session)  # counted for the admin port (autoscaling, status)
-        close = session.close
+        if self.db is None or self.volume.state != "available":
+            return Promoted(req=req, ok=False, error=f"not ready ({self.volume.state})")
+        return await promote(self, req, timeout)
 
-        async def counted_close() -> None:
-            open_sessions.discard(session)
-            await close()
+    def stop_following(self) -> None:
+        """Promotion, step 1: no more redo, no more CCM warming."""
+        if self.sub is not None:
+            self.sub.stop()
+        if self.ccm is not None and self.ccm.warmer is not None and self.ccm.warmer._task is not None:
+            self.ccm.warmer._task.cancel()
 
-        session.close = counted_close
-        return session
+    def become_writer(self, writer: WriterVolume, shutdown: Exception) -> int:
+        """Promotion, last step (synchronous): serve as the writer.  Ends the reader's
+        sessions with ``shutdown``; returns how many."""
+        from server.promote import terminate_sessions
 
-    from server.hba import load_rules
-    from server.tls import server_context
+        closed = terminate_sessions(self.backends, shutdown)
+        self.volume = writer
+        self.role = "writer"
+        writer.publisher = self.admin
+        self.admin.become_writer(writer.snapshot, lambda: writer.durable_tails)
+        self.db.promote(writer)
+        self.sub = None
+        if self.ccm is not None:
+            self.ccm.become_writer(writer, self.admin)
+        return closed
 
-    from server.auth import catalog_lookup
+    async def run(self) -> None:
+        from engine.database import Database
+        from server.pgwire.server import start_pg_server
+        from server.hba import load_rules  # noqa: I001 -- pgwire first (server.auth imports it)
+        from server.tls import server_context
+        from server.auth import catalog_lookup
 
-    pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password, instance_name=name,
-                                      lookup=catalog_lookup(db, conf.password),  # roles of the catalog
-                                      ssl_context=server_context(data_dir),
-                                      hba=load_rules(data_dir, conf.password is not None),
-                                      handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,
-                                      cancel_path=cancel_socket_path(data_dir, name))
-    log.info("instance_ready", role=role, port=me.port, admin_port=me.admin_port)
+        conf, me, name, data_dir = self.conf, self.me, self.name, self.data_dir
+        admin_server = await self.admin.start(conf.host, me.admin_port)
+        hb_path = heartbeat_path(data_dir, name)
+        if hb_path is not None:
+            HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
+        await self.volume.start()
+        if self.role == "reader":
+            self.sub = RedoSubscriber(name, data_dir, self.volume)
+            self.sub.start()
+            for _ in range(100):  # wait (up to ~10 s) for the redo stream before serving
+                if self.sub.connected:
+                    break
+                await asyncio.sleep(0.1)
+        self.db = db = Database(self.volume, instance_name=name, role=self.role, bootstrap_password=conf.password)
+        await db.start()
+        self.ccm = ccm.attach(self.role, name, data_dir, self.volume, self.admin, self.sub)  # cluster cache management
+        open_sessions = self.open_sessions
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("instance_stopping")
-    pg_server.close()
-    admin_server.close()
+        async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
+            session = db.login(user, database, params)  # the role must exist and may log in (28000)
+            open_sessions.add(session)  # counted for the admin port (autoscaling, status)
+            close = session.close
+
+            async def counted_close() -> None:
+                open_sessions.discard(session)
+                await close()
+
+            session.close = counted_close
+            return session
+
+        pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password,
+                                          instance_name=name,
+                                          lookup=catalog_lookup(db, conf.password),  # roles of the catalog
+                                          ssl_context=server_context(data_dir),
+                                          hba=load_rules(data_dir, conf.password is not None),
+                                          handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,
+                                          cancel_path=cancel_socket_path(data_dir, name),
+                                          backends=self.backends)
+        log.info("instance_ready", role=self.role, port=me.port, admin_port=me.admin_port)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("instance_stopping")
+        pg_server.close()
+        admin_server.close()
+
+
+async def run(data_dir: str, name: str) -> None:
+    await Instance(data_dir, name).run()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,12 +14,17 @@ It watches the writer and moves the writer role when the writer fails:
            reader with the lowest tier, ties -> highest applied_lsn     (``choose_target``)
         2. SIGKILL the old writer's process if it is still there (it may be frozen; a
            fenced writer would exit with code 3 anyway)
-        3. cluster.json: target -> "writer", old writer -> "reader" (under cluster.lock)
+        3. promote the target in place: ``Promote`` on its admin port (server.promote); the
+           same process runs storage recovery with a new epoch (which fences the old
+           writer), brings its cache to the recovered VDL, ends its reader sessions and
+           serves as the writer, warm cache and all
+        4. cluster.json: target -> "writer", old writer -> "reader" (under cluster.lock)
            -- the proxy closes its writer-endpoint connections to the old writer and sends
            new ones to the target; readers re-read cluster.json when their redo stream
            drops and subscribe to the target
-        4. restart the target: it comes up as writer, runs storage recovery with a new
-           epoch (which fences the old writer) and opens its pg port (~1-2 s)
+       If the in-place promotion fails or does not answer within PROMOTE_TIMEOUT (or
+       BOREALIS_PROMOTE_IN_PLACE=0), the fallback is a restart: roles in cluster.json, then
+       the target's process is killed and started again as writer (cold cache).
        With no healthy reader the writer is restarted in place instead.  The old writer is
        not restarted: ``borealis up`` brings it back, as a reader.
 
@@ -28,7 +33,7 @@ It watches the writer and moves the writer role when the writer fails:
 
     switchover (planned, ``borealis failover [--target NAME]``): like failover, but the old
        writer gets SIGTERM (it finishes in-flight commits) and is restarted as a reader
-       once the target serves.  The CLI asks a running manager by writing
+       once the target serves (the CLI gets its answer before that restart).  The CLI asks a running manager by writing
        ``run/manager.request.json`` ``{"id", "target"}``; the manager answers in its state
        file under ``"requests": {id: event}``.
 
@@ -42,8 +47,11 @@ Files:
                              process's own structlog output)
 
 An event: ``{"at": unix time, "kind": "failover"|"switchover"|"restart", "from", "to",
-"reason", "seconds"}`` -- ``seconds`` from the decision to the new writer accepting
-connections (``ok: false`` and ``error`` when it did not); auto-scaling adds
+"reason", "seconds", "in_place"}`` -- ``seconds`` from the decision to the new writer accepting
+connections (``ok: false`` and ``error`` when it did not); ``in_place``: promoted without a
+restart (then ``promotion`` holds what the instance reported: recovered VDL, tables kept and
+dropped, commits applied from its buffer or read back, sessions closed, step timings;
+otherwise ``promote_error`` says why the restart path was taken); auto-scaling adds
 ``{"kind": "scale_out"|"scale_in", "instance", "reason", "readers", "seconds", "ok"}``.
 """
 
@@ -66,6 +74,7 @@ from server.autoscale import Autoscaler
 from server.config import ClusterConf, InstanceConf
 from server.launcher import Cluster, accepts
 from server.logs import configure
+from server import replication as R
 from server.replication import InstanceState
 from server.heartbeat import heartbeat_path, ping
 from server.status import instance_state
@@ -79,6 +88,7 @@ MAX_MISSES = 3
 BUSY_MISSES = 25
 LOOP_STUCK = 120.0  # seconds an instance's event loop may stay busy before it counts as hung
 READY_TIMEOUT = 30.0
+PROMOTE_TIMEOUT = 20.0  # seconds an in-place promotion may take before the restart fallback
 GRACEFUL_STOP = 10.0
 EVENTS_KEPT = 50
 STATE_FILE = "manager.state.json"
@@ -203,15 +213,53 @@ class Manager:
                 raise FailoverError(f"{name} did not accept connections within {READY_TIMEOUT:.0f} s")
             await asyncio.sleep(0.05)
 
+    async def _promote(self, inst: InstanceConf, timeout: float = PROMOTE_TIMEOUT) -> R.Promoted:
+        """Ask a reader to become the writer in place (server.promote); its answer, or a
+        failed one when it does not answer in time."""
+        host = self.cluster.conf.host
+        req = time.time_ns() & 0x7FFFFFFF
+        writer = None
+        try:
+            async with asyncio.timeout(timeout + 2.0):
+                reader, writer = await asyncio.open_connection(host, inst.admin_port)
+                writer.write(R.ADMIN_REQUESTS.frame(R.Promote(req=req, timeout=timeout)))
+                dec = R.ADMIN_REPLIES.decoder()
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        return R.Promoted(req=req, ok=False, error="admin connection closed")
+                    for m in dec.feed(data):
+                        if isinstance(m, R.Promoted) and m.req == req:
+                            return m
+        except (OSError, TimeoutError) as e:
+            return R.Promoted(req=req, ok=False, error=f"no answer: {type(e).__name__} {e}")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def _verify_writer(self, inst: InstanceConf) -> None:
+        """The promoted instance reports role writer and its pg port accepts connections."""
+        conf = self.cluster.conf
+        deadline = time.monotonic() + 5.0
+        while True:
+            st = await instance_state(conf.host, inst.admin_port, 0.5)
+            if st is not None and st.role == "writer" and st.state == "available" and accepts(conf.host, inst.port):
+                return
+            if time.monotonic() > deadline:
+                raise FailoverError(f"{inst.name} reported a promotion but does not serve as writer")
+            await asyncio.sleep(0.05)
+
     async def _reader_states(self, conf: ClusterConf) -> list[tuple[InstanceConf, InstanceState | None]]:
         readers = conf.readers()
         states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0) for r in readers))
         return list(zip(readers, states))
 
     # --- moving the writer role -----------------------------------------------------
-    async def move_writer(self, reason: str, target: str | None = None, planned: bool = False) -> dict:
+    async def move_writer(self, reason: str, target: str | None = None, planned: bool = False,
+                          on_done: Any = None) -> dict:
         """Fail over (or, ``planned``, switch over) to ``target`` or the best reader.
-        Returns the event (also recorded)."""
+        Returns the event (also recorded).  ``on_done(event)`` is called as soon as the new
+        writer serves -- before a switchover restarts the old writer as a reader."""
         t0 = time.monotonic()
         conf = self.cluster.conf
         old = conf.writer()
@@ -241,16 +289,33 @@ class Manager:
             if chosen is None:
                 await self._start(old.name)  # no reader: restart the writer in place
             else:
-                # 2. roles in cluster.json; 3. the target restarts as writer.
-                with self.cluster.editing() as c:
-                    c.instance(chosen.name).role = "writer"
-                    c.instance(old.name).role = "reader"
-                await loop.run_in_executor(None, self._kill, chosen.name, signal.SIGKILL, 5.0)
-                await self._start(chosen.name)
+                done = await self._promote(chosen) if promote_in_place() else None
+                if done is not None and done.ok:
+                    # 3. promoted in place (same process, warm cache); 4. roles in cluster.json.
+                    await self._verify_writer(chosen)
+                    with self.cluster.editing() as c:
+                        c.instance(chosen.name).role = "writer"
+                        c.instance(old.name).role = "reader"
+                    event["in_place"] = True
+                    event["promotion"] = {
+                        "vdl": done.vdl, "applied_lsn": done.applied_lsn, "epoch": done.epoch,
+                        "cached_tables": len(done.cached_tables), "dropped_tables": done.dropped_tables,
+                        "from_buffer": done.from_buffer, "from_storage": done.from_storage,
+                        "sessions_closed": done.sessions_closed, "seconds": done.seconds,
+                    }
+                else:
+                    # Fallback: roles in cluster.json, then the target restarts as writer.
+                    event["in_place"] = False
+                    if done is not None:
+                        event["promote_error"] = done.error
+                        log.warning("in_place_promotion_failed", target=chosen.name, error=done.error)
+                    with self.cluster.editing() as c:
+                        c.instance(chosen.name).role = "writer"
+                        c.instance(old.name).role = "reader"
+                    await loop.run_in_executor(None, self._kill, chosen.name, signal.SIGKILL, 5.0)
+                    await self._start(chosen.name)
             event["seconds"] = round(time.monotonic() - t0, 3)
             event["ok"] = True
-            if planned and chosen is not None:
-                await self._start(old.name)  # back as a reader
         except (FailoverError, OSError) as e:
             event["seconds"] = round(time.monotonic() - t0, 3)
             event["ok"] = False
@@ -258,6 +323,13 @@ class Manager:
             log.error("move_writer_failed", error=str(e))
         record_event(self.data_dir, event)
         log.warning("writer_moved", **event)
+        if on_done is not None:
+            on_done(event)
+        if event["ok"] and planned and chosen is not None:
+            try:
+                await self._start(old.name)  # back as a reader
+            except (FailoverError, OSError) as e:
+                log.error("old_writer_restart_failed", instance=old.name, error=str(e))
         return event
 
     # --- the process loop ---------------------------------------------------------------
@@ -295,12 +367,15 @@ class Manager:
             return
         path.unlink(missing_ok=True)
         rid = str(req.get("id", ""))
+
+        def answer(event: dict) -> None:  # as soon as the new writer serves
+            self.answers[rid] = event
+            self.write_state()
+
         try:
-            event = await self.move_writer("requested", req.get("target"), planned=True)
+            await self.move_writer("requested", req.get("target"), planned=True, on_done=answer)
         except FailoverError as e:
-            event = {"ok": False, "error": str(e)}
-        self.answers[rid] = event
-        self.write_state()
+            answer({"ok": False, "error": str(e)})
 
     def write_state(self) -> None:
         _write_json(self.data_dir / "run" / STATE_FILE, {
@@ -375,6 +450,11 @@ class Manager:
             except asyncio.TimeoutError:
                 pass
         log.info("manager_stopping")
+
+
+def promote_in_place() -> bool:
+    """In-place promotion is on unless BOREALIS_PROMOTE_IN_PLACE=0 (then: restart path)."""
+    return os.environ.get("BOREALIS_PROMOTE_IN_PLACE", "1") != "0"
 
 
 def storage_replace_after() -> float:

@@ -4,6 +4,8 @@
     GetInstanceState(req)                  InstanceState(req, ...)
     Subscribe(req, reader)                 Redo(vdl, records)*   (stream, writer only)
                                            HotSet(tables)*       (on the stream, with CCM)
+    Promote(req, timeout)                  Promoted(req, ok, ...) (reader only: become the
+                                                                   writer in place, server.promote)
 
 The redo stream: after ``Subscribe`` the writer sends ``Redo`` frames carrying log records in
 LSN order (each transaction's records contiguous, ending with its COMMIT record) and the
@@ -69,13 +71,36 @@ class HotSet(msgspec.Struct, tag=True):
     sent_at: float = 0.0
 
 
+class Promote(msgspec.Struct, tag=True):
+    """Manager -> reader: become the writer without a restart (server.promote).  Sent only
+    once the old writer is gone; the reader answers ``Promoted`` when it serves as writer."""
+
+    req: int
+    timeout: float = 20.0  # seconds the reader may spend before it gives up (ok=False)
+
+
+class Promoted(msgspec.Struct, tag=True):
+    req: int
+    ok: bool
+    error: str = ""
+    epoch: int = 0
+    vdl: int = 0  # the recovered VDL: the cache now holds exactly the commits up to it
+    applied_lsn: int = 0  # the reader's applied VDL when the promotion began
+    cached_tables: list[int] = []  # tables still cached after the promotion
+    dropped_tables: list[int] = []  # tables dropped from the cache (reload on demand)
+    from_buffer: int = 0  # commits in (applied_lsn, vdl] applied from the buffered redo
+    from_storage: int = 0  # ... read back from storage (the reader had not received them)
+    sessions_closed: int = 0  # reader sessions terminated (57P01)
+    seconds: dict[str, float] = {}  # step -> seconds
+
+
 class AdminError(msgspec.Struct, tag=True):
     req: int
     message: str
 
 
-AdminRequest = Union[GetInstanceState, Subscribe, Heartbeat]
-AdminReply = Union[InstanceState, Redo, HotSet, AdminError]
+AdminRequest = Union[GetInstanceState, Subscribe, Heartbeat, Promote]
+AdminReply = Union[InstanceState, Redo, HotSet, Promoted, AdminError]
 
 ADMIN_REQUESTS = Codec(AdminRequest)
 ADMIN_REPLIES = Codec(AdminReply)

@@ -41,7 +41,7 @@ from engine.memstore import TableVersions, VersionedTables
 from server.config import DEFAULT_PG_SIZE_LIMIT, ClusterConf
 from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
 from server.quorum import ConsistencyTracker
-from server.recovery import quorum_sets, recover
+from server.recovery import RecoveredVolume, quorum_sets, recover
 from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.protocol import AddPgs, encode_records
 from storage.protocol import Scan as P_Scan
@@ -207,6 +207,18 @@ class _Volume(VersionedTables):
         await asyncio.gather(*(one(n) for n in self.nodes))
 
 
+async def recover_volume(nodes: list[NodeClient], conf: ClusterConf,
+                         pgs: int) -> tuple[RecoveredVolume, list[set[str]]]:
+    """Storage recovery for a new writer (server.recovery), retried until it succeeds."""
+    while True:
+        try:
+            sets = quorum_sets([n.name for n in nodes], getattr(conf, "storage_transition", None))
+            return await recover(nodes, pgs, quorum_sets=sets), sets
+        except TimeoutError as e:  # e.g. the truncation missed a write quorum: start over
+            log.warning("recovery_retry", error=str(e))
+            await asyncio.sleep(0.5)
+
+
 class WriterVolume(_Volume):
     read_only = False
 
@@ -243,14 +255,31 @@ class WriterVolume(_Volume):
     async def start(self) -> None:
         self.state = "recovering"
         await self._connect_all()
-        while True:
-            try:
-                sets = quorum_sets([n.name for n in self.nodes], getattr(self.conf, "storage_transition", None))
-                rec = await recover(self.nodes, self.pgs, quorum_sets=sets)
-                break
-            except TimeoutError as e:  # e.g. the truncation missed a write quorum: start over
-                log.warning("recovery_retry", error=str(e))
-                await asyncio.sleep(0.5)
+        rec, sets = await recover_volume(self.nodes, self.conf, self.pgs)
+        await self._open(rec, sets)
+
+    @classmethod
+    async def from_reader(cls, reader: "ReaderVolume", rec: RecoveredVolume, sets: list[set[str]], *,
+                          commit_timeout: float | None = None) -> "WriterVolume":
+        """The writer volume of a reader promoted in place (server.promote): ``rec`` is the
+        recovery the reader ran (new epoch, VDL), and the reader's cache -- already brought
+        to exactly ``rec.vdl`` by ``ReaderVolume.settle_at`` -- becomes the writer's, with its
+        node connections and placement map.  The reader keeps an empty cache."""
+        w = cls(reader.conf, reader.codec, commit_timeout=commit_timeout, data_dir=reader.data_dir)
+        for n in w.nodes:
+            n.close()
+        w.nodes = reader.nodes
+        w.placement = reader.placement
+        w.tables, reader.tables = reader.tables, {}
+        indexes = reader.__dict__.pop("_borealis_indexes", None)  # engine.indexes: maps of the cached tables
+        if indexes is not None:
+            w.__dict__["_borealis_indexes"] = indexes
+        w._vdl = rec.vdl
+        await w._open(rec, sets)
+        return w
+
+    async def _open(self, rec: RecoveredVolume, sets: list[set[str]]) -> None:
+        """Take over the volume as ``recover`` left it: epoch, VDL, back-links, SCLs."""
         self.epoch = rec.epoch
         self.recovery_timings = rec.timings  # step -> seconds (bench.recovery prints them)
         self._vdl = rec.vdl
@@ -706,6 +735,48 @@ class ReaderVolume(_Volume):
         await self._connect_all()
         self._tasks.append(asyncio.ensure_future(self._poll_storage()))
         self.state = "available"
+
+    def stop(self) -> None:
+        """Stop the background tasks (the instance is being promoted)."""
+        for t in self._tasks:
+            t.cancel()
+        self._tasks.clear()
+
+    # -- in-place promotion (server.promote) ----------------------------------------------
+    def buffered_commits(self) -> dict[int, int]:
+        """Commit LSN -> txid of the whole transactions received above the applied VDL."""
+        out = {}
+        for lsn, recs in self._ready:
+            out[lsn] = recs[0].txid if recs else -1
+        return out
+
+    def settle_at(self, vdl: int, extra: list[tuple[int, list[LogRecord]]], drop: set[int]) -> list[int]:
+        """Bring the cache to exactly ``vdl`` (the VDL a promotion recovered): apply the
+        buffered commits up to it plus ``extra`` (commits read back from storage: (commit
+        LSN, data records)), forget everything above it (storage truncated it), and drop the
+        tables in ``drop`` and those whose load has not finished (a load started at the old
+        read point would miss the commits applied here).  Returns the dropped table ids.
+        Synchronous: no other code touches the cache meanwhile."""
+        dropped = set()
+        if vdl < self._vdl:  # cannot happen (the writer's VDL was durable); be safe
+            log.error("promotion_vdl_below_applied", vdl=vdl, applied=self._vdl)
+            dropped = set(self.tables)
+            self.tables = {}
+        if extra:
+            self._ready = sorted(self._ready + extra, key=lambda c: c[0])
+        else:
+            self._ready.sort(key=lambda c: c[0])
+        self._apply_upto(vdl)
+        self._ready.clear()
+        self._pending.clear()
+        self._vdl = vdl
+        self.writer_vdl = vdl
+        for tid in list(self.tables):
+            t = self.tables[tid]
+            if tid in drop or t.loaded_at is None:
+                del self.tables[tid]
+                dropped.add(tid)
+        return sorted(dropped)
 
     async def _poll_storage(self) -> None:
         task = asyncio.current_task()

@@ -182,6 +182,10 @@ class PgConnection:
         self.sock_fd = -1  # the client socket's fd (set by the transport): gone-client probe
         # Supplied by the transport glue: upgrade the transport to TLS (server side).
         self.start_tls: Callable[[], Awaitable[None]] | None = None
+        # Server-side termination (``terminate``): the FATAL to send once the message being
+        # handled is done; ``wake`` (from the transport glue) runs the worker for it.
+        self.pending_fatal: SqlError | None = None
+        self.wake: Callable[[], None] | None = None
         self.conn_id = ctx.next_conn_id
         ctx.next_conn_id += 1
         self._log: Any = None  # bound on first use (binding costs more than the rest of a login)
@@ -246,6 +250,19 @@ class PgConnection:
         self.flush()
         self.state = CLOSED
         self._close_transport()
+
+    def terminate(self, err: SqlError) -> None:
+        """End this connection from the server side (e.g. its instance changed role): the
+        running statement, if any, is canceled, then the client gets FATAL ``err`` and the
+        connection closes -- at once when it is idle."""
+        if self.closed or self.pending_fatal is not None:
+            return
+        self.pending_fatal = err
+        intr = getattr(self.session, "interrupts", None)
+        if intr is not None and intr.running:
+            intr.request_cancel()
+        if self.wake is not None:
+            self.wake()
 
     def protocol_violation(self, message: str) -> None:
         self.log.warning("protocol violation", error=message)

@@ -60,6 +60,7 @@ class PgProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         conn = PgConnection(self.ctx, tuple(peer[:2]), self._write, self._close)
         conn.sock_fd = socket_fd(transport)
+        conn.wake = self._wake
         if self.ctx.ssl_context is not None:
             conn.start_tls = self._start_tls
         self.conn = conn
@@ -70,6 +71,11 @@ class PgProtocol(asyncio.Protocol):
         if conn is not None and conn.state in ("startup", "auth") and not self._lost:
             conn.log.info("authentication timeout")
             self.transport.close()
+
+    def _wake(self) -> None:
+        """Run the worker now (it sends a pending termination when the queue is empty)."""
+        if self.worker is None and not self._lost:
+            self.worker = asyncio.get_running_loop().create_task(self._run())
 
     def _write(self, data: bytes) -> None:
         self.transport.write(data)
@@ -153,7 +159,11 @@ class PgProtocol(asyncio.Protocol):
                 if self._reading_paused and len(queue) < MAX_QUEUED // 2 and not conn.closed:
                     self._reading_paused = False
                     self.transport.resume_reading()
-            if not conn.closed:
+                if conn.pending_fatal is not None:
+                    break
+            if conn.pending_fatal is not None and not conn.closed:
+                conn.fatal(conn.pending_fatal)  # server-side termination (PgConnection.terminate)
+            elif not conn.closed:
                 conn.flush()
         except Exception:
             conn.log.exception("connection worker failed")
@@ -189,6 +199,7 @@ async def start_pg_server(
     lookup: Any = None,
     handoff_path: Any = None,
     cancel_path: Any = None,
+    backends: dict | None = None,
 ) -> asyncio.AbstractServer:
     """Listen for PostgreSQL v3 clients on (host, port).
 
@@ -200,6 +211,8 @@ async def start_pg_server(
     returns a ``server.auth.UserSecret`` for per-user passwords.  ``ssl_context`` enables
     TLS (SSLRequest -> 'S').  ``cancel_path``: a Unix socket where a thread takes
     CancelRequests even while a statement keeps the event loop busy (``server.cancel``).
+    ``backends``: a dict the server registers its open sessions' connections in, keyed by
+    (pid, secret), so the caller can ``terminate`` them (``server.promote``).
     """
     base = log or structlog.get_logger("borealis.pgwire")
     ctx = ServerContext(
@@ -210,6 +223,8 @@ async def start_pg_server(
         max_message=max_message,
         ssl_context=ssl_context,
     )
+    if backends is not None:
+        ctx.backends = backends
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: PgProtocol(ctx), host, port)
     if handoff_path is not None:
