@@ -1,20 +1,25 @@
 """Throughput right after a failover, with and without cluster cache management:
-``python -m bench.ccm [--tables 4] [--rows 20000] [--clients 4] [--after 10] [--runs 1] [--json F]``.
+``python -m bench.ccm [--tables 4] [--rows 20000] [--clients 4] [--after 10] [--runs 1]
+[--modes off,on] [--json F]``.
 
-For each mode (``off``, ``on``) and run: a fresh cluster (writer i1, reader i2 -- tier 0
-with CCM on), ``--tables`` tables of ``--rows`` rows, then ``--clients`` asyncpg clients
-through the writer endpoint, each transaction reading one random row of every table and
-updating one.  After 4 s of that (every table is in the writer's cache, and with CCM in
-i2's too) the writer is killed with SIGKILL; the manager promotes i2.  Reported: the rate
-before the kill, the time from the kill to the first commit, and the commits per second
-in each of the first ``--after`` seconds after the kill, and their mean as a share of the
-rate before.
+For each mode and run: a fresh cluster (writer i1, reader i2 -- tier 0 with CCM on),
+``--tables`` tables of ``--rows`` rows, then ``--clients`` asyncpg clients through the
+writer endpoint, each transaction reading one random row of every table and updating one.
+After 4 s of that (every table is in the writer's cache, and with CCM in i2's too) the
+writer is killed with SIGKILL; the manager promotes i2.  Reported: the rate before the
+kill, the time from the kill to the first commit, the commits per second in each of the
+first ``--after`` seconds after the kill and their mean as a share of the rate before, and
+the manager's failover event (decision -> new writer serving, in place or not).
 
-Caching is by whole table (server.volume): without CCM the promoted writer loads each
-table when the first statement touches it, one table after another; with CCM it loads
-the previous writer's hot set, all tables at once, as soon as recovery is done
-(server.ccm).  The promoted process is restarted (server.manager), so neither starts with
-the tier-0 reader's cache itself.
+Modes: ``off`` / ``on`` -- CCM off / on, in-place promotion (server.promote: i2 becomes
+the writer in the same process and keeps its cache); ``restart-off`` / ``restart-on`` --
+the same with in-place promotion turned off (BOREALIS_PROMOTE_IN_PLACE=0): i2's process is
+restarted as writer with an empty cache, and with CCM on loads the previous writer's hot
+set right after recovery.
+
+Caching is by whole table (server.volume): a table the new writer does not cache is
+loaded from storage when the first statement touches it, and every transaction here
+touches every table, so the first commit waits for all of them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -104,19 +110,43 @@ async def _run(c: Cluster, ccm: bool, tables: int, rows: int, clients: int, afte
             "window_pct": None if not before else round(100 * sum(per_s) / len(per_s) / before, 1)}
 
 
-def measure(ccm: bool, tables: int, rows: int, clients: int, after: float) -> dict:
-    with tempfile.TemporaryDirectory(prefix="borealis-ccm-") as tmp:
-        c = Cluster(Path(tmp) / "data")
-        c.create(port=None, readers=1)
-        with c.editing() as conf:
-            conf.ccm = ccm
-            conf.instance("i2").tier = 0
-        try:
-            c.start(None, timeout=120)
-            asyncio.run(_load(c.dsn("writer"), tables, rows))
-            return asyncio.run(_run(c, ccm, tables, rows, clients, after))
-        finally:
-            c.stop_all()
+def _failover_event(c: Cluster, timeout: float = 30.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ev = [e for e in c.status()["manager"]["events"] if e.get("kind") == "failover"]
+        if ev:
+            return ev[-1]
+        time.sleep(0.2)
+    return {}
+
+
+def measure(mode: str, tables: int, rows: int, clients: int, after: float) -> dict:
+    ccm = mode.endswith("on")
+    in_place = not mode.startswith("restart")
+    saved = os.environ.get("BOREALIS_PROMOTE_IN_PLACE")
+    os.environ["BOREALIS_PROMOTE_IN_PLACE"] = "1" if in_place else "0"  # the manager inherits it
+    try:
+        with tempfile.TemporaryDirectory(prefix="borealis-ccm-") as tmp:
+            c = Cluster(Path(tmp) / "data")
+            c.create(port=None, readers=1)
+            with c.editing() as conf:
+                conf.ccm = ccm
+                conf.instance("i2").tier = 0
+            try:
+                c.start(None, timeout=120)
+                asyncio.run(_load(c.dsn("writer"), tables, rows))
+                r = asyncio.run(_run(c, ccm, tables, rows, clients, after))
+                ev = _failover_event(c)
+                r.update(mode=mode, in_place=ev.get("in_place"), manager_s=ev.get("seconds"),
+                         promotion=ev.get("promotion"))
+                return r
+            finally:
+                c.stop_all()
+    finally:
+        if saved is None:
+            os.environ.pop("BOREALIS_PROMOTE_IN_PLACE", None)
+        else:
+            os.environ["BOREALIS_PROMOTE_IN_PLACE"] = saved
 
 
 def main() -> None:
@@ -126,23 +156,32 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--after", type=float, default=10.0, help="seconds measured after the kill")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--modes", default="off,on", help="comma-separated: off, on, restart-off, restart-on")
     ap.add_argument("--json")
     args = ap.parse_args()
-    results = [measure(ccm, args.tables, args.rows, args.clients, args.after)
-               for _ in range(args.runs) for ccm in (False, True)]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("off", "on", "restart-off", "restart-on")]
+    if bad:
+        ap.error(f"unknown mode(s): {bad}")
+    results = [measure(mode, args.tables, args.rows, args.clients, args.after)
+               for _ in range(args.runs) for mode in modes]
     print(f"{args.tables} tables x {args.rows:,} rows, {args.clients} clients; commits in each second after "
           "kill -9 of the writer")
-    print(f"| CCM | before (tps) | kill -> first commit (s) | commits in seconds 1..{int(args.after)} | "
-          "window vs before |")
-    print("|---|---|---|---|---|")
+    print(f"| mode | CCM | promotion | before (tps) | kill -> first commit (s) | decision -> serving (s) | "
+          f"commits in seconds 1..{int(args.after)} | window vs before |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {'on' if r['ccm'] else 'off'} | {r['before_tps']} | {r['kill_to_first_commit_s']} | "
+        how = "in place" if r["in_place"] else ("restart" if r["in_place"] is False else "?")
+        print(f"| {r['mode']} | {'on' if r['ccm'] else 'off'} | {how} | {r['before_tps']} | "
+              f"{r['kill_to_first_commit_s']} | {r['manager_s']} | "
               f"{' '.join(map(str, r['tps_after']))} | {r['window_pct']}% |")
-    for ccm in (False, True):
-        pct = [r["window_pct"] for r in results if r["ccm"] == ccm and r["window_pct"] is not None]
-        if pct:
-            print(f"median throughput over the {int(args.after)} s after the kill, CCM {'on' if ccm else 'off'}: "
-                  f"{statistics.median(pct)}% of before")
+    for mode in modes:
+        pct = [r["window_pct"] for r in results if r["mode"] == mode and r["window_pct"] is not None]
+        first = [r["kill_to_first_commit_s"] for r in results
+                 if r["mode"] == mode and r["kill_to_first_commit_s"] is not None]
+        if pct and first:
+            print(f"{mode}: median kill -> first commit {statistics.median(first)} s, median throughput over "
+                  f"the {int(args.after)} s after the kill {statistics.median(pct)}% of before ({len(pct)} runs)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

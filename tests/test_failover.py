@@ -1,7 +1,7 @@
 """Failover and endpoints on a real cluster (make_cluster(readers=2): i1 writer, i2, i3).
 
 * kill -9 the writer under a transfer load from several asyncpg clients through the writer
-  endpoint: the manager promotes a reader; no acknowledged transfer is lost, every account
+  endpoint: the manager promotes a reader in place (same process); no acknowledged transfer is lost, every account
   balance matches the ledger, the total is unchanged, and the time from the kill to the
   first successful commit through the writer endpoint is printed and bounded; the old
   writer rejoins as a reader after ``start()``; a planned ``borealis failover --target``
@@ -143,6 +143,7 @@ def test_writer_killed_failover_then_rejoin_then_planned_switchover(make_cluster
     asyncio.run(_setup_accounts(c.writer_dsn))
 
     # --- unplanned: kill -9 the writer under load -------------------------------------
+    pids = {n: c.launcher.pid(n) for n in ("i2", "i3")}
     load, t_kill, t_first = asyncio.run(_run_load_around(c.writer_dsn, lambda: c.kill("i1", 9)))
     failover_s = t_first - t_kill
     print(f"\nfailover (kill -9 -> first commit through the writer endpoint): {failover_s:.2f} s; "
@@ -156,6 +157,9 @@ def test_writer_killed_failover_then_rejoin_then_planned_switchover(make_cluster
     ev = st["manager"]["events"][-1]
     assert (ev["kind"], ev["from"], ev["to"], ev["ok"]) == ("failover", "i1", new_writer, True)
     print(f"manager: decision -> new writer serving in {ev['seconds']} s")
+    # promoted in place (server.promote): the same process, not a restart
+    assert ev["in_place"] is True, ev
+    assert c.launcher.pid(new_writer) == pids[new_writer]
     roles = {i["name"]: i["role"] for i in st["instances"]}
     assert roles == {"i1": "reader", new_writer: "writer", ({"i2", "i3"} - {new_writer}).pop(): "reader"}
     assert [e["members"] for e in st["endpoints"] if e["name"] == "writer"] == [[new_writer]]
@@ -179,13 +183,15 @@ def test_writer_killed_failover_then_rejoin_then_planned_switchover(make_cluster
         r = borealis(c.data_dir, "failover", "--target", "i1")
         assert r.returncode == 0, r.stdout + r.stderr
 
+    i1_pid = c.launcher.pid("i1")
     load2, t_sw, t_first2 = asyncio.run(_run_load_around(c.writer_dsn, switchover))
     print(f"planned switchover (command start -> first commit after it): {t_first2 - t_sw:.2f} s; "
           f"{len(load2.acked)} transfers acked")
     assert asyncio.run(_show_instance(c.writer_dsn)) == "i1"
     asyncio.run(_check_consistent(c.writer_dsn, load.acked + load2.acked))
     ev = c.status()["manager"]["events"][-1]
-    assert (ev["kind"], ev["from"], ev["to"], ev["ok"]) == ("switchover", new_writer, "i1", True)
+    assert (ev["kind"], ev["from"], ev["to"], ev["ok"], ev["in_place"]) == ("switchover", new_writer, "i1", True, True)
+    assert c.launcher.pid("i1") == i1_pid
     # the old writer of the switchover is back, as a reader
     assert _wait(lambda: c.launcher.pid(new_writer), 10, f"{new_writer} restarted")
     st = c.status()
