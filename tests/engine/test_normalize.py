@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from engine import types as T
 from engine.normalize import normalize
-from tests.engine.conftest import new_db, one, run
+from engine.parse import Parser
 
 
 def test_shapes_and_values():
@@ -26,37 +26,28 @@ def test_shapes_and_values():
     assert normalize("create table t (a numeric(3,1) default 5)") is None
 
 
-def test_cached_shape_gives_right_answers(arun):
-    async def body():
-        db = await new_db()
-        s = db.session("u", "postgres", {})
-        await run(s, "create table nt (id int primary key, v int, name text, amount numeric(8,2))")
-        await run(s, "insert into nt values (1, 10, 'a', 1.5), (2, 20, 'b', 2.25), (3, 30, 'c', 3)")
-        for i, want in ((1, 10), (2, 20), (3, 30), (4, None)):
-            r = await one(s, f"select v from nt where id = {i}")
-            assert r.rows == ([(want,)] if want is not None else [])
-        for d in (5, -7):
-            await run(s, f"update nt set v = v + {d} where id = 1")
-        assert (await one(s, "select v from nt where id = 1")).rows == [(8,)]
-        r = await one(s, "select id from nt where name = 'b'")
-        assert r.rows == [(2,)]
-        r = await one(s, "select id from nt where amount > 2.0 order by id")
-        assert r.rows == [(2,), (3,)]
-        # the shape is shared: one Stmt for both texts
-        p = db.parser
-        a = p.parse_bound("select v from nt where id = 1")[0][0]
-        b = p.parse_bound("select v from nt where id = 2")[0][0]
-        assert a is b
-        # result types follow the literal, not a text parameter
-        r = await one(s, "select v * 2 from nt where id = 2")
-        assert r.columns[0].type_oid == T.INT4 and r.rows == [(40,)]
-        r = await one(s, "select 1 - 3.5")
-        assert r.columns[0].type_oid == T.NUMERIC and r.rows == [(Decimal("-2.5"),)]
-        try:
-            await one(s, "select v from nt where name = 5")
-        except Exception as e:  # text = integer has no operator, as in PostgreSQL
-            assert getattr(e, "sqlstate", "") == "42883"
-        else:
-            raise AssertionError("expected 42883")
+def test_parser_shares_one_shape_for_texts_differing_in_literals():
+    """The parse cache (pure, no I/O): two texts with other literals give one Stmt."""
+    p = Parser()
+    a = p.parse_bound("select v from nt where id = 1")[0][0]
+    b = p.parse_bound("select v from nt where id = 2")[0][0]
+    assert a is b
 
-    arun(body())
+
+def test_cached_shape_gives_right_answers(pgdb):
+    s = pgdb("nt").connect()
+    s.run("create table nt (id int primary key, v int, name text, amount numeric(8,2))")
+    s.run("insert into nt values (1, 10, 'a', 1.5), (2, 20, 'b', 2.25), (3, 30, 'c', 3)")
+    for i, want in ((1, 10), (2, 20), (3, 30), (4, None)):
+        assert s.rows(f"select v from nt where id = {i}") == ([(want,)] if want is not None else [])
+    for d in (5, -7):
+        s.run(f"update nt set v = v + {d} where id = 1")
+    assert s.rows("select v from nt where id = 1") == [(8,)]
+    assert s.rows("select id from nt where name = 'b'") == [(2,)]
+    assert s.rows("select id from nt where amount > 2.0 order by id") == [(2,), (3,)]
+    # result types follow the literal, not a text parameter
+    cur = s.run("select v * 2 from nt where id = 2")
+    assert cur.description[0].type_code == T.INT4 and cur.fetchall() == [(40,)]
+    cur = s.run("select 1 - 3.5")
+    assert cur.description[0].type_code == T.NUMERIC and cur.fetchall() == [(Decimal("-2.5"),)]
+    s.fails("select v from nt where name = 5", "42883")  # text = integer has no operator, as in PostgreSQL
