@@ -2,104 +2,75 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-
-from engine import errors
-from tests.engine.conftest import new_db, one, run
+from sqlconn import is_blocked
 
 
-async def _db():
-    db = await new_db()
-    s = db.session("u", "postgres", {})
-    await run(s, "create table acct (id int primary key, bal int)")
-    await run(s, "insert into acct values (1, 1), (2, 100)")
+def _db(pgdb):
+    db = pgdb("acct")
+    s = db.connect()
+    s.run("create table acct (id int primary key, bal int)")
+    s.run("insert into acct values (1, 1), (2, 100)")
     return db, s
 
 
-def test_savepoints(arun):
-    async def body():
-        _, s = await _db()
-        with pytest.raises(errors.SqlError) as ei:
-            await run(s, "savepoint a")
-        assert ei.value.sqlstate == "25P01"
-        await run(s, "begin; update acct set bal = 10 where id = 1; savepoint a")
-        await run(s, "update acct set bal = 20 where id = 1; insert into acct values (3, 3)")
-        with pytest.raises(errors.DivisionByZero):
-            await run(s, "select 1/0")
-        assert (await one(s, "rollback to savepoint a")).command_tag == "ROLLBACK"
-        assert s.transaction_status == "T"
-        assert (await one(s, "select id, bal from acct order by id")).rows == [(1, 10), (2, 100)]
-        await run(s, "savepoint b; delete from acct where id = 2; release savepoint b")
-        with pytest.raises(errors.SqlError) as ei:
-            await run(s, "rollback to b")
-        assert ei.value.sqlstate == "3B001"
-        await run(s, "rollback to a; commit")
-        assert (await one(s, "select id, bal from acct order by id")).rows == [(1, 10), (2, 100)]
-
-    arun(body())
+def test_savepoints(pgdb):
+    _, s = _db(pgdb)
+    s.fails("savepoint a", "25P01")
+    s.run("begin; update acct set bal = 10 where id = 1; savepoint a")
+    s.run("update acct set bal = 20 where id = 1; insert into acct values (3, 3)")
+    s.fails("select 1/0", "22012")
+    assert s.tag("rollback to savepoint a") == "ROLLBACK"
+    assert s.status == "T"
+    assert s.rows("select id, bal from acct order by id") == [(1, 10), (2, 100)]
+    s.run("savepoint b; delete from acct where id = 2; release savepoint b")
+    s.fails("rollback to b", "3B001")
+    s.run("rollback to a; commit")
+    assert s.rows("select id, bal from acct order by id") == [(1, 10), (2, 100)]
 
 
-def test_set_local_and_transactional_set(arun):
-    async def body():
-        _, s = await _db()
-        await run(s, "set work_mem = '4MB'")
-        await run(s, "begin; set local work_mem = '8MB'")
-        assert (await one(s, "show work_mem")).rows == [("8MB",)]
-        await run(s, "commit")
-        assert (await one(s, "show work_mem")).rows == [("4MB",)]
-        await run(s, "begin; set work_mem = '16MB'; rollback")
-        assert (await one(s, "show work_mem")).rows == [("4MB",)]
-        await run(s, "begin; set work_mem = '16MB'; commit")
-        assert (await one(s, "show work_mem")).rows == [("16MB",)]
-
-    arun(body())
+def test_set_local_and_transactional_set(pgdb):
+    _, s = _db(pgdb)
+    s.run("set work_mem = '4MB'")
+    s.run("begin; set local work_mem = '8MB'")
+    assert s.rows("show work_mem") == [("8MB",)]
+    s.run("commit")
+    assert s.rows("show work_mem") == [("4MB",)]
+    s.run("begin; set work_mem = '16MB'; rollback")
+    assert s.rows("show work_mem") == [("4MB",)]
+    s.run("begin; set work_mem = '16MB'; commit")
+    assert s.rows("show work_mem") == [("16MB",)]
 
 
-def test_for_update_nowait_skip_locked(arun):
-    async def body():
-        db, s = await _db()
-        o = db.session("v", "postgres", {})
-        await run(s, "begin")
-        assert (await one(s, "select bal from acct where id = 1 for update")).rows == [(1,)]
-        await run(o, "begin")
-        with pytest.raises(errors.SqlError) as ei:
-            await run(o, "select * from acct where id = 1 for update nowait")
-        assert ei.value.sqlstate == "55P03"
-        await run(o, "rollback; begin")
-        assert (await one(o, "select id from acct for update skip locked")).rows == [(2,)]
-        await run(o, "rollback")
-        # a waiting locker gets the row after the holder commits, re-reading the new value
-        waiter = asyncio.create_task(one(o, "select bal from acct where id = 1 for update"))
-        await asyncio.sleep(0.05)
-        assert not waiter.done()
-        await run(s, "update acct set bal = 5 where id = 1; commit")
-        assert (await waiter).rows == [(5,)]
-
-    arun(body())
+def test_for_update_nowait_skip_locked(pgdb, pool):
+    db, s = _db(pgdb)
+    o = db.connect()
+    s.run("begin")
+    assert s.rows("select bal from acct where id = 1 for update") == [(1,)]
+    o.run("begin")
+    o.fails("select * from acct where id = 1 for update nowait", "55P03")
+    o.run("rollback; begin")
+    assert o.rows("select id from acct for update skip locked") == [(2,)]
+    o.run("rollback")
+    # a waiting locker gets the row after the holder commits, re-reading the new value
+    waiter = pool.submit(o.rows, "select bal from acct where id = 1 for update")
+    assert is_blocked(waiter)
+    s.run("update acct set bal = 5 where id = 1; commit")
+    assert waiter.result(timeout=10) == [(5,)]
 
 
-def test_deadlock_and_statement_timeout(arun):
-    async def body():
-        db, a = await _db()
-        b = db.session("v", "postgres", {})
-        await run(a, "begin; update acct set bal = 0 where id = 1")
-        await run(b, "begin; update acct set bal = 0 where id = 2")
-        ta = asyncio.create_task(run(a, "update acct set bal = 0 where id = 2"))
-        await asyncio.sleep(0.05)
-        with pytest.raises(errors.DeadlockDetected) as ei:
-            await run(b, "update acct set bal = 0 where id = 1")
-        assert ei.value.sqlstate == "40P01"
-        await run(b, "rollback")
-        await ta
-        await run(a, "commit")
-        c = db.session("w", "postgres", {})
-        await run(a, "begin; update acct set bal = 1 where id = 1")
-        await run(c, "set statement_timeout = 100")
-        with pytest.raises(errors.SqlError) as ei:
-            await run(c, "update acct set bal = 2 where id = 1")
-        assert ei.value.sqlstate == "57014"
-        await run(a, "rollback")
-
-    arun(body())
+def test_deadlock_and_statement_timeout(pgdb, pool):
+    db, a = _db(pgdb)
+    b = db.connect()
+    a.run("begin; update acct set bal = 0 where id = 1")
+    b.run("begin; update acct set bal = 0 where id = 2")
+    ta = pool.submit(a.run, "update acct set bal = 0 where id = 2")
+    assert is_blocked(ta)
+    b.fails("update acct set bal = 0 where id = 1", "40P01")
+    b.run("rollback")
+    ta.result(timeout=10)
+    a.run("commit")
+    c = db.connect()
+    a.run("begin; update acct set bal = 1 where id = 1")
+    c.run("set statement_timeout = 100")
+    c.fails("update acct set bal = 2 where id = 1", "57014")
+    a.run("rollback")
