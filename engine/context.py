@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api import SleepNeeded
+
 
 class ExecCtx:
-    __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "now", "catalog", "store")
+    __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "now", "catalog", "store",
+                 "sleeps_done", "sleeps_seen")
 
     def __init__(self, session: Any, txn: Any, snapshot: int, params: list[Any] | tuple = ()) -> None:
         self.session = session
@@ -24,3 +27,12 @@ class ExecCtx:
         self.now = txn.start_time if txn is not None else None
         self.catalog = None
         self.store = self.db.store if self.db is not None else None
+        self.sleeps_done = 0  # pg_sleep calls of this statement already slept (see api.SleepNeeded)
+        self.sleeps_seen = 0
+
+    def sleep(self, seconds: float | None) -> None:
+        """pg_sleep: the n-th call of a run either was slept already or asks for the sleep."""
+        n = self.sleeps_seen
+        self.sleeps_seen = n + 1
+        if n >= self.sleeps_done and seconds is not None and seconds > 0:
+            raise SleepNeeded(float(seconds))

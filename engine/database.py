@@ -38,6 +38,7 @@ class Database:
         self._rowids: dict[int, int] = {}
         self._next_pid = 1000
         self._role_sessions: dict[int, int] = {}  # live logins per role oid (CONNECTION LIMIT)
+        self.sessions: dict[int, Any] = {}  # backend pid -> open session (pg_stat_activity, pg_cancel_backend)
 
     async def start(self) -> None:
         await self.store.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
@@ -75,6 +76,7 @@ class Database:
         session = EngineSession(self, user, database, params or {}, backend_pid=self._next_pid)
         role = self.catalog().role(user)
         session.gucs["is_superuser"] = "on" if role is not None and role.superuser else "off"
+        self.sessions[session.backend_pid] = session  # until session.close()
         return session
 
     def login(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:

@@ -25,6 +25,8 @@ from engine.expr import CExpr, Compiler, call_args as _args, strict_call as _str
 
 
 def _round(v: Any, n: int = 0) -> Any:
+    if not (v == v and abs(v) != math.inf):  # NaN and +-Infinity (float8 or numeric) round to themselves
+        return v
     if isinstance(v, float):
         if n == 0:
             return float(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
@@ -307,6 +309,44 @@ def _octet_length(cp: Compiler, node: exp.Expression) -> CExpr:
     return _strict([a.fn], lambda v: len(v.encode()) if isinstance(v, str) else len(v), T.INT4)
 
 
+def _pg_sleep(cp: Compiler, node: exp.Expression) -> CExpr:
+    """pg_sleep(seconds), pg_sleep_for(interval): sleeps on the event loop, never blocking
+    it (``ExecCtx.sleep`` asks the session to sleep and re-run the statement)."""
+    name = str(node.this).lower()
+    arg = cp.compile(node.expressions[0])
+    if name == "pg_sleep_for":
+        fn = cp.coerce(arg, T.INTERVAL).fn
+
+        def seconds(r: Any, c: Any) -> float | None:
+            iv = fn(r, c)
+            return None if iv is None else ((iv.months * 30 + iv.days) * 86400) + iv.micros / 1e6
+    else:
+        seconds = cp.coerce(arg, T.FLOAT8).fn
+    return CExpr(lambda r, c: c.sleep(seconds(r, c)), T.VOID)
+
+
+def _pg_cancel_backend(cp: Compiler, node: exp.Expression) -> CExpr:
+    """pg_cancel_backend(pid): cancel the running statement of a session of this instance
+    (a superuser any, others their own role's); false when no such session."""
+    pid = cp.coerce(cp.compile(node.expressions[0]), T.INT4).fn
+
+    def run(r: Any, c: Any) -> bool | None:
+        p = pid(r, c)
+        if p is None:
+            return None
+        target = c.db.sessions.get(p)
+        if target is None:
+            return False
+        me = c.session
+        if me.gucs.get("is_superuser") != "on" and target.session_user != me.session_user:
+            raise errors.SqlError("must be a member of the role whose query is being canceled "
+                                  "or member of pg_signal_backend", sqlstate="42501")
+        target.cancel()
+        return True
+
+    return CExpr(run, T.BOOL)
+
+
 def _pg_backend_pid(cp: Compiler, node: exp.Expression) -> CExpr:
     return CExpr(lambda r, c: c.session.backend_pid, T.INT4)
 
@@ -354,6 +394,7 @@ _HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "nextval": _seq_fn("nextval"), "currval": _seq_fn("currval"), "setval": _seq_fn("setval"),
     "Extract": _extract, "Mod": _mod_fn, "mod": _mod_fn, "pg_typeof": _typeof, "Rand": _random,
     "random": _random, "TimeToStr": _to_char, "pg_backend_pid": _pg_backend_pid,
+    "pg_sleep": _pg_sleep, "pg_sleep_for": _pg_sleep, "pg_cancel_backend": _pg_cancel_backend,
     "inet_server_port": _session_const(lambda c: None, T.INT4),
     "borealis_instance": _session_const(lambda c: c.db.instance_name, T.TEXT),
     "borealis_role": _session_const(lambda c: c.db.role, T.TEXT),

@@ -173,6 +173,10 @@ def _classify(text: str) -> Stmt:
         raise _syntax_error(text, src, e) from None
     if ast is None:
         return Stmt("empty", text)
+    if isinstance(ast, (exp.Condition, exp.Alias, exp.Star)):  # a bare expression ("bad stuff", "1")
+        err = _not_a_statement(text)
+        if err is not None:
+            raise err
     if any("A" <= ch <= "Z" for ch in src):  # unquoted identifiers fold to lower case
         ast = normalize_identifiers(ast, dialect="postgres")
     if pgcatalog_rewrite.wants_rewrite(text):
@@ -180,10 +184,32 @@ def _classify(text: str) -> Stmt:
     return Stmt("sql", text, ast, src=src if src != text else None)
 
 
+# The words a PostgreSQL statement can start with (its grammar's first tokens).
+_STATEMENT_WORDS = frozenset(
+    "abort alter analyse analyze begin call checkpoint close cluster comment commit copy create deallocate "
+    "declare delete discard do drop end execute explain fetch grant import insert listen load lock merge move "
+    "notify prepare reassign refresh reindex release reset revoke rollback savepoint security select set show "
+    "start table truncate unlisten update vacuum values with".split())
+_SKIP_SPACE = re.compile(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
+_FIRST_TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*|\d+(?:\.\d*)?|\"[^\"]*\"?|'[^']*'?|\S")
+
+
+def _not_a_statement(text: str) -> errors.SyntaxErr | None:
+    """PostgreSQL's grammar fails on the first token of text that starts no statement
+    (sqlglot reads a bare expression such as ``bad stuff`` as a valid tree)."""
+    start = _SKIP_SPACE.match(text).end()  # type: ignore[union-attr]
+    m = _FIRST_TOKEN.match(text, start)
+    if m is None or text[start] == "(" or m.group(0).lower() in _STATEMENT_WORDS:
+        return None
+    return errors.SyntaxErr(f'syntax error at or near "{m.group(0)}"', position=start + 1)
+
+
 def _syntax_error(text: str, src: str, e: Exception) -> errors.SyntaxErr:
     """The error for a text sqlglot rejected, pointing (``position``, relative to ``text``)
     at the token the parser stopped on, or at the end of the statement."""
-    err = positions.syntax_error(text, src) if isinstance(e, ParseError) else None
+    err = _not_a_statement(text)  # PostgreSQL stops at the first token when it starts no statement
+    if err is None and isinstance(e, ParseError):
+        err = positions.syntax_error(text, src)
     if err is not None:
         return err
     near = None

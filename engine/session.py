@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from engine import datetime_style, errors, guc, positions
 from engine import types as T
-from engine.api import Column, LockBusy, Prepared, Result
+from engine.api import Column, LockBusy, Prepared, Result, SleepNeeded
 from engine.catalog import SEQUENCE_TABLE, Catalog
 from engine.context import ExecCtx
 from engine.interrupts import Interrupts
@@ -56,6 +56,10 @@ class EngineSession:
         # and at await points (engine.interrupts); a lock wait in progress is interrupted.
         self.interrupts = Interrupts()
         self._waiter: asyncio.Future | None = None
+        # what pg_stat_activity shows of this session (unix times; the latest statement's text)
+        self.backend_start = time.time()
+        self.query = ""
+        self.query_start = 0.0
 
     def cancel(self, stmt: int | None = None) -> None:
         """Cancel the running statement, if any (57014 at its next check point).  ``stmt``:
@@ -159,8 +163,19 @@ class EngineSession:
         return {disp: self.gucs[k] for k, disp in guc.REPORTED.items() if k in self.gucs}
 
     async def close(self) -> None:
+        self.db.sessions.pop(self.backend_pid, None)
         if self.txn is not None:
             self._rollback()
+
+    @property
+    def activity_state(self) -> str:
+        """pg_stat_activity.state"""
+        if self.interrupts.running:
+            return "active"
+        t = self.txn
+        if t is not None and t.explicit:
+            return "idle in transaction (aborted)" if t.failed else "idle in transaction"
+        return "idle"
 
     def version_string(self) -> str:
         return (f"PostgreSQL {guc.SERVER_VERSION} (Borealis, instance {self.db.instance_name}) on "
@@ -303,6 +318,8 @@ class EngineSession:
                 st.kind == "savepoint" and st.text.lstrip()[:8].lower() == "rollback"):
             raise errors.InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
+        self.query = st.text
+        self.query_start = time.time()
         self.interrupts.begin(self.gucs.get("statement_timeout"))
         datetime_style.activate(self.gucs)
         try:
@@ -333,6 +350,7 @@ class EngineSession:
         store = self.store
         started = time.monotonic()
         kept: int | None = None  # READ COMMITTED: the statement snapshot kept across lock waits
+        sleeps_done = 0  # pg_sleep calls already slept (the statement re-runs after each)
         while True:
             if txn.snapshot_per_txn:
                 if txn.snapshot is None:
@@ -351,6 +369,7 @@ class EngineSession:
             self._check_cancel()
             ctx = ExecCtx(self, txn, snap, params)
             ctx.catalog = catalog
+            ctx.sleeps_done = sleeps_done
             txn.begin_statement()
             try:
                 tag, rows, notices = plan.run(ctx)
@@ -369,6 +388,14 @@ class EngineSession:
                     if kept is not None:
                         store.unpin(txn.txid)
                     raise
+                continue
+            except SleepNeeded as e:
+                txn.rollback_statement()
+                sleeps_done = ctx.sleeps_seen
+                if kept is not None:
+                    store.unpin(txn.txid)
+                    kept = None
+                await self._interruptible(asyncio.sleep(e.seconds), self._deadline(started), "statement")
                 continue
             except Restart:
                 txn.rollback_statement()
@@ -411,20 +438,37 @@ class EngineSession:
                         hint="See server log for query details.")
                 seen.add(h)
                 h = waits.get(h)
-        st_ms = self._timeout_ms("statement_timeout")
+        limits = [(self._deadline(started), "statement")]
         lk_ms = self._timeout_ms("lock_timeout")
-        limits = []
-        if st_ms > 0:
-            limits.append((st_ms / 1000 - (time.monotonic() - started), "statement"))
         if lk_ms > 0:
             limits.append((lk_ms / 1000, "lock"))
-        timeout, which = min(limits) if limits else (None, "")
-        if timeout is not None and timeout <= 0:
-            raise errors.QueryCanceled("canceling statement due to statement timeout")
+        timeout, which = min(((t, w) for t, w in limits if t is not None), default=(None, ""))
         if waits is not None and me is not None:
             waits[me] = holder
-        self._check_cancel()
-        waiter = self._waiter = asyncio.ensure_future(store.wait_for(holder))
+        try:
+            await self._interruptible(store.wait_for(holder), timeout, which)
+        finally:
+            if waits is not None and me is not None:
+                waits.pop(me, None)
+
+    def _deadline(self, started: float) -> float | None:
+        """Seconds the statement begun at ``started`` may still run (None: no statement_timeout)."""
+        st_ms = self._timeout_ms("statement_timeout")
+        return st_ms / 1000 - (time.monotonic() - started) if st_ms > 0 else None
+
+    async def _interruptible(self, aw: Any, timeout: float | None, which: str) -> None:
+        """Await ``aw`` (a lock wait, pg_sleep) so that a cancel request ends it (57014), and
+        ``timeout`` seconds: a lock_timeout (55P03) or the statement_timeout (57014)."""
+        waiter = asyncio.ensure_future(aw)
+        if timeout is not None and timeout <= 0:
+            waiter.cancel()
+            raise errors.QueryCanceled("canceling statement due to statement timeout")
+        try:
+            self._check_cancel()
+        except BaseException:
+            waiter.cancel()
+            raise
+        self._waiter = waiter
         try:
             if timeout is None:
                 await waiter
@@ -439,8 +483,6 @@ class EngineSession:
             raise errors.QueryCanceled("canceling statement due to statement timeout") from None
         finally:
             self._waiter = None
-            if waits is not None and me is not None:
-                waits.pop(me, None)
 
     # -- transaction control --------------------------------------------------------------------------
     async def _k_begin(self, st: Stmt) -> Result:

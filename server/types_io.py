@@ -285,6 +285,7 @@ def _bytes_bin(v: Any) -> bytes:
 
 _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     BOOL: lambda v: b"\x01" if v else b"\x00",
+    2278: lambda v: b"",  # void (pg_sleep): no bytes, as void_send
     INT2: lambda v: _h.pack(int(v)),
     INT4: lambda v: _i.pack(int(v)),
     INT8: lambda v: _q.pack(int(v)),

@@ -431,11 +431,33 @@ _PRESET = {"max_index_keys": ("32", None), "max_function_args": ("100", None),
        "wait_event state backend_xid backend_xmin query_id query backend_type",
        [O, N, I4, I4, O, N, X, X, X, I4, TS, TS, TS, TS, X, X, X, X, X, I8, X, X])
 def _pg_stat_activity(ctx: Any) -> Iterator[tuple]:
-    s = ctx.session
-    yield (5, getattr(s, "database", "postgres"), getattr(s, "backend_pid", 0), None, oids.BOOTSTRAP_SUPERUSER,
-           _user(ctx), (s.get_parameter("application_name") if hasattr(s, "get_parameter") else "") or "",
-           None, None, None, ctx.now, ctx.now, ctx.now, ctx.now, None, None, "active", None, None, None, "",
-           "client backend")
+    """Every open session of this instance; other roles' statements stay hidden from a
+    non-superuser, as in PostgreSQL."""
+    import datetime as dt
+
+    me = ctx.session
+    sessions = dict(getattr(ctx.db, "sessions", None) or {})
+    sessions.setdefault(getattr(me, "backend_pid", 0), me)
+    superuser = getattr(me, "gucs", {}).get("is_superuser") == "on"
+    catalog = ctx.catalog
+
+    def ts(t: float) -> Any:
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc) if t else None
+
+    for pid in sorted(sessions):
+        s = sessions[pid]
+        user = getattr(s, "session_user", None) or getattr(s, "user", "postgres")
+        role = catalog.role(user) if catalog is not None and hasattr(catalog, "role") else None
+        txn = getattr(s, "txn", None)
+        mine = superuser or user == getattr(me, "session_user", _user(ctx))
+        state = s.activity_state if hasattr(s, "activity_state") else "active"
+        app = (s.get_parameter("application_name") if hasattr(s, "get_parameter") else "") or ""
+        yield (5, getattr(s, "database", "postgres"), pid, None,
+               role.oid if role is not None else oids.BOOTSTRAP_SUPERUSER, user, app, None, None, None,
+               ts(getattr(s, "backend_start", 0.0)), txn.start_time if txn is not None else None,
+               ts(getattr(s, "query_start", 0.0)), ts(getattr(s, "query_start", 0.0)), None, None,
+               state if mine else None, None, None, None,
+               getattr(s, "query", "") if mine else "<insufficient privilege>", "client backend")
 
 
 @table("pg_tables", "schemaname tablename tableowner tablespace hasindexes hasrules hastriggers rowsecurity",

@@ -6,8 +6,11 @@ import socket
 import struct
 
 
-def startup(user: str = "alice", database: str = "db") -> bytes:
-    body = struct.pack(">i", 196608) + b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
+def startup(user: str = "alice", database: str = "db", application_name: str = "") -> bytes:
+    body = struct.pack(">i", 196608) + b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0"
+    if application_name:
+        body += b"application_name\0" + application_name.encode() + b"\0"
+    body += b"\0"
     return struct.pack(">i", len(body) + 4) + body
 
 
@@ -46,11 +49,11 @@ TERMINATE = msg(b"X")
 
 
 class Conn:
-    def __init__(self, port: int, *, do_startup: bool = True) -> None:
+    def __init__(self, port: int, *, do_startup: bool = True, application_name: str = "") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.buf = b""
         if do_startup:
-            self.send(startup())
+            self.send(startup(application_name=application_name))
             self.until_ready()
 
     def send(self, data: bytes) -> None:

@@ -1,10 +1,10 @@
-"""Password authentication: SCRAM-SHA-256 with real clients, md5 and cleartext raw."""
+"""Password authentication with real clients and raw exchanges, on ``hba_cluster`` (a cluster
+password and roles with their own SCRAM or md5 verifiers; tests/server/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import struct
 import subprocess
 
@@ -13,37 +13,37 @@ import psycopg
 import pytest
 
 import pgwire_client as w
-from pgwire_fake import ServerThread
+from cluster import env_without_pg
 
 
-def test_scram_psql_good_and_bad_password(pg_scram):
-    base = ["psql", "-X", "-h", "127.0.0.1", "-p", str(pg_scram.port), "-U", "bob", "-d", "db", "-At", "-c", "SELECT 1"]
-    r = subprocess.run(base, capture_output=True, text=True, timeout=30, env={**os.environ, "PGPASSWORD": "s3cret"})
+def test_scram_psql_good_and_bad_password(hba_cluster):
+    base = ["psql", "-X", "-h", "127.0.0.1", "-p", str(hba_cluster.port), "-U", "bob", "-d", "db", "-At",
+            "-c", "SELECT current_user"]
+    r = subprocess.run(base, capture_output=True, text=True, timeout=30, env={**env_without_pg(), "PGPASSWORD": "bobpw"})
     assert r.returncode == 0, r.stderr
-    assert r.stdout == "1\n"
-    r = subprocess.run(base, capture_output=True, text=True, timeout=30, env={**os.environ, "PGPASSWORD": "nope"})
+    assert r.stdout == "bob\n"
+    r = subprocess.run(base, capture_output=True, text=True, timeout=30, env={**env_without_pg(), "PGPASSWORD": "nope"})
     assert r.returncode != 0
     assert 'password authentication failed for user "bob"' in r.stderr
 
 
-def test_scram_psycopg_and_asyncpg(pg_scram):
-    with psycopg.connect(pg_scram.dsn + " password=s3cret") as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+def test_scram_psycopg_and_asyncpg(hba_cluster):
+    with psycopg.connect(hba_cluster.dsn(user="bob", password="bobpw")) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("bob",)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(pg_scram.dsn + " password=wrong")
+        psycopg.connect(hba_cluster.dsn(user="bob", password="wrong"))
 
     async def main():
-        c = await asyncpg.connect(host="127.0.0.1", port=pg_scram.port, user="alice", database="db", password="s3cret")
-        assert await c.fetchval("SELECT 1") == 1
+        c = await asyncpg.connect(host="127.0.0.1", port=hba_cluster.port, user="bob", database="db", password="bobpw")
+        assert await c.fetchval("SELECT current_user") == "bob"
         await c.close()
         with pytest.raises(asyncpg.InvalidPasswordError):
-            await asyncpg.connect(host="127.0.0.1", port=pg_scram.port, user="alice", database="db", password="x")
+            await asyncpg.connect(host="127.0.0.1", port=hba_cluster.port, user="bob", database="db", password="x")
 
     asyncio.run(main())
-    assert len(pg_scram.world.sessions) == 2  # failed logins never reached the session factory
 
 
-def test_scram_verifier_only_is_kept(pg_scram):
+def test_scram_verifier_only_is_kept():
     # The server context holds scramp's verifier, not the password itself.
     from server.auth import AuthConfig
 
@@ -52,38 +52,33 @@ def test_scram_verifier_only_is_kept(pg_scram):
     assert "s3cret" not in repr(cfg)
 
 
-def _auth_request(c: w.Conn) -> tuple[bytes, bytes]:
-    c.send(w.startup("carol"))
-    return c.read_msg()
+def test_md5_raw(hba_cluster):
+    """carol's hba line says md5 and her role holds an md5 verifier: the classic exchange."""
+    def auth_request(c: w.Conn) -> bytes:
+        c.send(w.startup("carol", "db"))
+        t, body = c.read_msg()
+        assert t == b"R" and struct.unpack(">i", body[:4])[0] == 5  # AuthenticationMD5Password
+        return body[4:]
+
+    c = w.Conn(hba_cluster.port, do_startup=False)
+    salt = auth_request(c)
+    inner = hashlib.md5(b"carolpwcarol").hexdigest().encode()
+    c.send(w.msg(b"p", b"md5" + hashlib.md5(inner + salt).hexdigest().encode() + b"\0"))
+    assert w.types_of(c.until_ready()).startswith(b"R")
+    c.send(w.query("SELECT current_user"))
+    assert (b"D", struct.pack(">hi", 1, 5) + b"carol") in c.until_ready()
+    c = w.Conn(hba_cluster.port, do_startup=False)
+    auth_request(c)
+    c.send(w.msg(b"p", b"md5deadbeef\0"))
+    msgs = c.read_all()
+    f = w.fields(msgs[-1][1])
+    assert f["C"] == "28P01" and f["S"] == "FATAL"
+    assert f["M"] == 'password authentication failed for user "carol"'
 
 
-def test_md5_raw():
-    srv = ServerThread(password="pw", auth_method="md5")
-    try:
-        c = w.Conn(srv.port, do_startup=False)
-        t, body = _auth_request(c)
-        assert t == b"R" and struct.unpack(">i", body[:4])[0] == 5
-        salt = body[4:]
-        inner = hashlib.md5(b"pwcarol").hexdigest().encode()
-        c.send(w.msg(b"p", b"md5" + hashlib.md5(inner + salt).hexdigest().encode() + b"\0"))
-        assert w.types_of(c.until_ready()).startswith(b"R")
-        c = w.Conn(srv.port, do_startup=False)
-        _auth_request(c)
-        c.send(w.msg(b"p", b"md5deadbeef\0"))
-        msgs = c.read_all()
-        f = w.fields(msgs[-1][1])
-        assert f["C"] == "28P01" and f["S"] == "FATAL"
-        assert f["M"] == 'password authentication failed for user "carol"'
-    finally:
-        srv.stop()
-
-
-def test_cleartext_with_psycopg():
-    srv = ServerThread(password="pw", auth_method="password")
-    try:
-        with psycopg.connect(srv.dsn + " password=pw") as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
-        with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(srv.dsn + " password=no")
-    finally:
-        srv.stop()
+def test_cleartext_with_psycopg(hba_cluster):
+    """The role "clear" has a 'password' (cleartext) hba line."""
+    with psycopg.connect(hba_cluster.dsn(user="clear", password="clearpw", sslmode="disable")) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("clear",)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(hba_cluster.dsn(user="clear", password="no", sslmode="disable"))

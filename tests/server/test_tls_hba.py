@@ -1,4 +1,6 @@
-"""TLS negotiation, host-based rules and per-user secrets on a pg-wire server with fake sessions."""
+"""TLS negotiation, host-based rules and per-user secrets, on real clusters: the shared trust
+cluster (fixture ``pg``, TLS on as every cluster has it) and ``hba_cluster`` (a cluster
+password, the hba.conf in tests/server/conftest.py, roles made with CREATE ROLE)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import psycopg
 import pytest
 
 import pgwire_client as w
-from pgwire_fake import ServerThread
+from wire_setup import HBA
 from server import auth, hba, tls
 
 
@@ -51,79 +53,59 @@ def test_certificates_chain_to_the_ca(certs):
     t.join(5)
 
 
-def test_tls_with_libpq_and_asyncpg(certs):
-    srv = ServerThread(ssl_context=tls.server_context(certs))
-    try:
-        ca = str(certs / "tls" / "ca.crt")
-        for mode in ("require", "verify-ca", "verify-full"):
-            with psycopg.connect(_dsn(srv.port, sslmode=mode, sslrootcert=ca, host="localhost")) as c:
-                assert c.pgconn.ssl_in_use
-                assert c.execute("select 1").fetchone() is not None
-        with psycopg.connect(_dsn(srv.port, sslmode="disable")) as c:
-            assert not c.pgconn.ssl_in_use
-        # A different CA must be refused by verify-ca.
-        with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(_dsn(srv.port, sslmode="verify-ca", sslrootcert=__file__))
+def test_tls_with_libpq_and_asyncpg(pg):
+    ca = str(pg.cluster.data_dir / "tls" / "ca.crt")
+    port = pg.port
+    for mode in ("require", "verify-ca", "verify-full"):
+        with psycopg.connect(_dsn(port, sslmode=mode, sslrootcert=ca, host="localhost")) as c:
+            assert c.pgconn.ssl_in_use
+            assert c.execute("select 1").fetchone() == (1,)
+    with psycopg.connect(_dsn(port, sslmode="disable")) as c:
+        assert not c.pgconn.ssl_in_use
+    # A different CA must be refused by verify-ca.
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(_dsn(port, sslmode="verify-ca", sslrootcert=__file__))
 
-        async def main() -> None:
-            conn = await asyncpg.connect(host="127.0.0.1", port=srv.port, user="alice", database="db",
-                                         ssl=ssl.create_default_context(cafile=ca))
-            assert conn._protocol.get_settings() is not None
-            assert conn._transport.get_extra_info("ssl_object") is not None
-            await conn.close()
+    async def main() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user="alice", database="db",
+                                     ssl=ssl.create_default_context(cafile=ca))
+        assert conn._transport.get_extra_info("ssl_object") is not None
+        assert await conn.fetchval("SELECT count(*) FROM wire_gen") == 10
+        await conn.close()
 
-        asyncio.run(main())
-    finally:
-        srv.stop()
+    asyncio.run(main())
 
 
-def test_ssl_request_answers():
-    srv = ServerThread()  # no certificate: 'N', then plaintext works
-    try:
-        c = w.Conn(srv.port, do_startup=False)
-        c.send(struct.pack(">ii", 8, 80877104))  # GSSENCRequest
-        assert c.sock.recv(1) == b"N"
-        c.send(struct.pack(">ii", 8, 80877103))
-        assert c.sock.recv(1) == b"N"
-        c.send(w.startup())
-        assert w.types_of(c.until_ready()).endswith(b"Z")
-    finally:
-        srv.stop()
+def test_ssl_request_answers(pg):
+    c = w.Conn(pg.port, do_startup=False)
+    c.send(struct.pack(">ii", 8, 80877104))  # GSSENCRequest: no GSSAPI here
+    assert c.sock.recv(1) == b"N"
+    c.send(struct.pack(">ii", 8, 80877103))  # SSLRequest: the cluster has a certificate
+    assert c.sock.recv(1) == b"S"
+    c.close()
+    c = w.Conn(pg.port, do_startup=False)  # plaintext stays allowed (hostssl is not required)
+    c.send(w.startup())
+    assert w.types_of(c.until_ready()).endswith(b"Z")
 
 
-def test_plaintext_pipelined_after_ssl_request_is_refused(certs):
+def test_plaintext_pipelined_after_ssl_request_is_refused(pg):
     # CVE-2021-23214: bytes sent with the SSLRequest must not be read as if inside TLS.
-    srv = ServerThread(ssl_context=tls.server_context(certs))
-    try:
-        c = w.Conn(srv.port, do_startup=False)
-        c.send(struct.pack(">ii", 8, 80877103) + w.startup())
-        msgs = c.read_all()
-        assert [t for t, _ in msgs] == [b"E"]
-        assert w.fields(msgs[0][1])["C"] == "08P01"
-        assert not srv.world.sessions
-        # A handshake that is not TLS closes the connection without a session either.
-        c = w.Conn(srv.port, do_startup=False)
-        c.send(struct.pack(">ii", 8, 80877103))
-        assert c.sock.recv(1) == b"S"
-        c.send(b"\x16\x03\x01\x00\x05hello-not-tls" * 3)
-        assert all(t != b"R" for t, _ in c.read_all())
-        assert not srv.world.sessions
-    finally:
-        srv.stop()
-
-
-HBA = """
-# comment line
-hostssl  secure        all          127.0.0.1/32        scram-sha-256
-host     secure        all          all                 reject
-host     db            carol        127.0.0.1 255.255.255.255  md5
-host     db            dave         ::1/128             trust
-host     db,sameuser   all          127.0.0.0/8         scram-sha-256
-"""
+    c = w.Conn(pg.port, do_startup=False)
+    c.send(struct.pack(">ii", 8, 80877103) + w.startup(application_name="pipelined-after-ssl"))
+    msgs = c.read_all()
+    assert [t for t, _ in msgs] == [b"E"]
+    assert w.fields(msgs[0][1])["C"] == "08P01"
+    # A handshake that is not TLS closes the connection without a session either.
+    c = w.Conn(pg.port, do_startup=False)
+    c.send(struct.pack(">ii", 8, 80877103))
+    assert c.sock.recv(1) == b"S"
+    c.send(b"\x16\x03\x01\x00\x05hello-not-tls" * 3)
+    assert all(t != b"R" for t, _ in c.read_all())
+    assert pg.sessions("pipelined-after-ssl") == 0
 
 
 def test_hba_parse_and_match():
-    rules = hba.parse_hba(HBA)
+    rules = [r for r in hba.parse_hba(HBA) if r.users[0] not in ("clear", "md5user")]
     assert [r.method for r in rules] == ["scram-sha-256", "reject", "md5", "trust", "scram-sha-256"]
     assert str(rules[2].network) == "127.0.0.1/32"
     assert hba.match(rules, True, "secure", "x", "127.0.0.1").method == "scram-sha-256"
@@ -152,34 +134,32 @@ def _startup_error(port: int, user: str, database: str) -> dict[str, str]:
     return w.fields(msgs[-1][1])
 
 
-def test_hba_decides_method_and_refusals(certs):
-    bob = auth.make_verifier("bobpw")
-    lookup = {"bob": auth.UserSecret(scram=bob)}.get
-    srv = ServerThread(password="clusterpw", ssl_context=tls.server_context(certs), hba=hba.parse_hba(HBA),
-                       lookup=lookup)
-    try:
-        f = _startup_error(srv.port, "zed", "other")
-        assert f["C"] == "28000" and f["S"] == "FATAL"
-        assert f["M"] == 'no pg_hba.conf entry for host "127.0.0.1", user "zed", database "other", no encryption'
-        f = _startup_error(srv.port, "zed", "secure")  # not TLS -> the reject line
-        assert f["C"] == "28000" and f["M"].startswith("pg_hba.conf rejects connection")
-        # hostssl: over TLS the same database takes SCRAM with the cluster password.
-        ca = str(certs / "tls" / "ca.crt")
-        with psycopg.connect(_dsn(srv.port, user="zed", dbname="secure", sslmode="verify-ca", sslrootcert=ca,
-                                  password="clusterpw")) as c:
-            assert c.pgconn.ssl_in_use
-        # md5 line for carol (cluster password known in clear), trust for dave only from ::1.
-        with psycopg.connect(_dsn(srv.port, user="carol", password="clusterpw", sslmode="disable")):
-            pass
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(_dsn(srv.port, user="dave", password="nope", sslmode="disable"))
-        # bob has his own verifier: his password works, the cluster password does not.
-        with psycopg.connect(_dsn(srv.port, user="bob", password="bobpw", sslmode="disable")):
-            pass
-        with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
-            psycopg.connect(_dsn(srv.port, user="bob", password="clusterpw", sslmode="disable"))
-    finally:
-        srv.stop()
+def test_hba_decides_method_and_refusals(hba_cluster):
+    port = hba_cluster.port
+    f = _startup_error(port, "zed", "other")
+    assert f["C"] == "28000" and f["S"] == "FATAL"
+    assert f["M"] == 'no pg_hba.conf entry for host "127.0.0.1", user "zed", database "other", no encryption'
+    f = _startup_error(port, "zed", "secure")  # not TLS -> the reject line
+    assert f["C"] == "28000" and f["M"].startswith("pg_hba.conf rejects connection")
+    # hostssl: over TLS the same database takes SCRAM with zed's own password.
+    with psycopg.connect(hba_cluster.dsn(user="zed", dbname="secure", sslmode="verify-ca",
+                                         sslrootcert=hba_cluster.ca, password="zedpw")) as c:
+        assert c.pgconn.ssl_in_use
+        assert c.execute("SELECT current_user, current_database()").fetchone() == ("zed", "secure")
+    # md5 line for carol (an md5 verifier), trust for dave only from ::1 (SCRAM from 127.0.0.1).
+    with psycopg.connect(hba_cluster.dsn(user="carol", password="carolpw", sslmode="disable")):
+        pass
+    with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
+        psycopg.connect(hba_cluster.dsn(user="carol", password="clusterpw", sslmode="disable"))
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(hba_cluster.dsn(user="dave", password="nope", sslmode="disable"))
+    with psycopg.connect(hba_cluster.dsn(user="dave", password="davepw", sslmode="disable")):
+        pass
+    # bob has his own verifier: his password works, the cluster password does not.
+    with psycopg.connect(hba_cluster.dsn(user="bob", password="bobpw", sslmode="disable")):
+        pass
+    with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
+        psycopg.connect(hba_cluster.dsn(user="bob", password="clusterpw", sslmode="disable"))
 
 
 def _sasl_salt(port: int, user: str) -> bytes:
@@ -198,36 +178,26 @@ def _sasl_salt(port: int, user: str) -> bytes:
     return attrs["s"].encode()
 
 
-def test_unknown_user_gets_a_full_scram_exchange_with_a_stable_mock_salt():
-    lookup = {"bob": auth.UserSecret(scram=auth.make_verifier("bobpw"))}.get
-    srv = ServerThread(hba=hba.default_rules(True), lookup=lookup)  # no cluster password at all
-    try:
-        s1, s2 = _sasl_salt(srv.port, "ghost"), _sasl_salt(srv.port, "ghost")
-        assert s1 == s2  # an unknown user looks like a known one with a fixed salt
-        assert _sasl_salt(srv.port, "ghost2") != s1
-        assert _sasl_salt(srv.port, "bob") != s1
-        with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
-            psycopg.connect(_dsn(srv.port, user="ghost", password="x"))
-        with psycopg.connect(_dsn(srv.port, user="bob", password="bobpw")):
+def test_unknown_user_gets_a_full_scram_exchange_with_a_stable_mock_salt(hba_cluster):
+    port = hba_cluster.port
+    s1, s2 = _sasl_salt(port, "ghost"), _sasl_salt(port, "ghost")
+    assert s1 == s2  # an unknown user looks like a known one with a fixed salt
+    assert _sasl_salt(port, "ghost2") != s1
+    assert _sasl_salt(port, "bob") != s1
+    with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
+        psycopg.connect(hba_cluster.dsn(user="ghost", password="x"))
+    with psycopg.connect(hba_cluster.dsn(user="bob", password="bobpw")) as c:
+        assert c.execute("SELECT current_user").fetchone() == ("bob",)
+
+
+def test_cleartext_and_md5_against_a_scram_verifier(hba_cluster):
+    # "clear" has a password rule, "md5user" an md5 rule; both are stored as SCRAM verifiers
+    # (md5 falls back to SCRAM for a verifier-only role, as in PostgreSQL).
+    for user, pw in (("clear", "clearpw"), ("md5user", "md5pw")):
+        with psycopg.connect(hba_cluster.dsn(user=user, password=pw, dbname="postgres")):
             pass
-        assert [s.user for s in srv.world.sessions] == ["bob"]
-    finally:
-        srv.stop()
-
-
-def test_cleartext_and_md5_against_a_scram_verifier():
-    lookup = {"bob": auth.UserSecret(scram=auth.make_verifier("bobpw"))}.get
-    for method in ("password", "md5"):  # md5 falls back to SCRAM for a verifier-only user
-        rules = hba.parse_hba(f"host all all 127.0.0.1/32 {method}")
-        srv = ServerThread(hba=rules, lookup=lookup)
-        try:
-            with psycopg.connect(_dsn(srv.port, user="bob", password="bobpw")):
-                pass
-            for user, pw in (("bob", "wrong"), ("nobody", "bobpw")):
-                with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
-                    psycopg.connect(_dsn(srv.port, user=user, password=pw))
-        finally:
-            srv.stop()
+        with pytest.raises(psycopg.OperationalError, match=_BAD_PW):
+            psycopg.connect(hba_cluster.dsn(user=user, password="wrong", dbname="postgres"))
 
 
 def test_verifier_text_roundtrip():
