@@ -1,154 +1,116 @@
-"""The endpoint proxy against fake instances: per-connection round robin over readers,
-fallback to the writer, a FATAL 57P03 when nothing answers, cluster.json reloads, and
-byte-exact relaying of a large stream (flow control)."""
+"""The endpoint proxy relaying bytes (its mode across hosts) in front of real instances.
+
+One cluster for the module, started with ``BOREALIS_HANDOFF=0`` so the proxy stays in the
+data path of every connection instead of handing the socket to the instance: per-connection
+round robin over the readers, fallback to the writer when no reader answers, a FATAL 57P03
+when no backend answers, and a large COPY relayed byte for byte both ways.  Role changes
+(cluster.json reloads) are covered with real failovers in tests/test_failover.py, and the
+hand-off path by every other test.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-import socketserver
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+import psycopg
 import pytest
 
-from server.config import ClusterConf, EndpointConf, InstanceConf
-from server.launcher import accepts, free_ports
+from cluster import ClusterHandle, start_cluster
 
 
-class _Echo(socketserver.BaseRequestHandler):
-    """Says its instance name (one line), then echoes everything back."""
-
-    def handle(self) -> None:
-        self.request.sendall(self.server.label.encode() + b"\n")  # type: ignore[attr-defined]
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-
-
-class FakeInstance:
-    def __init__(self, name: str, port: int) -> None:
-        self.name, self.port = name, port
-        self.server: socketserver.ThreadingTCPServer | None = None
-
-    def start(self) -> None:
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), _Echo)
-        self.server.daemon_threads = True
-        self.server.label = self.name  # type: ignore[attr-defined]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    old = os.environ.get("BOREALIS_HANDOFF")
+    os.environ["BOREALIS_HANDOFF"] = "0"  # every part inherits it
+    try:
+        handle = start_cluster(tmp_path_factory.mktemp("relay"), readers=2)
+    finally:
+        if old is None:
+            os.environ.pop("BOREALIS_HANDOFF", None)
+        else:
+            os.environ["BOREALIS_HANDOFF"] = old
+    handle.launcher.stop(["manager"])  # no failover while these tests stop instances
+    yield handle
+    handle.teardown()
 
 
-def _recv_line(s: socket.socket) -> bytes:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(1)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
+def _port(c: ClusterHandle, kind: str) -> int:
+    return next(e.port for e in c.launcher.conf.endpoints if e.kind == kind)
 
 
-class Setup:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        ports = free_ports(5)
-        self.fakes = {n: FakeInstance(n, p) for n, p in zip(("i1", "i2", "i3"), ports)}
-        self.conf = ClusterConf(
-            instances=[InstanceConf("i1", "writer", ports[0], 0), InstanceConf("i2", "reader", ports[1], 0),
-                       InstanceConf("i3", "reader", ports[2], 0)],
-            endpoints=[EndpointConf("writer", "writer", ports[3]), EndpointConf("reader", "reader", ports[4])],
-        )
-        self.writer_port, self.reader_port = ports[3], ports[4]
-
-    def backend_of(self, port: int) -> str:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            return _recv_line(s).decode().strip()
+def _backend_of(c: ClusterHandle, kind: str) -> str:
+    with psycopg.connect(host="127.0.0.1", port=_port(c, kind), user="postgres", dbname="postgres",
+                         sslmode="disable", connect_timeout=10) as conn:
+        return conn.execute("SHOW borealis.instance").fetchone()[0]
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    st = Setup(tmp_path)
-    st.conf.save(tmp_path)
-    for f in st.fakes.values():
-        f.start()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    log = open(tmp_path / "proxy.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "endpoints.proxy", "--data-dir", str(tmp_path)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 20
-    while not (accepts("127.0.0.1", st.writer_port) and accepts("127.0.0.1", st.reader_port)):
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "proxy.log").read_text()
+def _wait_down(c: ClusterHandle, name: str) -> None:
+    inst = c.launcher.conf.instance(name)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", inst.port), timeout=0.2).close()
+        except OSError:
+            return
         time.sleep(0.05)
-    yield st
-    proc.terminate()
-    assert proc.wait(10) == 0
-    log.close()
-    for f in st.fakes.values():
-        f.stop()
-    assert "Traceback" not in (tmp_path / "proxy.log").read_text()
+    raise AssertionError(f"{name} still accepts connections")
 
 
-def test_routing_round_robin_and_fallback(setup: Setup) -> None:
-    assert setup.backend_of(setup.writer_port) == "i1"
-    seen = [setup.backend_of(setup.reader_port) for _ in range(4)]
-    assert sorted(seen) == ["i2", "i2", "i3", "i3"] and seen[0] != seen[1]
-    setup.fakes["i2"].stop()
-    assert {setup.backend_of(setup.reader_port) for _ in range(3)} == {"i3"}
-    setup.fakes["i3"].stop()
-    assert setup.backend_of(setup.reader_port) == "i1"  # no reader: the writer takes it
-
-
-def test_no_backend_gets_fatal_57p03(setup: Setup) -> None:
-    setup.fakes["i1"].stop()
-    with socket.create_connection(("127.0.0.1", setup.writer_port), timeout=5) as s:
-        s.sendall(struct.pack(">ii", 8, 80877103))  # SSLRequest
-        assert s.recv(1) == b"N"
-        s.sendall(struct.pack(">ii", 9, 196608) + b"\0")  # StartupMessage
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-    assert data[:1] == b"E"
-    fields = dict((f[:1], f[1:]) for f in data[5:].split(b"\0") if f)
-    assert fields[b"S"] == b"FATAL" and fields[b"C"] == b"57P03"
-    assert b"writer" in fields[b"M"]
-
-
-def test_reload_after_role_change(setup: Setup) -> None:
-    assert setup.backend_of(setup.writer_port) == "i1"
-    time.sleep(0.01)  # a distinct mtime
-    setup.conf.instances[0].role, setup.conf.instances[1].role = "reader", "writer"
-    setup.conf.save(setup.data_dir)
-    os.utime(setup.data_dir / "cluster.json")
-    assert setup.backend_of(setup.writer_port) == "i2"
-    assert {setup.backend_of(setup.reader_port) for _ in range(4)} == {"i1", "i3"}
-
-
-def test_large_stream_relayed_exactly(setup: Setup) -> None:
-    payload = os.urandom(1 << 16) * 128  # 8 MiB
-    got = bytearray()
-    with socket.create_connection(("127.0.0.1", setup.writer_port), timeout=10) as s:
-        assert _recv_line(s) == b"i1\n"
-
-        def reader() -> None:
-            while len(got) < len(payload):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    return
+def test_large_copy_relayed_exactly(relay: ClusterHandle) -> None:
+    rows = [f"{i}\t{os.urandom(2000).hex()}\n" for i in range(2000)]  # ~8 MB of COPY data
+    payload = "".join(rows).encode()
+    dsn = f"host=127.0.0.1 port={_port(relay, 'writer')} user=postgres dbname=postgres sslmode=disable"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE relay_blob (id int4 PRIMARY KEY, b text)")
+        with conn.cursor().copy("COPY relay_blob FROM STDIN") as cp:
+            for k in range(0, len(payload), 1 << 16):
+                cp.write(payload[k:k + (1 << 16)])
+        # The proxy counts this connection as relayed to the writer (not handed off).
+        ep = next(e for e in relay.status()["endpoints"] if e["name"] == "writer")
+        assert ep["connections"].get("i1", 0) >= 1
+        got = bytearray()
+        with conn.cursor().copy("COPY (SELECT id, b FROM relay_blob ORDER BY id) TO STDOUT") as cp:
+            for chunk in cp:
                 got.extend(chunk)
-
-        t = threading.Thread(target=reader)
-        t.start()
-        s.sendall(payload)
-        t.join(30)
     assert bytes(got) == payload
+
+
+def test_round_robin_over_readers_then_fallback_to_the_writer(relay: ClusterHandle) -> None:
+    assert _backend_of(relay, "writer") == "i1"
+    seen = [_backend_of(relay, "reader") for _ in range(4)]
+    assert sorted(seen) == ["i2", "i2", "i3", "i3"] and seen[0] != seen[1]
+    relay.launcher.stop(["i2"])
+    _wait_down(relay, "i2")
+    assert {_backend_of(relay, "reader") for _ in range(3)} == {"i3"}
+    relay.launcher.stop(["i3"])
+    _wait_down(relay, "i3")
+    assert _backend_of(relay, "reader") == "i1"  # no reader: the writer takes it
+    relay.start(["i2", "i3"])
+    deadline = time.monotonic() + 20
+    while {_backend_of(relay, "reader") for _ in range(4)} != {"i2", "i3"}:
+        assert time.monotonic() < deadline, "the readers did not rejoin the reader endpoint"
+        time.sleep(0.2)
+
+
+def test_no_backend_gets_fatal_57p03(relay: ClusterHandle) -> None:
+    relay.launcher.stop(["i1"])
+    _wait_down(relay, "i1")
+    try:
+        with socket.create_connection(("127.0.0.1", _port(relay, "writer")), timeout=10) as s:
+            s.sendall(struct.pack(">ii", 8, 80877103))  # SSLRequest
+            assert s.recv(1) == b"N"
+            s.sendall(struct.pack(">ii", 9, 196608) + b"\0")  # StartupMessage
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        assert data[:1] == b"E"
+        fields = dict((f[:1], f[1:]) for f in data[5:].split(b"\0") if f)
+        assert fields[b"S"] == b"FATAL" and fields[b"C"] == b"57P03"
+        assert b"writer" in fields[b"M"]
+    finally:
+        relay.start(["i1"])
+    assert _backend_of(relay, "writer") == "i1"
