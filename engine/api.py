@@ -1,8 +1,8 @@
 """The two seams of the engine.
 
 Below the engine: ``RowStore`` -- what an instance (writer or reader) gives the engine.
-It is implemented by ``server.volume`` (cache + redo + storage nodes) and, for unit
-tests, by ``engine.memstore.MemoryStore`` (the in-memory twin).
+It is implemented by ``server.volume.VolumeStore`` (cache + redo + storage nodes, over
+``engine.memstore.VersionedTables``); the engine's tests drive it through a real cluster.
 
 Above the engine: ``Session`` / ``Result`` / ``Column`` -- what the pg-wire server uses.
 

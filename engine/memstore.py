@@ -1,8 +1,7 @@
 """Versioned in-memory rows, row locks and snapshots: the core every RowStore shares.
 
-``MemoryStore`` is the in-memory twin of the volume (commit = assign the next LSN), used
-to test the engine alone.  ``server.volume.VolumeStore`` subclasses ``VersionedTables`` and
-adds loading from storage nodes, quorum commits and the redo stream.
+``server.volume.VolumeStore`` subclasses ``VersionedTables`` and adds loading from storage
+nodes, quorum commits and the redo stream; the engine is tested through a real cluster.
 
 Layout: ``tables[table_id] -> TableVersions``; ``TableVersions.rows[key]`` is a list of
 ``(lsn, row | None)`` in increasing LSN order (None = deleted).  Dict insertion order gives
@@ -225,16 +224,3 @@ class VersionedTables:
     def status_rows(self) -> list[dict[str, Any]]:
         return []
 
-
-class MemoryStore(VersionedTables):
-    """In-memory twin of the volume: a commit gets the next LSN and is 'durable' at once."""
-
-    def __init__(self, read_only: bool = False) -> None:
-        super().__init__()
-        self.read_only = read_only
-
-    async def commit(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
-        lsn = self._vdl + 1
-        self.apply(lsn, writes)
-        self._vdl = lsn
-        return lsn

@@ -37,35 +37,3 @@ def pool() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
 
 
 
-
-# -- in-process helpers of the tests not yet moved to the cluster (going away) -------------
-
-async def run(session: Any, sql: str) -> list:
-    out = []
-    async for r in session.execute(sql):
-        out.append(r)
-    return out
-
-
-async def one(session: Any, sql: str) -> Any:
-    res = await run(session, sql)
-    return res[-1]
-
-
-async def new_db(read_only: bool = False) -> Any:
-    from engine.database import Database
-    from engine.memstore import MemoryStore
-
-    db = Database(MemoryStore(read_only=read_only), instance_name="w1", role="writer")
-    await db.start()
-    return db
-
-
-@pytest.fixture
-def arun():
-    import asyncio
-
-    def _run(coro: Any) -> Any:
-        return asyncio.run(asyncio.wait_for(coro, 10))
-
-    return _run

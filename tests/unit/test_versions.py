@@ -1,24 +1,53 @@
-"""Version pruning in the instance cache (engine.memstore) respects pinned snapshots."""
+"""Version pruning in the instance cache (engine.memstore.VersionedTables, the base of
+server.volume.VolumeStore) respects pinned snapshots; and what a client sees of that: a
+REPEATABLE READ transaction keeps reading its snapshot's versions on the real cluster."""
 
-import asyncio
+from __future__ import annotations
 
-from engine.memstore import MemoryStore
+import uuid
+
+import psycopg
+
+from engine.memstore import VersionedTables
+
+
+def _commit(vt: VersionedTables, lsn: int, writes: dict) -> None:
+    """What VolumeStore does once a commit is durable: apply it, then advance the VDL."""
+    vt.apply(lsn, writes)
+    vt._vdl = lsn
 
 
 def test_old_versions_pruned_unless_pinned():
-    async def main():
-        s = MemoryStore()
-        await s.commit(1, {(5, b"k"): ("v1",)})
-        snap = s.snapshot()
-        s.pin(99, snap)
-        for i in range(2, 10):
-            await s.commit(i, {(5, b"k"): (f"v{i}",)})
-        assert s.get(5, b"k", snap) == ("v1",), "a pinned snapshot lost its version"
-        s.release(99)
-        for i in range(10, 13):
-            await s.commit(i, {(5, b"k"): (f"v{i}",)})
-        versions = s.table(5).rows[b"k"]
-        assert len(versions) <= 3, versions
-        assert s.get(5, b"k", s.snapshot()) == ("v12",)
+    vt = VersionedTables()
+    _commit(vt, 1, {(5, b"k"): ("v1",)})
+    snap = vt.snapshot()
+    vt.pin(99, snap)
+    for i in range(2, 10):
+        _commit(vt, i, {(5, b"k"): (f"v{i}",)})
+    assert vt.get(5, b"k", snap) == ("v1",), "a pinned snapshot lost its version"
+    vt.release(99)
+    for i in range(10, 13):
+        _commit(vt, i, {(5, b"k"): (f"v{i}",)})
+    versions = vt.table(5).rows[b"k"]
+    assert len(versions) <= 3, versions
+    assert vt.get(5, b"k", vt.snapshot()) == ("v12",)
 
-    asyncio.run(main())
+
+def test_snapshot_keeps_its_versions_while_others_update(cluster):
+    t = "ver_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as a, \
+            psycopg.connect(cluster.writer_dsn, autocommit=True) as b:
+        a.execute(f"create table {t} (k int primary key, v text)")
+        try:
+            a.execute(f"insert into {t} values (1, 'v1')")
+            b.execute("begin isolation level repeatable read")
+            assert b.execute(f"select v from {t}").fetchall() == [("v1",)]
+            for i in range(2, 10):
+                a.execute(f"update {t} set v = 'v{i}' where k = 1")
+            assert b.execute(f"select v from {t}").fetchall() == [("v1",)], "a pinned snapshot lost its version"
+            b.execute("commit")
+            for i in range(10, 13):
+                a.execute(f"update {t} set v = 'v{i}' where k = 1")
+            assert b.execute(f"select v from {t}").fetchall() == [("v12",)]
+        finally:
+            a.execute(f"drop table {t}")
