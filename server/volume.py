@@ -45,12 +45,16 @@ from server.recovery import RecoveredVolume, quorum_sets, recover
 from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.protocol import AddPgs, encode_records
 from storage.protocol import Scan as P_Scan
-from storage.records import COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, LogRecord, encode_commit_value
+from storage.records import (
+    COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, PUTS, LogRecord, encode_commit_value, encode_puts,
+    record_versions,
+)
 
 _TID = struct.Struct(">I")
 _LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commit_large)
-_COMMIT_SLICE = 2_000  # records encoded between yields
-_COMMIT_SEND = 10_000  # records per append sent to the storage nodes
+_PUTS_ROWS = 400  # row writes per PUTS record of a large commit
+_LARGE_GROUP = 16  # PUTS records per Append of a large commit
+_LARGE_WINDOW = 4  # Appends of one large commit sent ahead of the VCL
 RECORD_OVERHEAD = 32  # bytes a record costs besides key and value (as storage.node counts)
 log = structlog.get_logger("volume")
 
@@ -65,6 +69,18 @@ def _data_record(lsn: int, pg: int, prev: int, txid: int, tid: int, key: Key, ro
     if row is None:
         return LogRecord.make(lsn, pg, prev, txid, DELETE, _TID.pack(tid) + key, b"", epoch)
     return LogRecord.make(lsn, pg, prev, txid, PUT, _TID.pack(tid) + key, encode(row), epoch)
+
+
+def _apply_puts(tables: dict, rec: LogRecord, lsn: int, decode: Any, horizon: int) -> None:
+    """A reader applies a PUTS record's row writes to the tables it caches."""
+    t = None
+    t_tid = -1
+    for skey, value in record_versions(rec):
+        tid = _TID.unpack_from(skey)[0]
+        if tid != t_tid:
+            t_tid, t = tid, tables.get(tid)
+        if t is not None:
+            t.add(skey[4:], lsn, None if value is None else decode(value), horizon)
 
 
 def split_storage_key(skey: bytes) -> tuple[int, Key]:
@@ -569,22 +585,41 @@ class WriterVolume(_Volume):
                 ) from None
 
     async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
-        """A commit too big to build without stalling the event loop (bulk COPY): LSNs,
-        per-PG back-links and tracking are assigned synchronously (cheap, keeps LSN order),
-        then records are encoded, applied and sent in slices with yields in between.  A
-        later commit may reach storage first; it cannot become durable before this one (the
-        VCL waits for these LSNs), and the applied versions stay invisible until then."""
+        """A commit too big for one Append (bulk COPY, INSERT ... SELECT, a table rewrite).
+
+        Its row writes travel as PUTS records of up to ``_PUTS_ROWS`` rows of one PG each
+        (``storage.records``), so the writer, the six segments and the readers do
+        per-record work once per few hundred rows.  LSNs, back-links and tracking are
+        assigned synchronously first (cheap, keeps LSN order among commits); then the
+        records are built, applied to the cache (invisible until the VDL passes the commit
+        LSN) and sent ``_LARGE_GROUP`` records per Append, at most ``_LARGE_WINDOW``
+        Appends ahead of the VCL: storage is never flooded (nothing is dropped for a node
+        with too much in flight), the records kept for resending stay few, and the event
+        loop keeps turning.  The COMMIT record goes last, so a crash before it leaves none
+        of the rows visible (recovery truncates above the VDL)."""
         tracker = self.tracker
         assert tracker is not None
         epoch = self.epoch
-        lsn = self._next_lsn
         tails = self._tails
         touched: dict[int, int] = {}
         head = self.placement.head
-        plan: list[tuple[int, int, int]] = []  # (lsn, pg, prev) per write, in order
+        runs: list[tuple[int, int]] = []  # (pg, rows) of each PUTS record, in write order
+        cur_pg, count, last_tid, pg = -1, 0, None, 0
         for tid, _key in writes:
-            pg = head(tid)
-            plan.append((lsn, pg, tails.get(pg, 0)))
+            if tid != last_tid:
+                last_tid, pg = tid, head(tid)
+            if pg == cur_pg and count < _PUTS_ROWS:
+                count += 1
+                continue
+            if count:
+                runs.append((cur_pg, count))
+            cur_pg, count = pg, 1
+        if count:
+            runs.append((cur_pg, count))
+        lsn = self._next_lsn
+        plan: list[tuple[int, int, int, int]] = []  # (lsn, pg, prev, rows)
+        for pg, n in runs:
+            plan.append((lsn, pg, tails.get(pg, 0), n))
             tails[pg] = lsn
             touched[pg] = lsn
             tracker.track(lsn, pg, False)
@@ -593,42 +628,78 @@ class WriterVolume(_Volume):
         commit_prev = tails.get(CONTROL_PG, 0)
         tails[CONTROL_PG] = commit_lsn
         tracker.track(commit_lsn, CONTROL_PG, True)
-        self._tail_log.extend((r_lsn, pg) for r_lsn, pg, _ in plan)
+        self._tail_log.extend((r_lsn, pg) for r_lsn, pg, _, _ in plan)
         self._tail_log.append((commit_lsn, CONTROL_PG))
         self._next_lsn = commit_lsn + 1
         encode = self.codec.encode_row
-        items = list(writes.items())
-        for start in range(0, len(items), _COMMIT_SLICE):
-            part = items[start:start + _COMMIT_SLICE]
-            records: list[LogRecord] = []
-            sizes = self.pg_bytes
-            for ((tid, key), row), (r_lsn, pg, prev) in zip(part, plan[start:start + _COMMIT_SLICE]):
-                rec = _data_record(r_lsn, pg, prev, txid, tid, key, row, epoch, encode)
-                records.append(rec)
-                sizes[pg] = sizes.get(pg, 0) + len(rec.key) + len(rec.value) + RECORD_OVERHEAD
-            self.apply(commit_lsn, dict(part))
-            self._batch.extend(records)
-            self._unstable.extend(records)
-            if self.publisher is not None:
-                self.publisher.publish(records)
-            if len(self._batch) >= _COMMIT_SEND:  # few big appends: each node takes <= 64 in flight
-                self._schedule_flush()
-            await asyncio.sleep(0)
+        sizes = self.pg_bytes
+        horizon = self.horizon()
+        table = self.table
+        it = iter(writes.items())
+        window: deque[int] = deque()  # last LSN of each Append of this commit not yet below the VCL
+        group: list[LogRecord] = []
+        t_tid, t, prefix = -1, None, b""
+        for r_lsn, pg, prev, n in plan:
+            flat: list[bytes | None] = []
+            push = flat.append
+            for _ in range(n):
+                (tid, key), row = next(it)
+                if tid != t_tid:
+                    t_tid, t, prefix = tid, table(tid), _TID.pack(tid)
+                push(prefix + key)
+                push(None if row is None else encode(row))
+                t.add(key, commit_lsn, row, horizon)  # type: ignore[union-attr]
+            rec = LogRecord.make(r_lsn, pg, prev, txid, PUTS, b"", encode_puts(flat), epoch)
+            sizes[pg] = sizes.get(pg, 0) + len(rec.value) + RECORD_OVERHEAD
+            group.append(rec)
+            if len(group) >= _LARGE_GROUP:
+                await self._send_large(group, window, commit_lsn)
+                group = []
         commit = LogRecord.make(
             commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
         )
-        self.pg_bytes[CONTROL_PG] = self.pg_bytes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
+        sizes[CONTROL_PG] = sizes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
         self._note_sizes(touched)
-        self._batch.append(commit)
-        self._unstable.append(commit)
-        if self.publisher is not None:
-            self.publisher.publish([commit])
-        self._schedule_flush()
+        group.append(commit)
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((commit_lsn, fut))
         self._commit_waiters.sort(key=lambda w: w[0])  # a smaller commit may have queued meanwhile
+        await self._send_large(group, window, commit_lsn)
         await self._await_durable(commit_lsn, fut)
         return commit_lsn
+
+    async def _send_large(self, records: list[LogRecord], window: deque[int], commit_lsn: int) -> None:
+        """One Append of a big commit, once fewer than ``_LARGE_WINDOW`` of its earlier
+        Appends are still above the VCL.  Waiting fails like a commit (StorageUnavailable)
+        only when the volume makes no progress for ``commit_timeout``."""
+        tracker = self.tracker
+        assert tracker is not None
+        loop = asyncio.get_running_loop()
+        last_vcl, since = tracker.vcl, loop.time()
+        while window:
+            if tracker.vcl >= window[0]:
+                window.popleft()
+                continue
+            if len(window) < _LARGE_WINDOW:
+                break
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            if tracker.vcl != last_vcl:
+                last_vcl, since = tracker.vcl, now
+            elif now - since >= max(self.commit_timeout, 0.01):
+                raise StorageUnavailable(
+                    "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                    detail=f"commit LSN {commit_lsn} is not durable on 4 of 6 segments and the volume made no "
+                    f"progress for {self.commit_timeout:.0f} s; the transaction may still become durable when "
+                    "storage recovers",
+                )
+        self._unstable.extend(records)
+        if self.publisher is not None:
+            self.publisher.publish(records)
+        self._batch.extend(records)
+        self._flush()
+        window.append(records[-1].lsn)
+        await asyncio.sleep(0)  # let acks, heartbeats and other sessions in
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -855,6 +926,9 @@ class ReaderVolume(_Volume):
             dtails[CONTROL_PG] = commit_lsn
             for r in recs:
                 dtails[r.pg] = r.lsn
+                if r.kind == PUTS:
+                    _apply_puts(tables, r, commit_lsn, decode, horizon)
+                    continue
                 tid = _TID.unpack_from(r.key)[0]
                 t = tables.get(tid)
                 if t is None:

@@ -56,7 +56,7 @@ from typing import Any
 import structlog
 
 from storage import protocol as P
-from storage.records import DELETE, PUT, LogRecord
+from storage.records import DELETE, PUT, PUTS, LogRecord, record_versions
 from storage.segment import Segment, Truncation, Verdict
 from storage.store import Batch, CorruptData, Store
 from storage.walsync import GroupFlusher
@@ -316,8 +316,8 @@ class StorageNode:
             for rec in self.store.iter_log(pg, after, upto):
                 if rec.epoch < e:
                     batch.delete_log(pg, rec.lsn)
-                    if rec.kind in (PUT, DELETE):
-                        batch.delete_version(pg, rec.key, rec.lsn)
+                    for key, _ in record_versions(rec):
+                        batch.delete_version(pg, key, rec.lsn)
             floors[pg] = self.store.last_log_lsn(pg, min(after, self.seg.pgs[pg].scl))
             if self.mat[pg] > after:
                 self.mat[pg] = floors[pg]
@@ -337,7 +337,8 @@ class StorageNode:
     # --- materialisation -------------------------------------------------------------
     def materialize(self, pg: int, upto: int, max_records: int | None = None) -> bool:
         """Apply log records of ``pg`` up to min(upto, SCL) into versions.  Returns True
-        when that point is reached (False if ``max_records`` cut it short)."""
+        when that point is reached (False if ``max_records`` cut it short; a PUTS record
+        counts as the row writes it carries)."""
         target = min(upto, self.seg.pgs[pg].scl)
         if self.mat[pg] >= target:
             return True
@@ -355,6 +356,8 @@ class StorageNode:
                 batch.put_version(pg, rec.key, rec.lsn, rec.value)
             elif rec.kind == DELETE:
                 batch.put_version(pg, rec.key, rec.lsn, None)
+            elif rec.kind == PUTS:
+                n += batch.put_versions(pg, rec.lsn, record_versions(rec)) - 1
             n += 1
         if bad:
             # Stop just below the damaged record (the scrubber repairs it, then we go on).

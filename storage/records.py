@@ -10,11 +10,16 @@ A record is one change to one key of the volume, or a commit point.
 * ``lsn``      -- allocated by the writer, strictly increasing over the volume.
 * ``pg``       -- protection group the record belongs to.
 * ``prev_lsn`` -- back-link: LSN of the previous record of the same PG (0 = none).
-* ``kind``     -- PUT, DELETE or COMMIT.  A transaction's records have contiguous LSNs and
+* ``kind``     -- PUT, DELETE, PUTS or COMMIT.  A transaction's records have contiguous LSNs and
   end with its COMMIT record, which is the mini-transaction's CPL (consistency point).
   COMMIT records always live in PG 0 (the control PG); their ``value`` is the msgpack of
   ``{pg: highest LSN of this transaction in that pg}`` so that recovery can tell whether
   every record of the transaction reached a write quorum.
+* PUTS (bulk writes, e.g. COPY): one record carries many row writes of its PG; ``key`` is
+  empty and ``value`` the msgpack array ``[key, value | nil, key, value | nil, ...]`` (nil
+  = delete).  Every row write in it takes the record's LSN; storage materialises each as
+  its own version.  One record per few hundred rows keeps the per-record work of the
+  writer, the six segments and the readers off the per-row path.
 * ``epoch``    -- volume epoch of the writer that produced the record.
 * ``crc``      -- crc32 of the other fields; storage refuses records whose crc mismatches.
 """
@@ -28,6 +33,7 @@ import msgspec
 PUT = 0
 DELETE = 1
 COMMIT = 2
+PUTS = 3
 
 # The writer never allocates an LSN more than this far above the VDL; recovery truncates
 # the whole range (VDL, VDL + LAL] and the next writer allocates above it.
@@ -37,6 +43,8 @@ CONTROL_PG = 0
 
 _commit_enc = msgspec.msgpack.Encoder()
 _commit_dec = msgspec.msgpack.Decoder(dict[int, int])
+_puts_enc = msgspec.msgpack.Encoder()
+_puts_dec = msgspec.msgpack.Decoder(list[bytes | None])
 
 
 def _crc(lsn: int, pg: int, prev_lsn: int, txid: int, kind: int, key: bytes, value: bytes, epoch: int) -> int:
@@ -82,3 +90,21 @@ def encode_commit_value(touched: dict[int, int]) -> bytes:
 
 def decode_commit_value(value: bytes) -> dict[int, int]:
     return _commit_dec.decode(value)
+
+
+def encode_puts(flat: list[bytes | None]) -> bytes:
+    """The value of a PUTS record: ``[key, value | None, key, value | None, ...]``."""
+    return _puts_enc.encode(flat)
+
+
+def record_versions(rec: LogRecord) -> list[tuple[bytes, bytes | None]]:
+    """The (key, value or None for a delete) row writes a record carries."""
+    kind = rec.kind
+    if kind == PUT:
+        return [(rec.key, rec.value)]
+    if kind == DELETE:
+        return [(rec.key, None)]
+    if kind == PUTS:
+        flat = _puts_dec.decode(rec.value)
+        return list(zip(flat[0::2], flat[1::2]))  # type: ignore[arg-type]
+    return []

@@ -32,7 +32,7 @@ import structlog
 
 from storage import protocol as P
 from storage.client import NodeError, NodeUnavailable
-from storage.records import DELETE, PUT
+from storage.records import record_versions
 from storage.segment import Verdict
 from storage.store import (
     Batch,
@@ -140,8 +140,9 @@ async def _repair_log(node: "StorageNode", pg: int, lsn: int, raw_key: bytes) ->
     batch = Batch()
     if rec is not None:
         batch.put_log(rec)
-        if rec.lsn <= node.mat[pg] and rec.kind in (PUT, DELETE):
-            batch.put_version(pg, rec.key, rec.lsn, rec.value if rec.kind == PUT else None)
+        if rec.lsn <= node.mat[pg]:
+            for key, value in record_versions(rec):
+                batch.put_version(pg, key, rec.lsn, value)
         node.store.write(batch)
         if node.seg.admit(rec) is Verdict.NEW:  # skipped as damaged when the SCL was built
             node.seg.add(rec)
@@ -181,11 +182,15 @@ async def _repair_version(node: "StorageNode", pg: int, raw_key: bytes, begin: b
                 rec = check_record(log_key(pg, lsn), raw)
             except CorruptData:
                 rec = None
-            if rec is not None and rec.kind in (PUT, DELETE):
+            pairs = record_versions(rec) if rec is not None else []
+            if pairs:
                 batch = Batch()
-                if version_key(pg, rec.key, lsn) != raw_key:
+                mine = [(k, v) for k, v in pairs if version_key(pg, k, lsn) == raw_key]
+                if not mine:  # the damage hit the key itself: rewrite every version of the record
                     batch.delete_raw(raw_key)
-                batch.put_version(pg, rec.key, lsn, rec.value if rec.kind == PUT else None)
+                    mine = pairs
+                for key, value in mine:
+                    batch.put_version(pg, key, lsn, value)
                 store.write(batch)
                 return True
     # Below the log's GC floor: copy the gap between the healthy neighbours from a peer

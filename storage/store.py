@@ -155,6 +155,21 @@ class Batch:
         self.wb.put(k, encode_version(k, value))
         self.count += 1
 
+    def put_versions(self, pg: int, lsn: int, pairs: list[tuple[bytes, bytes | None]]) -> int:
+        """``put_version`` for many keys at one LSN (a PUTS record); returns how many."""
+        head = b"V" + _U32.pack(pg)
+        tail = b"\x00\x00" + _U64.pack(_MAX64 - lsn)
+        put = self.wb.put
+        crc32, u32 = zlib.crc32, _U32.pack
+        for key, value in pairs:
+            k = head + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key) + tail
+            if value is None:
+                put(k, TOMBSTONE + u32(crc32(TOMBSTONE, crc32(k))))
+            else:
+                put(k, _PUT + u32(crc32(value, crc32(_PUT, crc32(k)))) + value)
+        self.count += len(pairs)
+        return len(pairs)
+
     def put_raw(self, raw_key: bytes, raw_value: bytes) -> None:
         self.wb.put(raw_key, raw_value)
         self.count += 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage import protocol as P
-from storage.records import DELETE, PUT, LogRecord
+from storage.records import DELETE, PUT, LogRecord, record_versions
 from storage.segment import Segment, Truncation, Verdict
 
 Op = tuple  # ("log", rec) | ("dellog", pg, lsn) | ("meta", name, value) | ("truncs", list)
@@ -207,12 +207,12 @@ class SimNode:
             raise Refused("bad_request", f"unknown pg {m.pg}")
         if m.at_lsn > self.seg.pgs[m.pg].scl:
             raise Refused("not_complete", f"pg {m.pg} complete to {self.seg.pgs[m.pg].scl} < {m.at_lsn}")
-        newest: dict[bytes, LogRecord] = {}
+        newest: dict[bytes, tuple[int, bytes | None]] = {}
         for rec in self.store.iter_log(m.pg, 0, m.at_lsn):
-            if rec.kind in (PUT, DELETE) and rec.key.startswith(m.prefix) and (m.after is None or rec.key > m.after):
-                newest[rec.key] = rec
-        items = [(k, r.lsn, r.value if r.kind == PUT else None) for k, r in sorted(newest.items())
-                 if r.kind == PUT or m.deletes]
+            for key, value in record_versions(rec):
+                if key.startswith(m.prefix) and (m.after is None or key > m.after):
+                    newest[key] = (rec.lsn, value)
+        items = [(k, lsn, v) for k, (lsn, v) in sorted(newest.items()) if v is not None or m.deletes]
         return P.ScanResult(req=m.req, items=items[: m.limit], done=len(items) <= m.limit)
 
     def ingest(self, records: list[LogRecord], batch: list[Op]) -> int:
