@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -79,3 +80,39 @@ def test_pgbench_init_and_runs(make_cluster):
     assert int(hist[1]) == accounts
     assert branches == tellers == accounts - simple_updates
     assert int(hist[0]) >= total
+
+
+def _check_loaded(dsn: str, scale: int) -> None:
+    n = 100_000 * scale
+    assert psql_value(dsn, "SELECT count(*), count(DISTINCT aid), min(aid), max(aid), sum(abalance) "
+                           "FROM pgbench_accounts") == f"{n}|{n}|1|{n}|0"
+    assert psql_value(dsn, "SELECT bid, count(*) FROM pgbench_accounts GROUP BY bid ORDER BY bid") == "\n".join(
+        f"{b}|100000" for b in range(1, scale + 1))
+    assert psql_value(dsn, "SELECT count(*), sum(bbalance) FROM pgbench_branches") == f"{scale}|0"
+    assert psql_value(dsn, "SELECT count(*), sum(tbalance) FROM pgbench_tellers") == f"{10 * scale}|0"
+    # the primary keys are in place: point lookups by key, duplicates refused with 23505
+    assert psql_value(dsn, f"SELECT aid, bid FROM pgbench_accounts WHERE aid = {n}") == f"{n}|{scale}"
+    for table, row in (("pgbench_accounts", f"({n}, 1, 0, '')"), ("pgbench_branches", "(1, 0, '')"),
+                       ("pgbench_tellers", "(1, 1, 0, '')")):
+        dup = subprocess.run(["psql", "-X", "-v", "VERBOSITY=verbose", dsn, "-c", f"INSERT INTO {table} VALUES {row}"],
+                             capture_output=True, text=True, timeout=30, env=env_without_pg())
+        assert "23505" in dup.stderr and f"{table}_pkey" in dup.stderr, dup.stderr
+
+
+@pytest.mark.timeout(400)
+def test_pgbench_init_default_steps_and_server_side_generate(make_cluster):
+    """``pgbench -i`` at scale 2 with its default steps (dtgvp: COPY ... FREEZE of 200,000
+    accounts, VACUUM ANALYZE, ALTER TABLE ADD PRIMARY KEY -- a rewrite of every row) through
+    the writer endpoint, then again with ``-I dtGvp`` (INSERT ... SELECT generate_series),
+    which first drops the loaded tables: counts, balances and the keys are right on the
+    writer, and a reader serves the same rows (the bulk commits reached it as redo)."""
+    c = make_cluster(readers=1)
+    for steps in ((), ("-I", "dtGvp")):
+        out = pgbench(c.writer_dsn, "-i", *steps, "-s", "2", "-q", timeout=300)
+        assert "done in" in out
+        _check_loaded(c.writer_dsn, 2)
+        want = f"200000|{200000 * 200001 // 2}"
+        end = time.monotonic() + 60
+        while (got := psql_value(c.reader_dsn, "SELECT count(*), sum(aid) FROM pgbench_accounts")) != want:
+            assert time.monotonic() < end, f"the reader shows {got}, not {want}"
+            time.sleep(0.5)
