@@ -501,45 +501,75 @@ class WriterVolume(_Volume):
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
         if len(writes) > _LARGE_COMMIT:
             return await self._commit_large(txid, writes)
-        encode = self.codec.encode_row
-        epoch = self.epoch
+        # 1. Build everything that can fail (row encoding, the cache apply) before any LSN
+        #    is allocated or tracked: a tracked LSN that is never sent would hold the VCL
+        #    (and every later commit) back forever.
         lsn = self._next_lsn
-        tails = self._tails
-        touched: dict[int, int] = {}
-        records: list[LogRecord] = []
-        heads = self.placement.heads
+        records, touched, new_tails = self._build(txid, writes, lsn)
+        commit_lsn = records[-1].lsn
+        self._apply_commit(commit_lsn, writes)  # invisible until the VDL reaches commit_lsn
+        # 2. Allocate, track and queue: nothing here can fail.
+        track = tracker.track
         sizes = self.pg_bytes
-        for (tid, key), row in writes.items():
-            pg = heads.get(tid)
-            if pg is None:
-                pg = self.placement.head(tid)
-            rec = _data_record(lsn, pg, tails.get(pg, 0), txid, tid, key, row, epoch, encode)
-            records.append(rec)
-            sizes[pg] = sizes.get(pg, 0) + len(rec.key) + len(rec.value) + RECORD_OVERHEAD
-            tails[pg] = lsn
-            touched[pg] = lsn
-            tracker.track(lsn, pg, False)
-            lsn += 1
-        commit = LogRecord.make(
-            lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, COMMIT, b"", encode_commit_value(touched), epoch
-        )
-        tails[CONTROL_PG] = lsn
-        tracker.track(lsn, CONTROL_PG, True)
-        records.append(commit)
-        sizes[CONTROL_PG] = sizes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
-        self._note_sizes(touched)
+        for r in records:
+            track(r.lsn, r.pg, r.kind == COMMIT)
+            sizes[r.pg] = sizes.get(r.pg, 0) + len(r.key) + len(r.value) + RECORD_OVERHEAD
+        self._tails.update(new_tails)
+        self._next_lsn = commit_lsn + 1
         self._tail_log.extend((r.lsn, r.pg) for r in records)
-        self._next_lsn = lsn + 1
-        self.apply(lsn, writes)  # invisible until the VDL reaches ``lsn``
         self._batch.extend(records)
         self._unstable.extend(records)
         if self.publisher is not None:
             self.publisher.publish(records)
         self._schedule_flush()
         fut = asyncio.get_running_loop().create_future()
-        self._commit_waiters.append((lsn, fut))
-        await self._await_durable(lsn, fut)
-        return lsn
+        self._commit_waiters.append((commit_lsn, fut))
+        self._note_sizes(touched)
+        await self._await_durable(commit_lsn, fut)
+        return commit_lsn
+
+    def _build(self, txid: int, writes: dict[tuple[int, Key], Row | None],
+               lsn: int) -> tuple[list[LogRecord], dict[int, int], dict[int, int]]:
+        """The redo records of a commit from ``lsn`` on (its COMMIT record last), the
+        highest LSN per touched PG and the new per-PG tails.  Changes no state."""
+        encode = self.codec.encode_row
+        epoch = self.epoch
+        tails = self._tails
+        new_tails: dict[int, int] = {}
+        records: list[LogRecord] = []
+        heads = self.placement.heads
+        for (tid, key), row in writes.items():
+            pg = heads.get(tid)
+            if pg is None:
+                pg = self.placement.head(tid)
+            prev = new_tails.get(pg)
+            if prev is None:
+                prev = tails.get(pg, 0)
+            records.append(_data_record(lsn, pg, prev, txid, tid, key, row, epoch, encode))
+            new_tails[pg] = lsn
+            lsn += 1
+        touched = dict(new_tails)
+        prev = new_tails.get(CONTROL_PG)
+        if prev is None:
+            prev = tails.get(CONTROL_PG, 0)
+        records.append(LogRecord.make(lsn, CONTROL_PG, prev, txid, COMMIT, b"", encode_commit_value(touched), epoch))
+        new_tails[CONTROL_PG] = lsn
+        return records, touched, new_tails
+
+    def _apply_commit(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
+        """Apply a commit's writes to the cache at ``lsn``; if that fails part way (an index
+        hook), drop the versions it added: the LSN is not allocated and will be reused."""
+        try:
+            self.apply(lsn, writes)
+        except BaseException:
+            for tid, key in writes:
+                t = self.tables.get(tid)
+                versions = t.rows.get(key) if t is not None else None
+                if versions and any(v[0] == lsn for v in versions):
+                    versions[:] = [v for v in versions if v[0] != lsn]
+                    if not versions:
+                        del t.rows[key]  # type: ignore[union-attr]
+            raise
 
     def _note_sizes(self, touched: dict[int, int]) -> None:
         """A PG that passed the size limit: grow the volume in the background (commits go

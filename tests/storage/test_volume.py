@@ -132,3 +132,39 @@ def test_large_commit_travels_as_puts_records_and_survives_restart(nodes):
     lsn = asyncio.run(phase1())
     nodes.start(["s2"], timeout=30)
     asyncio.run(phase2(lsn))
+
+
+def test_a_commit_failing_before_it_is_sent_does_not_stall_later_commits(nodes):
+    """A commit whose row cannot be encoded, and one whose cache apply fails part way (an
+    index hook raising), must leave no LSN allocated: the next commit becomes durable (a
+    tracked but never sent LSN would hold the VCL back forever) and the failed writes are
+    nowhere, neither in the cache nor on storage."""
+
+    async def main():
+        v = await _writer(nodes)
+        await v.commit(v.new_txid(), {(1, b"a"): (1,)})
+        with pytest.raises(TypeError):
+            await v.commit(v.new_txid(), {(1, b"b"): (2,), (1, b"c"): (object(),)})
+
+        def hook(key, row):
+            if key == b"y":
+                raise RuntimeError("index hook failed")
+
+        v.table(1).on_add = hook
+        with pytest.raises(RuntimeError):
+            await v.commit(v.new_txid(), {(1, b"x"): (3,), (1, b"y"): (4,)})
+        v.table(1).on_add = None
+        lsn = await asyncio.wait_for(v.commit(v.new_txid(), {(1, b"d"): (5,), (2, b"e"): (6,)}), 10)
+        assert v.snapshot() >= lsn
+        assert dict(v.scan(1, v.snapshot())) == {b"a": (1,), b"d": (5,)}
+        await asyncio.wait_for(v.commit(v.new_txid(), {(1, b"a"): None}), 10)
+
+    async def after_restart():
+        v = await _writer(nodes)
+        await v.ensure_loaded([1, 2])
+        s = v.snapshot()
+        assert dict(v.scan(1, s)) == {b"d": (5,)}
+        assert dict(v.scan(2, s)) == {b"e": (6,)}
+
+    asyncio.run(main())
+    asyncio.run(after_restart())
