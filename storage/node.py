@@ -235,7 +235,9 @@ class StorageNode:
             batch.put_pg_meta(b"bytes", pg, sizes[pg])
         return n
 
-    async def append(self, m: P.Append) -> P.AppendAck:
+    def append_unsynced(self, m: P.Append) -> None:
+        """Check an Append and write its new records unsynced (``Refused`` if it is bad);
+        the ack waits for the next shared flush (``append`` / ``handle``)."""
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
         for rec in m.records:
@@ -252,9 +254,15 @@ class StorageNode:
         self._note_vdl(m.vdl, batch)
         self.ingest(m.records, batch)
         self.store.write(batch)
-        await self.flusher.sync()
+
+    def _acked(self, req: int) -> P.AppendAck:
         self._mat_wakeup.set()
-        return P.AppendAck(req=m.req, scl=dict(self.durable_scl))
+        return P.AppendAck(req=req, scl=dict(self.durable_scl))
+
+    async def append(self, m: P.Append) -> P.AppendAck:
+        self.append_unsynced(m)
+        await self.flusher.sync()
+        return self._acked(m.req)
 
     async def apply_fetched(self, records: list[LogRecord]) -> int:
         """Records from a peer (gossip): stored durably like an Append, but records of
@@ -497,7 +505,20 @@ class StorageNode:
             elif isinstance(m, P.FetchLog):
                 reply(self.fetch_log(m))
             elif isinstance(m, P.Append):
-                self._spawn(self.append(m), m.req, reply, tasks)
+                # The hot path: no task, the ack is sent from the flush's callback.
+                self.append_unsynced(m)
+                req = m.req
+
+                def acked(exc: BaseException | None) -> None:
+                    if exc is None:
+                        reply(self._acked(req))
+                    elif getattr(self, "closing", False):
+                        reply(P.Error(req=req, code="shutting_down", message="the storage node is stopping"))
+                    else:
+                        log.error("append_flush_failed", req=req, error=str(exc))
+                        reply(P.Error(req=req, code="internal", message=str(exc)))
+
+                self.flusher.then(acked)
             elif isinstance(m, P.SetEpoch):
                 self._spawn(self.set_epoch(m), m.req, reply, tasks)
             elif isinstance(m, P.Truncate):

@@ -222,8 +222,8 @@ class Store:
             self.db.write(batch.wb, self._wopts)
 
     def flush_wal(self) -> None:
-        """fsync the WAL: every write made before this call becomes durable.  Blocking;
-        releases the GIL, so run it in a thread."""
+        """fsync the WAL: every write made before this call becomes durable.  Blocking
+        (releases the GIL); ``storage.walsync`` calls it once per event-loop turn."""
         self.db.flush_wal(True)
 
     def close(self) -> None:
