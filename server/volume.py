@@ -265,6 +265,8 @@ class WriterVolume(_Volume):
         self._full: set[int] = set()
         self._grow_lock = asyncio.Lock()
         self._vdl_told = 0  # the highest VDL sent to storage (on an Append)
+        self.batches_sent = 0  # Appends (to all six) sent by _flush; with commits_done: the batching
+        self.commits_done = 0
         self.recovery_timings: dict[str, float] = {}
 
     # -- startup -------------------------------------------------------------------------
@@ -436,8 +438,7 @@ class WriterVolume(_Volume):
         self._vdl_told = vdl
         for node in self.nodes:
             if node.connected and self._inflight.get(node.name, 0) == 0:
-                self._inflight[node.name] = 1
-                asyncio.ensure_future(self._send(node, [], vdl))
+                self._send(node, [], vdl)
 
     def _membership_changed(self, conf: ClusterConf) -> None:
         if self.tracker is None:
@@ -481,8 +482,7 @@ class WriterVolume(_Volume):
         scl = self.tracker.scl.get(node.name, {})
         missing = [r for r in self._unstable if r.lsn > scl.get(r.pg, 0)]
         if missing and self._inflight.get(node.name, 0) <= 64:
-            self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
-            asyncio.ensure_future(self._send(node, missing, self._vdl))
+            self._send(node, missing, self._vdl)
 
     def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
         assert self.tracker is not None
@@ -526,6 +526,7 @@ class WriterVolume(_Volume):
         self._commit_waiters.append((commit_lsn, fut))
         self._note_sizes(touched)
         await self._await_durable(commit_lsn, fut)
+        self.commits_done += 1
         return commit_lsn
 
     def _build(self, txid: int, writes: dict[tuple[int, Key], Row | None],
@@ -744,26 +745,29 @@ class WriterVolume(_Volume):
         vdl = self._vdl
         self._vdl_told = max(self._vdl_told, vdl)
         encoded = encode_records(batch)  # once, the same bytes for every segment
+        self.batches_sent += 1
         for node in self.nodes:
             if not node.connected or self._inflight.get(node.name, 0) > 64:
                 continue  # down or frozen: it will fill the hole from its peers (gossip)
-            self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
-            asyncio.ensure_future(self._send(node, encoded, vdl))
+            self._send(node, encoded, vdl)
 
-    async def _send(self, node: NodeClient, batch: Any, vdl: int) -> None:
-        try:
-            ack = await node.append(self.epoch, vdl, batch)
-        except NodeError as e:
-            if e.code == "stale_epoch":
-                log.error("fenced_by_newer_epoch", node=node.name, epoch=self.epoch)
-                self._fenced()
+    def _send(self, node: NodeClient, batch: Any, vdl: int) -> None:
+        """One Append to one node; its ack is handled from the node connection's callback
+        (no task per node and batch, and the VDL moves in the turn the 4th ack arrives)."""
+        self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
+        node.append_nowait(self.epoch, vdl, batch, lambda ack, exc: self._acked(node, ack, exc))
+
+    def _acked(self, node: NodeClient, ack: Any, exc: BaseException | None) -> None:
+        self._inflight[node.name] = max(0, self._inflight.get(node.name, 1) - 1)
+        if exc is not None:
+            if isinstance(exc, NodeError):
+                if exc.code == "stale_epoch":
+                    log.error("fenced_by_newer_epoch", node=node.name, epoch=self.epoch)
+                    self._fenced()
+            else:  # NodeUnavailable
+                self._down.add(node.name)
+                self.tracker.forget_node(node.name)  # type: ignore[union-attr]
             return
-        except NodeUnavailable:
-            self._down.add(node.name)
-            self.tracker.forget_node(node.name)  # type: ignore[union-attr]
-            return
-        finally:
-            self._inflight[node.name] = max(0, self._inflight.get(node.name, 1) - 1)
         assert self.tracker is not None
         if self.tracker.ack(node.name, ack.scl):
             self._vdl_advanced()
@@ -811,6 +815,8 @@ class WriterVolume(_Volume):
             "epoch": self.epoch,
             "applied_lsn": self._vdl,
             "pgs": self.placement.count,
+            "commits": self.commits_done,
+            "batches": self.batches_sent,
         }
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import structlog
 
 from storage import protocol as P
+
+log = structlog.get_logger("storage_client")
+OnReply = Callable[[Any, BaseException | None], None]  # (reply, None) or (None, NodeError | NodeUnavailable)
 
 
 class NodeUnavailable(Exception):
@@ -53,7 +58,7 @@ class NodeClient:
         self.port = port
         self.az = az
         self._proto: _Proto | None = None
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, asyncio.Future | OnReply] = {}
         self._ids = itertools.count(1)
         self._connecting: asyncio.Lock = asyncio.Lock()
 
@@ -81,16 +86,51 @@ class NodeClient:
 
     def _deliver(self, msg: Any) -> None:
         fut = self._pending.pop(msg.req, None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+        if fut is None:
+            return
+        if isinstance(fut, asyncio.Future):
+            if not fut.done():
+                fut.set_result(msg)
+        else:
+            try:  # runs inside data_received: an exception here would close the connection
+                if isinstance(msg, P.Error):
+                    fut(None, NodeError(msg.code, msg.message))
+                else:
+                    fut(msg, None)
+            except Exception:  # noqa: BLE001
+                log.exception("reply_callback_failed", node=self.name)
 
     def _fail(self, exc: Exception) -> None:
         self._proto = None
         pending, self._pending = self._pending, {}
         for fut in pending.values():
-            if not fut.done():
+            if not isinstance(fut, asyncio.Future):
+                try:
+                    fut(None, exc)
+                except Exception:  # noqa: BLE001 -- the others must still be told
+                    log.exception("reply_callback_failed", node=self.name)
+            elif not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: a caller that gave up must not log it
+
+    def send(self, msg_type: type, on_reply: OnReply, **fields: Any) -> None:
+        """``call`` without a task or a future: ``on_reply(reply, None)`` runs when the reply
+        arrives, ``on_reply(None, exc)`` on an Error reply or a lost connection (at once,
+        from the event loop, if there is no connection).  No timeout: for requests whose
+        reply may take long (Append waits for an fsync) and whose sender re-sends on its own."""
+        proto = self._proto
+        transport = proto.transport if proto is not None else None
+        if transport is None or transport.is_closing():
+            asyncio.get_running_loop().call_soon(on_reply, None, NodeUnavailable(f"{self.name} is not connected"))
+            return
+        req = next(self._ids)
+        self._pending[req] = on_reply
+        try:
+            transport.write(P.REQUESTS.frame(msg_type(req=req, **fields)))
+        except RuntimeError:  # uvloop: the transport closed under us
+            self._pending.pop(req, None)
+            self._proto = None
+            asyncio.get_running_loop().call_soon(on_reply, None, NodeUnavailable(f"connection to {self.name} closed"))
 
     async def call(self, msg_type: type, timeout: float | None = 10.0, **fields: Any) -> Any:
         """Send a request (``req`` is filled in) and wait for its reply."""
@@ -126,6 +166,13 @@ class NodeClient:
         if isinstance(records, msgspec.Raw):
             return await self.call(P.EncodedAppend, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
         return await self.call(P.Append, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
+
+    def append_nowait(self, epoch: int, vdl: int, records: Any, on_reply: OnReply) -> None:
+        """``append`` through ``send``: ``on_reply(AppendAck, None)`` or ``(None, exc)``."""
+        if isinstance(records, msgspec.Raw):
+            self.send(P.EncodedAppend, on_reply, epoch=epoch, vdl=vdl, records=records)
+        else:
+            self.send(P.Append, on_reply, epoch=epoch, vdl=vdl, records=records)
 
     async def read(self, pg: int, key: bytes, at_lsn: int) -> P.ReadResult:
         return await self.call(P.Read, pg=pg, key=key, at_lsn=at_lsn)
