@@ -1,8 +1,9 @@
 """An instance's admin port: state for ``borealis status`` and the redo stream to readers.
 
 Writer side: ``RedoPublisher`` keeps the subscribed readers' connections and sends them
-``Redo`` frames -- the records of every commit as soon as they are allocated, and the VDL
-each time it advances (coalesced to one frame per event-loop turn).  A reader that cannot
+``Redo`` frames -- the VDL each time it advances, with the records published since
+(coalesced to one frame per event-loop turn; records go out earlier only when many wait,
+e.g. a bulk commit).  A reader that cannot
 keep up (its socket buffer passes a limit) is disconnected; it reconnects and, having
 missed records, drops its cache and reloads from storage.
 
@@ -29,6 +30,10 @@ from storage.records import LogRecord
 log = structlog.get_logger("admin")
 
 MAX_SUBSCRIBER_BUFFER = 64 * 1024 * 1024
+# Published records wait for the VDL advance that makes them applicable and go out in the
+# same frame (one frame, one reader wake-up per batch); only this many go out earlier.
+EAGER_RECORDS = 1_000
+HEARTBEAT_EVERY = 0.05  # seconds: a reader tells the writer its applied point at most this often
 
 
 class _AdminConn(asyncio.Protocol):
@@ -157,7 +162,8 @@ class AdminServer:
     def publish(self, records: list[LogRecord]) -> None:
         self._pending.extend(records)
         self._recent.extend(records)
-        self._schedule()
+        if len(self._pending) >= EAGER_RECORDS:
+            self._schedule()
 
     def vdl_advanced(self, vdl: int) -> None:
         self._vdl = vdl
@@ -215,6 +221,8 @@ class _SubConn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
         self.stopped = False  # RedoSubscriber.stop: drop whatever still arrives
+        self._last_beat = 0.0
+        self._beat_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -222,6 +230,16 @@ class _SubConn(asyncio.Protocol):
             transport.close()
             return
         transport.write(R.ADMIN_REQUESTS.frame(R.Subscribe(req=1, reader=self.sub.name)))  # type: ignore[attr-defined]
+
+    def _heartbeat(self) -> None:
+        """The applied point to the writer: at once if the last one is HEARTBEAT_EVERY old,
+        else once that long has passed (not one frame, and one writer wake-up, per Redo)."""
+        self._beat_timer = None
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        self._last_beat = time.monotonic()
+        t.write(R.ADMIN_REQUESTS.frame(R.Heartbeat(applied_lsn=self.sub.volume.snapshot(), sent_at=time.time())))
 
     def data_received(self, data: bytes) -> None:
         if self.stopped or self.sub.stopped:
@@ -244,12 +262,18 @@ class _SubConn(asyncio.Protocol):
             elif isinstance(m, R.HotSet):
                 if self.sub.on_hot_set is not None:
                     self.sub.on_hot_set(m.tables)
-        self.transport.write(  # type: ignore[union-attr]
-            R.ADMIN_REQUESTS.frame(R.Heartbeat(applied_lsn=vol.snapshot(), sent_at=time.time()))
-        )
+        if self._beat_timer is None:
+            wait = self._last_beat + HEARTBEAT_EVERY - time.monotonic()
+            if wait <= 0:
+                self._heartbeat()
+            else:
+                self._beat_timer = asyncio.get_running_loop().call_later(wait, self._heartbeat)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sub.connected = False
+        if self._beat_timer is not None:
+            self._beat_timer.cancel()
+            self._beat_timer = None
         if not self.closed.done():
             self.closed.set_result(None)
 
