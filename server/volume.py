@@ -55,6 +55,12 @@ _LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commi
 _PUTS_ROWS = 400  # row writes per PUTS record of a large commit
 _LARGE_GROUP = 16  # PUTS records per Append of a large commit
 _LARGE_WINDOW = 4  # Appends of one large commit sent ahead of the VCL
+# Group commit: at most this many batches on their way to a write quorum; commits arriving
+# meanwhile wait in the next batch (a bigger one: fewer Appends for the storage nodes to
+# take, each costing them about as much CPU as the fsync).  With one client there is never
+# a batch in flight when a commit arrives, so nothing waits.
+_BATCHES_IN_FLIGHT = int(os.environ.get("BOREALIS_BATCHES_IN_FLIGHT", "2"))
+_HOLD_RECORDS = 1_000  # a batch this big goes out at once (bulk commits)
 RECORD_OVERHEAD = 32  # bytes a record costs besides key and value (as storage.node counts)
 log = structlog.get_logger("volume")
 
@@ -249,6 +255,8 @@ class WriterVolume(_Volume):
         self._tails: dict[int, int] = {}
         self._batch: list[LogRecord] = []
         self._flush_scheduled = False
+        self._batches_in_flight = 0  # sent by _flush and not yet acked (or failed) by a write quorum
+        self._batch_held = False  # _flush kept the batch back (see _BATCHES_IN_FLIGHT)
         self._commit_waiters: list[tuple[int, asyncio.Future]] = []  # (commit lsn, future) in LSN order
         self._inflight: dict[str, int] = {}  # node -> appends awaiting ack
         self._down: set[str] = set()
@@ -415,7 +423,7 @@ class WriterVolume(_Volume):
                     except NodeUnavailable:
                         self._down.add(n.name)
             if self._batch:
-                self._schedule_flush()
+                self._flush()  # also a batch held back behind appends that never land
             else:
                 self._publish_idle_vdl()
             await self._check_epoch()
@@ -735,27 +743,53 @@ class WriterVolume(_Volume):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush, True)
 
-    def _flush(self) -> None:
+    def _flush(self, hold: bool = False) -> None:
+        """Send the batch now.  ``hold`` (the end-of-turn flush): keep a small batch back
+        while ``_BATCHES_IN_FLIGHT`` batches are on their way; it goes when one lands."""
         self._flush_scheduled = False
-        batch, self._batch = self._batch, []
+        batch = self._batch
         if not batch:
             return
+        if hold and self._batches_in_flight >= _BATCHES_IN_FLIGHT and len(batch) < _HOLD_RECORDS:
+            self._batch_held = True  # sent when a batch in flight lands, or by _reconnect_loop
+            return
+        self._batch_held = False
+        self._batch = []
         vdl = self._vdl
         self._vdl_told = max(self._vdl_told, vdl)
         encoded = encode_records(batch)  # once, the same bytes for every segment
         self.batches_sent += 1
-        for node in self.nodes:
-            if not node.connected or self._inflight.get(node.name, 0) > 64:
-                continue  # down or frozen: it will fill the hole from its peers (gossip)
-            self._send(node, encoded, vdl)
+        nodes = [n for n in self.nodes if n.connected and self._inflight.get(n.name, 0) <= 64]
+        # (a node down or frozen fills the hole from its peers: gossip)
+        if not nodes:
+            return
+        self._batches_in_flight += 1
+        need = min(self.tracker.write_quorum if self.tracker else 4, len(nodes))
+        answered = [0]
 
-    def _send(self, node: NodeClient, batch: Any, vdl: int) -> None:
+        def landed() -> None:
+            answered[0] += 1
+            if answered[0] == need:
+                self._batches_in_flight -= 1
+                if self._batch_held:
+                    self._schedule_flush()
+
+        for node in nodes:
+            self._send(node, encoded, vdl, landed)
+
+    def _send(self, node: NodeClient, batch: Any, vdl: int, landed: Any = None) -> None:
         """One Append to one node; its ack is handled from the node connection's callback
         (no task per node and batch, and the VDL moves in the turn the 4th ack arrives)."""
         self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
-        node.append_nowait(self.epoch, vdl, batch, lambda ack, exc: self._acked(node, ack, exc))
+
+        def on_reply(ack: Any, exc: BaseException | None) -> None:
+            self._acked(node, ack, exc)
+            if landed is not None:
+                landed()
+
+        node.append_nowait(self.epoch, vdl, batch, on_reply)
 
     def _acked(self, node: NodeClient, ack: Any, exc: BaseException | None) -> None:
         self._inflight[node.name] = max(0, self._inflight.get(node.name, 1) - 1)
