@@ -102,7 +102,6 @@ class StorageNode:
         self.clock = clock
         self.peers: list[Any] = []  # NodeClients of the other nodes (scrub repair)
         self.corrupt_seen = 0  # damaged entries met by reads since the last scrub
-        self.appends = 0  # Appends taken (the materializer yields more while they arrive)
         self._repair_wakeup = asyncio.Event()
         self._mat_wakeup = asyncio.Event()
         self.flusher = GroupFlusher(lambda: self.store.flush_wal(), snapshot=self._snapshot, on_durable=self._on_durable)
@@ -239,7 +238,6 @@ class StorageNode:
     def append_unsynced(self, m: P.Append) -> None:
         """Check an Append and write its new records unsynced (``Refused`` if it is bad);
         the ack waits for the next shared flush (``append`` / ``handle``)."""
-        self.appends += 1
         if m.epoch < self.seg.epoch:
             raise Refused("stale_epoch", f"append epoch {m.epoch} < node epoch {self.seg.epoch}")
         for rec in m.records:
@@ -388,14 +386,8 @@ class StorageNode:
             self._mat_wakeup.clear()
             for pg in range(self.n_pgs):
                 try:
-                    while True:
-                        appends = self.appends
-                        t0 = time.perf_counter()
-                        if self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
-                            break
-                        # A backlog (a bulk load) while commits arrive: at most half the
-                        # node's time goes to it, so Appends keep their latency.
-                        await asyncio.sleep(time.perf_counter() - t0 if self.appends != appends else 0)
+                    while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
+                        await asyncio.sleep(0)  # Appends and reads get the loop between steps
                 except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
                     self._note_corrupt(e)
 
