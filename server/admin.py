@@ -31,8 +31,8 @@ log = structlog.get_logger("admin")
 
 MAX_SUBSCRIBER_BUFFER = 64 * 1024 * 1024
 # Published records wait for the VDL advance that makes them applicable and go out in the
-# same frame (one frame, one reader wake-up per batch); only this many go out earlier.
-EAGER_RECORDS = 1_000
+# same frame (one frame, one reader wake-up per batch); this many (a bulk commit) go out earlier.
+EAGER_RECORDS = 64
 HEARTBEAT_EVERY = 0.05  # seconds: a reader tells the writer its applied point at most this often
 
 
