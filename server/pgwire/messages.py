@@ -279,6 +279,14 @@ _DECODERS: dict[int, Any] = {
     ord("c"): lambda r: _COPY_DONE,
     ord("f"): lambda r: CopyFail(r.cstr()),
 }
+# The commonest short messages of a pipelined batch, decoded once: handlers only read
+# messages, so one instance serves every occurrence.
+_EMPTY_BODY: dict[int, Any] = {ord("S"): _SYNC, ord("H"): _FLUSH, ord("X"): _TERM, ord("c"): _COPY_DONE}
+_COMMON: dict[tuple[int, bytes], Any] = {
+    (ord("E"), b"\0\0\0\0\0"): Execute("", 0),
+    (ord("D"), b"P\0"): Describe("P", ""),
+    (ord("D"), b"S\0"): Describe("S", ""),
+}
 # Valid frontend messages we answer with "not supported" rather than as garbage.
 _UNSUPPORTED = {ord(c) for c in "F"}
 
@@ -373,7 +381,13 @@ class FrameParser:
                 end = pos + 1 + ln
                 if end > n:
                     break
-                out.append(decode_typed(t, bytes(buf[pos + 5 : end])))
+                if ln == 4:
+                    msg = _EMPTY_BODY.get(t)
+                    out.append(msg if msg is not None else decode_typed(t, b""))
+                else:
+                    body = bytes(buf[pos + 5 : end])
+                    msg = _COMMON.get((t, body)) if ln <= 9 else None
+                    out.append(msg if msg is not None else decode_typed(t, body))
                 pos = end
             return out
         finally:

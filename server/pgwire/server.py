@@ -2,10 +2,15 @@
 
 ``start_pg_server`` listens with one ``PgProtocol`` per client connection.  The protocol
 object owns no protocol logic: ``data_received`` hands bytes to ``PgConnection.feed``
-(which frames and decodes them) and queues the messages; one worker task per busy
-connection awaits ``PgConnection.handle`` for each message in order and exits when the
-queue is empty (a new one is started by the next ``data_received``).  Replies are
-written by the connection once per Sync / simple Query.
+(which frames and decodes them) and queues the messages, then handles them in order
+right there (``_pump``): a message whose handler is synchronous (Parse, Bind, Sync, ...)
+is done at once; an asynchronous one (Query, Execute, startup) is stepped once, and if it
+completes without waiting -- a cached point select over tables in memory does -- the next
+message follows in the same callback.  Only when a handler really waits (storage, a lock,
+a commit's quorum) does a worker task take over the rest of the queue, continuing that
+same coroutine; it exits when the queue is empty.  So a pipelined batch usually costs one
+callback and one ``write`` (replies are written by the connection once per Sync / simple
+Query), with no task per request.
 
 TLS: when the server has an ``ssl_context``, the connection answers an SSLRequest with
 'S' and awaits ``PgProtocol._start_tls``, which wraps the transport with
@@ -114,7 +119,7 @@ class PgProtocol(asyncio.Protocol):
             self._reading_paused = True
             self.transport.pause_reading()
         if self.worker is None:
-            self.worker = asyncio.get_running_loop().create_task(self._run())
+            self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -138,9 +143,11 @@ class PgProtocol(asyncio.Protocol):
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
-    # -- worker
+    # -- handling queued messages
 
-    async def _run(self) -> None:
+    def _pump(self) -> None:
+        """Handle queued messages synchronously until the queue is empty or a handler has to
+        wait; then a worker task (``_run``) carries on from that handler's suspension."""
         conn = self.conn
         assert conn is not None
         queue = self.queue
@@ -153,14 +160,60 @@ class PgProtocol(asyncio.Protocol):
                     break
                 aw = conn.dispatch(msg)
                 if aw is not None:
-                    await aw
+                    try:
+                        waiting = aw.send(None)
+                    except StopIteration:
+                        pass  # done without waiting
+                    else:
+                        self._start_worker(_Resume(aw, waiting))
+                        return
+                if self._drain is not None and not self._drain.done():
+                    self._start_worker(None)
+                    return
+                if conn.pending_fatal is not None:
+                    break
+            if self._reading_paused and not conn.closed:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            if conn.pending_fatal is not None and not conn.closed:
+                conn.fatal(conn.pending_fatal)  # server-side termination (PgConnection.terminate)
+            elif not conn.closed:
+                conn.flush()
+        except Exception:
+            conn.log.exception("connection worker failed")
+            conn.fatal(SqlError("internal error", sqlstate="XX000"))
+        if conn.closed:
+            queue.clear()
+            task = asyncio.get_running_loop().create_task(conn.close_session())
+            self.ctx.tasks.add(task)
+            task.add_done_callback(self.ctx.tasks.discard)
+
+    def _start_worker(self, pending: "_Resume | None") -> None:
+        self.worker = asyncio.get_running_loop().create_task(self._run(pending))
+
+    async def _run(self, pending: "_Resume | None" = None) -> None:
+        conn = self.conn
+        assert conn is not None
+        queue = self.queue
+        try:
+            if pending is not None:
+                await pending
+            while True:
                 if self._drain is not None and not self._drain.done():
                     await self._drain
                 if self._reading_paused and len(queue) < MAX_QUEUED // 2 and not conn.closed:
                     self._reading_paused = False
                     self.transport.resume_reading()
-                if conn.pending_fatal is not None:
+                if conn.pending_fatal is not None or not queue or conn.closed:
                     break
+                msg = queue.popleft()
+                if type(msg) is _Violation:
+                    conn.flush()
+                    conn.protocol_violation(msg.message)
+                    break
+                aw = conn.dispatch(msg)
+                if aw is not None:
+                    await aw
             if conn.pending_fatal is not None and not conn.closed:
                 conn.fatal(conn.pending_fatal)  # server-side termination (PgConnection.terminate)
             elif not conn.closed:
@@ -173,6 +226,38 @@ class PgProtocol(asyncio.Protocol):
             if conn.closed:
                 queue.clear()
                 await conn.close_session()
+
+
+class _Resume:
+    """Awaitable continuing a coroutine that was already stepped once (``coro.send(None)``
+    returned ``first``, the future it waits on).  Awaiting it inside a task hands ``first``
+    to the task exactly as if the task had been running the coroutine from the start."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Any:
+        coro, value = self.coro, self.first
+        self.first = None
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # e.g. CancelledError: deliver it where the coroutine waits
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 class _Violation:

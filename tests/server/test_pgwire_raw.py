@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 
 import pgwire_client as w
 
@@ -158,3 +159,67 @@ def test_bind_param_count_mismatch(pg):
     c.send(w.parse("SELECT $1::int4") + w.bind("", "", (b"x1",)) + w.SYNC)
     msgs = c.until_ready()
     assert w.fields(msgs[1][1])["C"] == "22P02"
+
+
+WAITS = "SELECT pg_sleep(0.005)"  # really suspends (sleeps on the event loop)
+
+
+def _batch(sql: str) -> bytes:
+    return w.parse(sql) + w.bind() + w.describe("P") + w.execute() + w.SYNC
+
+
+def test_pipelined_batches_answered_in_order_and_complete(pg):
+    """Many extended-protocol batches in one write, some of whose statements really wait
+    (the server carries on in a worker task), some not (answered in the same callback):
+    every batch gets its complete reply, in order."""
+    c = w.Conn(pg.port)
+    plan = ["SELECT 1", WAITS, "SELECT * FROM wire_gen", "SELECT 1", WAITS] * 12
+    c.send(b"".join(_batch(sql) for sql in plan))
+    for sql in plan:
+        msgs = c.until_ready()
+        rows = {"SELECT 1": 1, WAITS: 1, "SELECT * FROM wire_gen": 10}[sql]
+        assert w.types_of(msgs) == b"12T" + b"D" * rows + b"CZ", (sql, msgs)
+    # simple queries pipelined around a waiting one, too
+    c.send(w.query("SELECT 1") + w.query(WAITS) + w.query("SELECT 1"))
+    assert [w.types_of(c.until_ready()) for _ in range(3)] == [b"TDCZ"] * 3
+    c.close()
+    ok_after(pg)
+
+
+def test_error_mid_pipeline_skips_to_its_sync_only(pg):
+    """An error in one batch of a pipeline skips that batch's remaining messages up to its
+    Sync; the batches before and after it are answered normally."""
+    c = w.Conn(pg.port)
+    c.send(_batch(WAITS)
+           + w.parse("bad stmt") + w.bind() + w.describe("P") + w.execute() + w.SYNC
+           + w.parse("SELECT 1") + w.bind("", "", (b"1",)) + w.execute() + w.parse("SELECT 1", "n") + w.SYNC
+           + _batch(WAITS) + _batch("SELECT 1"))
+    assert w.types_of(c.until_ready()) == b"12TDCZ"
+    msgs = c.until_ready()
+    assert w.types_of(msgs) == b"EZ" and w.fields(msgs[0][1])["C"] == "42601"
+    msgs = c.until_ready()  # Bind with a parameter too many: error, the rest skipped to Sync
+    assert w.types_of(msgs) == b"1EZ" and w.fields(msgs[1][1])["C"] == "08P01"
+    assert w.types_of(c.until_ready()) == b"12TDCZ"
+    assert w.types_of(c.until_ready()) == b"12TDCZ"
+    c.send(w.bind("", "n") + w.SYNC)  # the skipped Parse of "n" never happened
+    msgs = c.until_ready()
+    assert w.types_of(msgs) == b"EZ" and w.fields(msgs[0][1])["C"] == "26000"
+    c.close()
+
+
+def test_more_queued_messages_than_the_read_pause_limit(pg):
+    """More pipelined messages than the server queues before it pauses reading: it must
+    resume reading once it has worked through them (else the client waits forever)."""
+    from server.pgwire.server import MAX_QUEUED
+
+    n = MAX_QUEUED * 20  # 5-byte Syncs: one read of the socket holds thousands of them
+    c = w.Conn(pg.port)
+    c.sock.settimeout(30)
+    payload = w.SYNC * n + w.query("SELECT 1")
+    sender = threading.Thread(target=c.send, args=(payload,))
+    sender.start()
+    for _ in range(n):
+        assert c.until_ready() == [(b"Z", b"I")]
+    assert w.types_of(c.until_ready()) == b"TDCZ"
+    sender.join()
+    c.close()
