@@ -47,6 +47,7 @@ Errors carry PostgreSQL's context in ``SqlError.where``:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import re
 import struct
 import time
@@ -555,6 +556,34 @@ def _converter(oid: int, typmod: int) -> Callable[[str], Any]:
     return lambda s: T.parse_text(s, oid, typmod)
 
 
+_INT_RANGES = {T.INT2: (-(2**15), 2**15 - 1), T.INT4: (-(2**31), 2**31 - 1), T.INT8: (-(2**63), 2**63 - 1)}
+
+
+def _column_converter(oid: int, typmod: int, conv: Callable[[str], Any]) -> Callable[[tuple[str, ...]], list]:
+    """A whole column of text fields (no NULLs) -> values, in C where the type allows; raises
+    (ValueError or SqlError) on any bad field -- the caller then redoes the chunk row by row
+    for PostgreSQL's exact error and line."""
+    if oid in (T.TEXT, T.NAME, T.UNKNOWN):
+        return list
+    if oid in _INT_RANGES:
+        lo, hi = _INT_RANGES[oid]
+
+        def ints(col: tuple[str, ...]) -> list:
+            vals = list(map(int, col))
+            if vals and (min(vals) < lo or max(vals) > hi or "_" in "".join(col)):
+                raise ValueError
+            return vals
+        return ints
+    if oid == T.BPCHAR and typmod >= 4:
+        n = typmod - 4
+        blank = " " * n  # one shared string for every empty field (pgbench's filler)
+
+        def bpchars(col: tuple[str, ...]) -> list:
+            return [blank if not v else v if len(v) == n else conv(v) for v in col]
+        return bpchars
+    return lambda col: list(map(conv, col))
+
+
 def _guard(fast: Callable[[str], Any], oid: int, typmod: int) -> Callable[[str], Any]:
     """Use ``fast``; on ValueError defer to ``parse_text`` for PostgreSQL's exact error."""
     def conv(s: str) -> Any:
@@ -667,11 +696,14 @@ class CopyLoader:
         self.ncols = len(positions)
         cols = td.columns
         self.convs = [_converter(cols[p].type_oid, cols[p].typmod) for p in positions]
+        self.col_convs = [_column_converter(cols[p].type_oid, cols[p].typmod, c) for p, c in zip(positions, self.convs)]
         self.names = [cols[p].name for p in positions]
         self.chunks: list[bytes] = []
         self.pending = 0
         self.rows: list[tuple] = []
-        self.linenos: list[int] = []
+        # (first row index, its line): rows after it are on the following lines, until the
+        # next entry (text format rows are one line each; csv rows may span lines)
+        self.line_runs: list[tuple[int, int]] = []
         self.line = 0  # lines consumed so far
         self.header_done = not opts.header
         self.crlf: bool | None = None
@@ -762,7 +794,10 @@ class CopyLoader:
         opts = self.opts
         delim, null = opts.delimiter, opts.null
         assert delim is not None and null is not None
-        ncols, convs, rows, linenos = self.ncols, self.convs, self.rows, self.linenos
+        if self.header_done and not self.crlf and self._fast_text(lines, delim, null, text.count("\\")):
+            return
+        ncols, convs, rows = self.ncols, self.convs, self.rows
+        note_line = self._note_line
         crlf = self.crlf
         lineno = self.line
         try:
@@ -788,9 +823,48 @@ class CopyLoader:
                     rows.append(tuple([None if f is None else c(f) for c, f in zip(convs, fields)]))
                 except errors.SqlError as e:
                     self._value_error(e, lineno, fields)
-                linenos.append(lineno)
+                note_line(lineno)
         finally:
             self.line = lineno
+
+    def _fast_text(self, lines: list[str], delim: str, null: str, backslashes: int) -> bool:
+        """Text-format lines whose only backslashes are those of NULL fields (no escapes,
+        no end marker), converted a column at a time; False (nothing consumed) if any line
+        or field is not plain -- the row-by-row path then finds PostgreSQL's exact error."""
+        if not lines:
+            return True
+        ncols = self.ncols
+        split = [line.split(delim) for line in lines]
+        if set(map(len, split)) != {ncols}:
+            return False
+        cols = list(zip(*split))
+        if backslashes and backslashes != null.count("\\") * sum(col.count(null) for col in cols):
+            return False
+        out = []
+        try:
+            for col, conv, one in zip(cols, self.col_convs, self.convs):
+                if null in col:
+                    out.append([None if v == null else one(v) for v in col])
+                else:
+                    out.append(conv(col))
+        except (ValueError, errors.SqlError):
+            return False
+        self._note_line(self.line + 1)
+        self.rows.extend(zip(*out))
+        self.line += len(lines)
+        return True
+
+    def _note_line(self, lineno: int) -> None:
+        """The row about to be appended comes from line ``lineno``."""
+        runs, i = self.line_runs, len(self.rows)
+        if not runs or runs[-1][1] + (i - runs[-1][0]) != lineno:
+            runs.append((i, lineno))
+
+    def row_line(self, i: int) -> int:
+        """The line row ``i`` came from (error context)."""
+        runs = self.line_runs
+        j = bisect.bisect_right(runs, (i, float("inf"))) - 1
+        return runs[j][1] + (i - runs[j][0]) if j >= 0 else i + 1
 
     def _parse_binary(self, data: bytes) -> None:
         """The whole binary COPY stream (see the module docstring for its layout)."""
@@ -848,11 +922,12 @@ class CopyLoader:
                     raise
                 pos += ln
                 row.append(v)
+            self._note_line(self.line)
             self.rows.append(tuple(row))
-            self.linenos.append(self.line)
 
     def _parse_csv(self, text: str) -> None:
-        ncols, convs, rows, linenos = self.ncols, self.convs, self.rows, self.linenos
+        ncols, convs, rows = self.ncols, self.convs, self.rows
+        note_line = self._note_line
         null = self.opts.null
         fnn, fn = self.force_not_null, self.force_null
         for lineno, fields, quoted in split_csv(text, self.opts):
@@ -874,7 +949,7 @@ class CopyLoader:
                 rows.append(tuple([None if f is None else c(f) for c, f in zip(convs, fields)]))
             except errors.SqlError as e:
                 self._value_error(e, lineno, fields)
-            linenos.append(lineno)
+            note_line(lineno)
 
     def _count_error(self, lineno: int, fields: list[Any], raw: str | None) -> None:
         if len(fields) > self.ncols:
@@ -969,7 +1044,6 @@ class CopyLoader:
             buf = txn.tables[tid] = {}
         writer = _Writer(td)
         not_null = writer.not_null
-        linenos = self.linenos
         try:
             if not td.pk and not td.uniques:
                 next_rowid = s.db.next_rowid
@@ -1004,7 +1078,7 @@ class CopyLoader:
             return len(rows)
         except errors.SqlError as e:
             if e.where is None:
-                e.where = f"COPY {td.name}, line {linenos[i] if i < len(linenos) else i + 1}"
+                e.where = f"COPY {td.name}, line {self.row_line(i)}"
             raise
 
 

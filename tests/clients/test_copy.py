@@ -245,3 +245,32 @@ def test_writer_killed_during_a_big_copy_shows_all_or_none_of_it(make_cluster):
     while count(c.launcher.instance_dsn("i1")) != count(c.writer_dsn):
         assert time.monotonic() < end, "the restarted i1 does not show what the writer shows"
         time.sleep(0.5)
+
+
+def test_bulk_text_copy_values_nulls_and_error_lines(cluster):
+    """Text COPY big enough to be parsed in chunks a column at a time: NULLs, an escape that
+    looks like the NULL marker, blank-padded char(n), and a bad value deep inside reported
+    on its own line and column."""
+    n = 40_000
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_chunks (a int, b bigint, c char(5), d text)")
+        null = "\\N"
+        lines = [f"{i}\t{i * 10_000_000_000}\t{'x' if i % 3 else ''}\t{null if i % 7 == 0 else f'v{i}'}"
+                 for i in range(1, n + 1)]
+        lines[100] = "101\t\\N\tab\ty\\N"  # "y\N" is "yN", not NULL
+        assert copy_in(conn, "COPY cp_chunks FROM STDIN", ("\n".join(lines) + "\n").encode()) == n
+        assert conn.execute("SELECT count(*), count(b), count(d), sum(a) FROM cp_chunks").fetchone() == \
+            (n, n - 1, n - n // 7, n * (n + 1) // 2)
+        assert conn.execute("SELECT b, c, d FROM cp_chunks WHERE a = 101").fetchone() == (None, "ab   ", "yN")
+        assert conn.execute("SELECT c, d FROM cp_chunks WHERE a = 3").fetchone() == ("     ", "v3")
+        lines[30_000] = "30001\t1\tx\t2147483648"  # fine: d is text
+        lines[35_000] = "35001\t1\tx"  # missing a column
+        with pytest.raises(psycopg.errors.BadCopyFileFormat) as e:
+            copy_in(conn, "COPY cp_chunks FROM STDIN", ("\n".join(lines) + "\n").encode())
+        assert "COPY cp_chunks, line 35001" in str(e.value.diag.context)
+        lines[35_000] = "35001\t1\tx\tz"
+        lines[36_000] = "2147483648\t1\tx\tz"
+        with pytest.raises(psycopg.errors.NumericValueOutOfRange) as e:
+            copy_in(conn, "COPY cp_chunks FROM STDIN", ("\n".join(lines) + "\n").encode())
+        assert 'COPY cp_chunks, line 36001, column a: "2147483648"' in str(e.value.diag.context)
+        assert conn.execute("SELECT count(*) FROM cp_chunks").fetchone() == (n,)
