@@ -61,8 +61,9 @@ class _TableIndexes:
         if m is None:
             m = {}
             pad = self.pad
-            for key, versions in self.tv.rows.items():
-                for _, row in versions:
+            tv = self.tv
+            for key in list(tv.rows):
+                for _, row in tv.versions(key):
                     if row is None:
                         continue
                     if pad is not None:

@@ -3,8 +3,8 @@
 ``server.volume.VolumeStore`` subclasses ``VersionedTables`` and adds loading from storage
 nodes, quorum commits and the redo stream; the engine is tested through a real cluster.
 
-Layout: ``tables[table_id] -> TableVersions``; ``TableVersions.rows[key]`` is a list of
-``(lsn, row | None)`` in increasing LSN order (None = deleted).  Dict insertion order gives
+Layout: ``tables[table_id] -> TableVersions``; ``TableVersions.rows[key]`` is one
+``(lsn, row | None)`` version or a list of them in increasing LSN order (None = deleted).  Dict insertion order gives
 scans a stable, heap-like order (first appearance of each key).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from typing import Any, Iterable, Iterator
 
 from engine.api import Key, LockBusy, Row
@@ -19,20 +20,40 @@ from engine.ssi import SsiTracker
 
 
 class TableVersions:
-    __slots__ = ("rows", "loaded_at", "live", "on_add")
+    """The cached versions of one table.
+
+    ``rows[key]`` is the key's only version as a ``(lsn, row | None)`` tuple -- the common
+    case, and the cheap one: no list per row, and a tuple of plain values drops out of the
+    cyclic GC's work -- or a list of such tuples in increasing LSN order when several
+    versions must be kept for open snapshots.  Deletes are remembered in ``dead`` until no
+    snapshot can see the deleted key's older versions, then the key is dropped
+    (``collect``), so a TRUNCATE, DROP TABLE or a table rewrite frees the memory it held.
+    """
+
+    __slots__ = ("rows", "loaded_at", "live", "on_add", "dead")
 
     def __init__(self) -> None:
-        self.rows: dict[Key, list[tuple[int, Row | None]]] = {}
+        self.rows: dict[Key, Any] = {}
         self.loaded_at: int | None = None  # snapshot the table was loaded at (None: not loaded)
         self.on_add: Any = None  # engine.indexes: called with (key, row) for every new non-deleted version
+        self.dead: deque[tuple[int, Key]] = deque()  # (lsn, key) of deletes not yet collected
 
     def add(self, key: Key, lsn: int, row: Row | None, horizon: int = 0) -> None:
         """Add a version; versions no snapshot >= ``horizon`` can see are dropped."""
-        if self.on_add is not None and row is not None:
+        if row is None:
+            self.dead.append((lsn, key))
+        elif self.on_add is not None:
             self.on_add(key, row)
-        versions = self.rows.get(key)
+        rows = self.rows
+        versions = rows.get(key)
         if versions is None:
-            self.rows[key] = [(lsn, row)]
+            rows[key] = (lsn, row)
+            return
+        if type(versions) is tuple:
+            if versions[0] < lsn:
+                rows[key] = [versions, (lsn, row)]
+            elif versions[0] > lsn:  # out of order (loading merged with applied redo)
+                rows[key] = [(lsn, row), versions]
             return
         if versions[-1][0] < lsn:
             versions.append((lsn, row))
@@ -44,6 +65,8 @@ class TableVersions:
                     else:
                         break
                 del versions[:keep]
+                if len(versions) == 1:
+                    rows[key] = versions[0]
         else:  # out of order (loading merged with applied redo): insert in place
             for i, (v_lsn, _) in enumerate(versions):
                 if v_lsn == lsn:
@@ -53,10 +76,25 @@ class TableVersions:
                     return
             versions.append((lsn, row))
 
+    def versions(self, key: Key) -> list[tuple[int, Row | None]]:
+        """Every cached version of ``key``, oldest first."""
+        v = self.rows.get(key)
+        if v is None:
+            return []
+        return [v] if type(v) is tuple else list(v)
+
+    def latest_lsn(self, key: Key) -> int:
+        v = self.rows.get(key)
+        if not v:
+            return 0
+        return v[0] if type(v) is tuple else v[-1][0]
+
     def get(self, key: Key, snapshot: int) -> Row | None:
         versions = self.rows.get(key)
         if not versions:
             return None
+        if type(versions) is tuple:
+            return versions[1] if versions[0] <= snapshot else None
         last = versions[-1]
         if last[0] <= snapshot:
             return last[1]
@@ -67,6 +105,10 @@ class TableVersions:
 
     def scan(self, snapshot: int) -> Iterator[tuple[Key, Row]]:
         for key, versions in list(self.rows.items()):
+            if type(versions) is tuple:
+                if versions[0] <= snapshot and versions[1] is not None:
+                    yield key, versions[1]
+                continue
             last = versions[-1]
             if last[0] <= snapshot:
                 if last[1] is not None:
@@ -78,21 +120,57 @@ class TableVersions:
                         yield key, row
                     break
 
+    def collect(self, horizon: int) -> int:
+        """Forget deleted keys whose delete every snapshot sees (lsn <= ``horizon``), and
+        the versions older than it; returns how many keys were dropped."""
+        dead, rows = self.dead, self.rows
+        n = 0
+        while dead and dead[0][0] <= horizon:
+            lsn, key = dead.popleft()
+            v = rows.get(key)
+            if v is None:
+                continue
+            if type(v) is tuple:
+                if v[1] is None and v[0] <= horizon:
+                    del rows[key]
+                    n += 1
+                continue
+            keep = 0
+            for i, (v_lsn, _) in enumerate(v):
+                if v_lsn <= horizon:
+                    keep = i
+            if keep:
+                del v[:keep]
+            if len(v) == 1:
+                if v[0][1] is None:
+                    del rows[key]
+                    n += 1
+                else:
+                    rows[key] = v[0]
+        return n
+
     def prune(self, horizon: int) -> None:
         """Drop versions no snapshot >= horizon can see."""
         dead = []
-        for key, versions in self.rows.items():
-            if len(versions) > 1:
-                keep_from = 0
-                for i, (lsn, _) in enumerate(versions):
-                    if lsn <= horizon:
-                        keep_from = i
-                if keep_from:
-                    del versions[:keep_from]
-            if len(versions) == 1 and versions[0][1] is None and versions[0][0] <= horizon:
-                dead.append(key)
+        rows = self.rows
+        for key, versions in rows.items():
+            if type(versions) is tuple:
+                if versions[1] is None and versions[0] <= horizon:
+                    dead.append(key)
+                continue
+            keep_from = 0
+            for i, (lsn, _) in enumerate(versions):
+                if lsn <= horizon:
+                    keep_from = i
+            if keep_from:
+                del versions[:keep_from]
+            if len(versions) == 1:
+                if versions[0][1] is None and versions[0][0] <= horizon:
+                    dead.append(key)
+                else:
+                    rows[key] = versions[0]
         for key in dead:
-            del self.rows[key]
+            del rows[key]
 
 
 class VersionedTables:
@@ -148,8 +226,7 @@ class VersionedTables:
         return self.table(table_id).get(key, snapshot)
 
     def latest_lsn(self, table_id: int, key: Key) -> int:
-        versions = self.table(table_id).rows.get(key)
-        return versions[-1][0] if versions else 0
+        return self.table(table_id).latest_lsn(key)
 
     # -- locks -------------------------------------------------------------------------
     def new_txid(self) -> int:
@@ -218,8 +295,15 @@ class VersionedTables:
     # -- applying committed writes ------------------------------------------------------
     def apply(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
         horizon = self.horizon()
+        self.collect(horizon)
         for (tid, key), row in writes.items():
             self.table(tid).add(key, lsn, row, horizon)
+
+    def collect(self, horizon: int) -> None:
+        """Drop the deleted keys every snapshot sees as deleted (``TableVersions.collect``)."""
+        for t in self.tables.values():
+            if t.dead and t.dead[0][0] <= horizon:
+                t.collect(horizon)
 
     def status_rows(self) -> list[dict[str, Any]]:
         return []

@@ -673,6 +673,7 @@ class WriterVolume(_Volume):
         encode = self.codec.encode_row
         sizes = self.pg_bytes
         horizon = self.horizon()
+        self.collect(horizon)
         table = self.table
         it = iter(writes.items())
         window: deque[int] = deque()  # last LSN of each Append of this commit not yet below the VCL
@@ -990,6 +991,7 @@ class ReaderVolume(_Volume):
         tables = self.tables
         decode = self.codec.decode_row
         horizon = self.horizon()
+        self.collect(horizon)
         while i < len(ready) and ready[i][0] <= vdl:
             commit_lsn, recs = ready[i]
             dtails = self.durable_tails

@@ -33,6 +33,24 @@ def test_old_versions_pruned_unless_pinned():
     assert vt.get(5, b"k", vt.snapshot()) == ("v12",)
 
 
+def test_deleted_keys_are_forgotten_once_no_snapshot_sees_them():
+    vt = VersionedTables()
+    _commit(vt, 1, {(5, b"k%d" % i): (i,) for i in range(100)})
+    assert all(type(v) is tuple for v in vt.table(5).rows.values())  # one version: no list per row
+    snap = vt.snapshot()
+    vt.pin(99, snap)
+    _commit(vt, 2, {(5, b"k%d" % i): None for i in range(100)})  # e.g. TRUNCATE
+    _commit(vt, 3, {(6, b"x"): (1,)})
+    assert len(vt.table(5).rows) == 100, "a pinned snapshot still needs the deleted rows"
+    assert sorted(r for _, r in vt.scan(5, snap)) == [(i,) for i in range(100)]
+    assert list(vt.scan(5, vt.snapshot())) == []
+    vt.release(99)
+    _commit(vt, 4, {(6, b"y"): (2,)})
+    assert vt.table(5).rows == {} and not vt.table(5).dead
+    _commit(vt, 5, {(5, b"k1"): ("again",)})
+    assert vt.get(5, b"k1", vt.snapshot()) == ("again",) and vt.latest_lsn(5, b"k1") == 5
+
+
 def test_snapshot_keeps_its_versions_while_others_update(cluster):
     t = "ver_" + uuid.uuid4().hex[:8]
     with psycopg.connect(cluster.writer_dsn, autocommit=True) as a, \
