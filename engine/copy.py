@@ -59,6 +59,7 @@ import structlog
 from engine import errors, roles
 from engine import types as T
 from engine.api import Column, LockBusy, Result
+from engine.gcpause import gc_paused
 from engine.keys import encode_int_key, encode_key
 
 log = structlog.get_logger("engine.copy")
@@ -752,6 +753,10 @@ class CopyLoader:
         self.session._fail()
 
     def _guarded(self, data: bytes) -> None:
+        with gc_paused():
+            self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
         if self.binary:
             try:
                 self._parse_binary(data)
@@ -1045,15 +1050,18 @@ class CopyLoader:
         writer = _Writer(td)
         not_null = writer.not_null
         try:
+            i = 0
             if not td.pk and not td.uniques:
                 next_rowid = s.db.next_rowid
-                for i, row in enumerate(rows):
-                    for j in not_null:
-                        if row[j] is None:
-                            writer.check_row(row)
-                    buf[next_rowid(td, txn)] = row
-                    if not i % _YIELD_ROWS and i:
-                        await asyncio.sleep(0)  # keep the loop (heartbeats, other sessions) alive
+                for start in range(0, len(rows), _YIELD_ROWS):
+                    with gc_paused():
+                        for i in range(start, min(start + _YIELD_ROWS, len(rows))):
+                            row = rows[i]
+                            for j in not_null:
+                                if row[j] is None:
+                                    writer.check_row(row)
+                            buf[next_rowid(td, txn)] = row
+                    await asyncio.sleep(0)  # keep the loop (heartbeats, other sessions) alive
                 return len(rows)
             pk = td.pk
             single_int = len(pk) == 1 and td.columns[pk[0]].type_oid in T.INTS

@@ -32,7 +32,8 @@ from engine import types as T
 from engine.catalog import CATALOG_TABLE, ColumnDef, TableDef, table_key
 from engine.ddl import CatalogWriter, serial_sequence
 from engine.expr import Compiler, Scope
-from engine.keys import encode_key
+from engine.gcpause import gc_paused
+from engine.keys import encode_int_key, encode_key
 
 
 def _fmt(vals: Any) -> str:
@@ -334,6 +335,10 @@ class _Alter:
     def apply_rewrite(self) -> None:
         if not self.transforms and not self.rekey:
             return
+        with gc_paused():
+            self._rewrite()
+
+    def _rewrite(self) -> None:
         ctx, td, old = self.ctx, self.td, self.old
         txn, tid = ctx.txn, td.table_id
         from engine.dml import _Writer
@@ -342,6 +347,7 @@ class _Alter:
         fill = tuple(c.missing for c in td.columns)
         n = len(fill)
         seen: set[bytes] = set()
+        one_int = len(td.pk) == 1 and td.columns[td.pk[0]].type_oid in T.INTS
         for key, row in self.rows():
             txn.lock(tid, key)
             new = row
@@ -351,7 +357,8 @@ class _Alter:
                 new = new + fill[len(new):]
             w.check_row(new, ctx)
             if td.pk:
-                nkey = encode_key([new[i] for i in td.pk])
+                v = new[td.pk[0]]
+                nkey = encode_int_key(v) if one_int and type(v) is int else encode_key([new[i] for i in td.pk])
             elif self.rekey:
                 nkey = key if not old.pk else ctx.db.next_rowid(td, txn)
             else:

@@ -37,6 +37,7 @@ import structlog
 
 from engine.api import Key, Row
 from engine.errors import StorageUnavailable
+from engine.gcpause import gc_paused
 from engine.memstore import TableVersions, VersionedTables
 from server.config import DEFAULT_PG_SIZE_LIMIT, ClusterConf
 from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
@@ -682,13 +683,14 @@ class WriterVolume(_Volume):
         for r_lsn, pg, prev, n in plan:
             flat: list[bytes | None] = []
             push = flat.append
-            for _ in range(n):
-                (tid, key), row = next(it)
-                if tid != t_tid:
-                    t_tid, t, prefix = tid, table(tid), _TID.pack(tid)
-                push(prefix + key)
-                push(None if row is None else encode(row))
-                t.add(key, commit_lsn, row, horizon)  # type: ignore[union-attr]
+            with gc_paused():
+                for _ in range(n):
+                    (tid, key), row = next(it)
+                    if tid != t_tid:
+                        t_tid, t, prefix = tid, table(tid), _TID.pack(tid)
+                    push(prefix + key)
+                    push(None if row is None else encode(row))
+                    t.add(key, commit_lsn, row, horizon)  # type: ignore[union-attr]
             rec = LogRecord.make(r_lsn, pg, prev, txid, PUTS, b"", encode_puts(flat), epoch)
             sizes[pg] = sizes.get(pg, 0) + len(rec.value) + RECORD_OVERHEAD
             group.append(rec)
