@@ -83,6 +83,24 @@ class TableVersions:
             return []
         return [v] if type(v) is tuple else list(v)
 
+    def drop_version(self, key: Key, lsn: int) -> None:
+        """Remove the version ``lsn`` of ``key`` (a commit whose apply failed part way)."""
+        rows = self.rows
+        v = rows.get(key)
+        if v is None:
+            return
+        if type(v) is tuple:
+            if v[0] == lsn:
+                del rows[key]
+            return
+        kept = [x for x in v if x[0] != lsn]
+        if not kept:
+            del rows[key]
+        elif len(kept) == 1:
+            rows[key] = kept[0]
+        else:
+            v[:] = kept
+
     def latest_lsn(self, key: Key) -> int:
         v = self.rows.get(key)
         if not v:

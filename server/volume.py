@@ -28,6 +28,7 @@ import asyncio
 import os
 from pathlib import Path
 from collections import deque
+from itertools import islice
 import random
 import struct
 import time
@@ -56,6 +57,7 @@ _LARGE_COMMIT = 20_000  # writes; bigger commits are built in slices (see _commi
 _PUTS_ROWS = 400  # row writes per PUTS record of a large commit
 _LARGE_GROUP = 16  # PUTS records per Append of a large commit
 _LARGE_WINDOW = 4  # Appends of one large commit sent ahead of the VCL
+_APPLY_SLICE = 5_000  # writes of a large commit applied to the cache between yields
 # Group commit: at most this many batches on their way to a write quorum; commits arriving
 # meanwhile wait in the next batch (a bigger one: fewer Appends for the storage nodes to
 # take, each costing them about as much CPU as the fsync).  With one client there is never
@@ -574,11 +576,8 @@ class WriterVolume(_Volume):
         except BaseException:
             for tid, key in writes:
                 t = self.tables.get(tid)
-                versions = t.rows.get(key) if t is not None else None
-                if versions and any(v[0] == lsn for v in versions):
-                    versions[:] = [v for v in versions if v[0] != lsn]
-                    if not versions:
-                        del t.rows[key]  # type: ignore[union-attr]
+                if t is not None:
+                    t.drop_version(key, lsn)
             raise
 
     def _note_sizes(self, touched: dict[int, int]) -> None:
@@ -629,86 +628,129 @@ class WriterVolume(_Volume):
 
         Its row writes travel as PUTS records of up to ``_PUTS_ROWS`` rows of one PG each
         (``storage.records``), so the writer, the six segments and the readers do
-        per-record work once per few hundred rows.  LSNs, back-links and tracking are
-        assigned synchronously first (cheap, keeps LSN order among commits); then the
-        records are built, applied to the cache (invisible until the VDL passes the commit
-        LSN) and sent ``_LARGE_GROUP`` records per Append, at most ``_LARGE_WINDOW``
-        Appends ahead of the VCL: storage is never flooded (nothing is dropped for a node
-        with too much in flight), the records kept for resending stay few, and the event
-        loop keeps turning.  The COMMIT record goes last, so a crash before it leaves none
-        of the rows visible (recovery truncates above the VDL)."""
+        per-record work once per few hundred rows.  In four steps, yielding to the event
+        loop between slices:
+
+        1. encode the rows into the records' values (a row that cannot be encoded fails
+           the commit here, before anything is allocated);
+        2. allocate LSNs, back-links and tracking for every record and the COMMIT record
+           (synchronous: keeps LSN order among commits);
+        3. apply the writes to the cache (invisible until the VDL passes the commit LSN);
+           if that fails part way, the versions added are dropped and the allocated LSNs
+           are filled with empty PUTS records -- no rows and no COMMIT ever reach storage,
+           and the VCL is not held back by LSNs never sent;
+        4. send ``_LARGE_GROUP`` records per Append, at most ``_LARGE_WINDOW`` Appends
+           ahead of the VCL (storage is never flooded, nothing is dropped for a busy node,
+           the records kept for resending stay few), the COMMIT record last: a crash
+           before it leaves none of the rows visible (recovery truncates above the VDL)."""
         tracker = self.tracker
         assert tracker is not None
+        encode = self.codec.encode_row
+        head = self.placement.head
+        # 1. values
+        runs: list[tuple[int, int]] = []  # (pg, rows) of each PUTS record, in write order
+        values: list[bytes] = []
+        it = iter(writes)
+        row_of = writes.__getitem__
+        t_tid, prefix, pg = -1, b"", 0
+        left = len(writes)
+        held = None  # a key read that starts the next record (its PG differs)
+        while left:
+            flat: list[bytes | None] = []
+            push = flat.append
+            run_pg = -1
+            with gc_paused():
+                while left and len(flat) < 2 * _PUTS_ROWS:
+                    if held is not None:
+                        k, held = held, None
+                    else:
+                        k = next(it)
+                    tid = k[0]
+                    if tid != t_tid:
+                        t_tid, prefix, pg = tid, _TID.pack(tid), head(tid)
+                    if pg != run_pg and flat:
+                        held = k
+                        break
+                    run_pg = pg
+                    row = row_of(k)
+                    push(prefix + k[1])
+                    push(None if row is None else encode(row))
+                    left -= 1
+            runs.append((run_pg, len(flat) // 2))
+            values.append(encode_puts(flat))
+            if len(values) % _LARGE_GROUP == 0:
+                await asyncio.sleep(0)
+        # 2. LSNs
         epoch = self.epoch
         tails = self._tails
         touched: dict[int, int] = {}
-        head = self.placement.head
-        runs: list[tuple[int, int]] = []  # (pg, rows) of each PUTS record, in write order
-        cur_pg, count, last_tid, pg = -1, 0, None, 0
-        for tid, _key in writes:
-            if tid != last_tid:
-                last_tid, pg = tid, head(tid)
-            if pg == cur_pg and count < _PUTS_ROWS:
-                count += 1
-                continue
-            if count:
-                runs.append((cur_pg, count))
-            cur_pg, count = pg, 1
-        if count:
-            runs.append((cur_pg, count))
+        sizes = self.pg_bytes
+        records: list[LogRecord] = []
         lsn = self._next_lsn
-        plan: list[tuple[int, int, int, int]] = []  # (lsn, pg, prev, rows)
-        for pg, n in runs:
-            plan.append((lsn, pg, tails.get(pg, 0), n))
+        for (pg, _n), value in zip(runs, values):
+            records.append(LogRecord.make(lsn, pg, tails.get(pg, 0), txid, PUTS, b"", value, epoch))
+            sizes[pg] = sizes.get(pg, 0) + len(value) + RECORD_OVERHEAD
             tails[pg] = lsn
             touched[pg] = lsn
             tracker.track(lsn, pg, False)
             lsn += 1
+        del values
+        commit = LogRecord.make(lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, COMMIT, b"",
+                                encode_commit_value(touched), epoch)
         commit_lsn = lsn
-        commit_prev = tails.get(CONTROL_PG, 0)
         tails[CONTROL_PG] = commit_lsn
         tracker.track(commit_lsn, CONTROL_PG, True)
-        self._tail_log.extend((r_lsn, pg) for r_lsn, pg, _, _ in plan)
+        sizes[CONTROL_PG] = sizes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
+        self._tail_log.extend((r.lsn, r.pg) for r in records)
         self._tail_log.append((commit_lsn, CONTROL_PG))
         self._next_lsn = commit_lsn + 1
-        encode = self.codec.encode_row
-        sizes = self.pg_bytes
-        horizon = self.horizon()
-        self.collect(horizon)
-        table = self.table
-        it = iter(writes.items())
-        window: deque[int] = deque()  # last LSN of each Append of this commit not yet below the VCL
-        group: list[LogRecord] = []
-        t_tid, t, prefix = -1, None, b""
-        for r_lsn, pg, prev, n in plan:
-            flat: list[bytes | None] = []
-            push = flat.append
-            with gc_paused():
-                for _ in range(n):
-                    (tid, key), row = next(it)
-                    if tid != t_tid:
-                        t_tid, t, prefix = tid, table(tid), _TID.pack(tid)
-                    push(prefix + key)
-                    push(None if row is None else encode(row))
-                    t.add(key, commit_lsn, row, horizon)  # type: ignore[union-attr]
-            rec = LogRecord.make(r_lsn, pg, prev, txid, PUTS, b"", encode_puts(flat), epoch)
-            sizes[pg] = sizes.get(pg, 0) + len(rec.value) + RECORD_OVERHEAD
-            group.append(rec)
-            if len(group) >= _LARGE_GROUP:
-                await self._send_large(group, window, commit_lsn)
-                group = []
-        commit = LogRecord.make(
-            commit_lsn, CONTROL_PG, commit_prev, txid, COMMIT, b"", encode_commit_value(touched), epoch
-        )
-        sizes[CONTROL_PG] = sizes.get(CONTROL_PG, 0) + len(commit.value) + RECORD_OVERHEAD
+        # 3. cache
+        try:
+            await self._apply_large(commit_lsn, writes)
+        except BaseException:
+            empty = encode_puts([])
+            fillers = [LogRecord.make(r.lsn, r.pg, r.prev_lsn, txid, PUTS, b"", empty, epoch)
+                       for r in (*records, commit)]
+            self._unstable.extend(fillers)
+            self._batch.extend(fillers)
+            self._schedule_flush()
+            raise
+        # 4. storage
         self._note_sizes(touched)
-        group.append(commit)
+        window: deque[int] = deque()  # last LSN of each Append of this commit not yet below the VCL
+        for start in range(0, len(records), _LARGE_GROUP):
+            await self._send_large(records[start:start + _LARGE_GROUP], window, commit_lsn)
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((commit_lsn, fut))
         self._commit_waiters.sort(key=lambda w: w[0])  # a smaller commit may have queued meanwhile
-        await self._send_large(group, window, commit_lsn)
+        await self._send_large([commit], window, commit_lsn)
         await self._await_durable(commit_lsn, fut)
         return commit_lsn
+
+    async def _apply_large(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
+        """A large commit's writes into the cache at ``lsn``, yielding between slices; on
+        failure every version it added is dropped again."""
+        horizon = self.horizon()
+        self.collect(horizon)
+        table = self.table
+        done = 0
+        try:
+            it = iter(writes.items())
+            t_tid, t = -1, None
+            while done < len(writes):
+                with gc_paused():
+                    for (tid, key), row in islice(it, _APPLY_SLICE):
+                        if tid != t_tid:
+                            t_tid, t = tid, table(tid)
+                        done += 1
+                        t.add(key, lsn, row, horizon)  # type: ignore[union-attr]
+                await asyncio.sleep(0)
+        except BaseException:
+            for tid, key in islice(writes, done):
+                t = self.tables.get(tid)
+                if t is not None:
+                    t.drop_version(key, lsn)
+            raise
 
     async def _send_large(self, records: list[LogRecord], window: deque[int], commit_lsn: int) -> None:
         """One Append of a big commit, once fewer than ``_LARGE_WINDOW`` of its earlier

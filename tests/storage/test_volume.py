@@ -168,3 +168,40 @@ def test_a_commit_failing_before_it_is_sent_does_not_stall_later_commits(nodes):
 
     asyncio.run(main())
     asyncio.run(after_restart())
+
+
+def test_a_large_commit_failing_part_way_leaves_nothing_and_stalls_nothing(nodes):
+    """The large-commit path: a row that cannot be encoded (before any LSN exists) and a
+    cache apply failing part way (after the LSNs were allocated: they are filled with
+    empty records) both leave no row anywhere, and later commits become durable."""
+    from server import volume as vol
+
+    n = vol._LARGE_COMMIT + 10
+
+    async def main():
+        v = await _writer(nodes)
+        writes = {(1, b"k%06d" % i): (i,) for i in range(n)}
+        writes[(1, b"k%06d" % (n - 5))] = (object(),)
+        with pytest.raises(TypeError):
+            await v.commit(v.new_txid(), writes)
+
+        def hook(key, row):
+            if key == b"k%06d" % (n - 7):
+                raise RuntimeError("index hook failed")
+
+        v.table(1).on_add = hook
+        with pytest.raises(RuntimeError):
+            await v.commit(v.new_txid(), {(1, b"k%06d" % i): (i,) for i in range(n)})
+        v.table(1).on_add = None
+        assert v.table(1).rows == {}
+        lsn = await asyncio.wait_for(v.commit(v.new_txid(), {(1, b"ok"): (1,)}), 20)
+        assert v.snapshot() >= lsn
+        assert dict(v.scan(1, v.snapshot())) == {b"ok": (1,)}
+
+    async def after_restart():
+        v = await _writer(nodes)
+        await v.ensure_loaded([1])
+        assert dict(v.scan(1, v.snapshot())) == {b"ok": (1,)}
+
+    asyncio.run(main())
+    asyncio.run(after_restart())
