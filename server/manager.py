@@ -133,7 +133,12 @@ def _process_runnable(pid: int) -> bool:
 
 
 def choose_target(candidates: list[tuple[InstanceConf, InstanceState | None]]) -> InstanceConf | None:
-    """The healthy reader to promote: lowest tier, then most caught up, then name."""
+    """The healthy reader to promote: lowest tier, then most caught up, then name.  A
+    reader of cluster.json that already serves as writer (promoted in place, but the
+    manager stopped before it recorded that) is taken first: asking it again is a no-op."""
+    promoted = [i for i, st in candidates if st is not None and st.role == "writer" and st.state == "available"]
+    if promoted:
+        return promoted[0]
     healthy = [(i, st) for i, st in candidates
                if st is not None and st.role == "reader" and st.state == "available"]
     if not healthy:

@@ -300,6 +300,10 @@ class WriterVolume(_Volume):
         w.nodes = reader.nodes
         w.placement = reader.placement
         w.tables, reader.tables = reader.tables, {}
+        # Snapshots pinned by reader sessions still finishing a statement (they are being
+        # ended) keep their versions: the writer prunes nothing they can see.  Reader and
+        # writer transaction ids never collide (the writer's carry the epoch).
+        w._pins = reader._pins
         indexes = reader.__dict__.pop("_borealis_indexes", None)  # engine.indexes: maps of the cached tables
         if indexes is not None:
             w.__dict__["_borealis_indexes"] = indexes

@@ -198,3 +198,25 @@ def test_promotion_reads_back_commits_the_reader_missed(make_cluster) -> None:
         assert got == want, "the cache after read-back differs from storage"
 
     asyncio.run(scenario())
+
+
+def test_choose_target_prefers_a_reader_already_promoted() -> None:
+    """A reader of cluster.json that reports role writer finished an in-place promotion the
+    manager did not record (it stopped meanwhile): it is taken again, not a second reader,
+    whose promotion would fence it."""
+    from server.config import InstanceConf
+    from server.manager import choose_target
+    from server.replication import InstanceState
+
+    def inst(name: str, tier: int) -> InstanceConf:
+        return InstanceConf(name=name, role="reader", port=1, admin_port=2, tier=tier)
+
+    def st(name: str, role: str, lsn: int, state: str = "available") -> InstanceState:
+        return InstanceState(req=0, name=name, role=role, state=state, applied_lsn=lsn, lag_ms=0.0, vcl=lsn,
+                             vdl=lsn, epoch=1, connections=0, pid=1)
+
+    a, b, c = inst("a", 0), inst("b", 1), inst("c", 1)
+    assert choose_target([(a, st("a", "reader", 5)), (b, st("b", "reader", 9))]) is a  # tier first
+    assert choose_target([(b, st("b", "reader", 5)), (c, st("c", "reader", 9))]) is c  # then applied LSN
+    assert choose_target([(a, st("a", "reader", 9)), (b, st("b", "writer", 1))]) is b  # already promoted
+    assert choose_target([(a, None), (b, st("b", "reader", 1, "starting"))]) is None
