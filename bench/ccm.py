@@ -7,9 +7,10 @@ For each mode and run: a fresh cluster (writer i1, reader i2 -- tier 0 with CCM 
 writer endpoint, each transaction reading one random row of every table and updating one.
 After 4 s of that (every table is in the writer's cache, and with CCM in i2's too) the
 writer is killed with SIGKILL; the manager promotes i2.  Reported: the rate before the
-kill, the time from the kill to the first commit, the commits per second in each of the
-first ``--after`` seconds after the kill and their mean as a share of the rate before, and
-the manager's failover event (decision -> new writer serving, in place or not).
+kill (over 4 s), the time from the kill to the first commit, the commits per second in each
+of the first ``--after`` seconds after the kill, the first second that reaches half the rate
+before, their mean as a share of the rate before, and the manager's failover event
+(decision -> new writer serving, in place or not).
 
 Modes: ``off`` / ``on`` -- CCM off / on, in-place promotion (server.promote: i2 becomes
 the writer in the same process and keeps its cache); ``restart-off`` / ``restart-on`` --
@@ -39,6 +40,7 @@ import asyncpg
 from server.launcher import Cluster
 
 WARM_SECONDS = 4.0
+BEFORE_SECONDS = 4.0  # the rate before the kill is measured over this long
 
 
 async def _load(dsn: str, tables: int, rows: int) -> None:
@@ -91,9 +93,10 @@ async def _run(c: Cluster, ccm: bool, tables: int, rows: int, clients: int, afte
     await asyncio.sleep(WARM_SECONDS)
     warm = await loop.run_in_executor(None, _wait_warm, c) if ccm else None
     t_before = time.monotonic()
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(BEFORE_SECONDS)
     before = sum(1 for t in commits if t >= t_before) / (time.monotonic() - t_before)
     t_kill = time.monotonic()
+    kill_wall = time.time()
     await loop.run_in_executor(None, c.kill, "i1")  # returns once the process is gone
     t_gone = time.monotonic()  # commits acked before this may come from the old writer
     end = t_kill + 60
@@ -104,9 +107,10 @@ async def _run(c: Cluster, ccm: bool, tables: int, rows: int, clients: int, afte
     stop.set()
     await asyncio.gather(*tasks)
     per_s = [sum(1 for t in commits if t_gone + k <= t < t_gone + k + 1) for k in range(int(after))]
+    half = next((k + 1 for k, n in enumerate(per_s) if before and n >= before / 2), None)
     return {"ccm": ccm, "tier0_warm": warm, "before_tps": round(before, 1),
             "kill_to_first_commit_s": None if first is None else round(first - t_kill, 3),
-            "tps_after": per_s,
+            "tps_after": per_s, "half_rate_by_s": half, "kill_wall": kill_wall,
             "window_pct": None if not before else round(100 * sum(per_s) / len(per_s) / before, 1)}
 
 
@@ -138,7 +142,8 @@ def measure(mode: str, tables: int, rows: int, clients: int, after: float) -> di
                 r = asyncio.run(_run(c, ccm, tables, rows, clients, after))
                 ev = _failover_event(c)
                 r.update(mode=mode, in_place=ev.get("in_place"), manager_s=ev.get("seconds"),
-                         promotion=ev.get("promotion"))
+                         promotion=ev.get("promotion"),
+                         detect_s=round(ev["at"] - r["kill_wall"], 3) if ev.get("at") else None)
                 return r
             finally:
                 c.stop_all()
@@ -167,14 +172,15 @@ def main() -> None:
                for _ in range(args.runs) for mode in modes]
     print(f"{args.tables} tables x {args.rows:,} rows, {args.clients} clients; commits in each second after "
           "kill -9 of the writer")
-    print(f"| mode | CCM | promotion | before (tps) | kill -> first commit (s) | decision -> serving (s) | "
-          f"commits in seconds 1..{int(args.after)} | window vs before |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| mode | CCM | promotion | before (tps) | kill -> first commit (s) | kill -> decision (s) | "
+          f"decision -> serving (s) | "
+          f"commits in seconds 1..{int(args.after)} | half the rate by second | window vs before |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         how = "in place" if r["in_place"] else ("restart" if r["in_place"] is False else "?")
         print(f"| {r['mode']} | {'on' if r['ccm'] else 'off'} | {how} | {r['before_tps']} | "
-              f"{r['kill_to_first_commit_s']} | {r['manager_s']} | "
-              f"{' '.join(map(str, r['tps_after']))} | {r['window_pct']}% |")
+              f"{r['kill_to_first_commit_s']} | {r['detect_s']} | {r['manager_s']} | "
+              f"{' '.join(map(str, r['tps_after']))} | {r['half_rate_by_s']} | {r['window_pct']}% |")
     for mode in modes:
         pct = [r["window_pct"] for r in results if r["mode"] == mode and r["window_pct"] is not None]
         first = [r["kill_to_first_commit_s"] for r in results

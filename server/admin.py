@@ -65,7 +65,9 @@ class _AdminConn(asyncio.Protocol):
                 self.applied_lsn = m.applied_lsn
                 self.last_heartbeat = time.time()
             elif isinstance(m, R.Promote):
-                asyncio.ensure_future(self._promote(m))
+                task = asyncio.ensure_future(self._promote(m))
+                self.server.tasks.add(task)  # a strong reference until it is done
+                task.add_done_callback(self.server.tasks.discard)
 
     async def _promote(self, m: R.Promote) -> None:
         reply = await self.server.promote(m)
@@ -92,6 +94,7 @@ class AdminServer:
         # In-place promotion (server.promote), set by a reader instance: timeout -> Promoted.
         self.promote_fn: Callable[[int, float], Awaitable[R.Promoted]] | None = None
         self._promotion: asyncio.Future | None = None
+        self.tasks: set[asyncio.Task] = set()
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
