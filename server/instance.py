@@ -128,7 +128,6 @@ class Instance:
                 await asyncio.sleep(0.1)
         self.db = db = Database(self.volume, instance_name=name, role=self.role, bootstrap_password=conf.password)
         await db.start()
-        self.ccm = ccm.attach(self.role, name, data_dir, self.volume, self.admin, self.sub)  # cluster cache management
         open_sessions = self.open_sessions
 
         async def session_factory(user: str, database: str, params: dict[str, str], peer: Any):
@@ -151,6 +150,9 @@ class Instance:
                                           handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,
                                           cancel_path=cancel_socket_path(data_dir, name),
                                           backends=self.backends)
+        # Cluster cache management after the port is open: a writer's warm start loads its
+        # tables on this event loop and would otherwise hold the port closed until it is done.
+        self.ccm = ccm.attach(self.role, name, data_dir, self.volume, self.admin, self.sub)
         log.info("instance_ready", role=self.role, port=me.port, admin_port=me.admin_port)
 
         stop = asyncio.Event()
