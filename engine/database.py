@@ -60,6 +60,12 @@ class Database:
         log.info("engine promoted", instance=self.instance_name, role=self.role)
 
     def catalog(self) -> Catalog:
+        if self._catalog is not None:
+            t = getattr(self.store, "tables", {}).get(CATALOG_TABLE)
+            if t is None or t.loaded_at is None:
+                # A reader that dropped its cache (it missed redo) is reloading the catalog
+                # table: the previous catalog serves meanwhile, never one built from a part.
+                return self._catalog
         lsn = self.store.latest_lsn(CATALOG_TABLE, VERSION_KEY)
         if lsn != self._catalog_lsn or self._catalog is None:
             snap = max(self.store.snapshot(), lsn)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
 from engine.errors import AdminShutdown
 from server import replication as R
 from server.recovery import RecoveredVolume
@@ -169,6 +170,9 @@ async def promote(inst: "Instance", req: int, timeout: float) -> R.Promoted:
         # 4. The writer volume with that cache; the role switch.
         t2 = time.monotonic()
         writer = await WriterVolume.from_reader(reader, rec, sets)
+        # The engine's catalog and sequences are built from these two: never serve as the
+        # writer without them (they are dropped only if the reader was reloading them).
+        await asyncio.wait_for(writer.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE]), max(1.0, timeout))
         closed = inst.become_writer(writer, AdminShutdown(
             "terminating connection because this instance was promoted to writer",
             hint="Reconnect: the writer endpoint now leads here."))

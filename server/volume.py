@@ -1011,13 +1011,28 @@ class ReaderVolume(_Volume):
             if lsn > self.durable_tails.get(pg, 0):
                 self.durable_tails[pg] = lsn
         if vdl != self._vdl:
-            # We missed records (or the writer changed): drop the cache, reload on demand.
+            # We missed records (or the writer changed): drop the cache, reload on demand --
+            # the catalog and sequence tables at once: the engine's catalog is built from them
+            # (engine.database keeps the previous one until they are back).
             self.tables = {}
             self._placement_gen += 1
             self._placement_stale = True
             self._vdl = vdl
             self.writer_vdl = vdl
             log.info("reader_cache_reset", vdl=vdl)
+            self._tasks.append(asyncio.ensure_future(self._reload_catalog()))
+
+    async def _reload_catalog(self) -> None:
+        from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
+
+        try:
+            await self.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
+        except StorageUnavailable as e:  # the next statement that needs them retries
+            log.warning("catalog_reload_failed", error=str(e))
+        finally:
+            task = asyncio.current_task()
+            if task in self._tasks:
+                self._tasks.remove(task)  # type: ignore[arg-type]
 
     def receive(self, records: list[LogRecord], vdl: int, sent_at: float) -> None:
         pending = self._pending
