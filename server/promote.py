@@ -44,7 +44,7 @@ from server import replication as R
 from server.recovery import RecoveredVolume
 from server.volume import ReaderVolume, WriterVolume, recover_volume, split_storage_key
 from storage.client import NodeClient, NodeError, NodeUnavailable
-from storage.records import COMMIT, CONTROL_PG, LogRecord, decode_commit_value
+from storage.records import COMMIT, CONTROL_PG, PUTS, LogRecord, decode_commit_value, record_versions
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -133,7 +133,11 @@ async def commits_to_apply(reader: ReaderVolume, rec: RecoveredVolume
                     raise ReadBackError(f"commit {c.lsn}: PG {pg} record {hi} not found")
         extra.append((c.lsn, recs))
         if c.lsn in buffered:  # a buffered commit with another txid: never trust it
-            drop.update(split_storage_key(r.key)[0] for r in recs)
+            for r in recs:
+                if r.kind == PUTS:
+                    drop.update(split_storage_key(skey)[0] for skey, _ in record_versions(r))
+                else:
+                    drop.add(split_storage_key(r.key)[0])
     return extra, drop, len(commits) - len(missing), len(missing)
 
 
