@@ -7,7 +7,7 @@ Modules, one job each:
     machine.py    what the run ran on (cores, CPU, Python, PostgreSQL, library versions, commit)
     systems.py    ScratchPostgres (initdb + postgres as an unprivileged user) and ScratchBorealis
                   (server.launcher.Cluster in a temp dir); both expose ``dsn`` and ``pids()``
-    pgbench.py    pgbench init (with a fallback loader for servers lacking COPY/ALTER) and runs
+    pgbench.py    pgbench init (pgbench -i, else -i -I dtGvp) and runs
     workloads.py  the asyncpg workloads: INSERT latency, COPY, analytic join, replica lag, RSS
     report.py     the markdown table and the JSON file under bench/results/
     runner.py     the order of things; every workload failure is caught and reported

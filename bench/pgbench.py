@@ -4,11 +4,10 @@ Init tries, in order, until one succeeds:
 
     pgbench -i -s N                 the standard client-side COPY load (what PostgreSQL gets)
     pgbench -i -I dtGvp -s N        server-side INSERT ... SELECT FROM generate_series
-    fallback                        CREATE TABLE with inline PRIMARY KEYs, then multi-row
-                                    INSERT ... VALUES batches over asyncpg
 
-so a server still missing COPY, generate_series or ALTER TABLE ADD PRIMARY KEY can still be
-measured; the method used and each failed attempt's error are reported with the figures.
+the method used and each failed attempt's error are reported with the figures; if both
+fail, init fails (the runs that need the tables are reported as not measured).  There is
+no home-made loader: Borealis loads with pgbench's own steps.
 Runs always pass ``-n`` (no VACUUM / TRUNCATE before the run) to treat both systems alike.
 """
 
@@ -20,17 +19,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import asyncpg
 
 SCRIPTS = {"select": ["-S"], "update": ["-N"], "tpcb": []}  # figure name -> pgbench flags
-BATCH = 2000  # rows per INSERT in the fallback loader
-
-SCHEMA = (
-    "create table pgbench_branches (bid int primary key, bbalance int, filler char(88))",
-    "create table pgbench_tellers (tid int primary key, bid int, tbalance int, filler char(84))",
-    "create table pgbench_accounts (aid int primary key, bid int, abalance int, filler char(84))",
-    "create table pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22))",
-)
 
 
 def conn_args(dsn: str) -> list[str]:
@@ -54,25 +44,6 @@ class InitResult:
     failed_attempts: list[str]
 
 
-async def _fallback_load(dsn: str, scale: int) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for t in ("pgbench_history", "pgbench_tellers", "pgbench_accounts", "pgbench_branches"):
-            await conn.execute(f"drop table if exists {t}")
-        for stmt in SCHEMA:
-            await conn.execute(stmt)
-        await conn.execute("insert into pgbench_branches (bid, bbalance) values "
-                           + ",".join(f"({b},0)" for b in range(1, scale + 1)))
-        await conn.execute("insert into pgbench_tellers (tid, bid, tbalance) values "
-                           + ",".join(f"({t},{(t - 1) // 10 + 1},0)" for t in range(1, 10 * scale + 1)))
-        n = 100_000 * scale
-        for lo in range(1, n + 1, BATCH):
-            rows = ",".join(f"({a},{(a - 1) // 100_000 + 1},0,'')" for a in range(lo, min(lo + BATCH, n + 1)))
-            await conn.execute("insert into pgbench_accounts (aid, bid, abalance, filler) values " + rows)
-    finally:
-        await conn.close()
-
-
 async def init(dsn: str, scale: int, timeout: float = 900.0) -> dict:
     failed: list[str] = []
     for method, steps in (("pgbench -i", []), ("pgbench -i -I dtGvp", ["-I", "dtGvp"])):
@@ -82,9 +53,7 @@ async def init(dsn: str, scale: int, timeout: float = 900.0) -> dict:
         if p.returncode == 0:
             return vars(InitResult(method, round(time.perf_counter() - t0, 3), failed))
         failed.append(f"{method}: {_tail(p.stderr)}")
-    t0 = time.perf_counter()
-    await _fallback_load(dsn, scale)
-    return vars(InitResult("fallback INSERT loader", round(time.perf_counter() - t0, 3), failed))
+    raise RuntimeError("; ".join(failed))
 
 
 _TPS = re.compile(r"^tps = ([\d.]+) \(without initial connection time\)", re.M)
