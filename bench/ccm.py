@@ -186,8 +186,8 @@ def main() -> None:
         first = [r["kill_to_first_commit_s"] for r in results
                  if r["mode"] == mode and r["kill_to_first_commit_s"] is not None]
         if pct and first:
-            print(f"{mode}: median kill -> first commit {statistics.median(first)} s, median throughput over "
-                  f"the {int(args.after)} s after the kill {statistics.median(pct)}% of before ({len(pct)} runs)")
+            print(f"{mode}: median kill -> first commit {statistics.median(first):.3f} s, median throughput over "
+                  f"the {int(args.after)} s after the kill {statistics.median(pct):.1f}% of before ({len(pct)} runs)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
