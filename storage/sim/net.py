@@ -152,6 +152,18 @@ class SimClient:
             records = _records_dec.decode(records)
         return await self.call(P.Append, timeout=timeout, epoch=epoch, vdl=vdl, records=records)
 
+    def append_nowait(self, epoch: int, vdl: int, records: Any, on_reply: Any) -> None:
+        """NodeClient.append_nowait: the ack (or the failure) is handed to ``on_reply``."""
+        async def run() -> None:
+            try:
+                ack = await self.append(epoch, vdl, records)
+            except (NodeError, NodeUnavailable) as e:
+                on_reply(None, e)
+                return
+            on_reply(ack, None)
+
+        asyncio.ensure_future(run())
+
     async def fetch_log(self, pg: int, after_lsn: int, limit: int = 5_000) -> P.LogBatch:
         return await self.call(P.FetchLog, pg=pg, after_lsn=after_lsn, limit=limit)
 
