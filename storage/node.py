@@ -64,6 +64,7 @@ from storage.wire import FrameError
 
 log = structlog.get_logger("storage.node")
 
+MATERIALIZE_DELAY = 0.02  # s the materialiser waits after a wake-up, gathering Appends
 MATERIALIZE_CHUNK = 250  # records per step: ~5 ms of the event loop, which Appends wait behind
 MAX_PGS = 1 << 16  # a record naming a PG beyond this is refused (not a growth of the volume)
 RECORD_OVERHEAD = 32  # bytes a log record costs besides its key and value (PG size accounting)
@@ -123,6 +124,7 @@ class StorageNode:
         self.history: list[tuple[float, int]] = store.get_history()
         self.replayed = 0
         self._ckpt = [0] * self.n_pgs
+        self._ckpt_dirty: set[int] = set()  # PGs whose checkpoint rose since it was last written
         for pg in range(self.n_pgs):
             base = max(store.get_pg_meta(b"scl", pg), self.gc_floor[pg])
             self._ckpt[pg] = base
@@ -180,16 +182,35 @@ class StorageNode:
         return self.seg.scl()
 
     def _on_durable(self, snap: dict[int, int]) -> None:
-        batch = Batch()
         for pg, lsn in snap.items():
             # A truncation during the flush may have lowered the SCL: never report more.
             self.durable_scl[pg] = min(lsn, self.seg.pgs[pg].scl)
             if self.durable_scl[pg] > self._ckpt[pg]:
-                # Written after the records it covers: RocksDB's WAL keeps write order, so
-                # a checkpoint that survives a crash never claims records that did not.
                 self._ckpt[pg] = self.durable_scl[pg]
-                batch.put_pg_meta(b"scl", pg, self._ckpt[pg])
-        self.store.write(batch)
+                self._ckpt_dirty.add(pg)
+
+    def write_checkpoints(self) -> None:
+        """Write the pending SCL checkpoints now (unsynced; the caller flushes or closes)."""
+        if self._ckpt_dirty:
+            batch = Batch()
+            self._put_checkpoints(batch)
+            self.store.write(batch)
+
+    def _put_checkpoints(self, batch: Batch) -> None:
+        """Add the SCL checkpoints raised by flushes since the last write to ``batch``.
+
+        They ride in the next batch the node writes anyway (an Append's, the
+        materialiser's; at the latest the materialiser's idle tick) instead of costing a
+        WAL write of their own after every fsync.  Always written after the records they
+        cover -- RocksDB's WAL keeps write order -- so a checkpoint that survives a crash
+        never claims records that did not; one lost with a crash only makes the next
+        start replay a little more log."""
+        dirty = self._ckpt_dirty
+        if dirty:
+            ckpt = self._ckpt
+            for pg in dirty:
+                batch.put_pg_meta(b"scl", pg, ckpt[pg])
+            dirty.clear()
 
     def checkpoint_scl(self, batch: Batch) -> None:
         """Lower the SCL checkpoints to the current SCLs (after a truncation or repair)."""
@@ -197,6 +218,7 @@ class StorageNode:
             scl = self.seg.pgs[pg].scl
             if scl < self._ckpt[pg]:
                 self._ckpt[pg] = scl
+                self._ckpt_dirty.discard(pg)
                 batch.put_pg_meta(b"scl", pg, scl)
 
     def _note_vdl(self, vdl: int, batch: Batch | None = None, wake: bool = True) -> None:
@@ -253,6 +275,7 @@ class StorageNode:
             log.info("epoch_adopted", epoch=m.epoch, via="append")
         self._note_vdl(m.vdl, batch)
         self.ingest(m.records, batch)
+        self._put_checkpoints(batch)
         self.store.write(batch)
 
     def _acked(self, req: int) -> P.AppendAck:
@@ -373,6 +396,7 @@ class StorageNode:
             for e in bad:
                 self._note_corrupt(e)
         batch.put_materialized(pg, reached)
+        self._put_checkpoints(batch)
         self.store.write(batch)
         self.mat[pg] = reached
         return reached >= target
@@ -383,7 +407,13 @@ class StorageNode:
                 await asyncio.wait_for(self._mat_wakeup.wait(), 0.5)
             except asyncio.TimeoutError:
                 pass
+            else:
+                # Let the Appends of the next few milliseconds pile up: one log scan and
+                # one write per PG for all of them, instead of one per Append (a read
+                # that needs newer versions materialises what it needs itself).
+                await asyncio.sleep(MATERIALIZE_DELAY)
             self._mat_wakeup.clear()
+            self.write_checkpoints()
             for pg in range(self.n_pgs):
                 try:
                     while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
@@ -577,6 +607,7 @@ class NodeConnection(asyncio.Protocol):
         self.tasks = tasks
         self.dec = P.REQUESTS.decoder()
         self.transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -585,9 +616,17 @@ class NodeConnection(asyncio.Protocol):
         self.transport = None
 
     def _reply(self, msg: Any) -> None:
+        """Queue a reply; every reply queued in one event-loop turn (the acks one fsync
+        releases, say) leaves in one socket write."""
+        self._out.append(P.REPLIES.frame(msg))
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self._send_out)
+
+    def _send_out(self) -> None:
+        out, self._out = self._out, []
         t = self.transport
-        if t is not None and not t.is_closing():
-            t.write(P.REPLIES.frame(msg))
+        if t is not None and not t.is_closing() and out:
+            t.write(out[0] if len(out) == 1 else b"".join(out))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -687,6 +726,7 @@ async def serve(
     if tasks:
         await asyncio.wait(list(tasks), timeout=2.0)
     await node.flusher.drain()
+    node.write_checkpoints()  # a clean stop replays no log on the next start
     for p in peers:
         p.close()
     node.flusher.close()
