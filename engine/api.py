@@ -1,7 +1,7 @@
 """The two seams of the engine.
 
 Below the engine: ``RowStore`` -- what an instance (writer or reader) gives the engine.
-It is implemented by ``server.volume.VolumeStore`` (cache + redo + storage nodes, over
+It is implemented by ``server.volume._Volume`` (``WriterVolume`` / ``ReaderVolume``) (cache + redo + storage nodes, over
 ``engine.memstore.VersionedTables``); the engine's tests drive it through a real cluster.
 
 Above the engine: ``Session`` / ``Result`` / ``Column`` -- what the pg-wire server uses.

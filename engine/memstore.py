@@ -1,6 +1,6 @@
 """Versioned in-memory rows, row locks and snapshots: the core every RowStore shares.
 
-``server.volume.VolumeStore`` subclasses ``VersionedTables`` and adds loading from storage
+``server.volume._Volume`` (``WriterVolume`` / ``ReaderVolume``) subclasses ``VersionedTables`` and adds loading from storage
 nodes, quorum commits and the redo stream; the engine is tested through a real cluster.
 
 Layout: ``tables[table_id] -> TableVersions``; ``TableVersions.rows[key]`` is one

@@ -29,6 +29,7 @@ from engine.keys import rowid_key
 from engine.parse import Stmt
 from engine.stmtplan import StmtPlan, build_plan
 from engine.txn import Restart, Txn
+from engine.waits import wait_until
 
 log = structlog.get_logger("engine")
 
@@ -470,17 +471,16 @@ class EngineSession:
             raise
         self._waiter = waiter
         try:
-            if timeout is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout)
+            if timeout is not None and not await wait_until(waiter, timeout):
+                waiter.cancel()
+                if which == "lock":
+                    raise errors.LockNotAvailable("canceling statement due to lock timeout")
+                raise errors.QueryCanceled("canceling statement due to statement timeout")
+            await waiter
         except asyncio.CancelledError:
+            waiter.cancel()  # the connection itself went away while we waited
             self._check_cancel()
             raise
-        except asyncio.TimeoutError:
-            if which == "lock":
-                raise errors.LockNotAvailable("canceling statement due to lock timeout") from None
-            raise errors.QueryCanceled("canceling statement due to statement timeout") from None
         finally:
             self._waiter = None
 

@@ -36,26 +36,12 @@ def socket_path(data_dir: str | Path, instance: str) -> Path | None:
     return p if len(str(p)) <= MAX_PATH else None
 
 
-def send_socket(path: Path, client: socket.socket, held: bytes, timeout: float = 0.5) -> None:
-    """Pass ``client`` (and the bytes read from it so far) to the instance at ``path``.
-    Raises OSError if the instance does not take it; the caller then relays instead."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(path))
-        fds = array.array("i", [client.fileno()])
-        payload = _HDR.pack(len(held)) + held
-        sent = s.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-        if sent < len(payload):
-            s.sendall(payload[sent:])
-        if s.recv(1) != b"k":  # the instance confirms it owns the socket
-            raise OSError("instance did not accept the connection")
-
-
 async def hand_off(path: Path, client: socket.socket, held: bytes, timeout: float = 0.5) -> None:
-    """``send_socket`` for an event loop: the same exchange, without blocking the loop while
-    the instance confirms (a proxy that waited in a blocking recv handed off one connection
-    at a time, at the pace of the instance's wake-ups).  Raises OSError (or TimeoutError,
-    one of them) if the instance does not take the socket; the caller then relays instead."""
+    """Pass ``client`` (and the bytes read from it so far) to the instance at ``path`` over
+    the Unix socket (SCM_RIGHTS), without blocking the event loop while the instance
+    confirms with ``k`` (a proxy that waited in a blocking recv handed off one connection
+    at a time, at the pace of the instance's wake-ups).  Raises OSError if the instance
+    does not take the socket in time; the caller then relays instead."""
     loop = asyncio.get_running_loop()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.setblocking(False)

@@ -40,6 +40,7 @@ from engine.api import Key, Row
 from engine.errors import StorageUnavailable
 from engine.gcpause import gc_paused
 from engine.memstore import TableVersions, VersionedTables
+from engine.waits import wait_until
 from server.config import DEFAULT_PG_SIZE_LIMIT, ClusterConf
 from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
 from server.quorum import ConsistencyTracker
@@ -63,6 +64,8 @@ _APPLY_SLICE = 5_000  # writes of a large commit applied to the cache between yi
 # take, each costing them about as much CPU as the fsync).  With one client there is never
 # a batch in flight when a commit arrives, so nothing waits.
 _BATCHES_IN_FLIGHT = int(os.environ.get("BOREALIS_BATCHES_IN_FLIGHT", "2"))
+_UNSTABLE_SWEEP = 4_096  # records kept for resending past which stable ones are swept out of order
+_RESEND_GROUP = 64  # records per Append when resending (PUTS records are up to ~400 rows each)
 _HOLD_RECORDS = 1_000  # a batch this big goes out at once (bulk commits)
 RECORD_OVERHEAD = 32  # bytes a record costs besides key and value (as storage.node counts)
 log = structlog.get_logger("volume")
@@ -154,15 +157,20 @@ class _Volume(VersionedTables):
 
     async def ensure_loaded(self, table_ids: Iterable[int]) -> None:
         for tid in table_ids:
-            t = self.tables.get(tid)
-            if t is not None and t.loaded_at is not None:
-                continue
-            fut = self._loading.get(tid)
-            if fut is None:
-                fut = asyncio.ensure_future(self._load(tid))
-                self._loading[tid] = fut
-                fut.add_done_callback(lambda _f, tid=tid: self._loading.pop(tid, None))
-            await asyncio.shield(fut)
+            # A load that began before the cache was reset (a reader re-subscribing, a
+            # promotion) filled the old cache: look again, and load anew if needed.
+            for _attempt in range(3):
+                t = self.tables.get(tid)
+                if t is not None and t.loaded_at is not None:
+                    break
+                fut = self._loading.get(tid)
+                if fut is None:
+                    fut = asyncio.ensure_future(self._load(tid))
+                    self._loading[tid] = fut
+                    fut.add_done_callback(lambda _f, tid=tid: self._loading.pop(tid, None))
+                await asyncio.shield(fut)
+            else:
+                raise StorageUnavailable(f"table {tid} could not be loaded: the instance's cache was reset meanwhile")
 
     async def _placement_ready(self, at: int) -> None:
         """The placement map must cover the read point (readers: see ReaderVolume)."""
@@ -268,6 +276,7 @@ class WriterVolume(_Volume):
         # Records not yet on a write quorum: re-sent to segments that reconnect or stall, so a
         # batch lost by every node (all killed before their fsync) is never a permanent hole.
         self._unstable: deque[LogRecord] = deque()
+        self._sweep_at = _UNSTABLE_SWEEP  # see _acked
         self.publisher = None  # redo.RedoPublisher, set by the instance
         # Volume growth (server.placement): bytes of log appended per PG, the limit, and
         # the head PGs that passed it (the next commit writing there adds a PG first).
@@ -496,8 +505,10 @@ class WriterVolume(_Volume):
         assert self.tracker is not None
         scl = self.tracker.scl.get(node.name, {})
         missing = [r for r in self._unstable if r.lsn > scl.get(r.pg, 0)]
-        if missing and self._inflight.get(node.name, 0) <= 64:
-            self._send(node, missing, self._vdl)
+        if self._inflight.get(node.name, 0) > 64:
+            return
+        for start in range(0, len(missing), _RESEND_GROUP):  # frames stay far below MAX_FRAME
+            self._send(node, missing[start:start + _RESEND_GROUP], self._vdl)
 
     def _complete_nodes(self, pg: int, lsn: int) -> list[NodeClient]:
         assert self.tracker is not None
@@ -612,11 +623,9 @@ class WriterVolume(_Volume):
         last_vcl = tracker.vcl
         stalled_since = loop.time()
         while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(fut), min(1.0, max(self.commit_timeout, 0.01)))
+            if await wait_until(fut, min(1.0, max(self.commit_timeout, 0.01))):
+                fut.result()
                 return
-            except asyncio.TimeoutError:
-                pass
             now = loop.time()
             if tracker.vcl != last_vcl:
                 last_vcl, stalled_since = tracker.vcl, now
@@ -722,8 +731,23 @@ class WriterVolume(_Volume):
         # 4. storage
         self._note_sizes(touched)
         window: deque[int] = deque()  # last LSN of each Append of this commit not yet below the VCL
-        for start in range(0, len(records), _LARGE_GROUP):
-            await self._send_large(records[start:start + _LARGE_GROUP], window, commit_lsn)
+        sent = 0
+        try:
+            for start in range(0, len(records), _LARGE_GROUP):
+                await self._send_large(records[start:start + _LARGE_GROUP], window, commit_lsn)
+                sent = start + _LARGE_GROUP
+        except BaseException:
+            # Storage made no progress for commit_timeout (or we were cancelled): every LSN
+            # of this commit is tracked, so all of it must still reach storage -- else the
+            # VCL stops below it and no later commit ever completes.  Queue the rest with
+            # the COMMIT record; it becomes durable if storage comes back, as the error says.
+            rest = [*records[sent:], commit]
+            self._unstable.extend(rest)
+            if self.publisher is not None:
+                self.publisher.publish(rest)
+            self._batch.extend(rest)
+            self._schedule_flush()
+            raise
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((commit_lsn, fut))
         self._commit_waiters.sort(key=lambda w: w[0])  # a smaller commit may have queued meanwhile
@@ -834,9 +858,11 @@ class WriterVolume(_Volume):
         self._inflight[node.name] = self._inflight.get(node.name, 0) + 1
 
         def on_reply(ack: Any, exc: BaseException | None) -> None:
-            self._acked(node, ack, exc)
-            if landed is not None:
-                landed()
+            try:
+                self._acked(node, ack, exc)
+            finally:
+                if landed is not None:
+                    landed()  # else _batches_in_flight never comes down again
 
         node.append_nowait(self.epoch, vdl, batch, on_reply)
 
@@ -858,6 +884,13 @@ class WriterVolume(_Volume):
         vcl = self.tracker.vcl
         while unstable and unstable[0].lsn <= vcl:
             unstable.popleft()
+        if len(unstable) > self._sweep_at:
+            # A large commit's slices are queued after smaller commits with higher LSNs
+            # (not in LSN order), so the head stays put until the whole large commit is
+            # durable: drop what is stable anywhere.  Sweeps happen when the queue has
+            # doubled since the last one, so their cost per ack stays constant.
+            self._unstable = unstable = deque(r for r in unstable if r.lsn > vcl)
+            self._sweep_at = max(_UNSTABLE_SWEEP, 2 * len(unstable))
 
     def _vdl_advanced(self) -> None:
         assert self.tracker is not None
@@ -1026,9 +1059,13 @@ class ReaderVolume(_Volume):
         from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
 
         try:
-            await self.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
-        except StorageUnavailable as e:  # the next statement that needs them retries
-            log.warning("catalog_reload_failed", error=str(e))
+            while True:  # the engine keeps the previous catalog until this succeeds
+                try:
+                    await self.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
+                    return
+                except StorageUnavailable as e:
+                    log.warning("catalog_reload_failed", error=str(e))
+                    await asyncio.sleep(0.5)
         finally:
             task = asyncio.current_task()
             if task in self._tasks:

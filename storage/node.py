@@ -413,13 +413,16 @@ class StorageNode:
                 # that needs newer versions materialises what it needs itself).
                 await asyncio.sleep(MATERIALIZE_DELAY)
             self._mat_wakeup.clear()
-            self.write_checkpoints()
-            for pg in range(self.n_pgs):
-                try:
-                    while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
-                        await asyncio.sleep(0)  # Appends and reads get the loop between steps
-                except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
-                    self._note_corrupt(e)
+            try:
+                self.write_checkpoints()
+                for pg in range(self.n_pgs):
+                    try:
+                        while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
+                            await asyncio.sleep(0)  # Appends and reads get the loop between steps
+                    except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
+                        self._note_corrupt(e)
+            except Exception:  # noqa: BLE001 -- the next pass retries; the task must not end
+                log.exception("materialize_failed")
 
     # --- reads -----------------------------------------------------------------------
     def _check_read(self, pg: int, at_lsn: int) -> None:
@@ -729,7 +732,6 @@ async def serve(
     node.write_checkpoints()  # a clean stop replays no log on the next start
     for p in peers:
         p.close()
-    node.flusher.close()
     node.store.close()
     log.info("node_stopped")
 
@@ -743,7 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scrub-interval", type=float, default=None, help="seconds between scrub passes (default 300)")
     args = ap.parse_args(argv)
     configure_logging()
-    # A busy loop can delay the fsync thread's wake-up by the switch interval (5 ms default).
+    # Threads that need the GIL now and then (the heartbeat-style helpers, RocksDB
+    # callbacks) wait at most this long for a busy event loop to let go of it.
     sys.setswitchinterval(0.001)
     import uvloop
 

@@ -27,8 +27,8 @@ Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own blo
 checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
 
 Writes go through :class:`Batch` and :meth:`Store.write` unsynced (WAL on, no fsync);
-durability comes from :meth:`Store.flush_wal`, which the node runs in a thread because it
-releases the GIL while it fsyncs (``put(sync=True)`` would freeze the event loop).
+durability comes from :meth:`Store.flush_wal`, one fsync shared by every write of an
+event-loop turn (``storage.walsync``); ``put(sync=True)`` would fsync once per write.
 """
 
 from __future__ import annotations

@@ -91,6 +91,3 @@ class GroupFlusher:
         """Wait for the scheduled flush (if any) to finish."""
         while self._scheduled:
             await asyncio.sleep(0)
-
-    def close(self) -> None:
-        pass

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import asyncpg
 import psycopg
@@ -63,6 +64,20 @@ def test_kill_writer_promotes_tier0_reader_in_place(make_cluster) -> None:
     assert held.execute("SELECT count(*) FROM accounts").fetchone() == (20,)
     assert held.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
+    # and one asleep in pg_sleep: promotion must wake it, not leave it (and its snapshot
+    # pin) in place for ten minutes
+    sleeper_err: list[BaseException] = []
+
+    def sleep_on_i2() -> None:
+        with psycopg.connect(i2_dsn, autocommit=True) as s:
+            try:
+                s.execute("SELECT pg_sleep(600)")
+            except psycopg.Error as e:
+                sleeper_err.append(e)
+
+    sleeper = threading.Thread(target=sleep_on_i2, daemon=True)
+    sleeper.start()
+
     load, t_kill, t_first = asyncio.run(_run_load_around(c.writer_dsn, lambda: c.kill("i1", 9)))
     print(f"\nin-place failover: kill -9 -> first commit {t_first - t_kill:.2f} s; "
           f"{len(load.acked)} transfers acked; client errors {dict(load.errors)}")
@@ -76,6 +91,10 @@ def test_kill_writer_promotes_tier0_reader_in_place(make_cluster) -> None:
     assert (st["role"], st["state"], st["pid"]) == ("writer", "available", pid)
     assert warm <= set(st["cached_tables"])
     asyncio.run(_check_consistent(c.writer_dsn, load.acked))
+
+    sleeper.join(10)
+    assert not sleeper.is_alive(), "a reader session in pg_sleep outlived the promotion"
+    assert sleeper_err and "terminating connection" in str(sleeper_err[0]), sleeper_err
 
     # the held reader session was ended with 57P01, not left wedged
     with pytest.raises(psycopg.OperationalError) as err:
@@ -116,6 +135,20 @@ def test_restart_fallback_when_in_place_promotion_is_off(make_cluster, monkeypat
     c = make_cluster(readers=1)
     asyncio.run(_setup_accounts(c.writer_dsn))
     pid = c.launcher.pid("i2")
+    # and one asleep in pg_sleep: promotion must wake it, not leave it (and its snapshot
+    # pin) in place for ten minutes
+    sleeper_err: list[BaseException] = []
+
+    def sleep_on_i2() -> None:
+        with psycopg.connect(i2_dsn, autocommit=True) as s:
+            try:
+                s.execute("SELECT pg_sleep(600)")
+            except psycopg.Error as e:
+                sleeper_err.append(e)
+
+    sleeper = threading.Thread(target=sleep_on_i2, daemon=True)
+    sleeper.start()
+
     load, t_kill, t_first = asyncio.run(_run_load_around(c.writer_dsn, lambda: c.kill("i1", 9)))
     print(f"\nrestart failover: kill -9 -> first commit {t_first - t_kill:.2f} s")
     ev = c.status()["manager"]["events"][-1]

@@ -260,7 +260,11 @@ class PgConnection:
         self.pending_fatal = err
         intr = getattr(self.session, "interrupts", None)
         if intr is not None and intr.running:
-            intr.request_cancel()
+            cancel = getattr(self.session, "cancel", None)
+            if cancel is not None:
+                cancel()  # also wakes a statement waiting (pg_sleep, a row lock)
+            else:
+                intr.request_cancel()
         if self.wake is not None:
             self.wake()
 
@@ -332,8 +336,18 @@ class PgConnection:
         else:
             self._ext_error(SqlError("internal error", sqlstate="XX000"))
 
+    def _terminated_by(self, err: SqlError) -> bool:
+        """A statement canceled because the server ends the connection (``terminate``)
+        reports the FATAL, as PostgreSQL's terminated backends do, not the cancel."""
+        if self.pending_fatal is None or err.sqlstate != "57014":
+            return False
+        self.fatal(self.pending_fatal)
+        return True
+
     def _ext_error(self, err: SqlError) -> None:
         """An error while in READY: report it, then skip to Sync (extended protocol)."""
+        if self._terminated_by(err):
+            return
         self.out.append(_error_msg(err))
         if self.state == READY:
             self.state = SKIP
@@ -407,7 +421,9 @@ class PgConnection:
         self.state = AUTH  # errors from the factory are FATAL
         session = await self.ctx.session_factory(self.user, self.database, self.params, self.peer)
         self.session = session
-        self.pid = self.ctx.allocate_pid()
+        # One process id for BackendKeyData (cancel requests), pg_backend_pid(),
+        # pg_stat_activity and pg_cancel_backend(): the engine session's when it has one.
+        self.pid = getattr(session, "backend_pid", 0) or self.ctx.allocate_pid()
         self.secret = secrets.randbits(31)
         self.ctx.backends[(self.pid, self.secret)] = self
         intr = getattr(session, "interrupts", None)
@@ -460,6 +476,8 @@ class PgConnection:
             if self._report:
                 self._report_changes()
         except SqlError as err:
+            if self._terminated_by(err):
+                return
             out.append(_error_msg(err))
         except Exception:
             self.log.error("internal error in simple query", exc=traceback.format_exc())

@@ -258,6 +258,9 @@ def test_pg_stat_activity_lists_the_instance_sessions_and_pg_cancel_backend(pg):
             assert [(r["usename"], r["datname"], r["state"], r["query"], r["started"], r["in_xact"]) for r in rows] \
                 == [("alice", "db", "idle in transaction", "SELECT count(*) FROM wire_gen", True, True)]
             pid = rows[0]["pid"]
+            # one process id everywhere: BackendKeyData (what a driver cancels with),
+            # pg_backend_pid() and pg_stat_activity
+            assert pid == a.get_server_pid() == await a.fetchval("SELECT pg_backend_pid()")
             # another role sees the session, not its statement
             seen = await b.fetchrow("SELECT query, state FROM pg_stat_activity WHERE pid = $1", pid)
             assert tuple(seen) == ("<insufficient privilege>", None)

@@ -102,7 +102,6 @@ def test_gc_keeps_the_retention_window_and_restart_uses_the_checkpoint(tmp_path:
         assert res.gc_floor == {0: 5} and res.versions_removed == 3  # a@3, b@2, b@5
         assert node.scan(P.Scan(req=0, pg=0, prefix=b"", at_lsn=5)).items == [(b"a", 4, b"a4")]
         assert node.scan(P.Scan(req=0, pg=0, prefix=b"", at_lsn=6)).items == [(b"a", 6, b"a6")]
-        node.flusher.close()
         store.close()
         # Restart: the GC floor survives, the SCL comes from its checkpoint (no replay).
         store = Store(tmp_path / "db")
@@ -111,7 +110,6 @@ def test_gc_keeps_the_retention_window_and_restart_uses_the_checkpoint(tmp_path:
         assert node.read(P.Read(req=0, pg=0, key=b"a", at_lsn=6)).value == b"a6"
         await node.append(P.Append(req=0, epoch=1, vdl=6, records=[rec(7, 0, 6, b"c", b"c7")]))
         assert node.seg.pgs[0].scl == 7
-        node.flusher.close()
         store.close()
 
     run(go())

@@ -392,7 +392,6 @@ def test_truncate_drops_pending_records_in_process(tmp_path: Path) -> None:
         assert ack.scl == {0: 51}
         # The old record is refused even when a peer offers it again.
         assert await node.apply_fetched([rec(6, 0, 4)]) == 0
-        node.flusher.close()
         store.close()
         # Restart: the same state comes back from the log and metadata.
         store = Store(tmp_path / "db")
@@ -400,7 +399,6 @@ def test_truncate_drops_pending_records_in_process(tmp_path: Path) -> None:
         st = node.state()
         assert st.scl == {0: 51} and st.epoch == 2 and st.truncations == [(2, 2, 50)]
         assert node.read(P.Read(req=4, pg=0, key=b"n", at_lsn=51)).value == b"v"
-        node.flusher.close()
         store.close()
 
     run(go())

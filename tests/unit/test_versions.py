@@ -1,5 +1,5 @@
 """Version pruning in the instance cache (engine.memstore.VersionedTables, the base of
-server.volume.VolumeStore) respects pinned snapshots; and what a client sees of that: a
+server.volume.WriterVolume) respects pinned snapshots; and what a client sees of that: a
 REPEATABLE READ transaction keeps reading its snapshot's versions on the real cluster."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from engine.memstore import VersionedTables
 
 
 def _commit(vt: VersionedTables, lsn: int, writes: dict) -> None:
-    """What VolumeStore does once a commit is durable: apply it, then advance the VDL."""
+    """What WriterVolume does once a commit is durable: apply it, then advance the VDL."""
     vt.apply(lsn, writes)
     vt._vdl = lsn
 
