@@ -325,26 +325,47 @@ def _pg_sleep(cp: Compiler, node: exp.Expression) -> CExpr:
     return CExpr(lambda r, c: c.sleep(seconds(r, c)), T.VOID)
 
 
-def _pg_cancel_backend(cp: Compiler, node: exp.Expression) -> CExpr:
-    """pg_cancel_backend(pid): cancel the running statement of a session of this instance
-    (a superuser any, others their own role's); false when no such session."""
-    pid = cp.coerce(cp.compile(node.expressions[0]), T.INT4).fn
+def _signal_backend(what: str) -> Any:
+    """pg_cancel_backend(pid) / pg_terminate_backend(pid [, timeout]): cancel the running
+    statement of a session of this instance, or end the session (FATAL 57P01).  A superuser
+    signals any session, others only their own role's and never a superuser's; false (with
+    a warning in PostgreSQL) when no session of this instance has that pid."""
+    doing = "canceled" if what == "cancel" else "terminated"
+    noun = "query" if what == "cancel" else "process"
 
-    def run(r: Any, c: Any) -> bool | None:
-        p = pid(r, c)
-        if p is None:
-            return None
-        target = c.db.sessions.get(p)
-        if target is None:
-            return False
-        me = c.session
-        if me.gucs.get("is_superuser") != "on" and target.session_user != me.session_user:
-            raise errors.SqlError("must be a member of the role whose query is being canceled "
-                                  "or member of pg_signal_backend", sqlstate="42501")
-        target.cancel()
-        return True
+    def compile_(cp: Compiler, node: exp.Expression) -> CExpr:
+        pid = cp.coerce(cp.compile(node.expressions[0]), T.INT4).fn
 
-    return CExpr(run, T.BOOL)
+        def run(r: Any, c: Any) -> bool | None:
+            p = pid(r, c)
+            if p is None:
+                return None
+            target = c.db.sessions.get(p)
+            if target is None:
+                return False
+            me = c.session
+            if me.gucs.get("is_superuser") != "on":
+                if target.gucs.get("is_superuser") == "on":
+                    raise errors.SqlError(f"must be a superuser to {'cancel' if what == 'cancel' else 'terminate'} "
+                                          f"superuser {noun}", sqlstate="42501")
+                if target.session_user != me.session_user:
+                    raise errors.SqlError(f"must be a member of the role whose {noun} is being {doing} "
+                                          "or member of pg_signal_backend", sqlstate="42501")
+            if what == "cancel":
+                target.cancel()
+            elif target.terminate is not None:
+                target.terminate()
+            else:
+                return False
+            return True
+
+        return CExpr(run, T.BOOL)
+
+    return compile_
+
+
+_pg_cancel_backend = _signal_backend("cancel")
+_pg_terminate_backend = _signal_backend("terminate")
 
 
 def _pg_backend_pid(cp: Compiler, node: exp.Expression) -> CExpr:
@@ -395,6 +416,7 @@ _HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "Extract": _extract, "Mod": _mod_fn, "mod": _mod_fn, "pg_typeof": _typeof, "Rand": _random,
     "random": _random, "TimeToStr": _to_char, "pg_backend_pid": _pg_backend_pid,
     "pg_sleep": _pg_sleep, "pg_sleep_for": _pg_sleep, "pg_cancel_backend": _pg_cancel_backend,
+    "pg_terminate_backend": _pg_terminate_backend,
     "inet_server_port": _session_const(lambda c: None, T.INT4),
     "borealis_instance": _session_const(lambda c: c.db.instance_name, T.TEXT),
     "borealis_role": _session_const(lambda c: c.db.role, T.TEXT),

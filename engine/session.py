@@ -57,6 +57,9 @@ class EngineSession:
         # and at await points (engine.interrupts); a lock wait in progress is interrupted.
         self.interrupts = Interrupts()
         self._waiter: asyncio.Future | None = None
+        # Ends the client connection with FATAL 57P01 (set by the pg-wire layer; used by
+        # pg_terminate_backend); None for a session without one.
+        self.terminate: Any = None
         # what pg_stat_activity shows of this session (unix times; the latest statement's text)
         self.backend_start = time.time()
         self.query = ""

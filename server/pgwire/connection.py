@@ -48,7 +48,7 @@ import structlog
 
 from engine.api import Prepared, Result
 from engine.copy import CopyInResult, CopyOutResult
-from engine.errors import SqlError
+from engine.errors import AdminShutdown, SqlError
 from server import types_io
 from server.auth import AuthConfig, Authenticator
 from server.cancel import client_gone_probe
@@ -426,6 +426,9 @@ class PgConnection:
         self.pid = getattr(session, "backend_pid", 0) or self.ctx.allocate_pid()
         self.secret = secrets.randbits(31)
         self.ctx.backends[(self.pid, self.secret)] = self
+        if hasattr(session, "terminate"):  # pg_terminate_backend
+            session.terminate = lambda: self.terminate(
+                AdminShutdown("terminating connection due to administrator command"))
         intr = getattr(session, "interrupts", None)
         if intr is not None and self.sock_fd >= 0:
             # a long statement stops once its client is gone (engine.interrupts)

@@ -283,3 +283,43 @@ def test_pg_stat_activity_lists_the_instance_sessions_and_pg_cancel_backend(pg):
 
     asyncio.run(main())
     assert pg.wait_sessions(app, 0) == 0
+
+
+def test_pg_terminate_backend_ends_a_session_with_57P01(pg):
+    """pg_terminate_backend ends another session -- idle or in the middle of a statement --
+    with FATAL 57P01; a non-superuser may not end a superuser's session; a session may end
+    itself; an unknown pid gives false."""
+    app = app_name()
+
+    async def main():
+        admin = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="postgres", database="postgres")
+        idle = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="alice", database="db",
+                                     server_settings={"application_name": app})
+        busy = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="alice", database="db",
+                                     server_settings={"application_name": app})
+        bob = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="bob", database="db")
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="superuser"):
+                await bob.fetchval("SELECT pg_terminate_backend($1)", admin.get_server_pid())
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="being terminated"):
+                await bob.fetchval("SELECT pg_terminate_backend($1)", idle.get_server_pid())
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", idle.get_server_pid()) is True
+            sleeper = asyncio.ensure_future(busy.fetchval("SELECT pg_sleep(30)"))
+            await asyncio.sleep(0.3)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", busy.get_server_pid()) is True
+            gone = (asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)  # as the FATAL and EOF race
+            with pytest.raises(gone, match="administrator command"):
+                await asyncio.wait_for(sleeper, 10)
+            with pytest.raises((*gone, asyncpg.InterfaceError)):  # asyncpg may have seen the close already
+                await idle.fetchval("SELECT 1")
+            assert idle.is_closed()
+            assert await admin.fetchval("SELECT pg_terminate_backend(999999)") is False
+            with pytest.raises(gone, match="administrator command"):
+                await bob.fetchval("SELECT pg_terminate_backend(pg_backend_pid())")
+            assert await admin.fetchval("SELECT 1") == 1
+        finally:
+            for c in (admin, idle, busy, bob):
+                await c.close()
+
+    asyncio.run(main())
+    assert pg.wait_sessions(app, 0) == 0
