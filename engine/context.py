@@ -14,7 +14,7 @@ from engine.api import SleepNeeded
 
 class ExecCtx:
     __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "now", "catalog", "store",
-                 "sleeps_done", "sleeps_seen")
+                 "sleeps_done", "sleeps_seen", "pcache")
 
     def __init__(self, session: Any, txn: Any, snapshot: int, params: list[Any] | tuple = ()) -> None:
         self.session = session
@@ -29,6 +29,7 @@ class ExecCtx:
         self.store = self.db.store if self.db is not None else None
         self.sleeps_done = 0  # pg_sleep calls of this statement already slept (see api.SleepNeeded)
         self.sleeps_seen = 0
+        self.pcache: dict[int, tuple[int, Any]] = {}  # parameter index -> (type oid, coerced value)
 
     def sleep(self, seconds: float | None) -> None:
         """pg_sleep: the n-th call of a run either was slept already or asks for the sleep."""

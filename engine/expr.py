@@ -203,6 +203,8 @@ def _int_div(a: int, b: int) -> int:
 
 
 def _int_mod(a: int, b: int) -> int:
+    if a >= 0 and b > 0:
+        return a % b  # the common case; the result takes the dividend's sign otherwise
     if b == 0:
         raise errors.DivisionByZero("division by zero")
     return int(math.fmod(a, b)) if abs(a) < 2**52 else a - b * _int_div(a, b)
@@ -398,11 +400,19 @@ class Compiler:
         pts = env.param_types
 
         def run(r: Any, ctx: Any) -> Any:
+            # A parameter is the same for every row of a statement: coerce it once per
+            # execution (simple-query literals become parameters too, see engine.normalize).
+            oid = pts[i]
+            hit = ctx.pcache.get(i)
+            if hit is not None and hit[0] == oid:
+                return hit[1]
             try:
                 v = ctx.params[i]
             except IndexError:
                 raise errors.SqlError(f"there is no parameter ${i + 1}", sqlstate="42P02") from None
-            return coerce_param(v, pts[i])
+            v = coerce_param(v, oid)
+            ctx.pcache[i] = (oid, v)
+            return v
 
         t = pts[i] if pts[i] else T.UNKNOWN
         return CExpr(run, t, param=i)

@@ -303,6 +303,18 @@ class Planner:
                     lkeys.append(lambda r, c, i=li: r[i])
                     rkeys.append(lambda r, c, i=ri: r[i])
                     continue
+            elif isinstance(p, exp.EQ):
+                # An equality of an expression of each side (``t.tid % 10 = a.aid % 10``) is
+                # a hash key too: evaluated once per row of its side instead of once per pair.
+                sides = _side_of(scope, p.this, lw), _side_of(scope, p.expression, lw)
+                if set(sides) == {"l", "r"}:
+                    le, re_ = (p.this, p.expression) if sides[0] == "l" else (p.expression, p.this)
+                    a = Compiler(self.env, scope).compile(le)  # left columns sit first: reads l alone
+                    b = Compiler(self.env, Scope(rcols, scope.parent)).compile(re_)
+                    if _hashable_pair(a.type, b.type):
+                        lkeys.append(a.fn)
+                        rkeys.append(b.fn)
+                        continue
             rest.append(p)
         residual = and_all(rest)
         res_fn = Compiler(self.env, scope).compile_bool(residual).fn if residual is not None else None
@@ -909,6 +921,31 @@ def _where_for_join(sel: exp.Select, cols: list, rcols: list) -> exp.Expression 
         if idx and None not in idx and any(i >= lw for i in idx):  # type: ignore[operator]
             out.append(p.copy())
     return and_all(out)
+
+
+# What a hash-join key expression may be made of: columns, constants and arithmetic that
+# cannot fail on a row the join would not have compared (no division, no functions).
+_KEY_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Mod, exp.Neg,
+              exp.Cast, exp.DataType, exp.Parameter, exp.Placeholder)
+
+
+def _side_of(scope: Scope, e: exp.Expression, lw: int) -> str | None:
+    """"l" / "r" when ``e`` reads columns of only the left / right side of a join (and is
+    made of ``_KEY_NODES``); None otherwise (both sides, no column, outer columns)."""
+    side = None
+    for node in e.walk():
+        if not isinstance(node, _KEY_NODES):
+            return None
+        if isinstance(node, exp.Column):
+            i = _col_index(scope, node)
+            if i is None:
+                return None
+            s = "l" if i < lw else "r"
+            if side is None:
+                side = s
+            elif side != s:
+                return None
+    return side
 
 
 def _hashable_pair(a: int, b: int) -> bool:
