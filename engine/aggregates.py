@@ -65,6 +65,46 @@ def agg_step(spec: AggSpec, st: list, row: tuple, ctx: Any) -> None:
     _feed(spec, st, _args_of(spec, row, ctx))
 
 
+def agg_stepper(spec: AggSpec) -> Any:
+    """``agg_step`` for one spec as a closure ``step(st, row, ctx)``: the plain forms of
+    count / sum / avg / min / max (no DISTINCT, FILTER or ORDER BY) without the general
+    path's per-row dispatch; every other aggregate goes through ``agg_step``."""
+    kind, arg = spec.kind, spec.arg
+    if spec.filter is not None or spec.order or spec.distinct or spec.sep is not None or spec.arg2 is not None:
+        return lambda st, row, ctx: agg_step(spec, st, row, ctx)
+    if kind == "count_star":
+        def step(st: list, row: tuple, ctx: Any) -> None:
+            st[0] += 1
+    elif kind == "count":
+        def step(st: list, row: tuple, ctx: Any) -> None:
+            if arg(row, ctx) is not None:
+                st[0] += 1
+    elif kind in ("sum", "avg"):
+        def step(st: list, row: tuple, ctx: Any) -> None:
+            v = arg(row, ctx)
+            if v is not None:
+                acc = st[0]
+                st[0] = v if acc is None else acc + v
+                st[2] += 1
+    elif kind == "min":
+        def step(st: list, row: tuple, ctx: Any) -> None:
+            v = arg(row, ctx)
+            if v is not None:
+                acc = st[0]
+                if acc is None or v < acc:
+                    st[0] = v
+    elif kind == "max":
+        def step(st: list, row: tuple, ctx: Any) -> None:
+            v = arg(row, ctx)
+            if v is not None:
+                acc = st[0]
+                if acc is None or v > acc:
+                    st[0] = v
+    else:
+        return lambda st, row, ctx: agg_step(spec, st, row, ctx)
+    return step
+
+
 def _args_of(spec: AggSpec, row: tuple, ctx: Any) -> tuple:
     if spec.kind == "count_star":
         return ()

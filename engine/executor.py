@@ -225,6 +225,23 @@ def _checked_enum(items: list, check: Any) -> Iterator[tuple[int, Any]]:
         yield from enumerate(items[start:start + CHECK_EVERY], start)
 
 
+def _tuple_fn(fns: list[Fn]) -> Fn:
+    """``lambda row, ctx: tuple(f(row, ctx) for f in fns)`` without a generator per row
+    for the usual one to three functions."""
+    if not fns:
+        return lambda r, c: ()
+    if len(fns) == 1:
+        f0 = fns[0]
+        return lambda r, c: (f0(r, c),)
+    if len(fns) == 2:
+        f0, f1 = fns
+        return lambda r, c: (f0(r, c), f1(r, c))
+    if len(fns) == 3:
+        f0, f1, f2 = fns
+        return lambda r, c: (f0(r, c), f1(r, c), f2(r, c))
+    return lambda r, c: tuple([f(r, c) for f in fns])
+
+
 class HashJoin(Op):
     """Equi-join: build a hash table on the right side's key, probe with the left's."""
 
@@ -236,17 +253,19 @@ class HashJoin(Op):
     def rows(self, ctx: Any) -> Iterator[tuple]:
         table: dict[tuple, list[tuple[int, tuple]]] = {}
         rights = list(self.right.rows(ctx))
+        rkey, lkey = _tuple_fn(self.rkey), _tuple_fn(self.lkey)
         for i, r in enumerate(rights):
-            k = tuple(f(r, ctx) for f in self.rkey)
+            k = rkey(r, ctx)
             if None not in k:
                 table.setdefault(k, []).append((i, r))
         kind, res = self.kind, self.residual
         matched = [False] * len(rights) if kind in ("right", "full") else None
         rnull, lnull = (None,) * self.rw, (None,) * self.lw
+        get = table.get
         for l in self.left.rows(ctx):
-            k = tuple(f(l, ctx) for f in self.lkey)
+            k = lkey(l, ctx)
             hit = False
-            for i, r in table.get(k, ()) if None not in k else ():
+            for i, r in get(k, ()) if None not in k else ():
                 row = l + r
                 if res is None or res(row, ctx) is True:
                     hit = True
@@ -263,6 +282,7 @@ class HashJoin(Op):
 
 # -- aggregation (specs and states live in engine.aggregates) --------------------------------
 from engine.aggregates import AggSpec, agg_final as _agg_final, agg_init as _agg_init, agg_step as _agg_step  # noqa: E402,F401
+from engine.aggregates import agg_stepper  # noqa: E402
 
 
 class Aggregate(Op):
@@ -275,8 +295,10 @@ class Aggregate(Op):
         keys, aggs = self.keys, self.aggs
         groups: dict[tuple, list[list]] = {}
         originals: dict[tuple, tuple] | None = None  # hashable stand-in -> key (array/json keys)
+        steps = [agg_stepper(a) for a in aggs]
+        key_of = _tuple_fn(keys)
         for row in self.child.rows(ctx):
-            k = tuple([f(row, ctx) for f in keys])
+            k = key_of(row, ctx)
             try:
                 sts = groups.get(k)
             except TypeError:
@@ -288,8 +310,8 @@ class Aggregate(Op):
                 sts = groups.get(k)
             if sts is None:
                 sts = groups[k] = [_agg_init(a) for a in aggs]
-            for a, st in zip(aggs, sts):
-                _agg_step(a, st, row, ctx)
+            for step, st in zip(steps, sts):
+                step(st, row, ctx)
         if not groups and not keys:
             groups[()] = [_agg_init(a) for a in aggs]
         for k, sts in groups.items():
