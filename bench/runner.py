@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from bench import connect, machine, pgbench, report, workloads
 from bench.report import Figure
@@ -101,6 +103,34 @@ def _err(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0] if msg else ''}"[:400]
 
 
+async def settle(pids_fn, idle_share: float = 0.10, timeout: float = 90.0) -> float:
+    """Wait until the system's processes together use under ``idle_share`` of one core for
+    a whole second (background work after the load: storage materialising the log,
+    PostgreSQL's checkpointer and autovacuum), at most ``timeout`` s; returns the wait.
+    Both systems get the same wait, so the first workload is not measured against it."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def cpu_ticks() -> int:
+        total = 0
+        for pid in pids_fn().values():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                continue
+        return total
+
+    t0 = time.perf_counter()
+    prev = cpu_ticks()
+    while time.perf_counter() - t0 < timeout:
+        await asyncio.sleep(1.0)
+        now = cpu_ticks()
+        if (now - prev) / hz < idle_share:
+            break
+        prev = now
+    return round(time.perf_counter() - t0, 1)
+
+
 class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.a = args
@@ -136,6 +166,9 @@ class Run:
                 for k in result_keys(sorted(sel & NEEDS_INIT)):
                     res.setdefault(k, {"error": "init failed: " + res["init"]["error"]})
                 sel -= NEEDS_INIT
+            else:
+                res["init"]["settle_s"] = await settle(sysobj.pids)
+                self.log(f"  settled after init in {res['init']['settle_s']} s")
         if "pgbench" in sel:
             for script in pgbench.SCRIPTS:
                 for c in CLIENTS:
