@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,28 @@ if TYPE_CHECKING:
 log = structlog.get_logger("storage.scrub")
 
 YIELD_EVERY = 2_000
+# A scheduled pass is background work: it uses at most this share of the node's time, so
+# six nodes scrubbing a large volume on shared cores do not stall commits (a pass of a few
+# million entries takes a few times longer instead).  A pass asked for (Scrub request, or
+# a read that met damage) runs flat out.
+SCRUB_DUTY = 0.2
+
+
+class _Pace:
+    """Between chunks of the walk: yield to the loop, and when pacing, sleep long enough
+    that the walk's own time stays at ``SCRUB_DUTY`` of the elapsed time."""
+
+    def __init__(self, paced: bool) -> None:
+        self.paced = paced
+        self.resumed = time.monotonic()
+
+    async def pause(self) -> None:
+        if not self.paced:
+            await asyncio.sleep(0)
+            return
+        busy = time.monotonic() - self.resumed
+        await asyncio.sleep(busy * (1 / SCRUB_DUTY - 1))
+        self.resumed = time.monotonic()
 PEER_TIMEOUT = 3.0
 _PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
 
@@ -66,9 +89,10 @@ class _Pass:
         self.lost: list[tuple[int, int]] = []  # (pg, lsn above which the chain to the SCL breaks)
 
 
-async def _walk(node: "StorageNode") -> _Pass:
+async def _walk(node: "StorageNode", paced: bool = False) -> _Pass:
     st = _Pass()
     store = node.store
+    pace = _Pace(paced)
     n = 0
     for pg in range(node.n_pgs):
         lo, hi = pg_log_range(pg)
@@ -94,7 +118,7 @@ async def _walk(node: "StorageNode") -> _Pass:
                     expect_prev = rec.lsn
             n += 1
             if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+                await pace.pause()
         if chain_ok and scl > floor and (expect_prev or 0) < scl:
             st.lost.append((pg, max(expect_prev or 0, floor) + 1))
         lo, hi = pg_version_range(pg)
@@ -115,7 +139,7 @@ async def _walk(node: "StorageNode") -> _Pass:
                 prev_good = k
             n += 1
             if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+                await pace.pause()
         for bad in pending:
             st.bad_versions.append((pg, bad, prev_good + b"\x00", hi))
     return st
@@ -245,10 +269,11 @@ async def rebuild(node: "StorageNode") -> None:
     log.error("store_rebuilt_from_peers", moved_aside=str(aside))
 
 
-async def scrub(node: "StorageNode", req: int = 0) -> P.ScrubResult:
-    """One verification pass plus repair; the reply counts what it found and fixed."""
+async def scrub(node: "StorageNode", req: int = 0, paced: bool = False) -> P.ScrubResult:
+    """One verification pass plus repair; the reply counts what it found and fixed.
+    ``paced``: a scheduled pass (see ``SCRUB_DUTY``)."""
     try:
-        st = await _walk(node)
+        st = await _walk(node, paced)
     except CorruptData as e:
         log.error("rocksdb_corruption", error=str(e))
         await rebuild(node)
@@ -272,16 +297,20 @@ async def scrub(node: "StorageNode", req: int = 0) -> P.ScrubResult:
 
 
 async def scrub_loop(node: "StorageNode", interval: float) -> None:
-    """A pass every ``interval`` seconds, and at once when a read met damage."""
+    """A paced pass every ``interval`` seconds (each wait drawn from 0.5x..1.5x of it, so
+    the six nodes, started together, do not all scrub at once), and a full-speed pass at
+    once when a read met damage."""
     while True:
+        paced = True
         try:
-            await asyncio.wait_for(node._repair_wakeup.wait(), interval)
+            await asyncio.wait_for(node._repair_wakeup.wait(), interval * random.uniform(0.5, 1.5))
             await asyncio.sleep(0.05)  # let a burst of damaged reads coalesce
+            paced = False
         except asyncio.TimeoutError:
             pass
         node._repair_wakeup.clear()
         try:
-            await scrub(node)
+            await scrub(node, paced=paced)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 -- the scrubber must never take the node down
