@@ -135,20 +135,6 @@ def test_restart_fallback_when_in_place_promotion_is_off(make_cluster, monkeypat
     c = make_cluster(readers=1)
     asyncio.run(_setup_accounts(c.writer_dsn))
     pid = c.launcher.pid("i2")
-    # and one asleep in pg_sleep: promotion must wake it, not leave it (and its snapshot
-    # pin) in place for ten minutes
-    sleeper_err: list[BaseException] = []
-
-    def sleep_on_i2() -> None:
-        with psycopg.connect(i2_dsn, autocommit=True) as s:
-            try:
-                s.execute("SELECT pg_sleep(600)")
-            except psycopg.Error as e:
-                sleeper_err.append(e)
-
-    sleeper = threading.Thread(target=sleep_on_i2, daemon=True)
-    sleeper.start()
-
     load, t_kill, t_first = asyncio.run(_run_load_around(c.writer_dsn, lambda: c.kill("i1", 9)))
     print(f"\nrestart failover: kill -9 -> first commit {t_first - t_kill:.2f} s")
     ev = c.status()["manager"]["events"][-1]
