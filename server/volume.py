@@ -389,11 +389,16 @@ class WriterVolume(_Volume):
             self.pg_bytes[r.pg] = self.pg_bytes.get(r.pg, 0) + len(r.key) + len(r.value) + RECORD_OVERHEAD
         self._next_lsn = records[-1].lsn + 1
         self._tail_log.extend((r.lsn, r.pg) for r in records)
+        self._queue(records)
+        self._schedule_flush()
+
+    def _queue(self, records: list[LogRecord]) -> None:
+        """Allocated and tracked records on their way: into the next Append, kept for
+        resending until the VCL passes them, and onto the redo stream to the readers."""
         self._batch.extend(records)
         self._unstable.extend(records)
         if self.publisher is not None:
             self.publisher.publish(records)
-        self._schedule_flush()
 
     async def _create_pgs(self, count: int) -> None:
         """``AddPgs(count)`` on every storage node; returns once a write quorum of each
@@ -543,10 +548,7 @@ class WriterVolume(_Volume):
         self._tails.update(new_tails)
         self._next_lsn = commit_lsn + 1
         self._tail_log.extend((r.lsn, r.pg) for r in records)
-        self._batch.extend(records)
-        self._unstable.extend(records)
-        if self.publisher is not None:
-            self.publisher.publish(records)
+        self._queue(records)
         self._schedule_flush()
         fut = asyncio.get_running_loop().create_future()
         self._commit_waiters.append((commit_lsn, fut))
@@ -724,6 +726,8 @@ class WriterVolume(_Volume):
             empty = encode_puts([])
             fillers = [LogRecord.make(r.lsn, r.pg, r.prev_lsn, txid, PUTS, b"", empty, epoch)
                        for r in (*records, commit)]
+            # Not ``_queue``: readers buffer records by transaction until its COMMIT, and
+            # these fill LSNs of a transaction that never commits.
             self._unstable.extend(fillers)
             self._batch.extend(fillers)
             self._schedule_flush()
@@ -741,11 +745,7 @@ class WriterVolume(_Volume):
             # of this commit is tracked, so all of it must still reach storage -- else the
             # VCL stops below it and no later commit ever completes.  Queue the rest with
             # the COMMIT record; it becomes durable if storage comes back, as the error says.
-            rest = [*records[sent:], commit]
-            self._unstable.extend(rest)
-            if self.publisher is not None:
-                self.publisher.publish(rest)
-            self._batch.extend(rest)
+            self._queue([*records[sent:], commit])
             self._schedule_flush()
             raise
         fut = asyncio.get_running_loop().create_future()
@@ -805,10 +805,7 @@ class WriterVolume(_Volume):
                     f"progress for {self.commit_timeout:.0f} s; the transaction may still become durable when "
                     "storage recovers",
                 )
-        self._unstable.extend(records)
-        if self.publisher is not None:
-            self.publisher.publish(records)
-        self._batch.extend(records)
+        self._queue(records)
         self._flush()
         window.append(records[-1].lsn)
         await asyncio.sleep(0)  # let acks, heartbeats and other sessions in
