@@ -12,7 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
-from bench.report import _fmt
+from bench.report import fmt_value
 
 
 def combine(reports: list[dict]) -> str:
@@ -31,7 +31,7 @@ def combine(reports: list[dict]) -> str:
         bo = [f["borealis"] for f in figs if isinstance(f.get("borealis"), (int, float))]
         ratios = [f["ratio"] for f in figs if isinstance(f.get("ratio"), (int, float))]
         arrow = "↓" if better == "lower" else "↑"
-        cells = [_fmt(statistics.median(v), None) if v else "n/a" for v in (pg, bo, ratios)]
+        cells = [fmt_value(statistics.median(v), None) if v else "n/a" for v in (pg, bo, ratios)]
         lines.append(f"| {label} ({unit} {arrow}) | {cells[0]} | {cells[1]} | {cells[2]} | {len(bo)} |")
     return "\n".join(lines) + "\n"
 

@@ -30,7 +30,7 @@ _CONN = re.compile(r"^average connection time = ([\d.]+) ms", re.M)
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pids: dict[str, int]) -> float:
+def cpu_seconds(pids: dict[str, int]) -> float:
     """utime + stime + cutime + cstime over ``pids`` (processes that are gone count 0)."""
     total = 0
     for pid in pids.values():
@@ -64,9 +64,9 @@ def storm(dsn: str, clients: int, seconds: float, pids: dict[str, int]) -> dict:
         # than clients would cap the rate at threads / connect latency.
         args = ["pgbench", "-n", "-C", "-f", str(script), "-c", str(clients), "-j", str(clients),
                 "-T", str(max(1, round(seconds))), *conn_args(dsn)]
-        s0, c0 = _cpu_seconds(pids), _children_cpu()
+        s0, c0 = cpu_seconds(pids), _children_cpu()
         out = _run(args, seconds)
-        s1, c1 = _cpu_seconds(pids), _children_cpu()
+        s1, c1 = cpu_seconds(pids), _children_cpu()
     done = int(_DONE.search(out).group(1)) if _DONE.search(out) else 0
     conn_ms = _CONN.search(out)
     per = max(done, 1)

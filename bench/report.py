@@ -59,7 +59,7 @@ def build_figures(figs: list[Figure], details: dict[str, dict[str, dict]]) -> di
     return out
 
 
-def _fmt(v: float | None, err: str | None) -> str:
+def fmt_value(v: float | None, err: str | None) -> str:
     if err:
         short = err.replace("|", "/").replace("\n", " ")
         return f"failed: {short[:90]}" + ("…" if len(short) > 90 else "")
@@ -83,7 +83,7 @@ def markdown(machine: dict, config: dict, figures: dict[str, dict], details: dic
         "|---|---:|---:|---:|",
     ]
     for row in figures.values():
-        cells = [_fmt(row[s], row["errors"].get(s)) for s in SYSTEMS]
+        cells = [fmt_value(row[s], row["errors"].get(s)) for s in SYSTEMS]
         ratio = f"{row['ratio']:.3g}" if row["ratio"] is not None else ""
         lines.append(f"| {row['label']} ({row['unit']} {arrow[row['better']]}) | {cells[0]} | {cells[1]} | {ratio} |")
     rss = details.get("borealis", {}).get("rss")

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 import traceback
-from pathlib import Path
 
 from bench import connect, machine, pgbench, report, workloads
 from bench.report import Figure
@@ -108,24 +106,12 @@ async def settle(pids_fn, idle_share: float = 0.10, timeout: float = 90.0) -> fl
     a whole second (background work after the load: storage materialising the log,
     PostgreSQL's checkpointer and autovacuum), at most ``timeout`` s; returns the wait.
     Both systems get the same wait, so the first workload is not measured against it."""
-    hz = os.sysconf("SC_CLK_TCK")
-
-    def cpu_ticks() -> int:
-        total = 0
-        for pid in pids_fn().values():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime + stime
-            except (OSError, IndexError, ValueError):
-                continue
-        return total
-
     t0 = time.perf_counter()
-    prev = cpu_ticks()
+    prev = connect.cpu_seconds(pids_fn())
     while time.perf_counter() - t0 < timeout:
         await asyncio.sleep(1.0)
-        now = cpu_ticks()
-        if (now - prev) / hz < idle_share:
+        now = connect.cpu_seconds(pids_fn())
+        if now - prev < idle_share:
             break
         prev = now
     return round(time.perf_counter() - t0, 1)
