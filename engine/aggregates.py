@@ -70,8 +70,10 @@ def agg_stepper(spec: AggSpec) -> Any:
     count / sum / avg / min / max (no DISTINCT, FILTER or ORDER BY) without the general
     path's per-row dispatch; every other aggregate goes through ``agg_step``."""
     kind, arg = spec.kind, spec.arg
-    if spec.filter is not None or spec.order or spec.distinct or spec.sep is not None or spec.arg2 is not None:
+    plain = spec.filter is None and not spec.order and not spec.distinct and spec.sep is None and spec.arg2 is None
+    if not plain or kind not in ("count_star", "count", "sum", "avg", "min", "max"):
         return lambda st, row, ctx: agg_step(spec, st, row, ctx)
+    # The same state updates as ``_feed`` for these kinds, without its dispatch.
     if kind == "count_star":
         def step(st: list, row: tuple, ctx: Any) -> None:
             st[0] += 1
@@ -93,15 +95,13 @@ def agg_stepper(spec: AggSpec) -> Any:
                 acc = st[0]
                 if acc is None or v < acc:
                     st[0] = v
-    elif kind == "max":
+    else:  # max
         def step(st: list, row: tuple, ctx: Any) -> None:
             v = arg(row, ctx)
             if v is not None:
                 acc = st[0]
                 if acc is None or v > acc:
                     st[0] = v
-    else:
-        return lambda st, row, ctx: agg_step(spec, st, row, ctx)
     return step
 
 

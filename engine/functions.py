@@ -346,7 +346,7 @@ def _signal_backend(what: str) -> Any:
             me = c.session
             if me.gucs.get("is_superuser") != "on":
                 if target.gucs.get("is_superuser") == "on":
-                    raise errors.SqlError(f"must be a superuser to {'cancel' if what == 'cancel' else 'terminate'} "
+                    raise errors.SqlError(f"must be a superuser to {what} "
                                           f"superuser {noun}", sqlstate="42501")
                 if target.session_user != me.session_user:
                     raise errors.SqlError(f"must be a member of the role whose {noun} is being {doing} "

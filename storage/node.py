@@ -745,8 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scrub-interval", type=float, default=None, help="seconds between scrub passes (default 300)")
     args = ap.parse_args(argv)
     configure_logging()
-    # Threads that need the GIL now and then (the heartbeat-style helpers, RocksDB
-    # callbacks) wait at most this long for a busy event loop to let go of it.
+    # The fsync runs on the event loop now, so no Python thread of the node waits for the
+    # GIL in normal work; the short interval only bounds such a wait should one appear.
     sys.setswitchinterval(0.001)
     import uvloop
 

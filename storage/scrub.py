@@ -60,6 +60,9 @@ YIELD_EVERY = 2_000
 # a read that met damage) runs flat out.
 SCRUB_DUTY = 0.2
 
+PEER_TIMEOUT = 3.0
+_PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
+
 
 class _Pace:
     """Between chunks of the walk: yield to the loop, and when pacing, sleep long enough
@@ -76,8 +79,6 @@ class _Pace:
         busy = time.monotonic() - self.resumed
         await asyncio.sleep(busy * (1 / SCRUB_DUTY - 1))
         self.resumed = time.monotonic()
-PEER_TIMEOUT = 3.0
-_PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
 
 
 class _Pass:

@@ -260,11 +260,7 @@ class PgConnection:
         self.pending_fatal = err
         intr = getattr(self.session, "interrupts", None)
         if intr is not None and intr.running:
-            cancel = getattr(self.session, "cancel", None)
-            if cancel is not None:
-                cancel()  # also wakes a statement waiting (pg_sleep, a row lock)
-            else:
-                intr.request_cancel()
+            self.session.cancel()  # also wakes a statement waiting (pg_sleep, a row lock)
         if self.wake is not None:
             self.wake()
 
