@@ -42,9 +42,9 @@ from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
 from engine.errors import AdminShutdown
 from server import replication as R
 from server.recovery import RecoveredVolume
-from server.volume import ReaderVolume, WriterVolume, recover_volume, split_storage_key
+from server.volume import ReaderVolume, WriterVolume, recover_volume, tables_written
 from storage.client import NodeClient, NodeError, NodeUnavailable
-from storage.records import COMMIT, CONTROL_PG, PUTS, LogRecord, decode_commit_value, record_versions
+from storage.records import COMMIT, CONTROL_PG, LogRecord, decode_commit_value
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -132,12 +132,8 @@ async def commits_to_apply(reader: ReaderVolume, rec: RecoveredVolume
                 if not any(r.pg == pg and r.lsn == hi for r in recs):
                     raise ReadBackError(f"commit {c.lsn}: PG {pg} record {hi} not found")
         extra.append((c.lsn, recs))
-        if c.lsn in buffered:  # a buffered commit with another txid: never trust it
-            for r in recs:
-                if r.kind == PUTS:
-                    drop.update(split_storage_key(skey)[0] for skey, _ in record_versions(r))
-                else:
-                    drop.add(split_storage_key(r.key)[0])
+        if c.lsn in buffered:  # a buffered commit with another txid: trust neither version's tables
+            drop |= tables_written(recs) | reader.buffered_tables(c.lsn)
     return extra, drop, len(commits) - len(missing), len(missing)
 
 

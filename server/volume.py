@@ -99,6 +99,17 @@ def split_storage_key(skey: bytes) -> tuple[int, Key]:
     return _TID.unpack_from(skey)[0], skey[4:]
 
 
+def tables_written(recs: list[LogRecord]) -> set[int]:
+    """The table ids the data records ``recs`` write."""
+    out: set[int] = set()
+    for r in recs:
+        if r.kind == PUTS:
+            out.update(split_storage_key(skey)[0] for skey, _ in record_versions(r))
+        elif r.kind != COMMIT:
+            out.add(split_storage_key(r.key)[0])
+    return out
+
+
 class _Volume(VersionedTables):
     """What writer and reader share: node clients, table loading, PG placement."""
 
@@ -970,12 +981,18 @@ class ReaderVolume(_Volume):
             out[lsn] = recs[0].txid if recs else -1
         return out
 
+    def buffered_tables(self, lsn: int) -> set[int]:
+        """The tables the buffered commit at ``lsn`` writes (none when it is not buffered)."""
+        return {t for c_lsn, recs in self._ready if c_lsn == lsn for t in tables_written(recs)}
+
     def settle_at(self, vdl: int, extra: list[tuple[int, list[LogRecord]]], drop: set[int]) -> list[int]:
         """Bring the cache to exactly ``vdl`` (the VDL a promotion recovered): apply the
         buffered commits up to it plus ``extra`` (commits read back from storage: (commit
         LSN, data records)), forget everything above it (storage truncated it), and drop the
         tables in ``drop`` and those whose load has not finished (a load started at the old
-        read point would miss the commits applied here).  Returns the dropped table ids.
+        read point would miss the commits applied here).  A commit LSN both buffered and in
+        ``extra`` is applied once, from ``extra``: storage is the truth, and the caller drops
+        the tables of such a buffered commit.  Returns the dropped table ids.
         Synchronous: no other code touches the cache meanwhile."""
         dropped = set()
         if vdl < self._vdl:  # cannot happen (the writer's VDL was durable); be safe
@@ -983,7 +1000,9 @@ class ReaderVolume(_Volume):
             dropped = set(self.tables)
             self.tables = {}
         if extra:
-            self._ready = sorted(self._ready + extra, key=lambda c: c[0])
+            replaced = {lsn for lsn, _ in extra}
+            kept = [c for c in self._ready if c[0] not in replaced]
+            self._ready = sorted(kept + extra, key=lambda c: c[0])
         else:
             self._ready.sort(key=lambda c: c[0])
         self._apply_upto(vdl)

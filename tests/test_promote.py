@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 
 import asyncpg
@@ -143,17 +144,23 @@ def test_restart_fallback_when_in_place_promotion_is_off(make_cluster, monkeypat
     asyncio.run(_check_consistent(c.writer_dsn, load.acked))
 
 
-def test_promotion_reads_back_commits_the_reader_missed(make_cluster) -> None:
+@pytest.mark.parametrize("untrusted", [False, True], ids=["missed", "buffered-other-txid"])
+def test_promotion_reads_back_commits_the_reader_missed(make_cluster, untrusted: bool) -> None:
     """The read-back path of ``commits_to_apply``, in this process: a ReaderVolume follows
     the redo stream, caches a table, stops following; three more commits change that table
     (update, delete, insert); the writer is killed; recovery, read-back and ``settle_at``
-    must leave the cached table equal to a fresh load from storage at the recovered VDL."""
+    must leave the cached table equal to a fresh load from storage at the recovered VDL.
+    ``untrusted``: the reader also holds, at the LSN of the first of those commits, a
+    buffered commit of another transaction (what a writer truncated by recovery had sent)
+    that deletes rows of a second cached table: neither version may be trusted, so both
+    tables leave the cache, and reloaded they equal storage."""
     from engine import codec
     from engine.catalog import CATALOG_TABLE, Catalog
     from server.admin import RedoSubscriber
     from server.config import ClusterConf
-    from server.promote import commits_to_apply
+    from server.promote import _chain, commits_to_apply
     from server.volume import ReaderVolume, recover_volume
+    from storage.records import COMMIT, CONTROL_PG, DELETE, LogRecord
 
     c = make_cluster(readers=1)
     c.kill("manager", 15)  # no automatic failover: this test promotes by hand
@@ -168,7 +175,9 @@ def test_promotion_reads_back_commits_the_reader_missed(make_cluster) -> None:
             await conn.close()
 
     asyncio.run(sql("CREATE TABLE promo_t (id integer PRIMARY KEY, v text)",
-                    "INSERT INTO promo_t SELECT g, 'v' || g FROM generate_series(1, 200) g"))
+                    "INSERT INTO promo_t SELECT g, 'v' || g FROM generate_series(1, 200) g",
+                    "CREATE TABLE promo_u (id integer PRIMARY KEY)",
+                    "INSERT INTO promo_u SELECT g FROM generate_series(1, 20) g"))
 
     async def scenario() -> None:
         conf = ClusterConf.load(c.data_dir)
@@ -183,12 +192,14 @@ def test_promotion_reads_back_commits_the_reader_missed(make_cluster) -> None:
                 await rv.ensure_loaded([CATALOG_TABLE])
                 cat = Catalog.from_rows(rv.scan(CATALOG_TABLE, rv.snapshot()))
                 tid = next((td.table_id for name, td in cat.tables.items() if name.endswith("promo_t")), None)
-                if tid is not None:
+                uid = next((td.table_id for name, td in cat.tables.items() if name.endswith("promo_u")), None)
+                if tid is not None and uid is not None:
                     break
             await asyncio.sleep(0.1)
-        assert tid is not None, "the probe reader never saw promo_t"
-        await rv.ensure_loaded([tid])
+        assert tid is not None and uid is not None, "the probe reader never saw promo_t and promo_u"
+        await rv.ensure_loaded([tid, uid])
         assert len(list(rv.scan(tid, rv.snapshot()))) == 200
+        assert len(list(rv.scan(uid, rv.snapshot()))) == 20
         sub.stop()
         applied = rv.snapshot()
         await sql("UPDATE promo_t SET v = 'updated' WHERE id <= 50",
@@ -198,10 +209,21 @@ def test_promotion_reads_back_commits_the_reader_missed(make_cluster) -> None:
         rv.stop()
         rec, _sets = await recover_volume(rv.nodes, conf, rv.pgs)
         assert rec.vdl > applied
+        if untrusted:
+            on_storage = [r for r in await _chain(rv.nodes, rec, CONTROL_PG, applied) if r.kind == COMMIT]
+            first = min(r.lsn for r in on_storage)
+            ukeys = [k for k, _ in rv.scan(uid, rv.snapshot())][:5]
+            fake = [LogRecord.make(first - 1 - i, 1, 0, 10 ** 9, DELETE, struct.pack(">I", uid) + k, b"", 1)
+                    for i, k in enumerate(ukeys)]
+            rv._ready.append((first, fake))  # as the redo stream would have buffered it
         extra, drop, from_buffer, from_storage = await commits_to_apply(rv, rec)
-        assert (from_buffer, from_storage, drop) == (0, 3, set()), (from_buffer, from_storage, drop)
+        want_drop = {tid, uid} if untrusted else set()
+        assert (from_buffer, from_storage, drop) == (0, 3, want_drop), (from_buffer, from_storage, drop)
         dropped = rv.settle_at(rec.vdl, extra, drop)
-        assert tid not in dropped
+        assert set(dropped) == want_drop
+        if untrusted:  # reloaded from storage at the recovered VDL
+            await rv.ensure_loaded([tid, uid])
+            assert len(dict(rv.scan(uid, rec.vdl))) == 20, "the untrusted buffered deletes were applied"
         got = dict(rv.scan(tid, rec.vdl))
 
         fresh = ReaderVolume(conf, codec, data_dir=str(c.data_dir))
