@@ -45,17 +45,6 @@ class LockBusy(Exception):
         self.holder = holder
 
 
-class SleepNeeded(Exception):
-    """Raised by ``pg_sleep`` inside a statement: the executor is synchronous, so the
-    session rolls the statement back, sleeps on the event loop (other sessions keep
-    running; a cancel or statement_timeout ends the sleep) and runs it again, this time
-    passing over the sleeps already done (``ExecCtx.sleeps_done``)."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"sleep {seconds} s")
-        self.seconds = seconds
-
-
 class RowStore(Protocol):
     read_only: bool  # True on readers: writes must fail with 25006
 

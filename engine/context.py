@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.api import SleepNeeded
+from greenlet import getcurrent
+
+from engine import errors
 
 
 class ExecCtx:
     __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "now", "catalog", "store",
-                 "sleeps_done", "sleeps_seen", "pcache")
+                 "pcache", "suspend")
 
     def __init__(self, session: Any, txn: Any, snapshot: int, params: list[Any] | tuple = ()) -> None:
         self.session = session
@@ -27,13 +29,19 @@ class ExecCtx:
         self.now = txn.start_time if txn is not None else None
         self.catalog = None
         self.store = self.db.store if self.db is not None else None
-        self.sleeps_done = 0  # pg_sleep calls of this statement already slept (see api.SleepNeeded)
-        self.sleeps_seen = 0
         self.pcache: dict[int, tuple[int, Any]] = {}  # parameter index -> (type oid, coerced value)
+        # The greenlet the statement runs in when its plan calls pg_sleep (``StmtPlan.sleeps``;
+        # see ``EngineSession._run_suspendable``); None: run directly, it cannot sleep.
+        self.suspend: Any = None
 
     def sleep(self, seconds: float | None) -> None:
-        """pg_sleep: the n-th call of a run either was slept already or asks for the sleep."""
-        n = self.sleeps_seen
-        self.sleeps_seen = n + 1
-        if n >= self.sleeps_done and seconds is not None and seconds > 0:
-            raise SleepNeeded(float(seconds))
+        """pg_sleep: suspend the statement where it is.  Its greenlet switches to the session
+        with the seconds to sleep; the session sleeps on the event loop and switches back,
+        so execution carries on here with the same snapshot -- or throws a cancel, timeout
+        or termination in, which unwinds the executor from this point."""
+        if seconds is None or not seconds > 0:
+            return
+        g = self.suspend
+        if g is None or getcurrent() is not g:
+            raise errors.FeatureNotSupported("pg_sleep is not supported in this context")
+        g.parent.switch(float(seconds))

@@ -89,7 +89,8 @@ def build_explain(node: Any, catalog: Any, param_types: list[int]) -> Any:
         return "EXPLAIN", [(ln,) for ln in lines], []
 
     return StmtPlan(run, columns=[Column("QUERY PLAN", T.TEXT)], param_types=inner.param_types,
-                    tables=inner.tables, writes=inner.writes and analyze, verb="EXPLAIN", cacheable=False)
+                    tables=inner.tables, writes=inner.writes and analyze, verb="EXPLAIN", cacheable=False,
+                    sleeps=inner.sleeps and analyze)
 
 
 # -- the operator tree ------------------------------------------------------------------------------

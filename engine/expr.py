@@ -79,6 +79,8 @@ class Env:
         self.catalog = catalog
         self.param_types = param_types
         self.planner = planner
+        # a pg_sleep call was compiled: the statement may suspend (``StmtPlan.sleeps``)
+        self.sleeps = False
 
     def set_param_type(self, i: int, oid: int) -> None:
         while len(self.param_types) <= i:

@@ -311,7 +311,9 @@ def _octet_length(cp: Compiler, node: exp.Expression) -> CExpr:
 
 def _pg_sleep(cp: Compiler, node: exp.Expression) -> CExpr:
     """pg_sleep(seconds), pg_sleep_for(interval): sleeps on the event loop, never blocking
-    it (``ExecCtx.sleep`` asks the session to sleep and re-run the statement)."""
+    it (``ExecCtx.sleep`` suspends the statement's greenlet while the session sleeps).
+    Marks the statement (``Env.sleeps``) so that the session runs it in a greenlet."""
+    cp.env.sleeps = True
     name = str(node.this).lower()
     arg = cp.compile(node.expressions[0])
     if name == "pg_sleep_for":

@@ -17,11 +17,12 @@ import time
 from typing import Any, AsyncIterator
 
 import structlog
+from greenlet import getcurrent, greenlet
 from sqlglot import exp
 
 from engine import datetime_style, errors, guc, positions
 from engine import types as T
-from engine.api import Column, LockBusy, Prepared, Result, SleepNeeded
+from engine.api import Column, LockBusy, Prepared, Result
 from engine.catalog import SEQUENCE_TABLE, Catalog
 from engine.context import ExecCtx
 from engine.interrupts import Interrupts
@@ -35,6 +36,20 @@ log = structlog.get_logger("engine")
 
 _ISO_NAMES = {"read uncommitted": "read committed", "read committed": "read committed",
               "repeatable read": "repeatable read", "serializable": "serializable"}
+
+
+def _unwind(g: greenlet, exc: BaseException) -> None:
+    """End the suspended statement greenlet ``g`` by raising ``exc`` where it sleeps (its
+    finally blocks run, its generators close); never leave it suspended."""
+    try:
+        g.throw(exc)
+    except BaseException:  # noqa: BLE001 -- ``exc`` (or what the executor made of it) comes back
+        pass  # the caller raises ``exc`` itself
+    while not g.dead:  # it swallowed the exception and slept again: GreenletExit ends it
+        try:
+            g.throw()
+        except BaseException:  # noqa: BLE001
+            pass
 
 
 class EngineSession:
@@ -354,7 +369,6 @@ class EngineSession:
         store = self.store
         started = time.monotonic()
         kept: int | None = None  # READ COMMITTED: the statement snapshot kept across lock waits
-        sleeps_done = 0  # pg_sleep calls already slept (the statement re-runs after each)
         while True:
             if txn.snapshot_per_txn:
                 if txn.snapshot is None:
@@ -373,10 +387,12 @@ class EngineSession:
             self._check_cancel()
             ctx = ExecCtx(self, txn, snap, params)
             ctx.catalog = catalog
-            ctx.sleeps_done = sleeps_done
             txn.begin_statement()
             try:
-                tag, rows, notices = plan.run(ctx)
+                if plan.sleeps:
+                    tag, rows, notices = await self._run_suspendable(plan, ctx, started)
+                else:
+                    tag, rows, notices = plan.run(ctx)
             except LockBusy as e:
                 txn.rollback_statement()
                 if not txn.snapshot_per_txn and txn.txid is not None:
@@ -393,14 +409,6 @@ class EngineSession:
                         store.unpin(txn.txid)
                     raise
                 continue
-            except SleepNeeded as e:
-                txn.rollback_statement()
-                sleeps_done = ctx.sleeps_seen
-                if kept is not None:
-                    store.unpin(txn.txid)
-                    kept = None
-                await self._interruptible(asyncio.sleep(e.seconds), self._deadline(started), "statement")
-                continue
             except Restart:
                 txn.rollback_statement()
                 if kept is not None:
@@ -416,6 +424,47 @@ class EngineSession:
             if kept is not None:
                 store.unpin(txn.txid)
             return Result(tag, plan.columns, rows, notices)
+
+    async def _run_suspendable(self, plan: StmtPlan, ctx: ExecCtx, started: float) -> tuple[str, list, list[str]]:
+        """Run a plan that may call pg_sleep in a greenlet of its own.  The executor is
+        synchronous; ``ExecCtx.sleep`` switches back here with the seconds to sleep, the
+        sleep is awaited on the event loop (other sessions run; cancel, statement_timeout
+        and termination end it) and the statement carries on where it stopped, on the same
+        snapshot -- nothing before the sleep is evaluated twice.  If the wait fails, its
+        exception is thrown into the greenlet, so the executor unwinds from the sleep as
+        from any error, and then raised here.  Any other exception of the plan comes out
+        of ``switch`` as from a direct call (the greenlet is then finished)."""
+        here = getcurrent()
+        g = greenlet(plan.run, here)
+        ctx.suspend = g
+        g.gr_context = here.gr_context  # contextvars (DateStyle, ...) as in a direct call
+        out = g.switch(ctx)
+        if g.dead:
+            return out
+        store, txn = self.store, ctx.txn
+        pinned = not txn.snapshot_per_txn  # RR / SERIALIZABLE pin their snapshot already
+        if pinned:
+            # READ COMMITTED: other sessions commit during the sleep; the versions the
+            # statement's snapshot sees must not be pruned before it ends
+            if txn.txid is None:
+                txn.txid = store.new_txid()
+            store.pin(txn.txid, ctx.snapshot)
+        try:
+            while True:
+                try:
+                    await self._interruptible(asyncio.sleep(out), self._deadline(started), "statement")
+                except BaseException as e:
+                    _unwind(g, e)
+                    raise
+                here = getcurrent()
+                g.parent = here
+                g.gr_context = here.gr_context  # the pg-wire layer may have moved us into a task
+                out = g.switch()
+                if g.dead:
+                    return out
+        finally:
+            if pinned:
+                store.unpin(txn.txid)
 
     def _timeout_ms(self, name: str) -> float:
         raw = str(self.gucs.get(name, "0")).strip().lower()

@@ -2,8 +2,9 @@
 
 ``build_plan`` dispatches on the sqlglot node: queries go to ``planner``, writes to
 ``dml``, schema changes to ``ddl``.  A StmtPlan records its row description, the inferred
-parameter types, the stored tables to load, whether it writes (read-only checks) and
-whether it may be cached (DDL is not: it runs against the catalog of the moment).
+parameter types, the stored tables to load, whether it writes (read-only checks),
+whether it may be cached (DDL is not: it runs against the catalog of the moment) and
+whether it may call pg_sleep (``sleeps``: the session then runs it in a greenlet).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from engine.planner import Planner
 
 
 class StmtPlan:
-    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "_run")
+    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "sleeps", "_run")
 
     def __init__(self, run: Callable[[Any], tuple[str, list, list[str]]], *, columns: list[Column] | None,
-                 param_types: list[int], tables: list[int], writes: bool, verb: str, cacheable: bool = True) -> None:
+                 param_types: list[int], tables: list[int], writes: bool, verb: str, cacheable: bool = True,
+                 sleeps: bool = False) -> None:
         self._run = run
         self.columns = columns
         self.param_types = param_types
@@ -33,6 +35,7 @@ class StmtPlan:
         self.writes = writes
         self.verb = verb
         self.cacheable = cacheable
+        self.sleeps = sleeps
 
     def run(self, ctx: Any) -> tuple[str, list, list[str]]:
         return self._run(ctx)
@@ -68,14 +71,16 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.Select) and node.args.get("into") is not None:
         from engine.ddl_query import select_into
 
+        # (sleeps: the query is planned when the statement runs, so a pg_sleep in it is not known yet)
         return StmtPlan(_ddl_runner(select_into, node), columns=None, param_types=param_types,
-                        tables=base + ddl.tables_of(node, catalog), writes=True, verb="SELECT INTO", cacheable=False)
+                        tables=base + ddl.tables_of(node, catalog), writes=True, verb="SELECT INTO", cacheable=False,
+                        sleeps=True)
     if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
         plan = pl.plan_query(node)
         locking = bool(node.args.get("locks"))
         return StmtPlan(_query_runner(plan), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=locking,
-                        verb="SELECT FOR UPDATE" if locking else "SELECT")
+                        verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps)
     if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
         pl.push_with(node)
     if isinstance(node, exp.Insert):
@@ -92,7 +97,7 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         verb = ""
     if p is not None:
         return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
-                        tables=sorted(pl.tables), writes=True, verb=verb)
+                        tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps)
     tables = base + ddl.tables_of(node, catalog)
     if isinstance(node, exp.Create):
         kind = str(node.args.get("kind") or "").upper()
@@ -109,8 +114,10 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
             fn = _create_index
         if fn is None:
             raise errors.FeatureNotSupported(f"CREATE {kind} is not supported yet")
+        # CREATE TABLE AS plans its query when it runs: a pg_sleep there is not known yet
         return StmtPlan(_ddl_runner(fn, node), columns=None, param_types=param_types, tables=tables, writes=True,
-                        verb=f"CREATE {kind}", cacheable=False)
+                        verb=f"CREATE {kind}", cacheable=False,
+                        sleeps=kind == "TABLE" and node.expression is not None)
     if isinstance(node, exp.Drop):
         kind = str(node.args.get("kind") or "").upper()
         return StmtPlan(_ddl_runner(ddl.drop, node), columns=None, param_types=param_types, tables=tables,
@@ -118,8 +125,9 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.Alter):
         from engine.ddl_alter import alter_table
 
+        # ALTER TABLE compiles its DEFAULT / USING expressions when it runs
         return StmtPlan(_ddl_runner(alter_table, node), columns=None, param_types=param_types, tables=tables,
-                        writes=True, verb="ALTER TABLE", cacheable=False)
+                        writes=True, verb="ALTER TABLE", cacheable=False, sleeps=True)
     if isinstance(node, exp.Comment):
         from engine.ddl_comment import comment_on
 
