@@ -15,7 +15,7 @@ from engine import errors
 
 
 class ExecCtx:
-    __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "now", "catalog", "store",
+    __slots__ = ("params", "outer", "session", "txn", "snapshot", "db", "subq", "catalog", "store",
                  "pcache", "suspend")
 
     def __init__(self, session: Any, txn: Any, snapshot: int, params: list[Any] | tuple = ()) -> None:
@@ -26,13 +26,18 @@ class ExecCtx:
         self.outer: list[tuple] = []
         self.db = session.db if session is not None else None
         self.subq: dict[int, Any] = {}
-        self.now = txn.start_time if txn is not None else None
         self.catalog = None
         self.store = self.db.store if self.db is not None else None
         self.pcache: dict[int, tuple[int, Any]] = {}  # parameter index -> (type oid, coerced value)
         # The greenlet the statement runs in when its plan calls pg_sleep (``StmtPlan.sleeps``;
         # see ``EngineSession._run_suspendable``); None: run directly, it cannot sleep.
         self.suspend: Any = None
+
+    @property
+    def now(self) -> Any:
+        """The transaction's start (now(), CURRENT_DATE, ...); None outside a transaction."""
+        txn = self.txn
+        return txn.start_time if txn is not None else None
 
     def sleep(self, seconds: float | None) -> None:
         """pg_sleep: suspend the statement where it is.  Its greenlet switches to the session

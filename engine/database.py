@@ -34,6 +34,7 @@ class Database:
         self.parser = Parser()
         self._catalog: Catalog | None = None
         self._catalog_lsn = -1
+        self._catalog_at = -1  # the snapshot the cached catalog was last checked at
         self.seqs: dict[int, list] = {}  # seq id -> [last_value, is_called]
         self._rowids: dict[int, int] = {}
         self._next_pid = 1000
@@ -55,23 +56,36 @@ class Database:
         self.role = "writer"
         self._catalog = None
         self._catalog_lsn = -1
+        self._catalog_at = -1
         self.seqs.clear()
         self._rowids.clear()
         log.info("engine promoted", instance=self.instance_name, role=self.role)
 
     def catalog(self) -> Catalog:
-        if self._catalog is not None:
-            t = getattr(self.store, "tables", {}).get(CATALOG_TABLE)
+        """The catalog as of the current snapshot.  Every statement asks, so the common
+        answer -- nothing committed since the last look -- costs one comparison."""
+        store = self.store
+        snap = store.snapshot()
+        cat = self._catalog
+        if cat is not None:
+            if snap == self._catalog_at:
+                return cat
+            t = store.tables.get(CATALOG_TABLE)
             if t is None or t.loaded_at is None:
                 # A reader that dropped its cache (it missed redo) is reloading the catalog
                 # table: the previous catalog serves meanwhile, never one built from a part.
-                return self._catalog
-        lsn = self.store.latest_lsn(CATALOG_TABLE, VERSION_KEY)
-        if lsn != self._catalog_lsn or self._catalog is None:
-            snap = max(self.store.snapshot(), lsn)
-            self._catalog = Catalog.from_rows(self.store.scan(CATALOG_TABLE, snap))
+                return cat
+        lsn = store.latest_lsn(CATALOG_TABLE, VERSION_KEY)
+        if lsn > snap:
+            # A DDL commit not durable yet (the writer applies a commit to its cache before
+            # the VDL reaches it): nobody may see it, and the newest version at ``snap`` is
+            # not known from here -- build that catalog, and keep nothing.
+            return Catalog.from_rows(store.scan(CATALOG_TABLE, snap))
+        if lsn != self._catalog_lsn or cat is None:
+            cat = self._catalog = Catalog.from_rows(store.scan(CATALOG_TABLE, snap))
             self._catalog_lsn = lsn
-        return self._catalog
+        self._catalog_at = snap
+        return cat
 
     def session(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:
         from engine.session import EngineSession

@@ -322,7 +322,11 @@ class EngineSession:
                 self.store.release(t.txid)
 
     async def _end_implicit(self) -> None:
-        if self.txn is not None and not self.txn.explicit:
+        t = self.txn
+        if t is not None and not t.explicit:
+            if t.txid is None and t.ssi is None and not t.seqs and not t.guc_undo and not t.tables:
+                self.txn = None  # read only, took no lock: nothing to commit or release
+                return
             try:
                 await self._commit()
             except errors.SqlError:
@@ -342,10 +346,9 @@ class EngineSession:
         self.interrupts.begin(self.gucs.get("statement_timeout"))
         datetime_style.activate(self.gucs)
         try:
-            handler = getattr(self, "_k_" + st.kind)
             if st.kind == "sql":
                 return await self._k_sql(st, params, ptypes)
-            return await handler(st)
+            return await getattr(self, "_k_" + st.kind)(st)
         except errors.SqlError:
             self._fail()
             raise
@@ -365,8 +368,13 @@ class EngineSession:
         plan = self._plan(st, catalog, list(ptypes) if ptypes else [])
         if plan.writes and (self.store.read_only or txn.read_only):
             raise errors.ReadOnlyTransaction(f"cannot execute {plan.verb} in a read-only transaction")
-        await self.store.ensure_loaded(plan.tables)
         store = self.store
+        tables = store.tables
+        for tid in plan.tables:  # mostly all cached: no coroutine for the common case
+            t = tables.get(tid)
+            if t is None or t.loaded_at is None:
+                await store.ensure_loaded(plan.tables)
+                break
         started = time.monotonic()
         kept: int | None = None  # READ COMMITTED: the statement snapshot kept across lock waits
         while True:

@@ -13,6 +13,7 @@ start with 0xFF (see ``engine.keys``), so the two cannot collide.
 from __future__ import annotations
 
 import datetime as _dt
+import time as _time
 from typing import Any, Iterator
 
 from engine.api import Key, Row
@@ -42,11 +43,21 @@ class Txn:
         self.failed = False
         self.catalog: Any = None  # txn-local catalog after DDL
         self.seqs: set[int] = set()  # sequences advanced (written at commit)
-        self.start_time = _dt.datetime.now(_dt.timezone.utc)
+        self._t0 = _time.time()  # transaction start; ``start_time`` builds the datetime on demand
+        self._start: _dt.datetime | None = None
         self.savepoints: list[tuple[str, Any]] = []  # (name, saved state), see EngineSession
         self.guc_undo: dict[str, str | None] = {}  # GUC -> value before this transaction set it
         self.guc_local: set[str] = set()  # GUCs set with SET LOCAL (reverted at commit too)
         self.ssi: Any = None  # engine.ssi.SsiTracker while SERIALIZABLE on the writer
+
+    @property
+    def start_time(self) -> _dt.datetime:
+        """now() / transaction_timestamp(): the moment the transaction began (most
+        transactions never ask, so the datetime is made only when one does)."""
+        st = self._start
+        if st is None:
+            st = self._start = _dt.datetime.fromtimestamp(self._t0, _dt.timezone.utc)
+        return st
 
     @property
     def snapshot_per_txn(self) -> bool:

@@ -235,17 +235,51 @@ def _parse(r: _Reader) -> Parse:
 
 
 def _bind(r: _Reader) -> Bind:
-    portal = r.cstr()
-    stmt = r.cstr()
-    fmts = r.i16_list()
-    n = r.i16()
-    if n < 0:
-        raise ProtocolError("negative count in message")
-    params: list[bytes | None] = []
-    for _ in range(n):
-        ln = r.i32()
-        params.append(None if ln == -1 else r.take(ln))
-    return Bind(portal, stmt, fmts, params, r.i16_list())
+    """Bind is the one message of every prepared execution, so it is decoded in one pass
+    over the body (``_Reader``'s per-field calls cost ~3 µs here); the same checks."""
+    buf, end = r.buf, r.end
+    i = buf.find(0, 0, end)
+    j = buf.find(0, i + 1, end) if i >= 0 else -1
+    if j < 0:
+        raise ProtocolError("invalid string in message")
+    try:
+        portal = buf[:i].decode()
+        stmt = buf[i + 1 : j].decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid UTF-8 in message") from None
+    pos = j + 1
+    try:
+        (nf,) = _I16.unpack_from(buf, pos)
+        if nf < 0:
+            raise ProtocolError("negative count in message")
+        fmts = list(struct.unpack_from(f">{nf}h", buf, pos + 2)) if nf else []
+        pos += 2 + 2 * nf
+        (n,) = _I16.unpack_from(buf, pos)
+        if n < 0:
+            raise ProtocolError("negative count in message")
+        pos += 2
+        params: list[bytes | None] = []
+        for _ in range(n):
+            (ln,) = _I32.unpack_from(buf, pos)
+            pos += 4
+            if ln == -1:
+                params.append(None)
+                continue
+            if ln < 0 or pos + ln > end:
+                raise ProtocolError("insufficient data left in message")
+            params.append(buf[pos : pos + ln])
+            pos += ln
+        (nr,) = _I16.unpack_from(buf, pos)
+        if nr < 0:
+            raise ProtocolError("negative count in message")
+        rfmts = list(struct.unpack_from(f">{nr}h", buf, pos + 2)) if nr else []
+        pos += 2 + 2 * nr
+    except struct.error:
+        raise ProtocolError("insufficient data left in message") from None
+    if pos > end:
+        raise ProtocolError("insufficient data left in message")
+    r.pos = pos
+    return Bind(portal, stmt, fmts, params, rfmts)
 
 
 def _describe(r: _Reader) -> Describe:
@@ -286,6 +320,12 @@ _COMMON: dict[tuple[int, bytes], Any] = {
     (ord("E"), b"\0\0\0\0\0"): Execute("", 0),
     (ord("D"), b"P\0"): Describe("P", ""),
     (ord("D"), b"S\0"): Describe("S", ""),
+}
+# The same, as whole frames (type byte, length, body): a batch's Describe, Execute and
+# Sync are recognised by one dict lookup on their bytes.
+_SHORT_FRAMES: dict[bytes, Any] = {
+    **{bytes([t]) + b"\0\0\0\x04": msg for t, msg in _EMPTY_BODY.items()},
+    **{bytes([t]) + _I32.pack(len(body) + 4) + body: msg for (t, body), msg in _COMMON.items()},
 }
 # Valid frontend messages we answer with "not supported" rather than as garbage.
 _UNSUPPORTED = {ord(c) for c in "F"}
@@ -352,47 +392,71 @@ class FrameParser:
 
         In the startup phase at most one packet is returned, because the packet that
         follows may be typed (after a StartupMessage) and only the caller knows.
+
+        Typed messages are cut from ``data`` itself when nothing is pending (the common
+        case: a client's batch arrives whole), and the tail of an incomplete message waits
+        in ``buf``; bytes are joined again only once that message is complete, so a large
+        message arriving in many pieces is copied once, not once per piece.
         """
+        if self.startup:
+            return self._feed_startup(data)
         buf = self.buf
-        buf += data
+        if buf:
+            buf += data
+            n = len(buf)
+            if n >= 5:
+                (ln,) = _I32.unpack_from(buf, 1)
+                if 4 <= ln <= self.max_message and n < 1 + ln:
+                    return []  # the pending message is still incomplete
+            elif n < 5:
+                return []
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
         out: list[Any] = []
         pos = 0
-        n = len(buf)
+        n = len(data)
+        cap = self.max_message
+        short = _SHORT_FRAMES
         try:
-            if self.startup:
-                if n < 4:
-                    return out
-                (ln,) = _I32.unpack_from(buf, 0)
-                if ln < 8 or ln > MAX_STARTUP:
-                    raise ProtocolError("invalid length of startup packet")
-                if n < ln:
-                    return out
-                out.append(decode_untyped(bytes(buf[4:ln])))
-                pos = ln
-                return out
-            cap = self.max_message
             while n - pos >= 5:
-                t = buf[pos]
-                (ln,) = _I32.unpack_from(buf, pos + 1)
-                if ln < 4:
-                    raise ProtocolError(f"invalid message length {ln}")
-                if ln > cap:
-                    raise ProtocolError(f"message of {ln} bytes exceeds the limit of {cap}")
+                (ln,) = _I32.unpack_from(data, pos + 1)
                 end = pos + 1 + ln
+                if ln <= 9:
+                    msg = short.get(data[pos:end])
+                    if msg is not None:
+                        out.append(msg)
+                        pos = end
+                        continue
+                    if ln < 4:
+                        raise ProtocolError(f"invalid message length {ln}")
+                elif ln > cap:
+                    raise ProtocolError(f"message of {ln} bytes exceeds the limit of {cap}")
                 if end > n:
                     break
-                if ln == 4:
-                    msg = _EMPTY_BODY.get(t)
-                    out.append(msg if msg is not None else decode_typed(t, b""))
-                else:
-                    body = bytes(buf[pos + 5 : end])
-                    msg = _COMMON.get((t, body)) if ln <= 9 else None
-                    out.append(msg if msg is not None else decode_typed(t, body))
+                out.append(decode_typed(data[pos], data[pos + 5 : end]))
                 pos = end
-            return out
         finally:
-            if pos:
-                del buf[:pos]
+            if pos < n:
+                buf += memoryview(data)[pos:]
+        return out
+
+    def _feed_startup(self, data: bytes) -> list[Any]:
+        buf = self.buf
+        buf += data
+        n = len(buf)
+        if n < 4:
+            return []
+        (ln,) = _I32.unpack_from(buf, 0)
+        if ln < 8 or ln > MAX_STARTUP:
+            del buf[:]
+            raise ProtocolError("invalid length of startup packet")
+        if n < ln:
+            return []
+        msg = decode_untyped(bytes(buf[4:ln]))
+        del buf[:ln]
+        return [msg]
 
     def has_pending(self) -> bool:
         return bool(self.buf)
