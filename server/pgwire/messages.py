@@ -523,7 +523,9 @@ def ready_msg(status: str) -> bytes:
     return READY.get(status) or READY["I"]
 
 
+@functools.lru_cache(maxsize=1024)
 def command_complete_msg(tag: str) -> bytes:
+    """CommandComplete; tags repeat ("SELECT 1", "UPDATE 1"), so the frames are kept."""
     return _frame(b"C", _cstr(tag))
 
 
@@ -548,6 +550,12 @@ def row_description_msg(columns: Sequence[Any], formats: Sequence[int] | None = 
 
 def data_row_msg(cells: Sequence[bytes | None]) -> bytes:
     """One DataRow from already-encoded cells (None = SQL NULL)."""
+    if len(cells) == 1:
+        c = cells[0]
+        if c is None:
+            return b"D\x00\x00\x00\x0a\x00\x01\xff\xff\xff\xff"
+        n = len(c)
+        return b"D" + _I32.pack(n + 10) + b"\x00\x01" + _I32.pack(n) + c
     parts = [b"", _I16.pack(len(cells))]
     pack = _I32.pack
     for c in cells:

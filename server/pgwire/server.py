@@ -36,7 +36,7 @@ from engine.errors import SqlError
 from server.auth import AuthConfig
 from server.cancel import CancelListener, socket_fd
 from server.pgwire import messages as m
-from server.pgwire.connection import PgConnection, ServerContext, SessionFactory
+from server.pgwire.connection import CLOSED, PgConnection, ServerContext, SessionFactory
 
 MAX_QUEUED = 1024
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -151,14 +151,15 @@ class PgProtocol(asyncio.Protocol):
         conn = self.conn
         assert conn is not None
         queue = self.queue
+        dispatch = conn.dispatch
         try:
-            while queue and not conn.closed:
+            while queue and conn.state != CLOSED:
                 msg = queue.popleft()
                 if type(msg) is _Violation:
                     conn.flush()
                     conn.protocol_violation(msg.message)
                     break
-                aw = conn.dispatch(msg)
+                aw = dispatch(msg)
                 if aw is not None:
                     try:
                         waiting = aw.send(None)
