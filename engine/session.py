@@ -164,7 +164,12 @@ class EngineSession:
         except errors.SqlError as e:
             positions.locate(e, st, prepared.sql)
             raise
-        await self._end_implicit()
+        t = self.txn
+        if t is not None and not t.explicit:
+            if t.nothing_to_commit:
+                self.txn = None  # read only, took no lock: nothing to commit or release
+            else:
+                await self._end_implicit()
         if max_rows and len(res.rows) > max_rows:
             res.rows = res.rows[:max_rows]
         return res
@@ -324,7 +329,7 @@ class EngineSession:
     async def _end_implicit(self) -> None:
         t = self.txn
         if t is not None and not t.explicit:
-            if t.txid is None and t.ssi is None and not t.seqs and not t.guc_undo and not t.tables:
+            if t.nothing_to_commit:
                 self.txn = None  # read only, took no lock: nothing to commit or release
                 return
             try:

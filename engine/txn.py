@@ -60,6 +60,11 @@ class Txn:
         return st
 
     @property
+    def nothing_to_commit(self) -> bool:
+        """Read only, no row lock, no pin, no SET LOCAL: ending it needs no commit."""
+        return self.txid is None and self.ssi is None and not self.tables and not self.seqs and not self.guc_undo
+
+    @property
     def snapshot_per_txn(self) -> bool:
         return self.isolation != "read committed"
 

@@ -290,6 +290,8 @@ class PgConnection:
             except Exception as err:
                 self._failed(err, msg)
             return None
+        if key == _EXECUTE:
+            return self._on_execute(msg)
         handler = _DISPATCH.get(key)
         if handler is None:
             if type(msg) is m.Terminate:
@@ -662,6 +664,14 @@ class PgConnection:
                 self.out.append(portal.stmt.shape(portal.formats)[1])
 
     async def _on_execute(self, msg: m.Execute) -> None:
+        """Execute, the message of every prepared execution: dispatched without the
+        ``_run_async`` wrapper (one coroutine less), so it reports its own failures."""
+        try:
+            await self._execute(msg)
+        except Exception as err:
+            self._failed(err, msg)
+
+    async def _execute(self, msg: m.Execute) -> None:
         portal = self._portal(msg.portal)
         out = self.out
         if portal.stmt.empty:
@@ -769,10 +779,10 @@ _DISPATCH: dict[tuple[str, type], _Handler] = {
     (STARTUP, m.Startup): PgConnection._on_startup,
     (AUTH, m.PasswordMessage): PgConnection._on_password,
     (READY, m.Query): PgConnection._on_query,
-    (READY, m.Execute): PgConnection._on_execute,
     (COPY_IN, m.CopyDone): PgConnection._on_copy_done,
     (COPY_IN, m.CopyFail): PgConnection._on_copy_fail,
 }
+_EXECUTE = (READY, m.Execute)
 _SYNC_DISPATCH: dict[tuple[str, type], Callable[[PgConnection, Any], None]] = {
     (READY, m.Parse): PgConnection._on_parse,
     (READY, m.Bind): PgConnection._on_bind,
