@@ -7,6 +7,12 @@ or SSL request), and steps out of the data path.  Across hosts it keeps relaying
 
     proxy -> instance, one message per hand-off on a fresh Unix-socket connection:
         uint32 big-endian n | n bytes already read from the client      + the client's fd
+    instance -> proxy: ``k`` (received);  proxy -> instance: ``y`` (it is yours)
+
+Exactly one party owns the client afterwards: the instance adopts the socket only on ``y``,
+which the proxy sends only if ``k`` came in time.  If the proxy gives up first it closes
+the Unix socket without ``y``, the instance closes its copy of the fd, and the proxy relays
+(or tries another instance) knowing nobody else reads from the client.
 
 The instance adopts the socket with ``loop.connect_accepted_socket`` and feeds the held
 bytes to the new protocol as if they had just arrived.
@@ -61,6 +67,7 @@ async def _exchange(loop: asyncio.AbstractEventLoop, s: socket.socket, path: str
         await loop.sock_sendall(s, payload[sent:])
     if await loop.sock_recv(s, 1) != b"k":
         raise OSError("instance did not accept the connection")
+    s.send(b"y")  # one byte on a fresh Unix socket: never blocks
 
 
 class HandoffListener:
@@ -113,6 +120,7 @@ class _Receiver:
         self.conn = conn
         self.buf = b""
         self.fd: int | None = None
+        self.confirmed: tuple[int, bytes] | None = None  # (fd, held) after ``k``, until ``y``
 
     def start(self) -> None:
         asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
@@ -123,11 +131,17 @@ class _Receiver:
         self.conn.close()
 
     def _readable(self) -> None:
+        if self.confirmed is not None:
+            self._await_yours()
+            return
         try:
             data, ancdata, _, _ = self.conn.recvmsg(65536, socket.CMSG_SPACE(4))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
             self._finish()
             return
         for level, kind, cdata in ancdata:
@@ -159,8 +173,25 @@ class _Receiver:
             os.close(fd)
             self._finish()
             return
+        self.confirmed = (fd, held)  # the next read is ``y`` or EOF
+
+    def _await_yours(self) -> None:
+        """After ``k``: adopt on ``y``; anything else (EOF: the proxy gave up) closes the fd."""
+        try:
+            got = self.conn.recv(1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            got = b""
+        assert self.confirmed is not None
+        fd, held = self.confirmed
+        self.confirmed = None
         self._finish()
-        asyncio.ensure_future(self._adopt(fd, held))
+        if got == b"y":
+            asyncio.ensure_future(self._adopt(fd, held))
+        else:
+            log.info("handoff_abandoned", reason="the proxy gave up before confirming")
+            os.close(fd)
 
     async def _adopt(self, fd: int, held: bytes) -> None:
         loop = asyncio.get_running_loop()
