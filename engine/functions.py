@@ -324,7 +324,8 @@ def _pg_sleep(cp: Compiler, node: exp.Expression) -> CExpr:
             return None if iv is None else ((iv.months * 30 + iv.days) * 86400) + iv.micros / 1e6
     else:
         seconds = cp.coerce(arg, T.FLOAT8).fn
-    return CExpr(lambda r, c: c.sleep(seconds(r, c)), T.VOID)
+    # void is a value, not NULL (PostgreSQL: pg_sleep(0) IS NULL is false; text form is empty)
+    return CExpr(lambda r, c: c.sleep(seconds(r, c)) or "", T.VOID)
 
 
 def _signal_backend(what: str) -> Any:

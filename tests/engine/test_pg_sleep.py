@@ -125,3 +125,9 @@ def test_sleeping_sessions_do_not_block_each_other(pgdb) -> None:
     firsts = sorted(r[0] for r in got)
     assert firsts == [1, 2, 3, 4]  # all took their first value before anyone woke up
     assert sorted(r[2] for r in got) == [5, 6, 7, 8]
+
+
+def test_pg_sleep_returns_void_not_null(pgdb) -> None:
+    """PostgreSQL 15: pg_sleep returns a void value, which is not NULL and reads as ''."""
+    c = pgdb().connect()
+    assert c.rows("select pg_sleep(0) is null, pg_sleep(0)::text, pg_sleep(0.01) is not null") == [(False, "", True)]
