@@ -148,6 +148,10 @@ def output_name(node: exp.Expression) -> str:
         if isinstance(sel, exp.Select) and sel.expressions:
             return output_name(sel.expressions[0])
         return "?column?"
+    if isinstance(node, exp.Pow) and not node.meta:
+        # ``2 ^ 10`` and ``power(2, 10)`` parse to the same node; only the function call
+        # carries its name token's position, and only it is named (PostgreSQL: "power")
+        return "?column?"
     name = _FUNC_OUTPUT_NAMES.get(type(node).__name__)
     if name:
         return name
