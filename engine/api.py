@@ -69,6 +69,9 @@ class RowStore(Protocol):
         """Take the row lock (shared: FOR SHARE, compatible with other shared holders) or
         raise LockBusy(holder)."""
 
+    def lock_many(self, txid: int, table_id: int, keys: Iterable[Key]) -> None:
+        """Exclusive ``lock`` of many rows of one table, or LockBusy at the first one held."""
+
     def lock_mark(self, txid: int) -> int:
         """A mark of the locks held so far (taken at SAVEPOINT)."""
 

@@ -17,6 +17,7 @@ from engine.catalog import (
     CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef, database_key, table_key,
 )
 from engine.default_check import check_default
+from engine.gcpause import gc_paused
 from engine.keys import rowid_key
 
 
@@ -255,10 +256,13 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
 
 
 def _delete_all(ctx: Any, td: TableDef) -> None:
+    """Every row of the table deleted (DROP TABLE, TRUNCATE): all locked first, then
+    deleted, in bulk."""
     txn = ctx.txn
-    for key, _ in list(txn.scan(td.table_id, ctx.store.snapshot())):
-        txn.lock(td.table_id, key)
-        txn.put(td.table_id, key, None)
+    with gc_paused():
+        keys = [key for key, _ in txn.scan(td.table_id, ctx.store.snapshot())]
+        txn.lock_many(td.table_id, keys)
+        txn.put_many(td.table_id, [(key, None) for key in keys])
 
 
 def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:

@@ -346,32 +346,43 @@ class _Alter:
         w = _Writer(td, self.planner)
         fill = tuple(c.missing for c in td.columns)
         n = len(fill)
-        seen: set[bytes] = set()
         one_int = len(td.pk) == 1 and td.columns[td.pk[0]].type_oid in T.INTS
-        for key, row in self.rows():
-            txn.lock(tid, key)
+        rows = self.rows()
+        # Every row is locked before anything is written (a writer holding one makes the
+        # statement wait and re-run from here).  Then the rows that change key are removed
+        # from their old keys -- all of them, before any new key is written: an old and a
+        # new key space can overlap (DROP CONSTRAINT pkey, ADD PRIMARY KEY (other) in one
+        # statement), and one row's new key may be another row's old one.
+        txn.lock_many(tid, [key for key, _ in rows])
+        out: dict[bytes, tuple] = {}
+        moved: list[bytes] = []
+        transforms, check, pk = self.transforms, w.check_row, td.pk
+        for key, row in rows:
             new = row
-            for f in self.transforms:
+            for f in transforms:
                 new = f(new, ctx)
             if len(new) < n:
                 new = new + fill[len(new):]
-            w.check_row(new, ctx)
-            if td.pk:
-                v = new[td.pk[0]]
-                nkey = encode_int_key(v) if one_int and type(v) is int else encode_key([new[i] for i in td.pk])
+            check(new, ctx)
+            if pk:
+                v = new[pk[0]]
+                nkey = encode_int_key(v) if one_int and type(v) is int else encode_key([new[i] for i in pk])
+                if nkey in out:
+                    raise errors.UniqueViolation(
+                        f'could not create unique index "{td.pkey_name}"',
+                        detail=f"Key ({', '.join(td.columns[i].name for i in pk)})=({_fmt([new[i] for i in pk])}) is duplicated.")
             elif self.rekey:
                 nkey = key if not old.pk else ctx.db.next_rowid(td, txn)
             else:
                 nkey = key
-            if td.pk and nkey in seen:
-                raise errors.UniqueViolation(
-                    f'could not create unique index "{td.pkey_name}"',
-                    detail=f"Key ({', '.join(td.columns[i].name for i in td.pk)})=({_fmt([new[i] for i in td.pk])}) is duplicated.")
-            seen.add(nkey)
             if nkey != key:
-                txn.put(tid, key, None)
-                txn.lock(tid, nkey)
-            txn.put(tid, nkey, new)
+                moved.append(key)
+            out[nkey] = new
+        del rows
+        if moved:
+            txn.lock_many(tid, out)  # the new keys (those held already are skipped)
+            txn.put_many(tid, [(k, None) for k in moved if k not in out])
+        txn.put_many(tid, out.items())
 
 
 def _stable_default(text: str) -> bool:

@@ -271,6 +271,24 @@ class VersionedTables:
         self._locks[k] = txid
         self._held.setdefault(txid, []).append(k)
 
+    def lock_many(self, txid: int, table_id: int, keys: Iterable[Key]) -> None:
+        """``lock`` (exclusive) of many rows of one table: a table rewrite locks every row."""
+        locks, shared = self._locks, self._shared
+        held = self._held.setdefault(txid, [])
+        for key in keys:
+            k = (table_id, key)
+            holder = locks.get(k)
+            if holder is not None:
+                if holder != txid:
+                    raise LockBusy(holder)
+                continue
+            if shared:
+                sharers = shared.get(k)
+                if sharers and (len(sharers) > 1 or txid not in sharers):
+                    raise LockBusy(min(sharers - {txid}))
+            locks[k] = txid
+            held.append(k)
+
     def lock_mark(self, txid: int) -> int:
         """How many locks ``txid`` holds: a savepoint's mark for ``release_since``."""
         return len(self._held.get(txid, ()))

@@ -164,12 +164,8 @@ class EngineSession:
         except errors.SqlError as e:
             positions.locate(e, st, prepared.sql)
             raise
-        t = self.txn
-        if t is not None and not t.explicit:
-            if t.nothing_to_commit:
-                self.txn = None  # read only, took no lock: nothing to commit or release
-            else:
-                await self._end_implicit()
+        if not self._ended_without_commit():
+            await self._end_implicit()
         if max_rows and len(res.rows) > max_rows:
             res.rows = res.rows[:max_rows]
         return res
@@ -326,12 +322,20 @@ class EngineSession:
             if t.txid is not None:
                 self.store.release(t.txid)
 
-    async def _end_implicit(self) -> None:
+    def _ended_without_commit(self) -> bool:
+        """True when no implicit transaction is left to commit: there is none, the
+        transaction block goes on, or it only read and took no lock (then it ends here,
+        with no coroutine for the commit -- most statements of a read workload)."""
         t = self.txn
-        if t is not None and not t.explicit:
-            if t.nothing_to_commit:
-                self.txn = None  # read only, took no lock: nothing to commit or release
-                return
+        if t is None or t.explicit:
+            return True
+        if t.nothing_to_commit:
+            self.txn = None
+            return True
+        return False
+
+    async def _end_implicit(self) -> None:
+        if not self._ended_without_commit():
             try:
                 await self._commit()
             except errors.SqlError:

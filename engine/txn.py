@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time as _time
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from engine.api import Key, Row
 
@@ -116,6 +116,12 @@ class Txn:
         else:
             self.store.lock(self.txid, tid, key)
 
+    def lock_many(self, tid: int, keys: Iterable[Key]) -> None:
+        """Exclusive locks on many rows of one table (a table rewrite)."""
+        if self.txid is None:
+            self.txid = self.store.new_txid()
+        self.store.lock_many(self.txid, tid, keys)
+
     def lock_for_update(self, tid: int, key: Key, snap: int) -> None:
         """Lock a row read at ``snap``; a newer committed version is a write conflict."""
         self.lock(tid, key)
@@ -132,6 +138,22 @@ class Txn:
         if k not in self.undo:
             self.undo[k] = w.get(key, _MISSING)
         w[key] = row
+
+    def put_many(self, tid: int, items: Iterable[tuple[Key, Row | None]]) -> None:
+        """``put`` of many rows of one table, in order (a table rewrite)."""
+        ssi = self.ssi if tid > _SEQUENCES else None
+        w = self.tables.get(tid)
+        if w is None:
+            w = self.tables[tid] = {}
+        undo = self.undo
+        get = w.get
+        for key, row in items:
+            if ssi is not None:
+                ssi.write(self.txid, tid, key)
+            k = (tid, key)
+            if k not in undo:
+                undo[k] = get(key, _MISSING)
+            w[key] = row
 
     # -- statement boundaries ------------------------------------------------------------------
     def begin_statement(self) -> None:

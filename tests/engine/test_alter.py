@@ -18,6 +18,20 @@ def test_add_primary_key_rekeys_and_enforces(pgdb):
     assert "could not create unique index" in str(e)
 
 
+def test_primary_key_moved_to_another_column_keeps_every_row(pgdb):
+    """One statement moves the key from ``a`` to ``b`` where one row's new key is another
+    row's old key (both int): every row must survive the re-keying, as in PostgreSQL."""
+    s = pgdb("m m_pkey").connect()
+    s.run("create table m (a int primary key, b int not null, v text)")
+    s.run("insert into m select g, 101 - g, 'v' || g from generate_series(1, 100) g")
+    s.run("alter table m drop constraint m_pkey, add primary key (b)")
+    assert s.rows("select count(*), sum(a), sum(b) from m") == [(100, 5050, 5050)]
+    assert s.rows("select a, v from m where b = 1") == [(100, "v100")]
+    s.fails("insert into m values (0, 1, 'dup')", "23505")
+    s.run("insert into m values (1, 200, 'a is no longer the key')")
+    assert s.rows("select count(*) from m where a = 1") == [(2,)]
+
+
 def test_instant_add_column_default_and_rewrites(pgdb, cluster):
     s = pgdb("t wide").connect()
 
