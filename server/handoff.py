@@ -42,7 +42,13 @@ def socket_path(data_dir: str | Path, instance: str) -> Path | None:
     return p if len(str(p)) <= MAX_PATH else None
 
 
-async def hand_off(path: Path, client: socket.socket, held: bytes, timeout: float = 0.5) -> None:
+# How long the proxy waits for ``k``.  An instance whose event loop is busy (a reader just
+# started and loading its catalog, a long synchronous step) confirms late; past this the
+# proxy hands the client to another instance or relays.  Waiting does not block the proxy.
+CONFIRM_TIMEOUT = 2.0
+
+
+async def hand_off(path: Path, client: socket.socket, held: bytes, timeout: float = CONFIRM_TIMEOUT) -> None:
     """Pass ``client`` (and the bytes read from it so far) to the instance at ``path`` over
     the Unix socket (SCM_RIGHTS), without blocking the event loop while the instance
     confirms with ``k`` (a proxy that waited in a blocking recv handed off one connection
