@@ -83,7 +83,13 @@ class PgProtocol(asyncio.Protocol):
             self.worker = asyncio.get_running_loop().create_task(self._run())
 
     def _write(self, data: bytes) -> None:
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except RuntimeError:
+            # uvloop refuses writes on a transport closed meanwhile (the client went away
+            # while its statement ran); there is nobody to answer, which is no server error.
+            if not self.transport.is_closing():
+                raise
 
     def _close(self) -> None:
         self.transport.close()

@@ -323,3 +323,31 @@ def test_pg_terminate_backend_ends_a_session_with_57P01(pg):
 
     asyncio.run(main())
     assert pg.wait_sessions(app, 0) == 0
+
+
+def test_client_gone_before_the_reply_is_no_server_error(pg):
+    """A client that sends a query and closes its socket before the answer: the writer finds
+    the transport closed when it replies.  That is nobody's error -- the instance must not
+    log an internal error for it, and keeps serving."""
+    import socket
+    import struct
+
+    def msg(t: bytes, body: bytes) -> bytes:
+        return t + struct.pack(">I", len(body) + 4) + body
+
+    log = pg.cluster.launcher.log_dir / "i1.log"
+    before = log.read_text(errors="replace").count("internal error handling message")
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", pg.port), timeout=5)
+        params = b"user\0postgres\0database\0postgres\0\0"
+        s.sendall(struct.pack(">II", len(params) + 8, 196608) + params)
+        buf = b""
+        while b"Z\0\0\0\x05" not in buf:  # ReadyForQuery: logged in
+            buf += s.recv(65536)
+        s.sendall(msg(b"Q", b"SELECT pg_sleep(0.3)\0"))  # the reply comes after the client is gone
+        s.close()
+    time.sleep(1.5)
+    with pg.admin() as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    after = log.read_text(errors="replace").count("internal error handling message")
+    assert after == before, "a client that went away was logged as an internal server error"
