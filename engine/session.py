@@ -119,7 +119,7 @@ class EngineSession:
             except errors.SqlError as e:
                 positions.locate(e, st, sql, shaped=bool(params))
                 raise
-            if i == last:
+            if i == last and not self._ended_without_commit():
                 await self._end_implicit()
             yield res
 

@@ -72,9 +72,10 @@ class NodeClient:
                 return
             loop = asyncio.get_running_loop()
             try:
-                _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Proto(self), self.host, self.port), timeout
-                )
+                # asyncio.timeout, not wait_for (no task of its own whose failure could go
+                # unretrieved when the caller is cancelled at that moment)
+                async with asyncio.timeout(timeout):
+                    _, proto = await loop.create_connection(lambda: _Proto(self), self.host, self.port)
             except (OSError, asyncio.TimeoutError) as e:
                 raise NodeUnavailable(f"{self.name} unreachable: {e}") from e
             self._proto = proto

@@ -44,7 +44,11 @@ MAX_PAGES_PER_ROUND = 50
 
 async def _peer_state(peer: NodeClient) -> P.NodeState | None:
     try:
-        return await asyncio.wait_for(peer.state(timeout=PEER_TIMEOUT), PEER_TIMEOUT)
+        # asyncio.timeout, not wait_for: wait_for runs the call in a task of its own, and
+        # one cancelled (node shutdown) just as it failed logs "Task exception was never
+        # retrieved"
+        async with asyncio.timeout(PEER_TIMEOUT):
+            return await peer.state(timeout=PEER_TIMEOUT)
     except (NodeUnavailable, NodeError, asyncio.TimeoutError, OSError):
         peer.close()
         return None

@@ -149,9 +149,8 @@ async def _walk(node: "StorageNode", paced: bool = False) -> _Pass:
 async def _fetch_record(node: "StorageNode", pg: int, lsn: int) -> Any:
     for peer in node.peers:
         try:
-            batch = await asyncio.wait_for(
-                peer.call(P.FetchLog, timeout=PEER_TIMEOUT, pg=pg, after_lsn=lsn - 1, limit=1), PEER_TIMEOUT
-            )
+            async with asyncio.timeout(PEER_TIMEOUT):  # not wait_for: see gossip._peer_state
+                batch = await peer.call(P.FetchLog, timeout=PEER_TIMEOUT, pg=pg, after_lsn=lsn - 1, limit=1)
         except _PEER_ERRORS:
             continue
         for rec in batch.records:
@@ -222,13 +221,12 @@ async def _repair_version(node: "StorageNode", pg: int, raw_key: bytes, begin: b
     # that has materialised at least as far as we have.
     for peer in node.peers:
         try:
-            pst = await asyncio.wait_for(peer.state(timeout=PEER_TIMEOUT), PEER_TIMEOUT)
+            async with asyncio.timeout(PEER_TIMEOUT):  # not wait_for: see gossip._peer_state
+                pst = await peer.state(timeout=PEER_TIMEOUT)
             if pst.materialized < min(node.mat[pg], max(lsn, 1)):
                 continue
-            got = await asyncio.wait_for(
-                peer.call(P.CopyVersions, timeout=PEER_TIMEOUT, pg=pg, begin=begin, end=end, limit=10_000),
-                PEER_TIMEOUT,
-            )
+            async with asyncio.timeout(PEER_TIMEOUT):
+                got = await peer.call(P.CopyVersions, timeout=PEER_TIMEOUT, pg=pg, begin=begin, end=end, limit=10_000)
         except _PEER_ERRORS:
             continue
         batch = Batch()
