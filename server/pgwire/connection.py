@@ -173,6 +173,10 @@ class PgConnection:
         self.secret = 0
         self.statements: dict[str, _Statement] = {}
         self.portals: dict[str, _Portal] = {}
+        # simple-query results: id(columns) -> (columns, RowDescription, text encoders); a
+        # cached plan hands out the same columns list every time, so its row description is
+        # built once (the entry keeps the list alive, so the id cannot be reused meanwhile)
+        self._text_shapes: dict[int, tuple[list, bytes, list]] = {}
         self._auth: Authenticator | None = None
         self._reported: dict[str, str] = {}
         self._session_closed = False
@@ -567,9 +571,14 @@ class PgConnection:
             return
         cols = res.columns
         if cols is not None:
-            out.append(m.row_description_msg(cols))
-            encs = [types_io.column_encoder(c.type_oid, 0) for c in cols]
-            self._send_rows(res.rows, encs)
+            shape = self._text_shapes.get(id(cols))
+            if shape is None or shape[0] is not cols:
+                if len(self._text_shapes) >= 256:
+                    self._text_shapes.clear()
+                shape = self._text_shapes[id(cols)] = (
+                    cols, m.row_description_msg(cols), [types_io.column_encoder(c.type_oid, 0) for c in cols])
+            out.append(shape[1])
+            self._send_rows(res.rows, shape[2])
         out.append(m.command_complete_msg(res.command_tag))
 
     def _send_rows(self, rows: list, encs: list[Callable[[Any], bytes]]) -> None:
