@@ -72,10 +72,11 @@ class NodeClient:
                 return
             loop = asyncio.get_running_loop()
             try:
-                # asyncio.timeout, not wait_for (no task of its own whose failure could go
-                # unretrieved when the caller is cancelled at that moment)
-                async with asyncio.timeout(timeout):
-                    _, proto = await loop.create_connection(lambda: _Proto(self), self.host, self.port)
+                # wait_for, not asyncio.timeout: an instance's statement handler may reach
+                # here on its first step, outside any task (asyncio.timeout needs one)
+                _, proto = await asyncio.wait_for(
+                    loop.create_connection(lambda: _Proto(self), self.host, self.port), timeout
+                )
             except (OSError, asyncio.TimeoutError) as e:
                 raise NodeUnavailable(f"{self.name} unreachable: {e}") from e
             self._proto = proto
