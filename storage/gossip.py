@@ -46,7 +46,7 @@ async def _peer_state(peer: NodeClient) -> P.NodeState | None:
     try:
         # asyncio.timeout, not wait_for: wait_for runs the call in a task of its own, and
         # one cancelled (node shutdown) just as it failed logs "Task exception was never
-        # retrieved"
+        # retrieved".  (asyncio.timeout needs a task: this runs in gather's.)
         async with asyncio.timeout(PEER_TIMEOUT):
             return await peer.state(timeout=PEER_TIMEOUT)
     except (NodeUnavailable, NodeError, asyncio.TimeoutError, OSError):
