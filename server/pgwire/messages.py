@@ -234,6 +234,15 @@ def _parse(r: _Reader) -> Parse:
     return Parse(name, sql, types)
 
 
+def _i16_array(buf: bytes, pos: int) -> tuple[list[int], int]:
+    """An int16 count and that many int16s at ``pos``: (values, position after them).
+    Raises struct.error past the end."""
+    (n,) = _I16.unpack_from(buf, pos)
+    if n < 0:
+        raise ProtocolError("negative count in message")
+    return (list(struct.unpack_from(f">{n}h", buf, pos + 2)) if n else []), pos + 2 + 2 * n
+
+
 def _bind(r: _Reader) -> Bind:
     """Bind is the one message of every prepared execution, so it is decoded in one pass
     over the body (``_Reader``'s per-field calls cost ~3 µs here); the same checks."""
@@ -247,13 +256,8 @@ def _bind(r: _Reader) -> Bind:
         stmt = buf[i + 1 : j].decode()
     except UnicodeDecodeError:
         raise ProtocolError("invalid UTF-8 in message") from None
-    pos = j + 1
     try:
-        (nf,) = _I16.unpack_from(buf, pos)
-        if nf < 0:
-            raise ProtocolError("negative count in message")
-        fmts = list(struct.unpack_from(f">{nf}h", buf, pos + 2)) if nf else []
-        pos += 2 + 2 * nf
+        fmts, pos = _i16_array(buf, j + 1)
         (n,) = _I16.unpack_from(buf, pos)
         if n < 0:
             raise ProtocolError("negative count in message")
@@ -269,11 +273,7 @@ def _bind(r: _Reader) -> Bind:
                 raise ProtocolError("insufficient data left in message")
             params.append(buf[pos : pos + ln])
             pos += ln
-        (nr,) = _I16.unpack_from(buf, pos)
-        if nr < 0:
-            raise ProtocolError("negative count in message")
-        rfmts = list(struct.unpack_from(f">{nr}h", buf, pos + 2)) if nr else []
-        pos += 2 + 2 * nr
+        rfmts, pos = _i16_array(buf, pos)
     except struct.error:
         raise ProtocolError("insufficient data left in message") from None
     if pos > end:
@@ -404,12 +404,11 @@ class FrameParser:
         if buf:
             buf += data
             n = len(buf)
-            if n >= 5:
-                (ln,) = _I32.unpack_from(buf, 1)
-                if 4 <= ln <= self.max_message and n < 1 + ln:
-                    return []  # the pending message is still incomplete
-            elif n < 5:
+            if n < 5:
                 return []
+            (ln,) = _I32.unpack_from(buf, 1)
+            if 4 <= ln <= self.max_message and n < 1 + ln:
+                return []  # the pending message is still incomplete
             data = bytes(buf)
             buf.clear()
         elif type(data) is not bytes:
