@@ -105,13 +105,15 @@ class _Statement:
         got = self.shapes.get(key)
         if got is None:
             cols = self.prepared.columns
-            if cols is None:
-                got = ([], m.NO_DATA)
-            else:
-                encs = [types_io.column_encoder(c.type_oid, formats[i] if formats else 0) for i, c in enumerate(cols)]
-                got = (encs, m.row_description_msg(cols, formats))
+            got = ([], m.NO_DATA) if cols is None else _shape(cols, formats)
             self.shapes[key] = got
         return got
+
+
+def _shape(cols: list, formats: list[int] | None) -> tuple[list[Callable[[Any], bytes]], bytes]:
+    """Column encoders and the RowDescription of result columns ``cols`` (formats None: text)."""
+    encs = [types_io.column_encoder(c.type_oid, formats[i] if formats else 0) for i, c in enumerate(cols)]
+    return encs, m.row_description_msg(cols, formats)
 
 
 @dataclass(slots=True)
@@ -173,10 +175,10 @@ class PgConnection:
         self.secret = 0
         self.statements: dict[str, _Statement] = {}
         self.portals: dict[str, _Portal] = {}
-        # simple-query results: id(columns) -> (columns, RowDescription, text encoders); a
+        # simple-query results: id(columns) -> (columns, (text encoders, RowDescription)); a
         # cached plan hands out the same columns list every time, so its row description is
         # built once (the entry keeps the list alive, so the id cannot be reused meanwhile)
-        self._text_shapes: dict[int, tuple[list, bytes, list]] = {}
+        self._text_shapes: dict[int, tuple[list, tuple[list, bytes]]] = {}
         self._auth: Authenticator | None = None
         self._reported: dict[str, str] = {}
         self._session_closed = False
@@ -571,14 +573,14 @@ class PgConnection:
             return
         cols = res.columns
         if cols is not None:
-            shape = self._text_shapes.get(id(cols))
-            if shape is None or shape[0] is not cols:
+            got = self._text_shapes.get(id(cols))
+            if got is None or got[0] is not cols:
                 if len(self._text_shapes) >= 256:
                     self._text_shapes.clear()
-                shape = self._text_shapes[id(cols)] = (
-                    cols, m.row_description_msg(cols), [types_io.column_encoder(c.type_oid, 0) for c in cols])
-            out.append(shape[1])
-            self._send_rows(res.rows, shape[2])
+                got = self._text_shapes[id(cols)] = (cols, _shape(cols, None))
+            encs, desc = got[1]
+            out.append(desc)
+            self._send_rows(res.rows, encs)
         out.append(m.command_complete_msg(res.command_tag))
 
     def _send_rows(self, rows: list, encs: list[Callable[[Any], bytes]]) -> None:
