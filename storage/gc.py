@@ -21,6 +21,15 @@ materialised point).  If it is above the PG's current floor:
 3. log records with lsn < p are deleted (they are all materialised; the record at p stays
    as the base of the chain).
 
+Before step 2, the PG's range tombstones (DELETE_PREFIX records, DROP TABLE:
+``storage.records``) with lsn <= p are applied: every version of every key with the
+tombstone's prefix in this PG goes, in one RocksDB ``delete_range`` written in the same
+batch that forgets the tombstone (so a crash repeats it or has done it, never half).
+Versions above p are deleted too: nothing ever writes a prefix again after its tombstone
+(a committed table id is never allocated again), so only a dropped table's dead rows
+have that prefix.  A tombstone above p waits: the retention window keeps the table's
+rows readable at any point before the drop.
+
 Floors first: a crash between the steps leaves extra data, never a read answered from a
 collected past.  Versions above p and records above p are never touched, so GC runs
 alongside appends and the materialiser.
@@ -35,7 +44,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from storage import protocol as P
-from storage.store import Batch, CorruptData, check_record, decode_version, log_key, pg_version_range
+from storage.store import (
+    Batch, CorruptData, check_record, decode_version, log_key, pg_version_range, prefix_version_range,
+)
 
 if TYPE_CHECKING:
     from storage.node import StorageNode
@@ -79,7 +90,7 @@ def sample(node: "StorageNode") -> bool:
 async def collect(node: "StorageNode", req: int = 0) -> P.GcResult:
     sample(node)
     w = window_lsn(node.history, node.clock(), node.retention_seconds)
-    v_removed = r_removed = 0
+    v_removed = r_removed = dropped = 0
     for pg in range(node.n_pgs):
         p = node.store.last_log_lsn(pg, min(w, node.mat[pg]))
         if p <= node.gc_floor[pg]:
@@ -96,15 +107,33 @@ async def collect(node: "StorageNode", req: int = 0) -> P.GcResult:
         node.store.write(floors)
         node.gc_floor[pg] = p
         node.log_floor[pg] = max(node.log_floor[pg], base.prev_lsn)
+        dropped += _collect_dropped(node, pg, p)
         v_removed += await _collect_versions(node, pg, p)
         r_removed += await _collect_log(node, pg, p)
     await node.flusher.sync()
-    if v_removed or r_removed:
-        log.info("gc_done", window_lsn=w, gc_floor=node.gc_floor, versions=v_removed, records=r_removed)
+    if v_removed or r_removed or dropped:
+        log.info("gc_done", window_lsn=w, gc_floor=node.gc_floor, versions=v_removed, records=r_removed,
+                 prefixes=dropped)
     return P.GcResult(
         req=req, window_lsn=w, gc_floor=dict(enumerate(node.gc_floor)),
-        versions_removed=v_removed, records_removed=r_removed,
+        versions_removed=v_removed, records_removed=r_removed, prefixes_dropped=dropped,
     )
+
+
+def _collect_dropped(node: "StorageNode", pg: int, p: int) -> int:
+    """Apply the PG's range tombstones at or below ``p``; returns how many.  One
+    ``delete_range`` per tombstone: constant work however many rows the table had."""
+    tombstones = node.store.range_tombstones(pg, p)
+    if not tombstones:
+        return 0
+    batch = Batch()
+    for lsn, prefix in tombstones:
+        if prefix:  # an empty prefix would be the whole PG: never written, never honoured
+            batch.delete_range(*prefix_version_range(pg, prefix))
+        batch.delete_range_tombstone(pg, lsn)
+    node.store.write(batch)
+    log.info("gc_dropped_prefixes", pg=pg, gc_point=p, prefixes=[pre.hex() for _, pre in tombstones])
+    return len(tombstones)
 
 
 async def _collect_versions(node: "StorageNode", pg: int, p: int) -> int:

@@ -56,7 +56,7 @@ from typing import Any
 import structlog
 
 from storage import protocol as P
-from storage.records import DELETE, PUT, PUTS, LogRecord, record_versions
+from storage.records import DELETE, DELETE_PREFIX, PUT, PUTS, LogRecord, record_versions
 from storage.segment import Segment, Truncation, Verdict
 from storage.store import Batch, CorruptData, Store
 from storage.walsync import GroupFlusher
@@ -349,6 +349,8 @@ class StorageNode:
                     batch.delete_log(pg, rec.lsn)
                     for key, _ in record_versions(rec):
                         batch.delete_version(pg, key, rec.lsn)
+                    if rec.kind == DELETE_PREFIX:  # a drop that never committed
+                        batch.delete_range_tombstone(pg, rec.lsn)
             floors[pg] = self.store.last_log_lsn(pg, min(after, self.seg.pgs[pg].scl))
             if self.mat[pg] > after:
                 self.mat[pg] = floors[pg]
@@ -389,6 +391,8 @@ class StorageNode:
                 batch.put_version(pg, rec.key, rec.lsn, None)
             elif rec.kind == PUTS:
                 n += batch.put_versions(pg, rec.lsn, record_versions(rec)) - 1
+            elif rec.kind == DELETE_PREFIX:  # applied by GC once outside the retention window
+                batch.put_range_tombstone(pg, rec.lsn, rec.key)
             n += 1
         if bad:
             # Stop just below the damaged record (the scrubber repairs it, then we go on).

@@ -200,6 +200,7 @@ class GcResult(msgspec.Struct, tag=True):
     gc_floor: dict[int, int]
     versions_removed: int
     records_removed: int
+    prefixes_dropped: int = 0  # range tombstones (DROP TABLE) applied: every version of each prefix
 
 
 class VersionBatch(msgspec.Struct, tag=True):

@@ -33,7 +33,7 @@ import structlog
 
 from storage import protocol as P
 from storage.client import NodeError, NodeUnavailable
-from storage.records import record_versions
+from storage.records import DELETE_PREFIX, record_versions
 from storage.segment import Verdict
 from storage.store import (
     Batch,
@@ -167,6 +167,8 @@ async def _repair_log(node: "StorageNode", pg: int, lsn: int, raw_key: bytes) ->
         if rec.lsn <= node.mat[pg]:
             for key, value in record_versions(rec):
                 batch.put_version(pg, key, rec.lsn, value)
+            if rec.kind == DELETE_PREFIX:
+                batch.put_range_tombstone(pg, rec.lsn, rec.key)
         node.store.write(batch)
         if node.seg.admit(rec) is Verdict.NEW:  # skipped as damaged when the SCL was built
             node.seg.add(rec)

@@ -21,7 +21,9 @@ This is the only module that imports rocksdict.  One database per node, raw byte
   a restart replays only the log above it), ``gc`` + pg -> 8B BE GC floor (records below
   it are deleted, versions older than the newest one <= it are deleted; the record at the
   floor itself is kept as the base of the chain), ``hist`` -> msgpack list of
-  ``[unix_time, vdl_hint]`` samples (maps the retention window to an LSN).
+  ``[unix_time, vdl_hint]`` samples (maps the retention window to an LSN), ``rt`` + pg
+  (4B BE) + lsn (8B BE) -> key prefix: a materialised DELETE_PREFIX record (range
+  tombstone) that GC has not applied yet (``storage.gc``).
 
 Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own block
 checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
@@ -187,6 +189,15 @@ class Batch:
         self.wb.delete(version_key(pg, key, lsn))
         self.count += 1
 
+    def put_range_tombstone(self, pg: int, lsn: int, prefix: bytes) -> None:
+        """Remember a materialised DELETE_PREFIX record until GC applies it."""
+        self.wb.put(range_tombstone_key(pg, lsn), prefix)
+        self.count += 1
+
+    def delete_range_tombstone(self, pg: int, lsn: int) -> None:
+        self.wb.delete(range_tombstone_key(pg, lsn))
+        self.count += 1
+
     def put_meta_int(self, name: bytes, value: int) -> None:
         self.wb.put(b"M" + name, _U64.pack(value))
         self.count += 1
@@ -260,6 +271,12 @@ class Store:
     def get_truncations(self) -> list[tuple[int, int, int]]:
         raw = self.db.get(b"Mtrunc")
         return [] if raw is None else [tuple(t) for t in _trunc_dec.decode(raw)]  # type: ignore[misc]
+
+    def range_tombstones(self, pg: int, upto_lsn: int) -> list[tuple[int, bytes]]:
+        """(lsn, prefix) of the PG's pending range tombstones with lsn <= upto_lsn."""
+        lo = range_tombstone_key(pg, 0)
+        hi = range_tombstone_key(pg, min(upto_lsn, _MAX64 - 1) + 1)
+        return [(_U64.unpack_from(k, len(k) - 8)[0], v) for k, v in self.iter_raw(lo, hi)]
 
     # --- the log ---------------------------------------------------------------------
     def iter_log(
@@ -436,3 +453,15 @@ def pg_log_range(pg: int) -> tuple[bytes, bytes]:
 
 def pg_version_range(pg: int) -> tuple[bytes, bytes]:
     return b"V" + _U32.pack(pg), b"V" + _U32.pack(pg + 1)
+
+
+def prefix_version_range(pg: int, prefix: bytes) -> tuple[bytes, bytes]:
+    """[begin, end) of the raw keys of every version of every user key of ``pg`` that
+    starts with ``prefix`` (escaping keeps a key's escaped form starting with its prefix's)."""
+    begin = b"V" + _U32.pack(pg) + escape(prefix)
+    end = begin.rstrip(b"\xff")  # never empty: it starts with b"V"
+    return begin, end[:-1] + bytes([end[-1] + 1])
+
+
+def range_tombstone_key(pg: int, lsn: int) -> bytes:
+    return b"Mrt" + _U32.pack(pg) + _U64.pack(lsn)
