@@ -39,7 +39,7 @@ import structlog
 from engine.api import Key, Row
 from engine.errors import StorageUnavailable
 from engine.gcpause import gc_paused
-from engine.memstore import TableVersions, VersionedTables
+from engine.memstore import TableVersions, VersionedTables, dropped_error
 from engine.waits import wait_until
 from server.config import DEFAULT_PG_SIZE_LIMIT, ClusterConf
 from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
@@ -49,8 +49,8 @@ from storage.client import NodeClient, NodeError, NodeUnavailable
 from storage.protocol import AddPgs, encode_records
 from storage.protocol import Scan as P_Scan
 from storage.records import (
-    COMMIT, CONTROL_PG, DELETE, LSN_ALLOCATION_LIMIT, PUT, PUTS, LogRecord, encode_commit_value, encode_puts,
-    record_versions,
+    COMMIT, CONTROL_PG, DELETE, DELETE_PREFIX, LSN_ALLOCATION_LIMIT, PUT, PUTS, LogRecord, encode_commit_value,
+    encode_puts, record_versions,
 )
 
 _TID = struct.Struct(">I")
@@ -134,6 +134,10 @@ class _Volume(VersionedTables):
         """The PG new rows of ``table_id`` go to."""
         return self.placement.head(table_id)
 
+    def forget_table(self, table_id: int) -> None:
+        super().forget_table(table_id)
+        self.placement.heads.pop(table_id, None)
+
     def _refresh_membership(self) -> bool:
         """Follow ``cluster.json``'s storage nodes (a replacement adds one, then drops one)."""
         if self.data_dir is None:
@@ -174,6 +178,8 @@ class _Volume(VersionedTables):
                 t = self.tables.get(tid)
                 if t is not None and t.loaded_at is not None:
                     break
+                if self.is_dropped(tid):  # a statement planned before a DROP TABLE commit
+                    raise dropped_error(tid)
                 fut = self._loading.get(tid)
                 if fut is None:
                     fut = asyncio.ensure_future(self._load(tid))
@@ -196,8 +202,10 @@ class _Volume(VersionedTables):
         prefix = _TID.pack(tid)
         decode = self.codec.decode_row
         if len(chain) == 1:
-            for skey, lsn, value in await self._scan_pg(tid, chain[0], prefix, at, False):
-                t.add(skey[4:], lsn, decode(value))
+            items = await self._scan_pg(tid, chain[0], prefix, at, False)
+            with gc_paused():  # a big table is millions of new objects at once (engine.gcpause)
+                for skey, lsn, value in items:
+                    t.add(skey[4:], lsn, decode(value))
         else:
             # Rows spread over the table's PGs: the newest version of each key wins, a
             # delete in a newer PG hides the key's older versions in older PGs.
@@ -207,10 +215,11 @@ class _Volume(VersionedTables):
                     seen = newest.get(skey)
                     if seen is None or lsn > seen[0]:
                         newest[skey] = (lsn, value)
-            for skey in sorted(newest):
-                lsn, value = newest[skey]
-                if value is not None:
-                    t.add(skey[4:], lsn, decode(value))
+            with gc_paused():
+                for skey in sorted(newest):
+                    lsn, value = newest[skey]
+                    if value is not None:
+                        t.add(skey[4:], lsn, decode(value))
         t.loaded_at = at
 
     async def _scan_pg(self, tid: int, pg: int, prefix: bytes, at: int, deletes: bool) -> list:
@@ -324,6 +333,7 @@ class WriterVolume(_Volume):
         # ended) keep their versions: the writer prunes nothing they can see.  Reader and
         # writer transaction ids never collide (the writer's carry the epoch).
         w._pins = reader._pins
+        w._closed, w._forget = reader._closed, reader._forget  # dropped tables (memstore)
         indexes = reader.__dict__.pop("_borealis_indexes", None)  # engine.indexes: maps of the cached tables
         if indexes is not None:
             w.__dict__["_borealis_indexes"] = indexes
@@ -535,21 +545,24 @@ class WriterVolume(_Volume):
 
     # -- commit ----------------------------------------------------------------------------
     async def commit(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
-        if not writes:
+        dropped: tuple[int, ...] = getattr(writes, "dropped", ())  # engine.api.WriteSet: DROP TABLE
+        if not writes and not dropped:
             return self._vdl
         tracker = self.tracker
         assert tracker is not None
         while tracker.last_allocated - tracker.vcl > LSN_ALLOCATION_LIMIT - len(writes) - 1:
             await asyncio.sleep(0.01)  # LAL back-pressure: storage is far behind
         if len(writes) > _LARGE_COMMIT:
-            return await self._commit_large(txid, writes)
+            return await self._commit_large(txid, writes, dropped)
         # 1. Build everything that can fail (row encoding, the cache apply) before any LSN
         #    is allocated or tracked: a tracked LSN that is never sent would hold the VCL
         #    (and every later commit) back forever.
         lsn = self._next_lsn
-        records, touched, new_tails = self._build(txid, writes, lsn)
+        records, touched, new_tails = self._build(txid, writes, lsn, dropped)
         commit_lsn = records[-1].lsn
         self._apply_commit(commit_lsn, writes)  # invisible until the VDL reaches commit_lsn
+        if dropped:
+            self.note_dropped(commit_lsn, dropped)
         # 2. Allocate, track and queue: nothing here can fail.
         track = tracker.track
         sizes = self.pg_bytes
@@ -568,10 +581,11 @@ class WriterVolume(_Volume):
         self.commits_done += 1
         return commit_lsn
 
-    def _build(self, txid: int, writes: dict[tuple[int, Key], Row | None],
-               lsn: int) -> tuple[list[LogRecord], dict[int, int], dict[int, int]]:
-        """The redo records of a commit from ``lsn`` on (its COMMIT record last), the
-        highest LSN per touched PG and the new per-PG tails.  Changes no state."""
+    def _build(self, txid: int, writes: dict[tuple[int, Key], Row | None], lsn: int,
+               dropped: tuple[int, ...] = ()) -> tuple[list[LogRecord], dict[int, int], dict[int, int]]:
+        """The redo records of a commit from ``lsn`` on (the range tombstones of the
+        ``dropped`` tables after the row writes, its COMMIT record last), the highest LSN
+        per touched PG and the new per-PG tails.  Changes no state."""
         encode = self.codec.encode_row
         epoch = self.epoch
         tails = self._tails
@@ -588,6 +602,10 @@ class WriterVolume(_Volume):
             records.append(_data_record(lsn, pg, prev, txid, tid, key, row, epoch, encode))
             new_tails[pg] = lsn
             lsn += 1
+        for r in self._drop_records(txid, dropped, lsn, lambda pg: new_tails.get(pg, tails.get(pg, 0))):
+            records.append(r)
+            new_tails[r.pg] = r.lsn
+            lsn += 1
         touched = dict(new_tails)
         prev = new_tails.get(CONTROL_PG)
         if prev is None:
@@ -595,6 +613,22 @@ class WriterVolume(_Volume):
         records.append(LogRecord.make(lsn, CONTROL_PG, prev, txid, COMMIT, b"", encode_commit_value(touched), epoch))
         new_tails[CONTROL_PG] = lsn
         return records, touched, new_tails
+
+    def _drop_records(self, txid: int, dropped: tuple[int, ...], lsn: int, prev_of: Any) -> list[LogRecord]:
+        """A DELETE_PREFIX record (``storage.records``) for each dropped table in every PG
+        that can hold its rows (the table's placement chain), from ``lsn`` on;
+        ``prev_of(pg)`` is the PG's back-link before them."""
+        out: list[LogRecord] = []
+        prevs: dict[int, int] = {}
+        for tid in dropped:
+            for pg in self.placement.chain(tid):
+                prev = prevs.get(pg)
+                if prev is None:
+                    prev = prev_of(pg)
+                out.append(LogRecord.make(lsn, pg, prev, txid, DELETE_PREFIX, _TID.pack(tid), b"", self.epoch))
+                prevs[pg] = lsn
+                lsn += 1
+        return out
 
     def _apply_commit(self, lsn: int, writes: dict[tuple[int, Key], Row | None]) -> None:
         """Apply a commit's writes to the cache at ``lsn``; if that fails part way (an index
@@ -649,7 +683,8 @@ class WriterVolume(_Volume):
                     f"for {self.commit_timeout:.0f} s; the transaction may still become durable when storage recovers",
                 ) from None
 
-    async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
+    async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None],
+                            dropped: tuple[int, ...] = ()) -> int:
         """A commit too big for one Append (bulk COPY, INSERT ... SELECT, a table rewrite).
 
         Its row writes travel as PUTS records of up to ``_PUTS_ROWS`` rows of one PG each
@@ -721,6 +756,12 @@ class WriterVolume(_Volume):
             tracker.track(lsn, pg, False)
             lsn += 1
         del values
+        for r in self._drop_records(txid, dropped, lsn, lambda pg: tails.get(pg, 0)):
+            records.append(r)
+            sizes[r.pg] = sizes.get(r.pg, 0) + len(r.key) + RECORD_OVERHEAD
+            tails[r.pg] = touched[r.pg] = r.lsn
+            tracker.track(r.lsn, r.pg, False)
+            lsn += 1
         commit = LogRecord.make(lsn, CONTROL_PG, tails.get(CONTROL_PG, 0), txid, COMMIT, b"",
                                 encode_commit_value(touched), epoch)
         commit_lsn = lsn
@@ -733,6 +774,8 @@ class WriterVolume(_Volume):
         # 3. cache
         try:
             await self._apply_large(commit_lsn, writes)
+            if dropped:
+                self.note_dropped(commit_lsn, dropped)
         except BaseException:
             empty = encode_puts([])
             fillers = [LogRecord.make(r.lsn, r.pg, r.prev_lsn, txid, PUTS, b"", empty, epoch)
@@ -1118,6 +1161,9 @@ class ReaderVolume(_Volume):
                     _apply_puts(tables, r, commit_lsn, decode, horizon)
                     continue
                 tid = _TID.unpack_from(r.key)[0]
+                if r.kind == DELETE_PREFIX:  # DROP TABLE: forget its rows once no snapshot needs them
+                    self.note_dropped(commit_lsn, (tid,))
+                    continue
                 t = tables.get(tid)
                 if t is None:
                     if tid == PLACEMENT_TABLE:
