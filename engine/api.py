@@ -38,6 +38,25 @@ from typing import Any, AsyncIterator, Iterable, Iterator, Protocol
 Row = tuple
 Key = bytes
 
+# A write of ``(table_id, TABLE_DROPPED) -> None`` in a transaction drops the table's rows
+# (DROP TABLE): ``Txn.write_set`` turns it into ``WriteSet.dropped`` and the store logs one
+# range tombstone per protection group instead of a delete per row.  Row keys never start
+# with 0xFF (``engine.keys``), so this key is no row's.
+TABLE_DROPPED: Key = b"\xff\xffdropped"
+
+
+class WriteSet(dict):
+    """The writes of one commit, ``{(table_id, key): row | None}``, plus ``dropped``: the
+    ids of the tables the commit drops (every row dead as of the commit; the dict holds no
+    write of theirs).  Table ids, once committed, are never allocated again, so nothing
+    reads a dropped table at a later snapshot."""
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, *args: Any, dropped: tuple[int, ...] = ()) -> None:
+        super().__init__(*args)
+        self.dropped = dropped
+
 
 class LockBusy(Exception):
     def __init__(self, holder: int) -> None:
@@ -81,9 +100,17 @@ class RowStore(Protocol):
     async def wait_for(self, txid: int) -> None:
         """Wait until transaction ``txid`` has released its locks."""
 
+    def lock_table(self, txid: int, table_id: int) -> None:
+        """Exclusive lock on a whole table (DROP TABLE), or LockBusy while another
+        transaction holds a lock on any of its rows; until ``release`` every other
+        transaction's ``lock`` on the table waits.  Once a commit dropped the table, ``lock``
+        on it raises UndefinedTable (42P01) -- a writer that waited for the drop."""
+
     async def commit(self, txid: int, writes: dict[tuple[int, Key], Row | None]) -> int:
         """Log the writes (None = delete) as one transaction; returns once durable
-        (VDL >= commit LSN).  Returns the commit LSN.  Does not release locks."""
+        (VDL >= commit LSN).  Returns the commit LSN.  Does not release locks.  A
+        ``WriteSet`` also drops its ``dropped`` tables: their cached rows are forgotten
+        once no snapshot before the commit is left."""
 
     def release(self, txid: int) -> None:
         """Release the transaction's locks (and its pinned snapshot)."""

@@ -12,6 +12,7 @@ from typing import Any
 from sqlglot import exp
 
 from engine import errors
+from engine.api import TABLE_DROPPED
 from engine import types as T
 from engine.catalog import (
     CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef, database_key, table_key,
@@ -246,7 +247,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
             raise errors.UndefinedTable(f'{word} "{name}" does not exist')
         cw.drop(td)
         if want == "r":
-            _delete_all(ctx, td)
+            _drop_rows(ctx, td)
             for s in td.owned_seqs:
                 sd = cw.catalog.get(s)
                 if sd is not None:
@@ -255,9 +256,19 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
     return f"DROP {kind}", notices
 
 
+def _drop_rows(ctx: Any, td: TableDef) -> None:
+    """DROP TABLE's rows: the table locked whole (waits for the transactions writing it;
+    later writers wait, then fail with 42P01) and one ``TABLE_DROPPED`` write -- the commit
+    logs a range tombstone per protection group, not a delete per row.  A committed table
+    id is never allocated again (``CatalogWriter.alloc_id``), so no catalog after the drop
+    reaches the rows; storage reclaims them once the drop leaves the retention window."""
+    ctx.txn.lock_table(td.table_id)
+    ctx.txn.put(td.table_id, TABLE_DROPPED, None)
+
+
 def _delete_all(ctx: Any, td: TableDef) -> None:
-    """Every row of the table deleted (DROP TABLE, TRUNCATE): all locked first, then
-    deleted, in bulk."""
+    """Every row of the table deleted (TRUNCATE, which keeps the table id): all locked
+    first, then deleted, in bulk."""
     txn = ctx.txn
     with gc_paused():
         keys = [key for key, _ in txn.scan(td.table_id, ctx.store.snapshot())]

@@ -15,7 +15,8 @@ import itertools
 from collections import deque
 from typing import Any, Iterable, Iterator
 
-from engine.api import Key, LockBusy, Row
+from engine.api import TABLE_DROPPED, Key, LockBusy, Row
+from engine.errors import UndefinedTable
 from engine.ssi import SsiTracker
 
 
@@ -191,6 +192,12 @@ class TableVersions:
             del rows[key]
 
 
+def dropped_error(table_id: int) -> UndefinedTable:
+    """What a statement planned before a DROP TABLE commit gets when it reaches the table."""
+    return UndefinedTable(f"relation with OID {table_id} does not exist",
+                          detail="The table was dropped by a concurrent transaction.")
+
+
 class VersionedTables:
     """Versions + locks; subclasses decide how commits become durable."""
 
@@ -208,6 +215,13 @@ class VersionedTables:
         self._vdl = 0
         self._pins: dict[int, int] = {}  # txid -> snapshot held across statements
         self.ssi = SsiTracker()  # SERIALIZABLE read/write dependencies
+        # Whole tables (DROP TABLE): table id -> txid locking it whole, or 0 once a commit
+        # this instance saw dropped it.  ``_table_locks`` counts the whole-table entries
+        # (key TABLE_DROPPED) in ``_locks``; ``_forget`` holds (drop LSN, table id) of
+        # dropped tables whose cached rows go once every snapshot is at or past the drop.
+        self._closed: dict[int, int] = {}
+        self._table_locks = 0
+        self._forget: deque[tuple[int, int]] = deque()
 
     def pin(self, txid: int, snapshot: int) -> None:
         """Keep the versions visible at ``snapshot`` until ``release(txid)``."""
@@ -228,6 +242,8 @@ class VersionedTables:
     def table(self, table_id: int) -> TableVersions:
         t = self.tables.get(table_id)
         if t is None:
+            if self._closed.get(table_id) == 0:  # dropped and forgotten: never an empty table
+                raise dropped_error(table_id)
             t = self.tables[table_id] = TableVersions()
         return t
 
@@ -252,6 +268,8 @@ class VersionedTables:
 
     def lock(self, txid: int, table_id: int, key: Key, shared: bool = False) -> None:
         """Exclusive (writes, FOR UPDATE) or shared (FOR SHARE) row lock, or LockBusy."""
+        if self._closed:
+            self._check_open(txid, table_id)
         k = (table_id, key)
         holder = self._locks.get(k)
         if holder is not None:
@@ -273,6 +291,8 @@ class VersionedTables:
 
     def lock_many(self, txid: int, table_id: int, keys: Iterable[Key]) -> None:
         """``lock`` (exclusive) of many rows of one table: a table rewrite locks every row."""
+        if self._closed:
+            self._check_open(txid, table_id)
         locks, shared = self._locks, self._shared
         held = self._held.setdefault(txid, [])
         for key in keys:
@@ -289,6 +309,36 @@ class VersionedTables:
             locks[k] = txid
             held.append(k)
 
+    def _check_open(self, txid: int, table_id: int) -> None:
+        """A row lock waits for a transaction locking the table whole, and fails once a
+        commit dropped the table (a statement planned before the drop)."""
+        holder = self._closed.get(table_id)
+        if holder is None or holder == txid:
+            return
+        if holder == 0:
+            raise dropped_error(table_id)
+        raise LockBusy(holder)
+
+    def lock_table(self, txid: int, table_id: int) -> None:
+        """The whole table, exclusively (DROP TABLE): LockBusy while another transaction
+        holds a lock on one of its rows, and from then on other transactions' row locks on
+        it wait (PostgreSQL's ACCESS EXCLUSIVE, but plain reads do not wait: they read
+        their snapshot).  O(locks held), not O(rows)."""
+        self._check_open(txid, table_id)
+        if self._closed.get(table_id) == txid:
+            return
+        for (tid, _key), holder in self._locks.items():
+            if tid == table_id and holder != txid:
+                raise LockBusy(holder)
+        for (tid, _key), sharers in self._shared.items():
+            if tid == table_id and (len(sharers) > 1 or txid not in sharers):
+                raise LockBusy(min(sharers - {txid}))
+        k = (table_id, TABLE_DROPPED)
+        self._locks[k] = txid
+        self._held.setdefault(txid, []).append(k)
+        self._closed[table_id] = txid
+        self._table_locks += 1
+
     def lock_mark(self, txid: int) -> int:
         """How many locks ``txid`` holds: a savepoint's mark for ``release_since``."""
         return len(self._held.get(txid, ()))
@@ -302,9 +352,14 @@ class VersionedTables:
         await ev.wait()
 
     def _drop(self, txid: int, keys: Iterable[tuple[int, Key]]) -> None:
+        whole = self._table_locks
         for k in keys:
             if self._locks.get(k) == txid:
                 del self._locks[k]
+                if whole and k[1] is TABLE_DROPPED:
+                    self._table_locks -= 1
+                    if self._closed.get(k[0]) == txid:  # (0 if the commit dropped it)
+                        del self._closed[k[0]]
             sharers = self._shared.get(k)
             if sharers is not None:
                 sharers.discard(txid)
@@ -335,8 +390,29 @@ class VersionedTables:
         for (tid, key), row in writes.items():
             self.table(tid).add(key, lsn, row, horizon)
 
+    def note_dropped(self, lsn: int, table_ids: Iterable[int]) -> None:
+        """A commit at ``lsn`` dropped these tables: row locks on them fail from now on,
+        and their cached rows are forgotten once no snapshot before ``lsn`` is left."""
+        for tid in table_ids:
+            self._closed[tid] = 0
+            self._forget.append((lsn, tid))
+
+    def is_dropped(self, table_id: int) -> bool:
+        return self._closed.get(table_id) == 0
+
+    def forget_table(self, table_id: int) -> None:
+        """Release a dropped table's cached rows and the index maps built on them."""
+        self.tables.pop(table_id, None)
+        indexes = self.__dict__.get("_borealis_indexes")  # engine.indexes
+        if indexes is not None:
+            indexes.pop(table_id, None)
+
     def collect(self, horizon: int) -> None:
-        """Drop the deleted keys every snapshot sees as deleted (``TableVersions.collect``)."""
+        """Drop the deleted keys every snapshot sees as deleted (``TableVersions.collect``),
+        and the dropped tables no snapshot can read any more."""
+        forget = self._forget
+        while forget and forget[0][0] <= horizon:
+            self.forget_table(forget.popleft()[1])
         for t in self.tables.values():
             if t.dead and t.dead[0][0] <= horizon:
                 t.collect(horizon)

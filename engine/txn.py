@@ -16,7 +16,7 @@ import datetime as _dt
 import time as _time
 from typing import Any, Iterable, Iterator
 
-from engine.api import Key, Row
+from engine.api import TABLE_DROPPED, Key, Row, WriteSet
 
 _MISSING = object()
 _SEQUENCES = 1  # engine.catalog.SEQUENCE_TABLE: it and the catalog (0) are not tracked by SSI
@@ -122,6 +122,12 @@ class Txn:
             self.txid = self.store.new_txid()
         self.store.lock_many(self.txid, tid, keys)
 
+    def lock_table(self, tid: int) -> None:
+        """Exclusive lock on the whole table (DROP TABLE; raises ``LockBusy``)."""
+        if self.txid is None:
+            self.txid = self.store.new_txid()
+        self.store.lock_table(self.txid, tid)
+
     def lock_for_update(self, tid: int, key: Key, snap: int) -> None:
         """Lock a row read at ``snap``; a newer committed version is a write conflict."""
         self.lock(tid, key)
@@ -169,4 +175,14 @@ class Txn:
         self.undo = {}
 
     def write_set(self) -> dict[tuple[int, Key], Row | None]:
-        return {(tid, key): row for tid, w in self.tables.items() for key, row in w.items()}
+        """Every write; with a table dropped (``engine.api.TABLE_DROPPED``) a ``WriteSet``
+        naming it, without its own writes (the whole table is dead as of the commit)."""
+        tables = self.tables
+        dropped = tuple(tid for tid, w in tables.items() if TABLE_DROPPED in w)
+        if not dropped:
+            return {(tid, key): row for tid, w in tables.items() for key, row in w.items()}
+        out = WriteSet(dropped=dropped)
+        for tid, w in tables.items():
+            if tid not in dropped:
+                out.update({(tid, key): row for key, row in w.items()})
+        return out
