@@ -317,9 +317,10 @@ class RedoSubscriber:
                 w = conf.writer()
                 if w is None:
                     raise OSError("no writer in cluster.json")
-                _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: _SubConn(self), conf.host, w.admin_port), 2.0
-                )
+                # asyncio.timeout, not wait_for: see promote.promote.  (This runs in the
+                # task start() made.)
+                async with asyncio.timeout(2.0):
+                    _, proto = await loop.create_connection(lambda: _SubConn(self), conf.host, w.admin_port)
                 self._conn = proto
                 await proto.closed
             except (OSError, asyncio.TimeoutError) as e:

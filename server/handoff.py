@@ -58,7 +58,12 @@ async def hand_off(path: Path, client: socket.socket, held: bytes, timeout: floa
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.setblocking(False)
     try:
-        await asyncio.wait_for(_exchange(loop, s, str(path), client.fileno(), held), timeout)
+        # asyncio.timeout, not wait_for: wait_for runs _exchange in a task of its own, and
+        # one cancelled (the proxy shutting down) just as it failed logs "Task exception was
+        # never retrieved".  (asyncio.timeout needs a task: the proxy hands off from the
+        # task it spawned for the client, see endpoints.proxy.)
+        async with asyncio.timeout(timeout):
+            await _exchange(loop, s, str(path), client.fileno(), held)
     except asyncio.TimeoutError as e:
         raise OSError("instance did not confirm the hand-off in time") from e
     finally:

@@ -151,14 +151,19 @@ async def promote(inst: "Instance", req: int, timeout: float) -> R.Promoted:
     reader.stop()
     reader.state = "recovering"
     try:
-        # 2. Recovery as any new writer runs it.
-        rec, sets = await asyncio.wait_for(recover_volume(reader.nodes, reader.conf, reader.pgs), timeout)
+        # 2. Recovery as any new writer runs it.  The steps are bounded with asyncio.timeout,
+        # not wait_for: wait_for runs the call in a task of its own, and one cancelled (the
+        # instance shutting down) just as the call failed logs "Task exception was never
+        # retrieved".  (asyncio.timeout needs a task: promote always runs in the one
+        # AdminServer.promote made for it.)
+        async with asyncio.timeout(timeout):
+            rec, sets = await recover_volume(reader.nodes, reader.conf, reader.pgs)
         steps["recovery"] = round(time.monotonic() - t0, 3)
         # 3. The cache at exactly the recovered VDL.
         t1 = time.monotonic()
         try:
-            extra, drop, from_buffer, from_storage = await asyncio.wait_for(
-                commits_to_apply(reader, rec), max(1.0, timeout - (t1 - t0)))
+            async with asyncio.timeout(max(1.0, timeout - (t1 - t0))):
+                extra, drop, from_buffer, from_storage = await commits_to_apply(reader, rec)
             everything = False
         except (ReadBackError, asyncio.TimeoutError) as e:
             log.warning("promotion_cache_dropped", error=str(e))
@@ -172,7 +177,8 @@ async def promote(inst: "Instance", req: int, timeout: float) -> R.Promoted:
         writer = await WriterVolume.from_reader(reader, rec, sets)
         # The engine's catalog and sequences are built from these two: never serve as the
         # writer without them (they are dropped only if the reader was reloading them).
-        await asyncio.wait_for(writer.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE]), max(1.0, timeout))
+        async with asyncio.timeout(max(1.0, timeout)):
+            await writer.ensure_loaded([CATALOG_TABLE, SEQUENCE_TABLE])
         closed = inst.become_writer(writer, AdminShutdown(
             "terminating connection because this instance was promoted to writer",
             hint="Reconnect: the writer endpoint now leads here."))
