@@ -192,6 +192,28 @@ class TableVersions:
             del rows[key]
 
 
+_FREE_SLICE = 20_000  # dict entries let go of per event-loop turn (a few ms)
+
+
+def free_in_slices(d: dict) -> None:
+    """Empty a dict nothing else refers to any more, ``_FREE_SLICE`` entries per
+    event-loop turn (at once when no loop runs)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        d.clear()
+        return
+
+    def step() -> None:
+        pop = d.popitem
+        for _ in range(min(_FREE_SLICE, len(d))):
+            pop()
+        if d:
+            loop.call_soon(step)
+
+    loop.call_soon(step)
+
+
 def dropped_error(table_id: int) -> UndefinedTable:
     """What a statement planned before a DROP TABLE commit gets when it reaches the table."""
     return UndefinedTable(f"relation with OID {table_id} does not exist",
@@ -401,11 +423,17 @@ class VersionedTables:
         return self._closed.get(table_id) == 0
 
     def forget_table(self, table_id: int) -> None:
-        """Release a dropped table's cached rows and the index maps built on them."""
-        self.tables.pop(table_id, None)
+        """Release a dropped table's cached rows and the index maps built on them -- a
+        slice per event-loop turn (freeing a million rows at once stalls every session of
+        the instance for about half a second)."""
+        t = self.tables.pop(table_id, None)
+        if t is not None:
+            free_in_slices(t.rows)
         indexes = self.__dict__.get("_borealis_indexes")  # engine.indexes
-        if indexes is not None:
-            indexes.pop(table_id, None)
+        ti = indexes.pop(table_id, None) if indexes is not None else None
+        if ti is not None:
+            for m in ti.maps.values():
+                free_in_slices(m)
 
     def collect(self, horizon: int) -> None:
         """Drop the deleted keys every snapshot sees as deleted (``TableVersions.collect``),
