@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\df", r"\d", r"\l"]
+COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\du {r}", r"\df", r"\d", r"\l",
+            r"\l {db}"]
 
 
 def _free_port() -> int:
@@ -78,28 +79,65 @@ def _psql(args: list[str], cmd: str, env: dict[str, str] | None = None) -> str:
     return r.stdout + r.stderr
 
 
+def _rows_named(out: str, names: set[str]) -> list[str]:
+    """The lines of psql's table whose first column is one of ``names`` (the header's
+    included), with their continuation lines, padding collapsed."""
+    rows, keep = [], False
+    for line in out.splitlines():
+        if "|" not in line:  # title, rule, footer
+            continue
+        first = line.split("|", 1)[0].strip()
+        if first:  # a new row; an empty first column continues the last one
+            keep = first in names
+        if keep:
+            rows.append(" ".join(line.split()))
+    return rows
+
+
 def test_describe_commands_match_postgres(cluster, scratch_pg) -> None:
     tag = uuid.uuid4().hex[:6]
     t, p = f"psq_t_{tag}", f"psq_p_{tag}"
+    g, u = f"psq_g_{tag}", f"psq_u_{tag}"
     ddl = (f"create table {p}(id int primary key); "
            f"create table {t}(id int primary key, name text not null default 'x', "
            f"pid int references {p}(id), score numeric(10,2)); "
-           f"create index {t}_name_idx on {t}(name);")
+           f"create index {t}_name_idx on {t}(name); "
+           f"create role {g}; create role {u} login createdb connection limit 2 in role {g};")
     bargs, benv = _borealis_args(cluster.writer_dsn)
-    assert "ERROR" not in _psql(bargs, ddl, benv)
-    assert "ERROR" not in _psql(scratch_pg, ddl)
-    mismatched = []
-    for template in COMMANDS:
-        cmd = template.format(t=t, p=p)
-        ours, theirs = _psql(bargs, cmd, benv), _psql(scratch_pg, cmd)
-        if cmd in (r"\dt", r"\di", r"\d"):  # the shared cluster holds other tests' tables
-            # ...whose longer names widen the columns: compare the rows without padding
-            ours = "\n".join(" ".join(line.split()) for line in ours.splitlines() if tag in line)
-            theirs = "\n".join(" ".join(line.split()) for line in theirs.splitlines() if tag in line)
-            assert ours, f"{cmd}: our tables are missing"
-        if ours != theirs:
-            mismatched.append(f"{cmd}:\n--- borealis\n{ours}\n--- postgres\n{theirs}")
-    assert not mismatched, "\n".join(mismatched)
+    try:
+        assert "ERROR" not in _psql(bargs, ddl, benv)
+        assert "ERROR" not in _psql(scratch_pg, ddl)
+        mismatched = []
+        for template in COMMANDS:
+            # The patterns name what is the same on both servers: the built-in superuser and
+            # this test's roles, the databases initdb makes.
+            cmd = template.format(t=t, p=p, r=f"postgres|psq_*_{tag}", db="postgres|template*")
+            ours, theirs = _psql(bargs, cmd, benv), _psql(scratch_pg, cmd)
+            if template == r"\du {r}":
+                assert all(f" {name} " in ours for name in ("postgres", g, u)), ours
+            elif template == r"\l {db}":
+                assert all(f" {name} " in ours for name in ("postgres", "template0", "template1")), ours
+            if cmd in (r"\dt", r"\di", r"\d"):  # the shared cluster holds other tests' tables
+                # ...whose longer names widen the columns: compare the rows without padding
+                ours = "\n".join(" ".join(line.split()) for line in ours.splitlines() if tag in line)
+                theirs = "\n".join(" ".join(line.split()) for line in theirs.splitlines() if tag in line)
+                assert ours, f"{cmd}: our tables are missing"
+            elif cmd in (r"\du", r"\l"):  # ...and other tests' roles and databases
+                # (their patterned forms compare byte for byte): the rows the scratch server
+                # lists, without padding; and no pg_ role, which \du leaves out
+                names = {line.split("|", 1)[0].strip() for line in theirs.splitlines() if "|" in line}
+                listed = {line.split("|", 1)[0].strip() for line in ours.splitlines() if "|" in line}
+                if cmd == r"\du":
+                    assert {g, u, "postgres"} <= names, theirs
+                    assert not any(n.startswith("pg_") for n in listed), ours
+                ours, theirs = "\n".join(_rows_named(ours, names)), "\n".join(_rows_named(theirs, names))
+            if ours != theirs:
+                mismatched.append(f"{cmd}:\n--- borealis\n{ours}\n--- postgres\n{theirs}")
+        assert not mismatched, "\n".join(mismatched)
+    finally:
+        drop = f"drop role if exists {u}, {g}"
+        _psql(bargs, drop, benv)
+        _psql(scratch_pg, drop)
 
 
 def test_catalog_functions_and_reg_casts(cluster) -> None:

@@ -3,13 +3,14 @@
 ``pg``: the session's shared trust cluster (tests/conftest.py ``cluster``) seen through its
 writer endpoint, with what these tests log in as and read: roles ``alice``, ``bob``,
 ``carol`` and ``u0``..``u7``, database ``db``, table ``wire_gen`` (10 rows ``(i, 'row<i>')``)
-and an empty table ``wire_t``.  Setting them up is idempotent, so the fixture can be built
-again by a later module on the same cluster.
+and an empty table ``wire_t``.  One per module: the roles it made are dropped when the
+module ends (tests elsewhere list the cluster's roles); setting up is idempotent.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -48,22 +49,29 @@ class WireServer:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def pg(cluster: ClusterHandle) -> WireServer:
+@pytest.fixture(scope="module")
+def pg(cluster: ClusterHandle) -> Iterator[WireServer]:
     conf = cluster.launcher.conf
     port = next(e.port for e in conf.endpoints if e.kind == "writer")
     srv = WireServer(cluster, port)
+    made: list[str] = []
     with srv.admin() as c:
         have = {r[0] for r in c.execute("SELECT rolname FROM pg_roles").fetchall()}
         for role in ROLES:
             if role not in have:
                 c.execute(f"CREATE ROLE {role} LOGIN")
+                made.append(role)
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'db'").fetchone():
             c.execute("CREATE DATABASE db")
         c.execute("CREATE TABLE IF NOT EXISTS wire_gen (i int4 PRIMARY KEY, s text)")
         c.execute("INSERT INTO wire_gen SELECT i, 'row' || i FROM generate_series(0, 9) i ON CONFLICT DO NOTHING")
         c.execute("CREATE TABLE IF NOT EXISTS wire_t (x int4)")
-    return srv
+    yield srv
+    # The roles go with the module: the cluster is the session's, and later tests (psql's
+    # \du in tests/clients) must not find them.  (Borealis has no DROP DATABASE: db stays.)
+    if made:
+        with srv.admin() as c:
+            c.execute(f"DROP ROLE IF EXISTS {', '.join(made)}")
 
 
 # ---------------------------------------------------------------- a cluster with passwords and hba.conf
