@@ -15,7 +15,7 @@ import structlog
 from engine import errors, passwords, roles
 from engine.api import RowStore
 from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, TableDef
-from engine.keys import rowid_key, rowid_of
+from engine.keys import row_id_key, row_id_of, rowid_key
 from engine.parse import Parser
 
 log = structlog.get_logger("engine")
@@ -158,11 +158,13 @@ class Database:
         if n is None:
             n = 0
             for key, _ in txn.scan(td.table_id, self.store.snapshot()):
-                if len(key) == 8:
-                    n = max(n, rowid_of(key))
+                i = row_id_of(key)
+                if i is not None and i > n:
+                    n = i
             for key in txn.tables.get(td.table_id, {}):
-                if len(key) == 8:
-                    n = max(n, rowid_of(key))
+                i = row_id_of(key)
+                if i is not None and i > n:
+                    n = i
         n += 1
         self._rowids[td.table_id] = n
-        return rowid_key(n)
+        return row_id_key(n)

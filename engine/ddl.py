@@ -32,6 +32,7 @@ class CatalogWriter:
         self.txn.lock(CATALOG_TABLE, VERSION_KEY)
         row = self.txn.get(CATALOG_TABLE, VERSION_KEY, self.store.snapshot())
         self.version, self.next_id = row if row is not None else (0, 16384)
+        self._first_new = self.next_id
         self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
 
     @property
@@ -47,6 +48,12 @@ class CatalogWriter:
     def put_table(self, td: TableDef) -> None:
         self.txn.lock(CATALOG_TABLE, table_key(td.name))
         self.txn.put(CATALOG_TABLE, table_key(td.name), td.to_row())
+        if td.kind == "r" and td.table_id >= self._first_new:
+            # An id allocated here has no row anywhere in storage (ids are never reused
+            # once committed; a rolled-back one never had rows): the cache of the new table
+            # is complete as it is, so its first statement (a COPY, CREATE TABLE AS's own
+            # rows, an ALTER) does not load it back from storage.
+            self.store.created(td.table_id)
 
     def drop(self, td: TableDef) -> None:
         self.txn.lock(CATALOG_TABLE, table_key(td.name))

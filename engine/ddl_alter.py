@@ -356,6 +356,7 @@ class _Alter:
         txn.lock_many(tid, [key for key, _ in rows])
         out: dict[bytes, tuple] = {}
         moved: list[bytes] = []
+        writes: list[tuple[bytes, tuple]] = []
         transforms, check, pk = self.transforms, w.check_row, td.pk
         for key, row in rows:
             new = row
@@ -377,12 +378,18 @@ class _Alter:
                 nkey = key
             if nkey != key:
                 moved.append(key)
+                writes.append((nkey, new))
+            elif new is not row:
+                writes.append((nkey, new))
+            # else neither its key nor its value changes: nothing to write (a table loaded
+            # in the order of the integer column that becomes its key, engine.keys.row_id_key)
             out[nkey] = new
         del rows
         if moved:
-            txn.lock_many(tid, out)  # the new keys (those held already are skipped)
+            txn.lock_many(tid, [k for k, _ in writes])  # the new keys (those held already are skipped)
             txn.put_many(tid, [(k, None) for k in moved if k not in out])
-        txn.put_many(tid, out.items())
+        del out
+        txn.put_many(tid, writes)
 
 
 def _stable_default(text: str) -> bool:

@@ -80,8 +80,27 @@ def encode_int_key(v: int) -> bytes:
 
 
 def rowid_key(rowid: int) -> bytes:
+    """Key of a sequence's state row in the sequence table (8 bytes)."""
     return _Q.pack(rowid)
 
 
 def rowid_of(key: bytes) -> int:
     return _Q.unpack(key)[0]
+
+
+def row_id_key(n: int) -> bytes:
+    """Key of the n-th row of a table without a primary key: the bytes of a one-integer
+    key ``n``.  A table whose rows were loaded in the order of an integer column that
+    later becomes its primary key (serial ids, pgbench's aid) keeps every key when the
+    key is added: ADD PRIMARY KEY then moves no row (``engine.ddl_alter``)."""
+    return encode_int_key(n)
+
+
+def row_id_of(key: bytes) -> int | None:
+    """The row number of a key made by ``row_id_key`` -- or by ``rowid_key``, which keyed
+    such rows before -- else None."""
+    if len(key) == 9 and key[0] == 2:
+        return _Q.unpack_from(key, 1)[0] - (1 << 63)
+    if len(key) == 8:
+        return _Q.unpack(key)[0]
+    return None

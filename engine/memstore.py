@@ -269,6 +269,13 @@ class VersionedTables:
             t = self.tables[table_id] = TableVersions()
         return t
 
+    def created(self, table_id: int) -> None:
+        """A table id just allocated by CREATE TABLE: storage holds nothing of it, so its
+        cache is complete from the start."""
+        t = self.table(table_id)
+        if t.loaded_at is None:
+            t.loaded_at = 0
+
     async def ensure_loaded(self, table_ids: Iterable[int]) -> None:
         for tid in table_ids:
             t = self.table(tid)

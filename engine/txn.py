@@ -17,8 +17,10 @@ import time as _time
 from typing import Any, Iterable, Iterator
 
 from engine.api import TABLE_DROPPED, Key, Row, WriteSet
+from engine.gcpause import gc_paused
 
 _MISSING = object()
+_BULK = 10_000  # a write set this big is built with the cyclic GC paused (engine.gcpause)
 _SEQUENCES = 1  # engine.catalog.SEQUENCE_TABLE: it and the catalog (0) are not tracked by SSI
 
 
@@ -180,9 +182,13 @@ class Txn:
         tables = self.tables
         dropped = tuple(tid for tid, w in tables.items() if TABLE_DROPPED in w)
         if not dropped:
-            return {(tid, key): row for tid, w in tables.items() for key, row in w.items()}
+            if sum(len(w) for w in tables.values()) < _BULK:
+                return {(tid, key): row for tid, w in tables.items() for key, row in w.items()}
+            with gc_paused():  # a million new key tuples must not each trigger collections
+                return {(tid, key): row for tid, w in tables.items() for key, row in w.items()}
         out = WriteSet(dropped=dropped)
-        for tid, w in tables.items():
-            if tid not in dropped:
-                out.update({(tid, key): row for key, row in w.items()})
+        with gc_paused():
+            for tid, w in tables.items():
+                if tid not in dropped:
+                    out.update({(tid, key): row for key, row in w.items()})
         return out
