@@ -348,12 +348,15 @@ class _Alter:
         n = len(fill)
         one_int = len(td.pk) == 1 and td.columns[td.pk[0]].type_oid in T.INTS
         rows = self.rows()
-        # Every row is locked before anything is written (a writer holding one makes the
-        # statement wait and re-run from here).  Then the rows that change key are removed
-        # from their old keys -- all of them, before any new key is written: an old and a
-        # new key space can overlap (DROP CONSTRAINT pkey, ADD PRIMARY KEY (other) in one
-        # statement), and one row's new key may be another row's old one.
-        txn.lock_many(tid, [key for key, _ in rows])
+        # The table is locked whole before anything is written, like PostgreSQL's ACCESS
+        # EXCLUSIVE lock (a transaction holding one of its rows makes the statement wait
+        # and re-run from here; row locks of others wait for this one; plain reads go on
+        # reading their snapshot) -- one lock, not one per row.  Then the rows that change
+        # key are removed from their old keys -- all of them, before any new key is
+        # written: an old and a new key space can overlap (DROP CONSTRAINT pkey, ADD
+        # PRIMARY KEY (other) in one statement), and one row's new key may be another
+        # row's old one.
+        txn.lock_table(tid)
         out: dict[bytes, tuple] = {}
         moved: list[bytes] = []
         writes: list[tuple[bytes, tuple]] = []
@@ -386,7 +389,6 @@ class _Alter:
             out[nkey] = new
         del rows
         if moved:
-            txn.lock_many(tid, [k for k, _ in writes])  # the new keys (those held already are skipped)
             txn.put_many(tid, [(k, None) for k in moved if k not in out])
         del out
         txn.put_many(tid, writes)
