@@ -354,12 +354,12 @@ class Proxy:
             if client.closed:
                 return
             try:
-                _, backend = await asyncio.wait_for(
-                    loop.create_connection(
+                # asyncio.timeout, not wait_for (no inner task whose failure could go
+                # unretrieved when this one is cancelled at shutdown): attach runs in a task
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    _, backend = await loop.create_connection(
                         lambda i=inst: BackendSide(self, client, i.name), self.router.conf.host, inst.port
-                    ),
-                    CONNECT_TIMEOUT,
-                )
+                    )
             except (OSError, asyncio.TimeoutError) as e:
                 log.info("backend_unavailable", endpoint=client.endpoint, instance=inst.name, error=str(e))
                 continue
@@ -385,16 +385,16 @@ class Proxy:
             path = cancel_socket_path(self.data_dir, inst.name)
             if path is not None and path.exists():
                 try:
-                    tr, _ = await asyncio.wait_for(loop.create_unix_connection(asyncio.Protocol, str(path)),
-                                                   CONNECT_TIMEOUT)
+                    async with asyncio.timeout(CONNECT_TIMEOUT):  # one() runs in gather's task
+                        tr, _ = await loop.create_unix_connection(asyncio.Protocol, str(path))
                     tr.write(packet)
                     tr.close()
                     return
                 except (OSError, asyncio.TimeoutError):
                     pass
             try:
-                tr, _ = await asyncio.wait_for(loop.create_connection(asyncio.Protocol, host, inst.port),
-                                               CONNECT_TIMEOUT)
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    tr, _ = await loop.create_connection(asyncio.Protocol, host, inst.port)
             except (OSError, asyncio.TimeoutError):
                 return
             tr.write(packet)

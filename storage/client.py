@@ -102,6 +102,12 @@ class NodeClient:
             except Exception:  # noqa: BLE001
                 log.exception("reply_callback_failed", node=self.name)
 
+    def _expire(self, req: int, fut: asyncio.Future) -> None:
+        if self._pending.get(req) is fut:
+            del self._pending[req]
+        if not fut.done():
+            fut.set_exception(NodeUnavailable(f"{self.name} timed out"))
+
     def _fail(self, exc: Exception) -> None:
         self._proto = None
         pending, self._pending = self._pending, {}
@@ -149,11 +155,16 @@ class NodeClient:
             self._pending.pop(req, None)
             self._proto = None
             raise NodeUnavailable(f"connection to {self.name} closed") from e
+        # A timer fails the reply future itself (not wait_for: that raises a reply's failure
+        # instead of a cancellation that arrives in the same turn, and may run outside a task)
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, req, fut) if timeout else None
         try:
-            reply = await asyncio.wait_for(fut, timeout) if timeout else await fut
-        except asyncio.TimeoutError as e:
-            self._pending.pop(req, None)
-            raise NodeUnavailable(f"{self.name} timed out") from e
+            reply = await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if fut.cancelled():  # the caller gave up: no reply is awaited any more
+                self._pending.pop(req, None)
         if isinstance(reply, P.Error):
             raise NodeError(reply.code, reply.message)
         return reply
