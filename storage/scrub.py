@@ -27,6 +27,7 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -56,9 +57,12 @@ log = structlog.get_logger("storage.scrub")
 YIELD_EVERY = 2_000
 # A scheduled pass is background work: it uses at most this share of the node's time, so
 # six nodes scrubbing a large volume on shared cores do not stall commits (a pass of a few
-# million entries takes a few times longer instead).  A pass asked for (Scrub request, or
-# a read that met damage) runs flat out.
+# million entries takes a few times longer instead) -- and a much smaller share while the
+# node is taking writes (a WAL flush since the last slice): foreground work first, as
+# Aurora's storage nodes pace their background tasks to the foreground load.  A pass
+# asked for (Scrub request, or a read that met damage) runs flat out.
 SCRUB_DUTY = 0.2
+SCRUB_DUTY_BUSY = 0.02
 
 PEER_TIMEOUT = 3.0
 _PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
@@ -66,10 +70,13 @@ _PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
 
 class _Pace:
     """Between chunks of the walk: yield to the loop, and when pacing, sleep long enough
-    that the walk's own time stays at ``SCRUB_DUTY`` of the elapsed time."""
+    that the walk's own time stays at ``SCRUB_DUTY`` of the elapsed time (``SCRUB_DUTY_BUSY``
+    when the node flushed writes since the previous chunk)."""
 
-    def __init__(self, paced: bool) -> None:
+    def __init__(self, paced: bool, flushes: Callable[[], int] = lambda: 0) -> None:
         self.paced = paced
+        self.flushes = flushes
+        self.seen = flushes()
         self.resumed = time.monotonic()
 
     async def pause(self) -> None:
@@ -77,7 +84,10 @@ class _Pace:
             await asyncio.sleep(0)
             return
         busy = time.monotonic() - self.resumed
-        await asyncio.sleep(busy * (1 / SCRUB_DUTY - 1))
+        now = self.flushes()
+        duty = SCRUB_DUTY_BUSY if now != self.seen else SCRUB_DUTY
+        self.seen = now  # flushes during the sleep count for the next chunk
+        await asyncio.sleep(busy * (1 / duty - 1))
         self.resumed = time.monotonic()
 
 
@@ -93,7 +103,7 @@ class _Pass:
 async def _walk(node: "StorageNode", paced: bool = False) -> _Pass:
     st = _Pass()
     store = node.store
-    pace = _Pace(paced)
+    pace = _Pace(paced, lambda: node.flusher.flushes)
     n = 0
     for pg in range(node.n_pgs):
         lo, hi = pg_log_range(pg)
