@@ -700,7 +700,7 @@ async def serve(
     me = conf.storage_node(name)
     structlog.contextvars.bind_contextvars(node=name)
     retention = _setting(retention, "BOREALIS_RETENTION_SECONDS", raw_conf, "retention_seconds", 3600.0)
-    scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 300.0)
+    scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
     node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
     peer_set = PeerSet(data_dir, name)
@@ -746,7 +746,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--retention-seconds", type=float, default=None,
                     help="keep versions readable this far back (default: cluster.json retention_seconds, 3600)")
-    ap.add_argument("--scrub-interval", type=float, default=None, help="seconds between scrub passes (default 300)")
+    ap.add_argument("--scrub-interval", type=float, default=None, help="seconds between scrub passes (default 3600)")
     args = ap.parse_args(argv)
     configure_logging()
     # The fsync runs on the event loop now, so no Python thread of the node waits for the
