@@ -60,7 +60,7 @@ from engine import errors, roles
 from engine import types as T
 from engine.api import Column, LockBusy, Result
 from engine.gcpause import gc_paused
-from engine.keys import encode_int_key, encode_key
+from engine.keys import encode_int_key, encode_key, row_id_keys
 
 log = structlog.get_logger("engine.copy")
 
@@ -1052,15 +1052,19 @@ class CopyLoader:
         try:
             i = 0
             if not td.pk and not td.uniques:
-                next_rowid = s.db.next_rowid
+                firsts = []  # the first row with a NULL in each NOT NULL column
+                for j in not_null:
+                    col = [row[j] for row in rows]
+                    if None in col:
+                        firsts.append(col.index(None))
+                if firsts:
+                    i = min(firsts)
+                    writer.check_row(rows[i])  # raises 23502 for the first such row
+                first = s.db.reserve_rowids(td, txn, len(rows))
                 for start in range(0, len(rows), _YIELD_ROWS):
                     with gc_paused():
-                        for i in range(start, min(start + _YIELD_ROWS, len(rows))):
-                            row = rows[i]
-                            for j in not_null:
-                                if row[j] is None:
-                                    writer.check_row(row)
-                            buf[next_rowid(td, txn)] = row
+                        end = min(start + _YIELD_ROWS, len(rows))
+                        buf.update(zip(row_id_keys(first + start, end - start), rows[start:end]))
                     await asyncio.sleep(0)  # keep the loop (heartbeats, other sessions) alive
                 return len(rows)
             pk = td.pk

@@ -154,6 +154,11 @@ class Database:
 
     # -- rowids --------------------------------------------------------------------------------
     def next_rowid(self, td: TableDef, txn: Any) -> bytes:
+        return row_id_key(self.reserve_rowids(td, txn, 1))
+
+    def reserve_rowids(self, td: TableDef, txn: Any, count: int) -> int:
+        """Number ``count`` new rows of a table without a primary key; returns the first
+        number (keys: ``engine.keys.row_id_keys``)."""
         n = self._rowids.get(td.table_id)
         if n is None:
             n = 0
@@ -165,6 +170,5 @@ class Database:
                 i = row_id_of(key)
                 if i is not None and i > n:
                     n = i
-        n += 1
-        self._rowids[td.table_id] = n
-        return row_id_key(n)
+        self._rowids[td.table_id] = n + count
+        return n + 1

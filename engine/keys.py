@@ -96,6 +96,12 @@ def row_id_key(n: int) -> bytes:
     return encode_int_key(n)
 
 
+def row_id_keys(first: int, count: int) -> list[bytes]:
+    """``row_id_key`` of ``first`` .. ``first + count - 1`` (a bulk load)."""
+    pack, bias = _Q.pack, 1 << 63
+    return [b"\x02" + pack(n + bias) for n in range(first, first + count)]
+
+
 def row_id_of(key: bytes) -> int | None:
     """The row number of a key made by ``row_id_key`` -- or by ``rowid_key``, which keyed
     such rows before -- else None."""

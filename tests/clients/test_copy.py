@@ -274,3 +274,23 @@ def test_bulk_text_copy_values_nulls_and_error_lines(cluster):
             copy_in(conn, "COPY cp_chunks FROM STDIN", ("\n".join(lines) + "\n").encode())
         assert 'COPY cp_chunks, line 36001, column a: "2147483648"' in str(e.value.diag.context)
         assert conn.execute("SELECT count(*) FROM cp_chunks").fetchone() == (n,)
+
+
+def test_copy_into_a_table_without_key_checks_not_null_in_line_order(cluster):
+    """A keyless table's rows are numbered in bulk: a NULL in a NOT NULL column is still
+    reported for the first such line (as PostgreSQL does), nothing of that COPY stays,
+    and rows added later -- by INSERT or another COPY -- never reuse a number."""
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cp_keyless (a int NOT NULL, b text NOT NULL, c int)")
+        with pytest.raises(psycopg.errors.NotNullViolation) as e:
+            copy_in(conn, "COPY cp_keyless FROM STDIN", b"1\tx\t1\n2\tx\t\\N\n3\t\\N\t3\n\\N\ty\t4\n")
+        assert e.value.diag.context.startswith("COPY cp_keyless, line 3")
+        assert 'column "b"' in str(e.value)
+        assert conn.execute("SELECT count(*) FROM cp_keyless").fetchone() == (0,)
+        assert copy_in(conn, "COPY cp_keyless FROM STDIN", b"1\tx\t1\n2\ty\t\\N\n") == 2
+        conn.execute("INSERT INTO cp_keyless VALUES (3, 'z', 3)")
+        assert copy_in(conn, "COPY cp_keyless FROM STDIN", b"4\tw\t4\n5\tv\t5\n") == 2
+        assert conn.execute("SELECT a, b, c FROM cp_keyless ORDER BY a").fetchall() == [
+            (1, "x", 1), (2, "y", None), (3, "z", 3), (4, "w", 4), (5, "v", 5)]
+        conn.execute("UPDATE cp_keyless SET c = 0 WHERE a = 3")
+        assert conn.execute("SELECT count(*), sum(c) FROM cp_keyless").fetchone() == (5, 10)
