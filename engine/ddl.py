@@ -274,12 +274,13 @@ def _drop_rows(ctx: Any, td: TableDef) -> None:
 
 
 def _delete_all(ctx: Any, td: TableDef) -> None:
-    """Every row of the table deleted (TRUNCATE, which keeps the table id): all locked
-    first, then deleted, in bulk."""
+    """Every row of the table deleted (TRUNCATE, which keeps the table id): the table
+    locked whole first (PostgreSQL's ACCESS EXCLUSIVE; one lock, not one per row), then
+    every row deleted, in bulk."""
     txn = ctx.txn
+    txn.lock_table(td.table_id)
     with gc_paused():
         keys = [key for key, _ in txn.scan(td.table_id, ctx.store.snapshot())]
-        txn.lock_many(td.table_id, keys)
         txn.put_many(td.table_id, [(key, None) for key in keys])
 
 
