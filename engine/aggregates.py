@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import math
 from decimal import Decimal
+from functools import reduce
+from operator import add, itemgetter
 from typing import Any
 
 from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.expr import _num_div
+from engine.expr import _num_div, ref_index
 
 # sqlglot nodes that are aggregates, and aggregate names sqlglot leaves as Anonymous
 AGG_NODES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat, exp.LogicalAnd, exp.LogicalOr,
@@ -103,6 +105,65 @@ def agg_stepper(spec: AggSpec) -> Any:
                 if acc is None or v > acc:
                     st[0] = v
     return step
+
+
+def agg_folder(spec: AggSpec) -> Any:
+    """For the plain count / sum / avg / min / max (those ``agg_stepper`` runs without
+    dispatch): a closure ``fold(st, rows, ctx)`` feeding a list of rows into the state at
+    once -- the argument of every row in one comprehension (one ``map(itemgetter)`` for a
+    column), then ``sum`` / ``reduce(add)`` / ``max`` / ``min`` over the non-NULL values.
+    The result is the one ``agg_step`` row by row gives: additions happen in row order from
+    the first value (``sum``, or ``reduce`` for floats: see ``_sum_fold``), and
+    ``max``/``min`` keep the first of equal extremes as the strict comparison does.  None
+    for every other aggregate."""
+    kind, arg = spec.kind, spec.arg
+    plain = spec.filter is None and not spec.order and not spec.distinct and spec.sep is None and spec.arg2 is None
+    if not plain or kind not in ("count_star", "count", "sum", "avg", "min", "max"):
+        return None
+    if kind == "count_star":
+        def fold(st: list, rows: list, ctx: Any) -> None:
+            st[0] += len(rows)
+        return fold
+    i = ref_index(arg)
+    get = itemgetter(i) if i is not None else None
+
+    def values(rows: list, ctx: Any) -> list:
+        vals = map(get, rows) if get is not None else [arg(r, ctx) for r in rows]
+        return [v for v in vals if v is not None]
+
+    if kind == "count":
+        def fold(st: list, rows: list, ctx: Any) -> None:
+            st[0] += len(values(rows, ctx))
+    elif kind in ("sum", "avg"):
+        fold = _sum_fold(values, spec.type in (T.FLOAT4, T.FLOAT8))
+    else:
+        pick = max if kind == "max" else min
+        better = (lambda v, acc: v > acc) if kind == "max" else (lambda v, acc: v < acc)
+
+        def fold(st: list, rows: list, ctx: Any) -> None:
+            vals = values(rows, ctx)
+            if vals:
+                v = pick(vals)
+                acc = st[0]
+                if acc is None or better(v, acc):
+                    st[0] = v
+    return fold
+
+
+def _sum_fold(values: Any, floats: bool) -> Any:
+    # sum() adds in order -- except floats from Python 3.12 on (compensated summation), so
+    # float sums go through reduce(add) to give exactly what adding row by row gives
+    def fold(st: list, rows: list, ctx: Any) -> None:
+        vals = values(rows, ctx)
+        if not vals:
+            return
+        st[2] += len(vals)
+        acc = st[0]
+        if acc is None:
+            acc = vals[0]
+            vals = vals[1:]
+        st[0] = reduce(add, vals, acc) if floats or type(acc) is float else sum(vals, acc)
+    return fold
 
 
 def _args_of(spec: AggSpec, row: tuple, ctx: Any) -> tuple:

@@ -3,27 +3,59 @@
 A plan is a tree of these; it holds no per-execution state, so cached plans are reused
 across executions and sessions.  Base scans read through the transaction
 (``ctx.txn.scan`` / ``ctx.txn.get``) so a session sees its own uncommitted writes.
+
+``batches(ctx)`` yields the same rows as ``rows(ctx)`` in lists of up to ``BATCH``.  An
+operator that reads its whole input anyway (aggregation, sort, a hash join's build side)
+pulls batches; operators on the way down that have a batch loop of their own (scan, filter,
+project, hash join probe) then run their per-row work in list comprehensions and C-level
+``map``/``itemgetter`` calls instead of one generator step per row and operator.  Only a
+consumer that reads everything may pull batches: an operator evaluates a whole batch before
+handing any of it on, so under LIMIT (which must not evaluate, lock or count rows it does
+not return) everything stays row by row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
+from operator import itemgetter
 from typing import Any, Callable, Iterator
 
 from engine import errors
 from engine import types as T
 from engine.api import Column
-from engine.expr import _num_div
+from engine.expr import _num_div, ref_index
 from engine.interrupts import CHECK_EVERY, checked, checker
 from engine.keys import encode_key
 
 Fn = Callable[[Any, Any], Any]
 
 
+BATCH = CHECK_EVERY  # rows per list of ``Op.batches``
+
+
 class Op:
     def rows(self, ctx: Any) -> Iterator[tuple]:
         raise NotImplementedError
+
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        """``rows(ctx)`` in lists of up to BATCH rows (see the module docstring: only for
+        a consumer that reads every row)."""
+        it = iter(self.rows(ctx))
+        while True:
+            b = list(islice(it, BATCH))
+            if not b:
+                return
+            yield b
+
+
+def all_rows(op: Op, ctx: Any) -> list[tuple]:
+    """Every row of ``op`` as a list, pulled in batches."""
+    out: list[tuple] = []
+    for b in op.batches(ctx):
+        out += b
+    return out
 
 
 class TableScan(Op):
@@ -59,6 +91,20 @@ class TableScan(Op):
                     n = CHECK_EVERY
                     check()
                 yield pad(row)
+
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        check = checker(ctx)
+        check()
+        it = ctx.txn.scan(self.table_id, ctx.snapshot)
+        pad, second = self.pad, itemgetter(1)
+        while True:
+            b = list(map(second, islice(it, BATCH)))
+            if not b:
+                return
+            if pad is not None:
+                b = list(map(pad, b))
+            yield b
+            check()
 
 
 class KeyLookup(Op):
@@ -170,14 +216,31 @@ class Filter(Op):
             if pred(row, ctx) is True:
                 yield row
 
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        pred = self.pred
+        for b in self.child.batches(ctx):
+            out = [r for r in b if pred(r, ctx) is True]
+            if out:
+                yield out
+
 
 class Project(Op):
     def __init__(self, child: Op, fns: list[Fn]) -> None:
         self.child, self.fns = child, fns
 
+    def _columns(self) -> Callable[[tuple], tuple] | None:
+        """``itemgetter`` of the output when every output is a plain column (two or more:
+        a one-index itemgetter returns the value, not a tuple)."""
+        idx = [ref_index(f) for f in self.fns]
+        return itemgetter(*idx) if len(idx) > 1 and None not in idx else None
+
     def rows(self, ctx: Any) -> Iterator[tuple]:
         fns = self.fns
-        if len(fns) == 1:
+        cols = self._columns()
+        if cols is not None:
+            for row in self.child.rows(ctx):
+                yield cols(row)
+        elif len(fns) == 1:
             f = fns[0]
             for row in self.child.rows(ctx):
                 yield (f(row, ctx),)
@@ -185,13 +248,23 @@ class Project(Op):
             for row in self.child.rows(ctx):
                 yield tuple([f(row, ctx) for f in fns])
 
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        cols = self._columns()
+        if cols is not None:
+            for b in self.child.batches(ctx):
+                yield list(map(cols, b))
+            return
+        tf = _tuple_fn(self.fns)
+        for b in self.child.batches(ctx):
+            yield [tf(r, ctx) for r in b]
+
 
 class NestedLoopJoin(Op):
     def __init__(self, left: Op, right: Op, pred: Fn | None, kind: str, lw: int, rw: int) -> None:
         self.left, self.right, self.pred, self.kind, self.lw, self.rw = left, right, pred, kind, lw, rw
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        right = list(self.right.rows(ctx))
+        right = all_rows(self.right, ctx)
         pred, kind = self.pred, self.kind
         lnull, rnull = (None,) * self.lw, (None,) * self.rw
         matched_r = [False] * len(right) if kind in ("right", "full") else None
@@ -227,7 +300,7 @@ def _checked_enum(items: list, check: Any) -> Iterator[tuple[int, Any]]:
 
 def _tuple_fn(fns: list[Fn]) -> Fn:
     """``lambda row, ctx: tuple(f(row, ctx) for f in fns)`` without a generator per row
-    for the usual one to three functions."""
+    for the usual one to three functions (``col_ref`` columns read in place for two)."""
     if not fns:
         return lambda r, c: ()
     if len(fns) == 1:
@@ -235,6 +308,11 @@ def _tuple_fn(fns: list[Fn]) -> Fn:
         return lambda r, c: (f0(r, c),)
     if len(fns) == 2:
         f0, f1 = fns
+        i0, i1 = ref_index(f0), ref_index(f1)
+        if i0 is not None:  # a column read in place (both columns: see _key_fn's itemgetter)
+            return lambda r, c: (r[i0], f1(r, c))
+        if i1 is not None:
+            return lambda r, c: (f0(r, c), r[i1])
         return lambda r, c: (f0(r, c), f1(r, c))
     if len(fns) == 3:
         f0, f1, f2 = fns
@@ -242,30 +320,53 @@ def _tuple_fn(fns: list[Fn]) -> Fn:
     return lambda r, c: tuple([f(r, c) for f in fns])
 
 
+def _key_fn(fns: list[Fn]) -> tuple[Callable, bool, bool]:
+    """A hash key function over ``fns``: (fn, takes_ctx, scalar).  One key is the value
+    itself (scalar), several a tuple; plain column reads become one ``itemgetter``."""
+    idx = [ref_index(f) for f in fns]
+    if None not in idx:
+        return itemgetter(*idx), False, len(idx) == 1
+    if len(fns) == 1:
+        return fns[0], True, True
+    return _tuple_fn(fns), True, False
+
+
 class HashJoin(Op):
-    """Equi-join: build a hash table on the right side's key, probe with the left's."""
+    """Equi-join: build a hash table on the right side's key, probe with the left's.
+
+    A key holding NULL never matches: build keys with NULL are left out of the table, so a
+    probe key with NULL finds nothing."""
 
     def __init__(self, left: Op, right: Op, lkey: list[Fn], rkey: list[Fn], residual: Fn | None,
                  kind: str, lw: int, rw: int) -> None:
         self.left, self.right, self.lkey, self.rkey = left, right, lkey, rkey
         self.residual, self.kind, self.lw, self.rw = residual, kind, lw, rw
 
-    def rows(self, ctx: Any) -> Iterator[tuple]:
-        table: dict[tuple, list[tuple[int, tuple]]] = {}
-        rights = list(self.right.rows(ctx))
-        rkey, lkey = _tuple_fn(self.rkey), _tuple_fn(self.lkey)
+    def _build(self, ctx: Any) -> tuple[list[tuple], dict]:
+        """The right side's rows and key -> [(row index, row)] of those without NULL keys."""
+        rights = all_rows(self.right, ctx)
+        rkey, with_ctx, scalar = _key_fn(self.rkey)
+        table: dict[Any, list[tuple[int, tuple]]] = {}
         for i, r in enumerate(rights):
-            k = rkey(r, ctx)
-            if None not in k:
-                table.setdefault(k, []).append((i, r))
+            k = rkey(r, ctx) if with_ctx else rkey(r)
+            if (k is not None) if scalar else (None not in k):
+                hit = table.get(k)
+                if hit is None:
+                    table[k] = [(i, r)]
+                else:
+                    hit.append((i, r))
+        return rights, table
+
+    def rows(self, ctx: Any) -> Iterator[tuple]:
+        rights, table = self._build(ctx)
+        lkey, with_ctx, _ = _key_fn(self.lkey)
         kind, res = self.kind, self.residual
         matched = [False] * len(rights) if kind in ("right", "full") else None
         rnull, lnull = (None,) * self.rw, (None,) * self.lw
         get = table.get
         for l in self.left.rows(ctx):
-            k = lkey(l, ctx)
             hit = False
-            for i, r in get(k, ()) if None not in k else ():
+            for i, r in get(lkey(l, ctx) if with_ctx else lkey(l), ()):
                 row = l + r
                 if res is None or res(row, ctx) is True:
                     hit = True
@@ -279,39 +380,160 @@ class HashJoin(Op):
                 if not matched[i]:
                     yield lnull + r
 
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        rights, table = self._build(ctx)
+        lkey, with_ctx, _ = _key_fn(self.lkey)
+        kind, res = self.kind, self.residual
+        if kind == "inner" and res is None:
+            if all(len(v) == 1 for v in table.values()):  # a unique build key: one match at most
+                get = {k: v[0][1] for k, v in table.items()}.get
+                for b in self.left.batches(ctx):
+                    if with_ctx:
+                        out = [l + r for l in b if (r := get(lkey(l, ctx))) is not None]
+                    else:
+                        out = [l + r for l in b if (r := get(lkey(l))) is not None]
+                    if out:
+                        yield out
+                return
+            get = {k: [r for _, r in v] for k, v in table.items()}.get
+            for b in self.left.batches(ctx):
+                out = []
+                for l in b:
+                    rs = get(lkey(l, ctx) if with_ctx else lkey(l))
+                    if rs is not None:
+                        out += [l + r for r in rs]
+                        if len(out) >= BATCH:
+                            yield out
+                            out = []
+                if out:
+                    yield out
+            return
+        matched = [False] * len(rights) if kind in ("right", "full") else None
+        outer = kind in ("left", "full")
+        rnull, lnull = (None,) * self.rw, (None,) * self.lw
+        get = table.get
+        for b in self.left.batches(ctx):
+            out = []
+            for l in b:
+                hit = False
+                for i, r in get(lkey(l, ctx) if with_ctx else lkey(l), ()):
+                    row = l + r
+                    if res is None or res(row, ctx) is True:
+                        hit = True
+                        if matched is not None:
+                            matched[i] = True
+                        out.append(row)
+                if not hit and outer:
+                    out.append(l + rnull)
+                if len(out) >= BATCH:
+                    yield out
+                    out = []
+            if out:
+                yield out
+        if matched is not None:
+            out = [lnull + r for i, r in enumerate(rights) if not matched[i]]
+            if out:
+                yield out
+
 
 # -- aggregation (specs and states live in engine.aggregates) --------------------------------
 from engine.aggregates import AggSpec, agg_final as _agg_final, agg_init as _agg_init, agg_step as _agg_step  # noqa: E402,F401
-from engine.aggregates import agg_stepper  # noqa: E402
+from engine.aggregates import agg_folder, agg_stepper  # noqa: E402
 
 
 class Aggregate(Op):
-    """Output rows: group key values followed by aggregate results."""
+    """Output rows: group key values followed by aggregate results.
+
+    When every aggregate is a plain count / sum / avg / min / max (``agg_folder``), rows are
+    only sorted into per-group lists as they arrive (key by ``itemgetter`` when the keys are
+    columns) and the lists are folded into the groups' states with one call per aggregate
+    and group -- every FOLD_AT rows, so a fold reads rows still in the CPU cache (and at
+    least twice the group count apart, so folding stays linear in the rows), and at the end.
+    Other aggregates step their state row by row."""
+
+    FOLD_AT = 2048
 
     def __init__(self, child: Op, keys: list[Fn], aggs: list[AggSpec]) -> None:
         self.child, self.keys, self.aggs = child, keys, aggs
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
         keys, aggs = self.keys, self.aggs
+        folds = [agg_folder(a) for a in aggs]
+        if None in folds:
+            yield from self._stepped(ctx)
+        elif not keys:
+            sts = [_agg_init(a) for a in aggs]
+            for b in self.child.batches(ctx):
+                for fold, st in zip(folds, sts):
+                    fold(st, b, ctx)
+            yield tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
+        else:
+            yield from self._folded(ctx, folds)
+
+    def _folded(self, ctx: Any, folds: list) -> Iterator[tuple]:
+        keys, aggs = self.keys, self.aggs
+        key_of, with_ctx, scalar = _key_fn(keys)
+        groups: dict[Any, list] = {}  # key -> aggregate states
+        bufs: dict[Any, list] = {}  # key -> rows not folded yet
+        originals: dict | None = None  # hashable stand-in -> key (array/json keys)
+        get = bufs.get
+        pending, fold_at = 0, self.FOLD_AT
+
+        def fold_all() -> None:
+            for k, buf in bufs.items():
+                if buf:
+                    for fold, st in zip(folds, groups[k]):
+                        fold(st, buf, ctx)
+                    buf.clear()
+
+        for b in self.child.batches(ctx):
+            for row in b:
+                k = key_of(row, ctx) if with_ctx else key_of(row)
+                try:
+                    buf = get(k)
+                except TypeError:
+                    if originals is None:
+                        originals = {}
+                    hk = hashable(k)
+                    originals.setdefault(hk, k)
+                    k = hk
+                    buf = get(k)
+                if buf is None:
+                    buf = bufs[k] = []
+                    groups[k] = [_agg_init(a) for a in aggs]
+                buf.append(row)
+            pending += len(b)
+            if pending >= fold_at:
+                fold_all()
+                pending, fold_at = 0, max(self.FOLD_AT, 2 * len(groups))
+        fold_all()
+        for k, sts in groups.items():
+            if originals is not None:
+                k = originals.get(k, k)
+            yield ((k,) if scalar else k) + tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
+
+    def _stepped(self, ctx: Any) -> Iterator[tuple]:
+        keys, aggs = self.keys, self.aggs
         groups: dict[tuple, list[list]] = {}
         originals: dict[tuple, tuple] | None = None  # hashable stand-in -> key (array/json keys)
         steps = [agg_stepper(a) for a in aggs]
         key_of = _tuple_fn(keys)
-        for row in self.child.rows(ctx):
-            k = key_of(row, ctx)
-            try:
-                sts = groups.get(k)
-            except TypeError:
-                if originals is None:
-                    originals = {}
-                hk = hashable(k)
-                originals.setdefault(hk, k)
-                k = hk
-                sts = groups.get(k)
-            if sts is None:
-                sts = groups[k] = [_agg_init(a) for a in aggs]
-            for step, st in zip(steps, sts):
-                step(st, row, ctx)
+        for b in self.child.batches(ctx):
+            for row in b:
+                k = key_of(row, ctx)
+                try:
+                    sts = groups.get(k)
+                except TypeError:
+                    if originals is None:
+                        originals = {}
+                    hk = hashable(k)
+                    originals.setdefault(hk, k)
+                    k = hk
+                    sts = groups.get(k)
+                if sts is None:
+                    sts = groups[k] = [_agg_init(a) for a in aggs]
+                for step, st in zip(steps, sts):
+                    step(st, row, ctx)
         if not groups and not keys:
             groups[()] = [_agg_init(a) for a in aggs]
         for k, sts in groups.items():
@@ -325,7 +547,7 @@ class Sort(Op):
         self.child, self.keys = child, keys  # (column index, desc, nulls_first)
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
-        rows = list(self.child.rows(ctx))
+        rows = all_rows(self.child, ctx)
         for idx, desc, nulls_first in reversed(self.keys):
             # key: (rank, value) with nulls ranked so the final order honours NULLS FIRST/LAST
             null_rank = (1 if desc else 0) if nulls_first else (0 if desc else 1)
@@ -411,6 +633,11 @@ class Strip(Op):
         w = self.width
         for row in self.child.rows(ctx):
             yield row[:w]
+
+    def batches(self, ctx: Any) -> Iterator[list[tuple]]:
+        w = self.width
+        for b in self.child.batches(ctx):
+            yield [r[:w] for r in b]
 
 
 class SetOp(Op):

@@ -20,6 +20,7 @@ import sqlglot
 from engine import errors
 from engine import types as T
 from engine.api import Column
+from engine.executor import Op
 
 
 class _Node:
@@ -248,6 +249,24 @@ def _instrument(n: _Node) -> None:
                 node.total += time.perf_counter() - t0
 
             op.pairs = counted_pairs
+        if type(op).batches is not Op.batches:  # its own batch loop (Op.batches calls rows)
+            orig_batches: Callable = op.batches
+
+            def counted_batches(ctx: Any, orig: Callable = orig_batches, node: _Node = n) -> Any:
+                node.loops += 1
+                t0 = time.perf_counter()
+                first = True
+                try:
+                    for b in orig(ctx):
+                        if first:
+                            node.first += time.perf_counter() - t0
+                            first = False
+                        node.rows += len(b)
+                        yield b
+                finally:
+                    node.total += time.perf_counter() - t0
+
+            op.batches = counted_batches
     for c in n.children:
         _instrument(c)
 

@@ -48,6 +48,19 @@ def const(v: Any, type_: int, typmod: int = -1) -> CExpr:
     return CExpr(lambda r, c: v, type_, typmod, v)
 
 
+def col_ref(i: int) -> Fn:
+    """``lambda r, ctx: r[i]``, marked as a plain read of column ``i`` (``ref_index``): row
+    loops that see the mark read the column with ``operator.itemgetter`` instead of calling."""
+    f = lambda r, c: r[i]  # noqa: E731
+    f.col = i  # type: ignore[attr-defined]
+    return f
+
+
+def ref_index(f: Any) -> int | None:
+    """The column a ``col_ref`` closure reads; None for any other closure."""
+    return getattr(f, "col", None)
+
+
 class Scope:
     """Columns of the rows an expression sees: (qualifier, name, type, typmod) per position."""
 
@@ -214,6 +227,50 @@ def _int_mod(a: int, b: int) -> int:
     if b == 0:
         raise errors.DivisionByZero("division by zero")
     return int(math.fmod(a, b)) if abs(a) < 2**52 else a - b * _int_div(a, b)
+
+
+def _int_mod_fn(fa: Fn, fb: Fn, bconst: Any) -> Fn:
+    """``fa % fb`` over integers (never out of range), with the usual case -- a column
+    modulo a positive constant or parameter -- computed in place: a column operand is read
+    directly (``ref_index``), a constant one is not called for, and ``_int_mod`` runs only
+    for negative or zero operands."""
+    ia = ref_index(fa)
+    if bconst is not _MISSING and bconst is not None:  # (NULL: the general form below)
+        y = bconst
+        if ia is not None:
+            def run(r: Any, c: Any) -> Any:
+                x = r[ia]
+                if x is None:
+                    return None
+                return x % y if x >= 0 and y > 0 else _int_mod(x, y)
+            return run
+
+        def run_c(r: Any, c: Any) -> Any:
+            x = fa(r, c)
+            if x is None:
+                return None
+            return x % y if x >= 0 and y > 0 else _int_mod(x, y)
+        return run_c
+    if ia is not None:
+        def run_i(r: Any, c: Any) -> Any:
+            x = r[ia]
+            if x is None:
+                return None
+            y = fb(r, c)
+            if y is None:
+                return None
+            return x % y if x >= 0 and y > 0 else _int_mod(x, y)
+        return run_i
+
+    def run_f(r: Any, c: Any) -> Any:
+        x = fa(r, c)
+        if x is None:
+            return None
+        y = fb(r, c)
+        if y is None:
+            return None
+        return x % y if x >= 0 and y > 0 else _int_mod(x, y)
+    return run_f
 
 
 def _scale(d: Decimal) -> int:
@@ -435,7 +492,7 @@ class Compiler:
             if i is not None:
                 _, _, t, tm = scope.cols[i]
                 if depth == 0:
-                    return CExpr(lambda r, c: r[i], t, tm)
+                    return CExpr(col_ref(i), t, tm)
                 scope.referenced = True  # read from an inner scope (LATERAL detection)
                 s = self.scope
                 for _ in range(depth):
@@ -587,20 +644,35 @@ class Compiler:
                     exp.Div: _float_div, exp.Mod: math.fmod, exp.IntDiv: _float_div, exp.Pow: operator.pow}[kind]
             op = lambda x, y: base(float(x), float(y))  # noqa: E731
         fa, fb = a.fn, b.fn
-        if t in T.INTS:
+        if t in T.INTS and kind is exp.Mod:
+            run = _int_mod_fn(fa, fb, b.const if b.is_const else _MISSING)
+        elif t in T.INTS:
             lo, hi, name = T._LIMITS[t]
-
-            def run(r: Any, c: Any) -> Any:
-                x = fa(r, c)
-                if x is None:
-                    return None
-                y = fb(r, c)
-                if y is None:
-                    return None
-                v = op(x, y)
-                if v < lo or v > hi:
-                    raise errors.NumericOutOfRange(f"{name} out of range")
-                return v
+            ia = ref_index(fa)
+            if ia is not None:  # a column: read it here rather than through its closure
+                def run(r: Any, c: Any) -> Any:
+                    x = r[ia]
+                    if x is None:
+                        return None
+                    y = fb(r, c)
+                    if y is None:
+                        return None
+                    v = op(x, y)
+                    if v < lo or v > hi:
+                        raise errors.NumericOutOfRange(f"{name} out of range")
+                    return v
+            else:
+                def run(r: Any, c: Any) -> Any:
+                    x = fa(r, c)
+                    if x is None:
+                        return None
+                    y = fb(r, c)
+                    if y is None:
+                        return None
+                    v = op(x, y)
+                    if v < lo or v > hi:
+                        raise errors.NumericOutOfRange(f"{name} out of range")
+                    return v
         else:
             def run(r: Any, c: Any) -> Any:
                 x = fa(r, c)

@@ -18,9 +18,9 @@ from engine.api import Column
 from engine.catalog import TableDef
 from engine.executor import (
     Aggregate, AggSpec, Distinct, Filter, HashJoin, KeyLookup, Limit, KeyedRows, LockRows, NestedLoopJoin, OneRow, Op, Plan,
-    Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan,
+    Project, SetOp, Sort, Strip, TableScan, Values, VirtualScan, all_rows,
 )
-from engine.expr import CExpr, Compiler, Env, Scope, is_aggregate, output_name
+from engine.expr import CExpr, Compiler, Env, Scope, col_ref, is_aggregate, output_name
 from engine.interrupts import checked, checker
 
 
@@ -300,8 +300,8 @@ class Planner:
                 ia, ib = _col_index(scope, p.this), _col_index(scope, p.expression)
                 if ia is not None and ib is not None and (ia < lw) != (ib < lw) and _hashable_pair(a.type, b.type):
                     li, ri = (ia, ib - lw) if ia < lw else (ib, ia - lw)
-                    lkeys.append(lambda r, c, i=li: r[i])
-                    rkeys.append(lambda r, c, i=ri: r[i])
+                    lkeys.append(col_ref(li))
+                    rkeys.append(col_ref(ri))
                     continue
             elif isinstance(p, exp.EQ):
                 # An equality of an expression of each side (``t.tid % 10 = a.aid % 10``) is
@@ -614,14 +614,14 @@ class Planner:
             if is_aggregate(node):
                 for i, (a, spec) in enumerate(aggs):
                     if a == node:
-                        return CExpr(lambda r, c, i=nk + i: r[i], spec.type)
+                        return CExpr(col_ref(nk + i), spec.type)
                 spec = self._agg_spec(node, inc)
                 aggs.append((node, spec))
-                return CExpr(lambda r, c, i=nk + len(aggs) - 1: r[i], spec.type)
+                return CExpr(col_ref(nk + len(aggs) - 1), spec.type)
             for i, g in enumerate(gexprs):
                 if node == g:
                     k = keyc[i]
-                    return CExpr(lambda r, c, i=i: r[i], k.type, k.typmod)
+                    return CExpr(col_ref(i), k.type, k.typmod)
             if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
                 ci = scope.find(node.name, node.table or None)
                 if ci is not None:
@@ -700,6 +700,9 @@ class _PlanOp(Op):
 
     def rows(self, ctx: Any) -> Any:
         return self.plan.rows(ctx)
+
+    def batches(self, ctx: Any) -> Any:
+        return self.plan.root.batches(ctx)
 
 
 class _DistinctOn(Op):
@@ -808,7 +811,7 @@ class _LazyAggregate(Aggregate):
         key_sets, masks = self.grouping_sets
         keys, aggs = self.keys, self.aggs
         nk = len(keys)
-        rows = list(self.child.rows(ctx))
+        rows = all_rows(self.child, ctx)
         for ks, mask in zip(key_sets, masks):
             groups: dict[tuple, list] = {}
             for row in rows:

@@ -19,6 +19,7 @@ from engine import ddl, errors
 from engine.api import Column
 from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
 from engine.dml import DeletePlan, InsertPlan, UpdatePlan
+from engine.executor import all_rows
 from engine.planner import Planner
 
 
@@ -43,7 +44,7 @@ class StmtPlan:
 
 def _query_runner(plan: Any) -> Callable[[Any], tuple[str, list, list[str]]]:
     def run(ctx: Any) -> tuple[str, list, list[str]]:
-        rows = list(plan.rows(ctx))
+        rows = all_rows(plan.root, ctx)  # every row is read: in batches (engine.executor)
         return f"SELECT {len(rows)}", rows, []
 
     return run
