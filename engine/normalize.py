@@ -79,8 +79,12 @@ def normalize(text: str, edits: list[tuple[int, int, int]] | None = None,
         return None
     vals: list = []
     types: list[int] = []
+    numbers: dict[str, str] = {}  # a number's text (sign included) -> its parameter
+    strings: set[str] = set()
+    repeated_string = False
 
     def lit(m: re.Match, base: int = 0) -> str:
+        nonlocal repeated_string
         if m.lastgroup == "keep":
             return m.group()
         if m.lastgroup == "values":
@@ -90,16 +94,30 @@ def normalize(text: str, edits: list[tuple[int, int, int]] | None = None,
         if lt[0] == "'" and m.group("pre").strip() in ("+", "-", "*", "/", "%"):
             return m.group()  # a quoted operand of arithmetic: its type comes from the literal text
         neg = m.group("neg") is not None
-        v, oid = _literal(lt, neg)
-        vals.append(v)
-        types.append(oid)
-        param = f"${len(vals)} "
+        # The same constant twice is one parameter: ``SELECT g % 3 ... GROUP BY g % 3``
+        # must keep two equal expressions (``g % $1`` twice, not ``$1`` and ``$2``).  A
+        # number's type is fixed by its text; a quoted literal's type comes from where it
+        # stands, so one parameter could not serve two places -- a text repeating one is
+        # not normalised at all.
+        if lt[0] == "'":
+            repeated_string = repeated_string or lt in strings
+            strings.add(lt)
+            param = None
+        else:
+            param = numbers.get(("-" if neg else "") + lt)
+        if param is None:
+            v, oid = _literal(lt, neg)
+            vals.append(v)
+            types.append(oid)
+            param = f"${len(vals)} "
+            if lt[0] != "'":
+                numbers[("-" if neg else "") + lt] = param
         if edits is not None:
             edits.append((base + m.start("neg" if neg else "lit"), base + m.end("lit"), len(param)))
         return m.group("pre") + param
 
     shape = _SCAN.sub(lit, text.rstrip().rstrip(";"))
-    if not vals or len(vals) > _MAX_LITERALS:
+    if not vals or len(vals) > _MAX_LITERALS or repeated_string:
         return None
     return shape, vals, tuple(types)
 

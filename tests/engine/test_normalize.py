@@ -51,3 +51,25 @@ def test_cached_shape_gives_right_answers(pgdb):
     cur = s.run("select 1 - 3.5")
     assert cur.description[0].type_code == T.NUMERIC and cur.fetchall() == [(Decimal("-2.5"),)]
     s.fails("select v from nt where name = 5", "42883")  # text = integer has no operator, as in PostgreSQL
+
+
+def test_a_repeated_constant_is_one_parameter():
+    """``g % 3`` in the select list and in GROUP BY must stay one expression: the same
+    number twice becomes one parameter; a repeated quoted literal (whose type depends on
+    where it stands) keeps the text out of the shape cache."""
+    shape, vals, types = normalize("select g % 3, count(*) from t group by g % 3")
+    assert shape.count("$1") == 2 and "$2" not in shape and vals == [3] and types == (T.INT4,)
+    shape, vals, _ = normalize("select a from t where b = 1 and c = -1 and d = 1.0 and e = 1")
+    assert vals == [1, -1, Decimal("1.0")] and shape.count("$1") == 2
+    assert normalize("select a from t where b = 'x' and c = 'x'") is None
+    assert normalize("select a from t where b = 'x' and c = 'y'")[1] == ["x", "y"]
+
+
+def test_group_by_an_expression_with_a_constant(pgdb):
+    s = pgdb("gt").connect()
+    s.run("create table gt (g int primary key, d date, t text)")
+    s.run("insert into gt select i, date '2020-01-01' + i, 'v' || i from generate_series(1, 10) i")
+    assert s.rows("select g % 3, count(*) from gt group by g % 3 order by 1") == [(0, 3), (1, 4), (2, 3)]
+    assert s.rows("select g % 4 as m, sum(g) from gt group by g % 4 having sum(g) > 10 order by m") == [
+        (0, 12), (1, 15), (2, 18)]
+    assert s.rows("select count(*) from gt where d > '2020-01-05' and t > '2020-01-05'") == [(6,)]
