@@ -50,8 +50,16 @@ class Op:
             yield b
 
 
+def _batched(op: Op) -> bool:
+    """Whether ``op`` has a batch loop of its own (else its batches wrap its rows)."""
+    return type(op).batches is not Op.batches
+
+
 def all_rows(op: Op, ctx: Any) -> list[tuple]:
-    """Every row of ``op`` as a list, pulled in batches."""
+    """Every row of ``op`` as a list, pulled in batches (row by row when no operator on
+    the way down has a batch loop: a point select's plan)."""
+    if not _batched(op) or (type(op) is Project and not _batched(op.child)):  # type: ignore[attr-defined]
+        return list(op.rows(ctx))
     out: list[tuple] = []
     for b in op.batches(ctx):
         out += b
@@ -227,6 +235,10 @@ class Filter(Op):
 class Project(Op):
     def __init__(self, child: Op, fns: list[Fn]) -> None:
         self.child, self.fns = child, fns
+        # built once per plan, not per execution (a cached point select runs this path
+        # tens of thousands of times a second)
+        self._cols = self._columns()
+        self._tf = _tuple_fn(fns)
 
     def _columns(self) -> Callable[[tuple], tuple] | None:
         """``itemgetter`` of the output when every output is a plain column (two or more:
@@ -236,7 +248,7 @@ class Project(Op):
 
     def rows(self, ctx: Any) -> Iterator[tuple]:
         fns = self.fns
-        cols = self._columns()
+        cols = self._cols
         if cols is not None:
             for row in self.child.rows(ctx):
                 yield cols(row)
@@ -249,12 +261,15 @@ class Project(Op):
                 yield tuple([f(row, ctx) for f in fns])
 
     def batches(self, ctx: Any) -> Iterator[list[tuple]]:
-        cols = self._columns()
+        if not _batched(self.child):  # e.g. a key lookup: row by row is cheaper
+            yield from Op.batches(self, ctx)
+            return
+        cols = self._cols
         if cols is not None:
             for b in self.child.batches(ctx):
                 yield list(map(cols, b))
             return
-        tf = _tuple_fn(self.fns)
+        tf = self._tf
         for b in self.child.batches(ctx):
             yield [tf(r, ctx) for r in b]
 

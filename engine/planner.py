@@ -252,10 +252,16 @@ class Planner:
             return OneRow(), Scope([], parent), None
         op, cols, td = self.plan_from_item(frm.this, parent)
         joins = sel.args.get("joins") or []
-        for j in joins:
+        pushed = _pushable_where(sel) if joins else []
+        if pushed and not _nullable_later(joins, 0):
+            op = self._push_down(op, cols, td, pushed, parent)
+        for n, j in enumerate(joins):
             lat = Scope(cols, parent)
-            rop, rcols, _ = self.plan_from_item(j.this, lat)
+            rop, rcols, rtd = self.plan_from_item(j.this, lat)
             td = None
+            if pushed and not _is_correlated_to(lat, rop) and not _nullable_later(joins, n + 1) \
+                    and (j.side or "").lower() not in ("left", "full"):
+                rop = self._push_down(rop, rcols, rtd, pushed, parent)
             if _is_correlated_to(lat, rop):
                 from engine.srf import LateralJoin
 
@@ -290,6 +296,21 @@ class Planner:
                 op = self._join(op, rop, on, kind, cols, rcols, scope)
             cols = cols + rcols
         return op, Scope(cols, parent), td
+
+    def _push_down(self, op: Op, cols: list, td: TableDef | None, conds: list[exp.Expression],
+                   parent: Scope | None) -> Op:
+        """The WHERE conjuncts that read only this FROM item's columns, applied to the item
+        before it is joined (its key or index when they name one): a join then sees only the
+        rows that can pass.  WHERE still applies them to the joined rows too."""
+        scope = Scope(cols, None)
+        mine = []
+        for p in conds:
+            idx = [_col_index(scope, c) for c in p.find_all(exp.Column)]
+            if idx and None not in idx:
+                mine.append(p.copy())
+        if not mine:
+            return op
+        return self.access_path(op, Scope(cols, parent), td, and_all(mine))
 
     def _join(self, lop: Op, rop: Op, on: exp.Expression, kind: str, lcols: list, rcols: list, scope: Scope) -> Op:
         lw = len(lcols)
@@ -905,6 +926,29 @@ def _col_index(scope: Scope, col: exp.Column) -> int | None:
         return scope.find(col.name, col.table or None)
     except errors.SqlError:
         return None
+
+
+# What a WHERE conjunct pushed below a join may be made of: columns, constants, operators
+# -- no function call (volatile ones would run a different number of times), no subquery,
+# aggregate or window.
+_PUSH_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Mod,
+               exp.Div, exp.Neg, exp.Cast, exp.DataType, exp.Parameter, exp.Placeholder, exp.Boolean,
+               exp.Null, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not,
+               exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.Tuple, exp.DPipe)
+
+
+def _pushable_where(sel: exp.Select) -> list[exp.Expression]:
+    where = sel.args.get("where")
+    if where is None:
+        return []
+    return [p for p in conjuncts(where.this)
+            if has_columns(p) and all(isinstance(n, _PUSH_NODES) for n in p.walk())]
+
+
+def _nullable_later(joins: list, n: int) -> bool:
+    """Whether a RIGHT or FULL join from ``joins[n]`` on null-extends what precedes it (a
+    WHERE condition on those rows must then see the NULLs, not filter before the join)."""
+    return any((j.side or "").lower() in ("right", "full") for j in joins[n:])
 
 
 def _where_for_join(sel: exp.Select, cols: list, rcols: list) -> exp.Expression | None:
