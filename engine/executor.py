@@ -50,15 +50,42 @@ class Op:
             yield b
 
 
-def _batched(op: Op) -> bool:
+def batched(op: Op) -> bool:
     """Whether ``op`` has a batch loop of its own (else its batches wrap its rows)."""
     return type(op).batches is not Op.batches
+
+
+def scans_a_table(op: Any) -> bool:
+    """Whether a plan reads a whole table somewhere (a ``TableScan`` below ``op``); walks
+    the operator tree once, when the plan is built."""
+    seen: set[int] = set()
+    todo = [op]
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, TableScan):
+            return True
+        if isinstance(o, (Op, Plan)):
+            for v in vars(o).values():
+                if isinstance(v, (Op, Plan)):
+                    todo.append(v)
+                elif isinstance(v, (list, tuple)):
+                    todo.extend(x for x in v if isinstance(x, (Op, Plan)))
+    return False
+
+
+def reads_in_batches(op: Op) -> bool:
+    """Whether ``all_rows(op)`` pulls batches: not for a point select's plan (a key
+    lookup, or a projection of one), which runs row by row."""
+    return batched(op) and not (type(op) is Project and not batched(op.child))  # type: ignore[attr-defined]
 
 
 def all_rows(op: Op, ctx: Any) -> list[tuple]:
     """Every row of ``op`` as a list, pulled in batches (row by row when no operator on
     the way down has a batch loop: a point select's plan)."""
-    if not _batched(op) or (type(op) is Project and not _batched(op.child)):  # type: ignore[attr-defined]
+    if not reads_in_batches(op):
         return list(op.rows(ctx))
     out: list[tuple] = []
     for b in op.batches(ctx):
@@ -261,7 +288,7 @@ class Project(Op):
                 yield tuple([f(row, ctx) for f in fns])
 
     def batches(self, ctx: Any) -> Iterator[list[tuple]]:
-        if not _batched(self.child):  # e.g. a key lookup: row by row is cheaper
+        if not batched(self.child):  # e.g. a key lookup: row by row is cheaper
             yield from Op.batches(self, ctx)
             return
         cols = self._cols
