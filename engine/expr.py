@@ -648,31 +648,18 @@ class Compiler:
             run = _int_mod_fn(fa, fb, b.const if b.is_const else _MISSING)
         elif t in T.INTS:
             lo, hi, name = T._LIMITS[t]
-            ia = ref_index(fa)
-            if ia is not None:  # a column: read it here rather than through its closure
-                def run(r: Any, c: Any) -> Any:
-                    x = r[ia]
-                    if x is None:
-                        return None
-                    y = fb(r, c)
-                    if y is None:
-                        return None
-                    v = op(x, y)
-                    if v < lo or v > hi:
-                        raise errors.NumericOutOfRange(f"{name} out of range")
-                    return v
-            else:
-                def run(r: Any, c: Any) -> Any:
-                    x = fa(r, c)
-                    if x is None:
-                        return None
-                    y = fb(r, c)
-                    if y is None:
-                        return None
-                    v = op(x, y)
-                    if v < lo or v > hi:
-                        raise errors.NumericOutOfRange(f"{name} out of range")
-                    return v
+
+            def run(r: Any, c: Any) -> Any:
+                x = fa(r, c)
+                if x is None:
+                    return None
+                y = fb(r, c)
+                if y is None:
+                    return None
+                v = op(x, y)
+                if v < lo or v > hi:
+                    raise errors.NumericOutOfRange(f"{name} out of range")
+                return v
         else:
             def run(r: Any, c: Any) -> Any:
                 x = fa(r, c)
