@@ -42,12 +42,17 @@ class Op:
     def batches(self, ctx: Any) -> Iterator[list[tuple]]:
         """``rows(ctx)`` in lists of up to BATCH rows (see the module docstring: only for
         a consumer that reads every row)."""
-        it = iter(self.rows(ctx))
-        while True:
-            b = list(islice(it, BATCH))
-            if not b:
-                return
-            yield b
+        return chunks(self.rows(ctx))
+
+
+def chunks(rows: Any) -> Iterator[list[tuple]]:
+    """``rows`` in lists of up to BATCH."""
+    it = iter(rows)
+    while True:
+        b = list(islice(it, BATCH))
+        if not b:
+            return
+        yield b
 
 
 def batched(op: Op) -> bool:
@@ -289,7 +294,8 @@ class Project(Op):
 
     def batches(self, ctx: Any) -> Iterator[list[tuple]]:
         if not batched(self.child):  # e.g. a key lookup: row by row is cheaper
-            yield from Op.batches(self, ctx)
+            # (the class's own rows: EXPLAIN ANALYZE counts this operator's batches already)
+            yield from chunks(Project.rows(self, ctx))
             return
         cols = self._cols
         if cols is not None:
@@ -423,57 +429,32 @@ class HashJoin(Op):
                     yield lnull + r
 
     def batches(self, ctx: Any) -> Iterator[list[tuple]]:
-        rights, table = self._build(ctx)
+        if self.kind != "inner" or self.residual is not None:
+            # outer joins and residual conditions: the row loop of ``rows``, in batches
+            yield from chunks(HashJoin.rows(self, ctx))
+            return
+        _rights, table = self._build(ctx)
         lkey, with_ctx, _ = _key_fn(self.lkey)
-        kind, res = self.kind, self.residual
-        if kind == "inner" and res is None:
-            if all(len(v) == 1 for v in table.values()):  # a unique build key: one match at most
-                get = {k: v[0][1] for k, v in table.items()}.get
-                for b in self.left.batches(ctx):
-                    if with_ctx:
-                        out = [l + r for l in b if (r := get(lkey(l, ctx))) is not None]
-                    else:
-                        out = [l + r for l in b if (r := get(lkey(l))) is not None]
-                    if out:
-                        yield out
-                return
-            get = {k: [r for _, r in v] for k, v in table.items()}.get
+        if all(len(v) == 1 for v in table.values()):  # a unique build key: one match at most
+            get = {k: v[0][1] for k, v in table.items()}.get
             for b in self.left.batches(ctx):
-                out = []
-                for l in b:
-                    rs = get(lkey(l, ctx) if with_ctx else lkey(l))
-                    if rs is not None:
-                        out += [l + r for r in rs]
-                        if len(out) >= BATCH:
-                            yield out
-                            out = []
+                if with_ctx:
+                    out = [l + r for l in b if (r := get(lkey(l, ctx))) is not None]
+                else:
+                    out = [l + r for l in b if (r := get(lkey(l))) is not None]
                 if out:
                     yield out
             return
-        matched = [False] * len(rights) if kind in ("right", "full") else None
-        outer = kind in ("left", "full")
-        rnull, lnull = (None,) * self.rw, (None,) * self.lw
-        get = table.get
+        get = {k: [r for _, r in v] for k, v in table.items()}.get
         for b in self.left.batches(ctx):
             out = []
             for l in b:
-                hit = False
-                for i, r in get(lkey(l, ctx) if with_ctx else lkey(l), ()):
-                    row = l + r
-                    if res is None or res(row, ctx) is True:
-                        hit = True
-                        if matched is not None:
-                            matched[i] = True
-                        out.append(row)
-                if not hit and outer:
-                    out.append(l + rnull)
-                if len(out) >= BATCH:
-                    yield out
-                    out = []
-            if out:
-                yield out
-        if matched is not None:
-            out = [lnull + r for i, r in enumerate(rights) if not matched[i]]
+                rs = get(lkey(l, ctx) if with_ctx else lkey(l))
+                if rs is not None:
+                    out += [l + r for r in rs]
+                    if len(out) >= BATCH:
+                        yield out
+                        out = []
             if out:
                 yield out
 
