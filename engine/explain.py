@@ -20,7 +20,7 @@ import sqlglot
 from engine import errors
 from engine import types as T
 from engine.api import Column
-from engine.executor import Op
+from engine.executor import batched
 
 
 class _Node:
@@ -216,26 +216,31 @@ def _node(op: Any, catalog: Any) -> _Node:
     return n
 
 
+def _counted(orig: Callable, node: _Node, batches: bool) -> Callable:
+    """``orig`` (an operator's ``rows`` or ``batches``) counting loops, rows and time into
+    ``node``."""
+
+    def counted(ctx: Any) -> Any:
+        node.loops += 1
+        t0 = time.perf_counter()
+        first = True
+        try:
+            for item in orig(ctx):
+                if first:
+                    node.first += time.perf_counter() - t0
+                    first = False
+                node.rows += len(item) if batches else 1
+                yield item
+        finally:
+            node.total += time.perf_counter() - t0
+
+    return counted
+
+
 def _instrument(n: _Node) -> None:
     op = n.op
     if op is not None and hasattr(op, "rows") and not hasattr(op, "_explain_wrapped"):
-        orig: Callable = op.rows
-
-        def counted(ctx: Any, orig: Callable = orig, node: _Node = n) -> Any:
-            node.loops += 1
-            t0 = time.perf_counter()
-            first = True
-            try:
-                for row in orig(ctx):
-                    if first:
-                        node.first += time.perf_counter() - t0
-                        first = False
-                    node.rows += 1
-                    yield row
-            finally:
-                node.total += time.perf_counter() - t0
-
-        op.rows = counted
+        op.rows = _counted(op.rows, n, False)
         op._explain_wrapped = True
         if hasattr(op, "pairs"):
             orig_pairs: Callable = op.pairs
@@ -249,24 +254,8 @@ def _instrument(n: _Node) -> None:
                 node.total += time.perf_counter() - t0
 
             op.pairs = counted_pairs
-        if type(op).batches is not Op.batches:  # its own batch loop (Op.batches calls rows)
-            orig_batches: Callable = op.batches
-
-            def counted_batches(ctx: Any, orig: Callable = orig_batches, node: _Node = n) -> Any:
-                node.loops += 1
-                t0 = time.perf_counter()
-                first = True
-                try:
-                    for b in orig(ctx):
-                        if first:
-                            node.first += time.perf_counter() - t0
-                            first = False
-                        node.rows += len(b)
-                        yield b
-                finally:
-                    node.total += time.perf_counter() - t0
-
-            op.batches = counted_batches
+        if batched(op):  # its own batch loop (Op.batches calls rows)
+            op.batches = _counted(op.batches, n, True)
     for c in n.children:
         _instrument(c)
 
