@@ -99,19 +99,18 @@ def normalize(text: str, edits: list[tuple[int, int, int]] | None = None,
         # number's type is fixed by its text; a quoted literal's type comes from where it
         # stands, so one parameter could not serve two places -- a text repeating one is
         # not normalised at all.
-        if lt[0] == "'":
+        number = None if lt[0] == "'" else ("-" if neg else "") + lt
+        if number is None:
             repeated_string = repeated_string or lt in strings
             strings.add(lt)
-            param = None
-        else:
-            param = numbers.get(("-" if neg else "") + lt)
+        param = numbers.get(number) if number is not None else None
         if param is None:
             v, oid = _literal(lt, neg)
             vals.append(v)
             types.append(oid)
             param = f"${len(vals)} "
-            if lt[0] != "'":
-                numbers[("-" if neg else "") + lt] = param
+            if number is not None:
+                numbers[number] = param
         if edits is not None:
             edits.append((base + m.start("neg" if neg else "lit"), base + m.end("lit"), len(param)))
         return m.group("pre") + param
