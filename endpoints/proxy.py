@@ -222,7 +222,7 @@ class Proxy:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.conf_path = data_dir / "cluster.json"
-        self._mtime = 0.0
+        self._stamp: tuple[int, int, int] | None = None
         self.router = Router(ClusterConf())
         self.connections: dict[str, int] = {}
         self.backends: set[BackendSide] = set()
@@ -244,17 +244,18 @@ class Proxy:
     # --- configuration ---------------------------------------------------------------
     def reload(self) -> None:
         try:
-            mtime = self.conf_path.stat().st_mtime
+            st = self.conf_path.stat()
         except OSError:
             return
-        if mtime == self._mtime:
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+        if stamp == self._stamp:
             return
         try:
             conf = ClusterConf.load(self.data_dir)
         except (OSError, ValueError, TypeError) as e:  # half-written or bad file: keep the old one
             log.warning("config_unreadable", error=str(e))
             return
-        self._mtime = mtime
+        self._stamp = stamp
         self.router = Router(conf, self.router.positions)  # keep round-robin positions
         log.info("config_loaded", writer=getattr(conf.writer(), "name", None),
                  readers=[r.name for r in conf.readers()], endpoints=[e.name for e in conf.endpoints])

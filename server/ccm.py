@@ -55,15 +55,16 @@ class _ConfWatch:
 
     def __init__(self, data_dir: str) -> None:
         self.path = Path(data_dir) / "cluster.json"
-        self._mtime = 0.0
+        self._stamp: tuple[int, int, int] | None = None
         self.conf: ClusterConf | None = None
 
     def get(self) -> ClusterConf | None:
         try:
-            mtime = self.path.stat().st_mtime
-            if mtime != self._mtime:
+            st = self.path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            if stamp != self._stamp:
                 self.conf = ClusterConf.load(self.path.parent)
-                self._mtime = mtime
+                self._stamp = stamp
         except (OSError, ValueError, TypeError):
             pass
         return self.conf

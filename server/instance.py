@@ -64,11 +64,14 @@ class Instance:
         self.sub: RedoSubscriber | None = None
         self.db: Any = None
         self.ccm: ccm.CcmWiring | None = None
+        self.serving = False  # the pg port is open: until then the admin port says "starting"
 
     def state(self) -> dict[str, Any]:
         volume = self.volume
         s = volume.status()
-        s["state"] = volume.state
+        # "available" means "takes connections" (autoscaling, status and tests count on it): a
+        # reader's volume is ready before the redo stream is joined and the pg port opens
+        s["state"] = volume.state if self.serving or volume.state != "available" else "starting"
         s["connections"] = len(self.open_sessions)
         s["cached_tables"] = sorted(ccm.cached_tables(volume))
         if isinstance(volume, ReaderVolume):
@@ -152,6 +155,7 @@ class Instance:
                                           backends=self.backends)
         # Cluster cache management after the port is open: a writer's warm start loads its
         # tables on this event loop and would otherwise hold the port closed until it is done.
+        self.serving = True
         self.ccm = ccm.attach(self.role, name, data_dir, self.volume, self.admin, self.sub)
         log.info("instance_ready", role=self.role, port=me.port, admin_port=me.admin_port)
 

@@ -117,7 +117,7 @@ class _Volume(VersionedTables):
         super().__init__()
         self.conf = conf
         self.data_dir = data_dir  # to follow storage membership changes in cluster.json
-        self._conf_mtime = 0.0
+        self._conf_stamp: tuple[int, int, int] | None = None
         self.pgs = conf.protection_groups
         self.placement = Placement(base=conf.protection_groups)
         self.codec = codec
@@ -144,13 +144,14 @@ class _Volume(VersionedTables):
             return False
         try:
             path = Path(self.data_dir) / "cluster.json"
-            mtime = path.stat().st_mtime
-            if mtime == self._conf_mtime:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            if stamp == self._conf_stamp:
                 return False
             conf = ClusterConf.load(self.data_dir)
         except (OSError, ValueError, TypeError, KeyError):
             return False
-        self._conf_mtime = mtime
+        self._conf_stamp = stamp
         self.conf = conf
         wanted = {s.name: s for s in conf.storage_nodes}
         have = {n.name: n for n in self.nodes}
@@ -356,7 +357,7 @@ class WriterVolume(_Volume):
         self.tracker.vcl = rec.next_lsn - 1
         for name, scl in rec.scl.items():
             self.tracker.ack(name, scl)
-        self._conf_mtime = 0.0
+        self._conf_stamp = None
         self._refresh_membership()
         if rec.pgs > self.placement.base:  # grown: AddPgs reached a quorum before any map entry
             await self._load_placement()

@@ -60,19 +60,20 @@ class PeerSet:
         self.data_dir = Path(data_dir)
         self.me = me
         self.peers: list[NodeClient] = []
-        self._mtime = 0.0
+        self._stamp: tuple[int, int, int] | None = None
         self.reload()
 
     def reload(self) -> bool:
         path = self.data_dir / "cluster.json"
         try:
-            mtime = path.stat().st_mtime
-            if mtime == self._mtime:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            if stamp == self._stamp:
                 return False
             conf = _read(self.data_dir)
         except (OSError, ValueError):
             return False
-        self._mtime = mtime
+        self._stamp = stamp
         host = conf.get("host", "127.0.0.1")
         want = {s["name"]: s for s in conf.get("storage_nodes", []) if s["name"] != self.me}
         have = {p.name: p for p in self.peers}
