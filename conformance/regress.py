@@ -321,8 +321,13 @@ def make_builddir(build: Path) -> None:
 
 
 def setup_database(target: Target) -> None:
-    """Create ``regression`` (when possible) with pg_regress's database settings."""
+    """Create ``regression`` afresh (when possible) with pg_regress's database settings, as
+    pg_regress does: dropped first, so nothing of an earlier run is left."""
     with psycopg.connect(target.dsn, autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB}")
+        except psycopg.Error:
+            pass  # in use (or DROP DATABASE unsupported): drop_created empties it instead
         try:
             conn.execute(f"CREATE DATABASE {DB} TEMPLATE=template0")
         except psycopg.Error:
@@ -338,8 +343,7 @@ def setup_database(target: Target) -> None:
 
 def drop_created(target: Target, scripts: list[Path]) -> None:
     """Drop every table/view/sequence the scripts create, so a run starts fresh even on a
-    server where ``regression`` cannot be dropped and recreated (Borealis shares tables
-    between databases)."""
+    server where ``regression`` could not be dropped and recreated."""
     names: dict[tuple[str, str], None] = {}
     for s in scripts:
         for m in _CREATED.finditer(s.read_text(errors="replace")):

@@ -5,8 +5,13 @@ Key layout of table 0 (values are tuples, see ``TableDef.to_row``)::
     b"v"           -> (version, next_table_id)   catalog version row; every DDL locks and
                                                  rewrites it (DDL is serialised and
                                                  readers notice changes by its LSN)
-    b"t:" + name   -> TableDef row               relations and sequences share one namespace
-    b"d:" + name   -> (name,)                    databases made by CREATE DATABASE
+    b"t:" + name   -> TableDef row               relations and sequences of database "postgres"
+                                                 share one namespace
+    b"t:" + db + b"\0" + name -> TableDef row    ... and of any other database ``db``: each
+                                                 database has its relations of its own, as in
+                                                 PostgreSQL (roles are the cluster's)
+    b"d:" + name   -> (name, oid, owner oid)     databases made by CREATE DATABASE (rows of
+                                                 before oids were kept: (name,))
     b"r:" + name   -> RoleDef row                roles (CREATE ROLE / USER); a stored row of
                                                  the bootstrap superuser overrides the built-in
     b"m:" + roleid + member (2 x 4 bytes)        role memberships (GRANT role TO role)
@@ -33,8 +38,13 @@ FIRST_TABLE_ID = 16384
 VERSION_KEY = b"v"
 
 
-def table_key(name: str) -> bytes:
-    return b"t:" + name.encode()
+DEFAULT_DATABASE = "postgres"
+
+
+def table_key(name: str, database: str = DEFAULT_DATABASE) -> bytes:
+    if database == DEFAULT_DATABASE:
+        return b"t:" + name.encode()
+    return b"t:" + database.encode() + b"\0" + name.encode()
 
 
 def database_key(name: str) -> bytes:
@@ -151,6 +161,7 @@ class TableDef:
     indexes: list[list] = field(default_factory=list)  # [name, column positions, unique]
     # COMMENT ON: "" -> the relation's comment, a column name -> that column's, INDEX_COMMENT + name -> an index's
     comments: dict[str, str] = field(default_factory=dict)
+    database: str = DEFAULT_DATABASE  # the database the relation belongs to
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -173,20 +184,25 @@ class TableDef:
             self.table_id, self.name, self.kind, [c.to_row() for c in self.columns], list(self.pk),
             [[n, list(cols)] for n, cols in self.uniques], seq, list(self.owned_seqs),
             [list(c) for c in self.checks], [list(f) for f in self.fkeys], self.view_sql,
-            [list(i) for i in self.indexes], dict(self.comments),
+            [list(i) for i in self.indexes], dict(self.comments), self.database,
         )
+
+    @property
+    def key(self) -> bytes:
+        """The catalog row's key (table 0)."""
+        return table_key(self.name, self.database)
 
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
         tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
-        extra = list(row[8:]) + [None] * (5 - len(row[8:]))
-        checks, fkeys, view_sql, indexes, comments = extra[:5]
+        extra = list(row[8:]) + [None] * (6 - len(row[8:]))
+        checks, fkeys, view_sql, indexes, comments, database = extra[:6]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
             owned_seqs=list(owned), checks=[(n, t) for n, t in (checks or [])],
             fkeys=[list(f) for f in (fkeys or [])], view_sql=view_sql, indexes=[list(i) for i in (indexes or [])],
-            comments=dict(comments or {}),
+            comments=dict(comments or {}), database=database or DEFAULT_DATABASE,
         )
 
     @property
@@ -208,14 +224,25 @@ class TableDef:
 
 
 class Catalog:
-    """An immutable view of the catalog at some point; rebuilt (not mutated) on change."""
+    """An immutable view of the catalog at some point; rebuilt (not mutated) on change.
+
+    ``tables`` and ``by_id`` hold the relations of one database (``database``); roles and
+    the list of databases are the cluster's.  ``scoped(db)`` is the same catalog seen from
+    another database (sessions use their own; see ``EngineSession._catalog``)."""
 
     def __init__(self, tables: dict[str, TableDef], databases: set[str], version: int = 0,
                  next_table_id: int = FIRST_TABLE_ID, roles: dict[str, RoleDef] | None = None,
-                 members: tuple[tuple[int, int, int, bool], ...] = BUILTIN_MEMBERS) -> None:
+                 members: tuple[tuple[int, int, int, bool], ...] = BUILTIN_MEMBERS,
+                 database: str = DEFAULT_DATABASE,
+                 by_db: dict[str, dict[str, TableDef]] | None = None,
+                 db_meta: dict[str, tuple[int, int]] | None = None) -> None:
+        self.database = database
+        self.by_db = by_db if by_db is not None else {database: tables}
         self.tables = tables
         self.by_id = {t.table_id: t for t in tables.values()}
+        self._scoped: dict[str, Catalog] = {database: self}
         self.databases = databases
+        self.db_meta = db_meta if db_meta is not None else {}  # database -> (oid, owner oid)
         self.version = version
         self.next_table_id = next_table_id
         if roles is None:
@@ -225,9 +252,10 @@ class Catalog:
         self.members = members  # (roleid, member, grantor, admin_option), pg_auth_members rows
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[bytes, tuple]]) -> "Catalog":
-        tables: dict[str, TableDef] = {}
+    def from_rows(cls, rows: Iterable[tuple[bytes, tuple]], database: str = DEFAULT_DATABASE) -> "Catalog":
+        by_db: dict[str, dict[str, TableDef]] = {}
         dbs = {"postgres", "template1"}  # as initdb leaves them (template0 refuses connections)
+        db_meta: dict[str, tuple[int, int]] = {}
         version, next_id = 0, FIRST_TABLE_ID
         stored_roles: list[RoleDef] = []
         members = list(BUILTIN_MEMBERS)
@@ -236,9 +264,11 @@ class Catalog:
                 version, next_id = row
             elif key.startswith(b"t:"):
                 t = TableDef.from_row(row)
-                tables[t.name] = t
+                by_db.setdefault(t.database, {})[t.name] = t
             elif key.startswith(b"d:"):
                 dbs.add(row[0])
+                if len(row) >= 3:
+                    db_meta[row[0]] = (row[1], row[2])
             elif key.startswith(b"r:"):
                 stored_roles.append(RoleDef.from_row(row))
             elif key.startswith(b"m:"):
@@ -247,7 +277,22 @@ class Catalog:
         for r in stored_roles:
             by_oid[r.oid] = r
         roles = {r.name: r for r in by_oid.values()}
-        return cls(tables, dbs, version, next_id, roles, tuple(members))
+        return cls(by_db.get(database, {}), dbs, version, next_id, roles, tuple(members), database, by_db, db_meta)
+
+    def scoped(self, database: str) -> "Catalog":
+        """This catalog as a session of ``database`` sees it (built once per catalog)."""
+        cat = self._scoped.get(database)
+        if cat is None:
+            cat = Catalog(self.by_db.get(database, {}), self.databases, self.version, self.next_table_id,
+                          self.roles, self.members, database, self.by_db, self.db_meta)
+            cat._scoped = self._scoped
+            self._scoped[database] = cat
+        return cat
+
+    def all_tables(self) -> Iterable[TableDef]:
+        """The relations of every database."""
+        for tables in self.by_db.values():
+            yield from tables.values()
 
     def get(self, name: str) -> TableDef | None:
         return self.tables.get(name)

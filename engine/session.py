@@ -152,7 +152,8 @@ class EngineSession:
         if plan.cacheable and not (self.txn is not None and self.txn.catalog is not None):
             # executions look the plan up by the final parameter types: file it there too,
             # so the first Execute does not plan again
-            st.plans.setdefault((self._catalog().version, tuple(ptypes), datetime_style.current()), plan)
+            cat = self._catalog()
+            st.plans.setdefault((cat.version, cat.database, tuple(ptypes), datetime_style.current()), plan)
         return Prepared(sql, ptypes, plan.columns, st)
 
     async def execute_prepared(self, prepared: Prepared, params: list[Any], max_rows: int = 0) -> Result:
@@ -238,12 +239,12 @@ class EngineSession:
     def _catalog(self) -> Catalog:
         if self.txn is not None and self.txn.catalog is not None:
             return self.txn.catalog
-        return self.db.catalog()
+        return self.db.catalog().scoped(self.database)
 
     def _plan(self, st: Stmt, catalog: Catalog, param_types: list[int]) -> StmtPlan:
         local = self.txn is not None and self.txn.catalog is not None
         # date/time constants are decoded at plan time under DateStyle / TimeZone
-        key = (catalog.version, tuple(param_types), datetime_style.current())
+        key = (catalog.version, catalog.database, tuple(param_types), datetime_style.current())
         if not local:
             plan = st.plans.get(key)
             if plan is not None:

@@ -31,8 +31,8 @@ class WireServer:
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=alice dbname=db"
 
-    def admin(self) -> psycopg.Connection:
-        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True)
+    def admin(self, dbname: str = "postgres") -> psycopg.Connection:
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}", autocommit=True)
 
     def sessions(self, application_name: str) -> int:
         """Open sessions with this application_name on the writer (pg_stat_activity)."""
@@ -63,14 +63,22 @@ def pg(cluster: ClusterHandle) -> Iterator[WireServer]:
                 made.append(role)
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'db'").fetchone():
             c.execute("CREATE DATABASE db")
+    # the tests' sessions use database db, whose tables are its own
+    with srv.admin("db") as c:
         c.execute("CREATE TABLE IF NOT EXISTS wire_gen (i int4 PRIMARY KEY, s text)")
         c.execute("INSERT INTO wire_gen SELECT i, 'row' || i FROM generate_series(0, 9) i ON CONFLICT DO NOTHING")
         c.execute("CREATE TABLE IF NOT EXISTS wire_t (x int4)")
     yield srv
-    # The roles go with the module: the cluster is the session's, and later tests (psql's
-    # \du in tests/clients) must not find them.  (Borealis has no DROP DATABASE: db stays.)
-    if made:
-        with srv.admin() as c:
+    # The roles and the database go with the module: the cluster is the session's, and later
+    # tests (psql's \du and \l in tests/clients) must not find them.
+    with srv.admin() as c:
+        for _ in range(50):  # sessions the tests closed may take a moment to end on the server
+            try:
+                c.execute("DROP DATABASE IF EXISTS db")
+                break
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.1)
+        if made:
             c.execute(f"DROP ROLE IF EXISTS {', '.join(made)}")
 
 
