@@ -10,8 +10,9 @@ Key layout of table 0 (values are tuples, see ``TableDef.to_row``)::
     b"t:" + db + b"\0" + name -> TableDef row    ... and of any other database ``db``: each
                                                  database has its relations of its own, as in
                                                  PostgreSQL (roles are the cluster's)
-    b"d:" + name   -> (name, oid, owner oid)     databases made by CREATE DATABASE (rows of
-                                                 before oids were kept: (name,))
+    b"d:" + name   -> DatabaseDef row            databases made by CREATE DATABASE, and the
+                                                 built-in ones once ALTER DATABASE changed them
+                                                 (rows of before oids were kept: (name,))
     b"r:" + name   -> RoleDef row                roles (CREATE ROLE / USER); a stored row of
                                                  the bootstrap superuser overrides the built-in
     b"m:" + roleid + member (2 x 4 bytes)        role memberships (GRANT role TO role)
@@ -61,6 +62,29 @@ def member_key(roleid: int, member: int) -> bytes:
 
 BOOTSTRAP_SUPERUSER = 10
 BOOTSTRAP_NAME = "postgres"
+BUILTIN_DATABASE_OIDS = {"template1": 1, "template0": 4, "postgres": 5}  # as initdb numbers them
+
+
+@dataclass(frozen=True)
+class DatabaseDef:
+    """One database (a pg_database row, plus its ALTER DATABASE ... SET defaults as
+    "name=value", applied to new sessions of the database)."""
+
+    name: str
+    oid: int
+    owner: int = BOOTSTRAP_SUPERUSER
+    config: tuple[str, ...] | None = None
+
+    def to_row(self) -> tuple:
+        return (self.name, self.oid, self.owner, list(self.config) if self.config is not None else None)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "DatabaseDef | None":
+        """None for a row of before oids were kept (the oid is then made up by name order)."""
+        if len(row) < 3:
+            return None
+        config = row[3] if len(row) > 3 else None
+        return cls(row[0], row[1], row[2], tuple(config) if config is not None else None)
 
 
 @dataclass(frozen=True)
@@ -235,14 +259,14 @@ class Catalog:
                  members: tuple[tuple[int, int, int, bool], ...] = BUILTIN_MEMBERS,
                  database: str = DEFAULT_DATABASE,
                  by_db: dict[str, dict[str, TableDef]] | None = None,
-                 db_meta: dict[str, tuple[int, int]] | None = None) -> None:
+                 db_defs: dict[str, DatabaseDef] | None = None) -> None:
         self.database = database
         self.by_db = by_db if by_db is not None else {database: tables}
         self.tables = tables
         self.by_id = {t.table_id: t for t in tables.values()}
         self._scoped: dict[str, Catalog] = {database: self}
         self.databases = databases
-        self.db_meta = db_meta if db_meta is not None else {}  # database -> (oid, owner oid)
+        self.db_defs = db_defs if db_defs is not None else {}  # stored rows of ``databases``
         self.version = version
         self.next_table_id = next_table_id
         if roles is None:
@@ -255,7 +279,7 @@ class Catalog:
     def from_rows(cls, rows: Iterable[tuple[bytes, tuple]], database: str = DEFAULT_DATABASE) -> "Catalog":
         by_db: dict[str, dict[str, TableDef]] = {}
         dbs = {"postgres", "template1"}  # as initdb leaves them (template0 refuses connections)
-        db_meta: dict[str, tuple[int, int]] = {}
+        db_defs: dict[str, DatabaseDef] = {}
         version, next_id = 0, FIRST_TABLE_ID
         stored_roles: list[RoleDef] = []
         members = list(BUILTIN_MEMBERS)
@@ -267,8 +291,9 @@ class Catalog:
                 by_db.setdefault(t.database, {})[t.name] = t
             elif key.startswith(b"d:"):
                 dbs.add(row[0])
-                if len(row) >= 3:
-                    db_meta[row[0]] = (row[1], row[2])
+                d = DatabaseDef.from_row(row)
+                if d is not None:
+                    db_defs[d.name] = d
             elif key.startswith(b"r:"):
                 stored_roles.append(RoleDef.from_row(row))
             elif key.startswith(b"m:"):
@@ -277,14 +302,14 @@ class Catalog:
         for r in stored_roles:
             by_oid[r.oid] = r
         roles = {r.name: r for r in by_oid.values()}
-        return cls(by_db.get(database, {}), dbs, version, next_id, roles, tuple(members), database, by_db, db_meta)
+        return cls(by_db.get(database, {}), dbs, version, next_id, roles, tuple(members), database, by_db, db_defs)
 
     def scoped(self, database: str) -> "Catalog":
         """This catalog as a session of ``database`` sees it (built once per catalog)."""
         cat = self._scoped.get(database)
         if cat is None:
             cat = Catalog(self.by_db.get(database, {}), self.databases, self.version, self.next_table_id,
-                          self.roles, self.members, database, self.by_db, self.db_meta)
+                          self.roles, self.members, database, self.by_db, self.db_defs)
             cat._scoped = self._scoped
             self._scoped[database] = cat
         return cat
@@ -299,6 +324,14 @@ class Catalog:
 
     def role(self, name: str) -> RoleDef | None:
         return self.roles.get(name)
+
+    def database_def(self, name: str) -> DatabaseDef | None:
+        """The database's row (a stand-in for a built-in one never altered); None if the
+        database does not exist or is one of before oids were kept."""
+        d = self.db_defs.get(name)
+        if d is None and name in BUILTIN_DATABASE_OIDS and (name in self.databases or name == "template0"):
+            d = DatabaseDef(name, BUILTIN_DATABASE_OIDS[name])
+        return d
 
 
 def col_type_name(c: ColumnDef) -> str:

@@ -106,8 +106,11 @@ class Database:
         n = self._role_sessions.get(role.oid, 0)
         if role.connlimit >= 0 and not role.superuser and n >= role.connlimit:
             raise errors.SqlError(f'too many connections for role "{user}"', sqlstate="53300")
-        # ALTER ROLE ... SET defaults, under what the client's startup packet sets
-        merged = {**dict(roles.login_settings(role)), **(params or {})}
+        # ALTER DATABASE ... SET defaults, under ALTER ROLE ... SET ones, under what the
+        # client's startup packet sets
+        d = self.catalog().database_def(database)
+        db_defaults = dict(roles.login_settings(d)) if d is not None else {}
+        merged = {**db_defaults, **dict(roles.login_settings(role)), **(params or {})}
         session = self.session(user, database, merged)
         self._role_sessions[role.oid] = n + 1
         close = session.close

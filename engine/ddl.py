@@ -1,4 +1,4 @@
-"""DDL: CREATE/DROP TABLE, CREATE/DROP SEQUENCE, TRUNCATE, CREATE DATABASE.
+"""DDL: CREATE/DROP TABLE, CREATE/DROP SEQUENCE, TRUNCATE (databases: engine.ddl_database).
 
 DDL writes catalog rows (table 0) through the transaction like any data, so it is
 transactional and logged.  Every DDL first locks the catalog version row ``b"v"``
@@ -11,12 +11,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors, roles
+from engine import errors
 from engine.api import TABLE_DROPPED
 from engine import types as T
 from engine.catalog import (
-    BOOTSTRAP_SUPERUSER, CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef,
-    database_key,
+    CATALOG_TABLE, SEQUENCE_TABLE, VERSION_KEY, Catalog, ColumnDef, SequenceDef, TableDef,
 )
 from engine.default_check import check_default
 from engine.gcpause import gc_paused
@@ -222,65 +221,8 @@ def create_sequence(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     return "CREATE SEQUENCE", []
 
 
-def create_database(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
-    if ctx.txn.explicit:
-        raise errors.SqlError("CREATE DATABASE cannot run inside a transaction block", sqlstate="25001")
-    name = node.this.name
-    me = roles.current(ctx.session, ctx.catalog)
-    if not (me.superuser or me.createdb):
-        raise errors.SqlError("permission denied to create database", sqlstate="42501")
-    cw = CatalogWriter(ctx)
-    if name in cw.catalog.databases or name == "template0":
-        raise errors.SqlError(f'database "{name}" already exists', sqlstate="42P04")
-    ctx.txn.lock(CATALOG_TABLE, database_key(name))
-    ctx.txn.put(CATALOG_TABLE, database_key(name), (name, cw.alloc_id(), me.oid))
-    cw.finish()
-    return "CREATE DATABASE", []
-
-
-def drop_database(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
-    """DROP DATABASE [IF EXISTS] name: the database's row, its relations' catalog rows and
-    their rows (one range tombstone per table, as DROP TABLE).  Refused for the session's
-    own database and while other sessions of this instance use it (PostgreSQL's checks)."""
-    if ctx.txn.explicit:
-        raise errors.SqlError("DROP DATABASE cannot run inside a transaction block", sqlstate="25001")
-    (t,) = node.args.get("tables") or node.expressions
-    name = t.name
-    cw = CatalogWriter(ctx)
-    cat = cw.catalog
-    if name not in cat.databases and name != "template0":
-        if node.args.get("exists"):
-            cw.finish()
-            return "DROP DATABASE", [f'database "{name}" does not exist, skipping']
-        raise errors.SqlError(f'database "{name}" does not exist', sqlstate="3D000")
-    me = roles.current(ctx.session, cat)
-    owner = cat.db_meta[name][1] if name in cat.db_meta else BOOTSTRAP_SUPERUSER
-    if not (me.superuser or me.oid == owner):
-        raise errors.SqlError(f"must be owner of database {name}", sqlstate="42501")
-    if name in ("template0", "template1"):
-        raise errors.SqlError("cannot drop a template database", sqlstate="42809")
-    if name == ctx.session.database:
-        raise errors.SqlError("cannot drop the currently open database", sqlstate="55006")
-    others = sum(1 for s in list(ctx.db.sessions.values()) if s is not ctx.session and s.database == name)
-    if others:
-        raise errors.SqlError(
-            f'database "{name}" is being accessed by other users', sqlstate="55006",
-            detail=f"There {'is' if others == 1 else 'are'} {others} other session{'' if others == 1 else 's'} "
-                   "using the database.")
-    ctx.txn.lock(CATALOG_TABLE, database_key(name))
-    ctx.txn.put(CATALOG_TABLE, database_key(name), None)
-    for td in list(cat.by_db.get(name, {}).values()):
-        cw.drop(td)
-        if td.kind == "r":
-            _drop_rows(ctx, td)
-    cw.finish()
-    return "DROP DATABASE", []
-
-
 def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
     kind = str(node.args.get("kind") or "").upper()
-    if kind == "DATABASE":
-        return drop_database(ctx, node)
     want = {"TABLE": "r", "SEQUENCE": "S", "VIEW": "v"}.get(kind)
     if want is None:
         if kind in ("INDEX",):
@@ -301,7 +243,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
             raise errors.UndefinedTable(f'{word} "{name}" does not exist')
         cw.drop(td)
         if want == "r":
-            _drop_rows(ctx, td)
+            drop_table_rows(ctx, td)
             for s in td.owned_seqs:
                 sd = cw.catalog.get(s)
                 if sd is not None:
@@ -310,7 +252,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
     return f"DROP {kind}", notices
 
 
-def _drop_rows(ctx: Any, td: TableDef) -> None:
+def drop_table_rows(ctx: Any, td: TableDef) -> None:
     """DROP TABLE's rows: the table locked whole (waits for the transactions writing it;
     later writers wait, then fail with 42P01) and one ``TABLE_DROPPED`` write -- the commit
     logs a range tombstone per protection group, not a delete per row.  A committed table

@@ -420,22 +420,9 @@ def _alter(ctx: Any, obj: str, c: Cursor) -> tuple[str, list, list[str]]:
     return "ALTER ROLE", [], o.notices
 
 
-def _alter_set(ctx: Any, name: str | None, c: Cursor) -> tuple[str, list, list[str]]:
-    """ALTER ROLE name|ALL [IN DATABASE d] SET x = v | RESET x | RESET ALL: kept in rolconfig
-    (applied at login by no one yet: per-role defaults are recorded, not applied)."""
-    if c.accept("in", "database"):
-        db = c.name()
-        if db not in ctx.catalog.databases:
-            raise errors.UndefinedDatabase(f'database "{db}" does not exist')
-    me = _me(ctx)
-    if name is None:
-        if not me.superuser:
-            raise _denied("permission denied")
-        return "ALTER ROLE", [], []
-    target = _must_exist(ctx, name)
-    if not (me.superuser or (me.createrole and not target.superuser) or me.oid == target.oid):
-        raise _denied("permission denied")
-    config = list(target.config or ())
+def changed_config(c: Cursor, config: list[str]) -> list[str]:
+    """``config`` ("name=value" items) after ``SET x = v | SET x TO v | RESET x | RESET ALL``
+    (ALTER ROLE and ALTER DATABASE)."""
     if c.accept("set"):
         param = c.name()
         while c.peek() is not None and c.peek().text == ".":  # type: ignore[union-attr]
@@ -462,6 +449,25 @@ def _alter_set(ctx: Any, name: str | None, c: Cursor) -> tuple[str, list, list[s
         config = [x for x in config if x.split("=", 1)[0] != param]
     else:
         c.fail()
+    return config
+
+
+def _alter_set(ctx: Any, name: str | None, c: Cursor) -> tuple[str, list, list[str]]:
+    """ALTER ROLE name|ALL [IN DATABASE d] SET x = v | RESET x | RESET ALL: kept in rolconfig
+    (applied at login by no one yet: per-role defaults are recorded, not applied)."""
+    if c.accept("in", "database"):
+        db = c.name()
+        if db not in ctx.catalog.databases:
+            raise errors.UndefinedDatabase(f'database "{db}" does not exist')
+    me = _me(ctx)
+    if name is None:
+        if not me.superuser:
+            raise _denied("permission denied")
+        return "ALTER ROLE", [], []
+    target = _must_exist(ctx, name)
+    if not (me.superuser or (me.createrole and not target.superuser) or me.oid == target.oid):
+        raise _denied("permission denied")
+    config = changed_config(c, list(target.config or ()))
     cw = _writer(ctx)
     _put_role(ctx, dataclasses.replace(target, stored=True, config=tuple(config) if config else None))
     cw.finish()
@@ -542,6 +548,10 @@ def _drop(ctx: Any, obj: str, c: Cursor) -> tuple[str, list, list[str]]:
                                   sqlstate="2BP01")
         if r.superuser and not me.superuser:
             raise _denied("must be superuser to drop superusers")
+        owned = sorted(d.name for d in ctx.catalog.db_defs.values() if d.owner == r.oid)
+        if owned:
+            raise errors.SqlError(f'role "{r.name}" cannot be dropped because some objects depend on it',
+                                  sqlstate="2BP01", detail="\n".join(f"owner of database {n}" for n in owned))
         ctx.txn.lock(CATALOG_TABLE, role_key(r.name))
         ctx.txn.put(CATALOG_TABLE, role_key(r.name), None)
         for roleid, member, _g, _a in _members_of(ctx):

@@ -64,8 +64,9 @@ def check_login(catalog: Catalog, user: str) -> RoleDef:
     return role
 
 
-def login_settings(role: RoleDef) -> list[tuple[str, str]]:
-    """The defaults ALTER ROLE ... SET stored for the role, applied to its new sessions."""
+def login_settings(role: Any) -> list[tuple[str, str]]:
+    """The defaults ALTER ROLE ... SET stored for the role (or ALTER DATABASE ... SET for a
+    ``DatabaseDef``), applied to its new sessions."""
     out = []
     for item in role.config or ():
         key, _, value = item.partition("=")

@@ -114,10 +114,18 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if p is not None:
         return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps)
+    if isinstance(node, (exp.Create, exp.Drop, exp.Command)):
+        from engine import ddl_database  # CREATE / ALTER / DROP DATABASE
+
+        found = ddl_database.plan(node)
+        if found is not None:
+            verb, fn = found
+            return StmtPlan(_ddl_runner(lambda ctx, _node, fn=fn: fn(ctx), node), columns=None,
+                            param_types=param_types, tables=base, writes=True, verb=verb, cacheable=False)
     tables = base + ddl.tables_of(node, catalog)
     if isinstance(node, exp.Create):
         kind = str(node.args.get("kind") or "").upper()
-        fn = {"TABLE": ddl.create_table, "SEQUENCE": ddl.create_sequence, "DATABASE": ddl.create_database}.get(kind)
+        fn = {"TABLE": ddl.create_table, "SEQUENCE": ddl.create_sequence}.get(kind)
         if kind == "TABLE" and node.expression is not None:
             from engine.ddl_query import create_table_as_node
 

@@ -168,23 +168,36 @@ def _pg_auth_members(ctx: Any) -> Iterator[tuple]:
        "datcollate datctype daticulocale datacl dattablespace",
        [O, N, O, I4, CHAR, B, B, I4, X, X, X, ARR, O])
 def _pg_database(ctx: Any) -> Iterator[tuple]:
-    meta = ctx.catalog.db_meta
+    cat = ctx.catalog
     for name, oid in database_oids(ctx).items():
         tmpl = name in ("template0", "template1")
         su = bootstrap_name(ctx)
         acl = ["=c/" + su, f"{su}=CTc/{su}"] if tmpl else None
-        owner = meta[name][1] if name in meta else oids.BOOTSTRAP_SUPERUSER
+        d = cat.database_def(name)
+        owner = d.owner if d is not None else oids.BOOTSTRAP_SUPERUSER
         yield (oid, name, owner, 6, "c", tmpl, name != "template0", -1,
                "C.UTF-8", "C.UTF-8", None, acl, 1663)
+
+
+@table("pg_db_role_setting", "setdatabase setrole setconfig", [O, O, ARR])
+def _pg_db_role_setting(ctx: Any) -> Iterator[tuple]:
+    """ALTER ROLE ... SET (setdatabase 0) and ALTER DATABASE ... SET (setrole 0) defaults."""
+    cat = ctx.catalog
+    for r in cat.roles.values():
+        if r.config:
+            yield (0, r.oid, list(r.config))
+    for name, oid in database_oids(ctx).items():
+        d = cat.database_def(name)
+        if d is not None and d.config:
+            yield (oid, 0, list(d.config))
 
 
 def database_oids(ctx: Any) -> dict[str, int]:
     """Database name -> pg_database.oid: initdb's oids for the built-in three, the stored
     oid for a database made since oids were kept, a stand-in by name order for older ones."""
-    names = sorted(set(ctx.catalog.databases) | {"template0"})
-    meta = ctx.catalog.db_meta
-    return {n: {"template1": 1, "template0": 4, "postgres": 5}.get(n) or (meta[n][0] if n in meta else 16000 + i)
-            for i, n in enumerate(names)}
+    cat = ctx.catalog
+    names = sorted(set(cat.databases) | {"template0"})
+    return {n: d.oid if (d := cat.database_def(n)) is not None else 16000 + i for i, n in enumerate(names)}
 
 
 @table("pg_tablespace", "oid spcname spcowner", [O, N, O])

@@ -132,3 +132,52 @@ def test_drop_database(cluster) -> None:
                 assert c.execute("SELECT count(*) FROM t").fetchone() == (0,)
         finally:
             admin.execute(f"DROP DATABASE {name}")
+
+
+def test_owner_rename_and_defaults(cluster) -> None:
+    name = "d" + uuid.uuid4().hex[:8]
+    role = f"{name}_o"
+    with _connect(cluster, "postgres") as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"CREATE DATABASE {name} OWNER {role}")  # sqlglot reads this form as a command
+        admin.execute(f"CREATE DATABASE {name}_b WITH OWNER = {role} TEMPLATE = template0 ENCODING 'UTF8'")
+        try:
+            owners = admin.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+                                   "WHERE datname LIKE %s ORDER BY 1", [f"{name}%"]).fetchall()
+            assert owners == [(name, role), (f"{name}_b", role)]
+            _fails(admin, f"CREATE DATABASE {name}_c OWNER {name}_nosuch", "42704")
+            _fails(admin, f"CREATE DATABASE {name}_c TEMPLATE {name}_nosuch", "3D000")
+            # a role that owns databases cannot be dropped; the detail names them
+            e = _fails(admin, f"DROP ROLE {role}", "2BP01")
+            assert e.diag.message_detail == f"owner of database {name}\nowner of database {name}_b"
+            admin.execute(f"ALTER DATABASE {name}_b OWNER TO postgres")
+            # the owner (no superuser) may rename and set defaults; the relations move along
+            with _connect(cluster, name, user=role) as c:
+                c.execute("CREATE TABLE t (k int)")
+                c.execute("INSERT INTO t VALUES (7)")
+            with _connect(cluster, "postgres", user=role) as o:
+                _fails(o, f"ALTER DATABASE {name} RENAME TO {name}_r", "42501")  # no CREATEDB
+                _fails(o, f"ALTER DATABASE {name}_b SET timezone = 'UTC'", "42501")  # not the owner
+                o.execute(f"ALTER DATABASE {name} SET timezone = 'Asia/Tokyo'")
+            _fails(admin, f"ALTER DATABASE {name} RENAME TO {name}_b", "42P04")
+            _fails(admin, f"ALTER DATABASE {name}_nosuch RENAME TO x", "3D000")
+            _fails(admin, "ALTER DATABASE postgres RENAME TO x", "55006")  # the current database
+            admin.execute(f"ALTER DATABASE {name} RENAME TO {name}_r")
+            with _connect(cluster, f"{name}_r") as c:
+                assert c.execute("SELECT k FROM t").fetchall() == [(7,)]
+                # ALTER DATABASE ... SET applies to new sessions of the database
+                assert c.execute("SHOW timezone").fetchone() == ("Asia/Tokyo",)
+                _fails(c, f"ALTER DATABASE {name}_r RENAME TO {name}_s", "55006")
+            assert admin.execute("SHOW timezone").fetchone() != ("Asia/Tokyo",)
+            rows = admin.execute("SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                                 "ON d.oid = s.setdatabase WHERE d.datname = %s", [f"{name}_r"]).fetchall()
+            assert rows == [(["timezone=Asia/Tokyo"],)]
+            admin.execute(f"ALTER DATABASE {name}_r RESET timezone")
+            with _connect(cluster, f"{name}_r") as c:
+                assert c.execute("SHOW timezone").fetchone() != ("Asia/Tokyo",)
+            with _connect(cluster, "postgres") as p:
+                _fails(p, "SELECT * FROM t", "42P01")
+        finally:
+            for db in (name, f"{name}_r", f"{name}_b"):
+                admin.execute(f"DROP DATABASE IF EXISTS {db}")
+            admin.execute(f"DROP ROLE {role}")
