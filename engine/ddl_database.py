@@ -54,8 +54,11 @@ def plan(node: exp.Expression) -> tuple[str, Runner] | None:
         return None
     rest = node.expression
     rest = rest.name if isinstance(rest, exp.Literal) else str(rest or "")
+    words = rest.split(None, 1)
+    if str(node.this).lower() not in ("create", "alter") or not words or words[0].lower() != "database":
+        return None  # (before tokenizing: other commands' text may hold what tokenize refuses)
     toks = tokenize(f"{node.this} {rest}")
-    if len(toks) < 3 or toks[1].word != "database" or toks[0].word not in ("create", "alter"):
+    if len(toks) < 3:
         return None
     c = Cursor(toks[2:])
     if toks[0].word == "create":

@@ -462,6 +462,7 @@ def _pg_stat_activity(ctx: Any) -> Iterator[tuple]:
     def ts(t: float) -> Any:
         return dt.datetime.fromtimestamp(t, dt.timezone.utc) if t else None
 
+    db_oids = database_oids(ctx)
     for pid in sorted(sessions):
         s = sessions[pid]
         user = getattr(s, "session_user", None) or getattr(s, "user", "postgres")
@@ -470,7 +471,8 @@ def _pg_stat_activity(ctx: Any) -> Iterator[tuple]:
         mine = superuser or user == getattr(me, "session_user", _user(ctx))
         state = s.activity_state if hasattr(s, "activity_state") else "active"
         app = (s.get_parameter("application_name") if hasattr(s, "get_parameter") else "") or ""
-        yield (5, getattr(s, "database", "postgres"), pid, None,
+        datname = getattr(s, "database", "postgres")
+        yield (db_oids.get(datname, 5), datname, pid, None,
                role.oid if role is not None else oids.BOOTSTRAP_SUPERUSER, user, app, None, None, None,
                ts(getattr(s, "backend_start", 0.0)), txn.start_time if txn is not None else None,
                ts(getattr(s, "query_start", 0.0)), ts(getattr(s, "query_start", 0.0)), None, None,

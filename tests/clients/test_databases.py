@@ -51,6 +51,10 @@ def test_each_database_has_its_own_relations(cluster) -> None:
             for _ in range(3):
                 assert a.execute("SELECT count(*) FROM t").fetchone() == (2,)
                 assert b.execute("SELECT count(*) FROM t").fetchone() == (1,)
+            # pg_stat_activity names the session's database by its oid too
+            datid = a.execute("SELECT datid FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+            assert datid == a.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
+            assert datid != b.execute("SELECT datid FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
             # a sequence is the database's too
             assert a.execute("SELECT nextval('s')").fetchone() == (1,)
             _fails(b, "SELECT nextval('s')", "42P01")
