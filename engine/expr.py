@@ -165,6 +165,10 @@ def output_name(node: exp.Expression) -> str:
         # ``2 ^ 10`` and ``power(2, 10)`` parse to the same node; only the function call
         # carries its name token's position, and only it is named (PostgreSQL: "power")
         return "?column?"
+    if isinstance(node, exp.Ceil) and node.meta.get("end", 0) - node.meta.get("start", 0) == len("ceiling") - 1:
+        # ``ceil`` and ``ceiling`` parse to one node; only ``ceiling`` keeps its name
+        # token's span (PostgreSQL names the column as it was spelt)
+        return "ceiling"
     name = _FUNC_OUTPUT_NAMES.get(type(node).__name__)
     if name:
         return name

@@ -28,8 +28,8 @@ def _round(v: Any, n: int = 0) -> Any:
     if not (v == v and abs(v) != math.inf):  # NaN and +-Infinity (float8 or numeric) round to themselves
         return v
     if isinstance(v, float):
-        if n == 0:
-            return float(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+        if n == 0:  # round(float8) is C's rint: halves go to the even neighbour, the sign stays
+            return math.copysign(float(round(v)), v)
         return round(v, n)
     return Decimal(v).quantize(Decimal(1).scaleb(-n), rounding=ROUND_HALF_UP)
 
@@ -87,9 +87,11 @@ def _abs(cp: Compiler, node: exp.Expression) -> CExpr:
 
 def _round_h(cp: Compiler, node: exp.Expression) -> CExpr:
     a = cp.compile(node.this)
-    if a.type in T.INTS or a.type == T.UNKNOWN:
-        a = cp.coerce(a, T.NUMERIC)
     d = node.args.get("decimals")
+    if a.type in T.INTS or a.type == T.UNKNOWN:
+        # PostgreSQL has round(float8) and round(numeric[, int]): an integer or an untyped
+        # literal takes float8, the preferred numeric type, when there is a choice
+        a = cp.coerce(a, T.NUMERIC if d is not None else T.FLOAT8)
     if d is None:
         return _strict([a.fn], _round, a.type)
     n = cp.coerce(cp.compile(d), T.INT4)
@@ -100,7 +102,7 @@ def _floor_ceil(fn: Callable[[Any], Any]) -> Callable[[Compiler, exp.Expression]
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
         a = cp.compile(node.this)
         if a.type in T.INTS or a.type == T.UNKNOWN:
-            a = cp.coerce(a, T.NUMERIC)
+            a = cp.coerce(a, T.FLOAT8)  # float8 and numeric overloads: float8 is preferred
         t = a.type
         conv = float if t in (T.FLOAT4, T.FLOAT8) else Decimal
         return _strict([a.fn], lambda v: conv(fn(v)), t)

@@ -311,9 +311,9 @@ def _num_arg(cp: Compiler, e: exp.Expression, default: int = T.NUMERIC) -> CExpr
 
 def _trunc(cp: Compiler, node: exp.Expression) -> CExpr:
     args = _args(node)
-    a = _num_arg(cp, args[0])
-    if a.type in T.INTS:
-        a = cp.coerce(a, T.NUMERIC)
+    a = _num_arg(cp, args[0], T.FLOAT8 if len(args) == 1 else T.NUMERIC)
+    if a.type in T.INTS:  # trunc(float8) and trunc(numeric[, int]): float8 preferred when it fits
+        a = cp.coerce(a, T.FLOAT8 if len(args) == 1 else T.NUMERIC)
     if a.type in (T.FLOAT4, T.FLOAT8) and len(args) == 1:
         return _strict([a.fn], lambda v: float(math.trunc(v)) if math.isfinite(v) else v, T.FLOAT8)
     if a.type in (T.FLOAT4, T.FLOAT8):
@@ -348,7 +348,10 @@ def _log(cp: Compiler, node: exp.Expression) -> CExpr:
         base, x = args
     else:
         base, x = None, args[0]
-    cx = _num_arg(cp, x)
+    # log(float8) and log(numeric[, numeric]): one integer or untyped argument takes float8
+    cx = _num_arg(cp, x, T.FLOAT8 if base is None else T.NUMERIC)
+    if base is None and cx.type in T.INTS:
+        cx = cp.coerce(cx, T.FLOAT8)
     is_float = cx.type in (T.FLOAT4, T.FLOAT8)
 
     def lg(v: Any, b: Any = 10) -> Any:
@@ -395,9 +398,9 @@ def _power(cp: Compiler, node: exp.Expression) -> CExpr:
 
 
 def _sign(cp: Compiler, node: exp.Expression) -> CExpr:
-    a = _num_arg(cp, _args(node)[0])
+    a = _num_arg(cp, _args(node)[0], T.FLOAT8)
     if a.type in T.INTS:
-        a = cp.coerce(a, T.NUMERIC)
+        a = cp.coerce(a, T.FLOAT8)  # sign(float8) and sign(numeric): float8 preferred
     conv = float if a.type in (T.FLOAT4, T.FLOAT8) else Decimal
     return _strict([a.fn], lambda v: conv((v > 0) - (v < 0)), a.type)
 
@@ -462,9 +465,9 @@ def _width_bucket(cp: Compiler, node: exp.Expression) -> CExpr:
 
 def _floor_ceil(mode: str) -> Callable:
     def h(cp: Compiler, node: exp.Expression) -> CExpr:
-        a = _num_arg(cp, _args(node)[0])
+        a = _num_arg(cp, _args(node)[0], T.FLOAT8)
         if a.type in T.INTS:
-            a = cp.coerce(a, T.NUMERIC)
+            a = cp.coerce(a, T.FLOAT8)  # float8 and numeric overloads: float8 preferred
         if a.type in (T.FLOAT4, T.FLOAT8):
             fn = math.floor if mode == "floor" else math.ceil
             return _strict([a.fn], lambda v: float(fn(v)) if math.isfinite(v) else v, T.FLOAT8)

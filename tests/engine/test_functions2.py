@@ -26,9 +26,10 @@ def test_math(pgdb):
     s = pgdb().connect()
     r = s.rows("select trunc(1.57), trunc(1.234, 2), power(2,3), cbrt(27), log(100), sign(-2), div(7,2), "
                "gcd(12,18), lcm(4,6), width_bucket(5, 0, 10, 5), floor(-1.5), ceil(1.2)")
-    assert r == [(Decimal(1), Decimal("1.23"), 8.0, 3.0, Decimal("2.0000000000000000"), Decimal(-1),
+    # log(int) and sign(int) resolve to the float8 overloads (PostgreSQL 15: double precision)
+    assert r == [(Decimal(1), Decimal("1.23"), 8.0, 3.0, 2.0, -1.0,
                   Decimal(3), 6, 12, 3, Decimal(-2), Decimal(2))]
-    assert texts(s.run("select log(100), trunc(1.234, 2)")) == [["2.0000000000000000", "1.23"]]
+    assert texts(s.run("select log(100), log(100.0), trunc(1.234, 2)")) == [["2", "2.0000000000000000", "1.23"]]
 
 
 def test_json(pgdb):
