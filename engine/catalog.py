@@ -314,11 +314,6 @@ class Catalog:
             self._scoped[database] = cat
         return cat
 
-    def all_tables(self) -> Iterable[TableDef]:
-        """The relations of every database."""
-        for tables in self.by_db.values():
-            yield from tables.values()
-
     def get(self, name: str) -> TableDef | None:
         return self.tables.get(name)
 
