@@ -290,7 +290,8 @@ class Catalog:
                 t = TableDef.from_row(row)
                 by_db.setdefault(t.database, {})[t.name] = t
             elif key.startswith(b"d:"):
-                dbs.add(row[0])
+                if row[0] != "template0":  # a row of it (ALTER DATABASE template0 SET) keeps it closed
+                    dbs.add(row[0])
                 d = DatabaseDef.from_row(row)
                 if d is not None:
                     db_defs[d.name] = d

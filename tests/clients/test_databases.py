@@ -109,6 +109,13 @@ def test_drop_database(cluster) -> None:
         admin.execute(f"DROP DATABASE {name}_x")
         assert admin.execute("SELECT oid FROM pg_database WHERE datname = %s", [name]).fetchone() == oid
         _fails(admin, "DROP DATABASE template1", "42809")
+        # template0 takes settings and still takes no connections
+        admin.execute("ALTER DATABASE template0 SET work_mem = '8MB'")
+        try:
+            with pytest.raises(psycopg.OperationalError):
+                _connect(cluster, "template0")
+        finally:
+            admin.execute("ALTER DATABASE template0 RESET ALL")
         _fails(admin, f"DROP DATABASE {name}_nosuch", "3D000")
         admin.execute(f"DROP DATABASE IF EXISTS {name}_nosuch")  # a notice, no error
         admin.execute("BEGIN")
