@@ -498,7 +498,7 @@ class Aggregate(Op):
         key_of, with_ctx, scalar = _key_fn(keys)
         groups: dict[Any, list] = {}  # key -> aggregate states
         bufs: dict[Any, list] = {}  # key -> rows not folded yet
-        originals: dict | None = None  # hashable stand-in -> key (array/json keys)
+        originals: dict = {}  # hashable stand-in -> key (array/json keys)
         get = bufs.get
         pending, fold_at = 0, self.FOLD_AT
 
@@ -515,11 +515,7 @@ class Aggregate(Op):
                 try:
                     buf = get(k)
                 except TypeError:
-                    if originals is None:
-                        originals = {}
-                    hk = hashable(k)
-                    originals.setdefault(hk, k)
-                    k = hk
+                    k = _stand_in(k, originals)
                     buf = get(k)
                 if buf is None:
                     buf = bufs[k] = []
@@ -531,14 +527,14 @@ class Aggregate(Op):
                 pending, fold_at = 0, max(self.FOLD_AT, 2 * len(groups))
         fold_all()
         for k, sts in groups.items():
-            if originals is not None:
+            if originals:
                 k = originals.get(k, k)
             yield ((k,) if scalar else k) + tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
 
     def _stepped(self, ctx: Any) -> Iterator[tuple]:
         keys, aggs = self.keys, self.aggs
         groups: dict[tuple, list[list]] = {}
-        originals: dict[tuple, tuple] | None = None  # hashable stand-in -> key (array/json keys)
+        originals: dict[tuple, tuple] = {}  # hashable stand-in -> key (array/json keys)
         steps = [agg_stepper(a) for a in aggs]
         key_of = _tuple_fn(keys)
         for b in self.child.batches(ctx):
@@ -547,11 +543,7 @@ class Aggregate(Op):
                 try:
                     sts = groups.get(k)
                 except TypeError:
-                    if originals is None:
-                        originals = {}
-                    hk = hashable(k)
-                    originals.setdefault(hk, k)
-                    k = hk
+                    k = _stand_in(k, originals)
                     sts = groups.get(k)
                 if sts is None:
                     sts = groups[k] = [_agg_init(a) for a in aggs]
@@ -560,7 +552,7 @@ class Aggregate(Op):
         if not groups and not keys:
             groups[()] = [_agg_init(a) for a in aggs]
         for k, sts in groups.items():
-            if originals is not None:
+            if originals:
                 k = originals.get(k, k)
             yield k + tuple(_agg_final(a, st) for a, st in zip(aggs, sts))
 
@@ -602,6 +594,14 @@ class Limit(Op):
             yield row
             if lim is not None and n >= lim:
                 return  # pull no further row: FOR UPDATE below must not lock it
+
+
+def _stand_in(key: Any, originals: dict) -> Any:
+    """A group key holding arrays or json (unhashable) -> its hashable stand-in, remembered
+    in ``originals`` so the group comes out under the key itself."""
+    hk = hashable(key)
+    originals.setdefault(hk, key)
+    return hk
 
 
 def hashable(v: Any) -> Any:
