@@ -45,10 +45,14 @@ class CatalogWriter:
         self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
         return tid
 
+    def write(self, key: bytes, row: tuple | None) -> None:
+        """One catalog row written (None: deleted), its key locked first."""
+        self.txn.lock(CATALOG_TABLE, key)
+        self.txn.put(CATALOG_TABLE, key, row)
+
     def put_table(self, td: TableDef) -> None:
         td.database = self.catalog.database  # a new relation belongs to the session's database
-        self.txn.lock(CATALOG_TABLE, td.key)
-        self.txn.put(CATALOG_TABLE, td.key, td.to_row())
+        self.write(td.key, td.to_row())
         if td.kind == "r" and td.table_id >= self._first_new:
             # An id allocated here has no row anywhere in storage (ids are never reused
             # once committed; a rolled-back one never had rows): the cache of the new table
@@ -57,8 +61,7 @@ class CatalogWriter:
             self.store.created(td.table_id)
 
     def drop(self, td: TableDef) -> None:
-        self.txn.lock(CATALOG_TABLE, td.key)
-        self.txn.put(CATALOG_TABLE, td.key, None)
+        self.write(td.key, None)
         if td.kind == "S":
             self.txn.put(SEQUENCE_TABLE, rowid_key(td.table_id), None)
             self.txn.seqs.discard(td.table_id)

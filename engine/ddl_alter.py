@@ -29,7 +29,7 @@ from sqlglot import exp
 
 from engine import errors
 from engine import types as T
-from engine.catalog import CATALOG_TABLE, ColumnDef, TableDef
+from engine.catalog import ColumnDef, TableDef
 from engine.ddl import CatalogWriter, serial_sequence
 from engine.expr import Compiler, Scope
 from engine.gcpause import gc_paused
@@ -440,8 +440,7 @@ def alter_table(ctx: Any, node: exp.Alter) -> tuple[str, list[str]]:
             new = a.this.name
             if cw.catalog.get(new) is not None:
                 raise errors.DuplicateTable(f'relation "{new}" already exists')
-            ctx.txn.lock(CATALOG_TABLE, td.key)
-            ctx.txn.put(CATALOG_TABLE, td.key, None)
+            cw.write(td.key, None)
             al.td.name = new
         else:
             raise errors.FeatureNotSupported(f"ALTER TABLE action not supported: {a.sql('postgres')[:60]}")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from sqlglot import exp
 
 from engine import errors, roles
-from engine.catalog import CATALOG_TABLE, DEFAULT_DATABASE, BOOTSTRAP_SUPERUSER, DatabaseDef, database_key
+from engine.catalog import DEFAULT_DATABASE, DatabaseDef, database_key
 from engine.ddl import CatalogWriter, drop_table_rows
 from engine.ddl_roles import Cursor, changed_config, tokenize
 
@@ -124,11 +124,10 @@ def _others_using(ctx: Any, name: str) -> None:
                    "using the database.")
 
 
-def _put(ctx: Any, cw: CatalogWriter, d: DatabaseDef) -> None:
+def _put(cw: CatalogWriter, d: DatabaseDef) -> None:
     if d.oid == 0:
         d = dataclasses.replace(d, oid=cw.alloc_id())
-    ctx.txn.lock(CATALOG_TABLE, database_key(d.name))
-    ctx.txn.put(CATALOG_TABLE, database_key(d.name), d.to_row())
+    cw.write(database_key(d.name), d.to_row())
 
 
 def create(ctx: Any, name: str, opts: dict[str, str]) -> tuple[str, list[str]]:
@@ -149,7 +148,7 @@ def create(ctx: Any, name: str, opts: dict[str, str]) -> tuple[str, list[str]]:
                 raise errors.SqlError(f'template database "{value}" does not exist', sqlstate="3D000")
         elif key not in _IGNORED_OPTIONS and key != "connection_limit":
             raise errors.SqlError(f'option "{key}" not recognized', sqlstate="42601")
-    _put(ctx, cw, DatabaseDef(name, cw.alloc_id(), owner))
+    _put(cw, DatabaseDef(name, cw.alloc_id(), owner))
     cw.finish()
     return "CREATE DATABASE", []
 
@@ -172,23 +171,21 @@ def alter(ctx: Any, name: str, c: Cursor) -> tuple[str, list[str]]:
         if name == DEFAULT_DATABASE:
             raise errors.FeatureNotSupported('the "postgres" database cannot be renamed')
         _others_using(ctx, name)
-        ctx.txn.lock(CATALOG_TABLE, database_key(name))
-        ctx.txn.put(CATALOG_TABLE, database_key(name), None)
-        _put(ctx, cw, dataclasses.replace(d, name=new))
+        cw.write(database_key(name), None)
+        _put(cw, dataclasses.replace(d, name=new))
         for td in list(cw.catalog.by_db.get(name, {}).values()):  # the relations' rows move with it
             cw.drop(td)
             moved = dataclasses.replace(td, database=new, cache={})
-            ctx.txn.lock(CATALOG_TABLE, moved.key)
-            ctx.txn.put(CATALOG_TABLE, moved.key, moved.to_row())
+            cw.write(moved.key, moved.to_row())
     elif c.accept("owner", "to"):
         who = c.name()
         if not c.done():
             c.fail()
         owner = me.oid if who in ("current_user", "current_role", "session_user") else _role(ctx, who)
-        _put(ctx, cw, dataclasses.replace(d, owner=owner))
+        _put(cw, dataclasses.replace(d, owner=owner))
     else:
         config = changed_config(c, list(d.config or ()))
-        _put(ctx, cw, dataclasses.replace(d, config=tuple(config) if config else None))
+        _put(cw, dataclasses.replace(d, config=tuple(config) if config else None))
     cw.finish()
     return "ALTER DATABASE", []
 
@@ -197,13 +194,10 @@ def drop(ctx: Any, name: str, if_exists: bool) -> tuple[str, list[str]]:
     _outside_block(ctx, "DROP DATABASE")
     cw = CatalogWriter(ctx)
     cat = cw.catalog
-    if name not in cat.databases and name != "template0":
-        if if_exists:
-            cw.finish()
-            return "DROP DATABASE", [f'database "{name}" does not exist, skipping']
-        raise errors.SqlError(f'database "{name}" does not exist', sqlstate="3D000")
-    d = cat.database_def(name) or DatabaseDef(name, 0, BOOTSTRAP_SUPERUSER)
-    _must_own(ctx, d)
+    if if_exists and name not in cat.databases and name != "template0":
+        cw.finish()
+        return "DROP DATABASE", [f'database "{name}" does not exist, skipping']
+    _must_own(ctx, _must_exist(ctx, name))
     if name in TEMPLATES:
         raise errors.SqlError("cannot drop a template database", sqlstate="42809")
     if name == ctx.session.database:
@@ -211,8 +205,7 @@ def drop(ctx: Any, name: str, if_exists: bool) -> tuple[str, list[str]]:
     if name == DEFAULT_DATABASE:
         raise errors.FeatureNotSupported('the "postgres" database cannot be dropped')
     _others_using(ctx, name)
-    ctx.txn.lock(CATALOG_TABLE, database_key(name))
-    ctx.txn.put(CATALOG_TABLE, database_key(name), None)
+    cw.write(database_key(name), None)
     for td in list(cat.by_db.get(name, {}).values()):
         cw.drop(td)
         if td.kind == "r":
