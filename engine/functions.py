@@ -98,18 +98,6 @@ def _round_h(cp: Compiler, node: exp.Expression) -> CExpr:
     return _strict([a.fn, n.fn], _round, a.type)
 
 
-def _floor_ceil(fn: Callable[[Any], Any]) -> Callable[[Compiler, exp.Expression], CExpr]:
-    def h(cp: Compiler, node: exp.Expression) -> CExpr:
-        a = cp.compile(node.this)
-        if a.type in T.INTS or a.type == T.UNKNOWN:
-            a = cp.coerce(a, T.FLOAT8)  # float8 and numeric overloads: float8 is preferred
-        t = a.type
-        conv = float if t in (T.FLOAT4, T.FLOAT8) else Decimal
-        return _strict([a.fn], lambda v: conv(fn(v)), t)
-
-    return h
-
-
 def _substring(cp: Compiler, node: exp.Expression) -> CExpr:
     s = _text_args(cp, [node.this])[0]
     start = node.args.get("start")
@@ -399,7 +387,7 @@ _HANDLERS: dict[str, Callable[[Compiler, exp.Expression], CExpr]] = {
     "Initcap": _unary_text(str.title, T.TEXT), "Reverse": _unary_text(lambda s: s[::-1], T.TEXT),
     "md5": _unary_text(lambda s: __import__("hashlib").md5(s.encode()).hexdigest(), T.TEXT),
     "MD5": _unary_text(lambda s: __import__("hashlib").md5(s.encode()).hexdigest(), T.TEXT),
-    "Abs": _abs, "Round": _round_h, "Floor": _floor_ceil(math.floor), "Ceil": _floor_ceil(math.ceil),
+    "Abs": _abs, "Round": _round_h,  # Floor / Ceil: engine.functions_text
     "Sqrt": _math1(math.sqrt), "Ln": _math1(math.log), "Exp": _math1(math.exp),
     "Substring": _substring, "Trim": _trim, "Concat": _concat, "Replace": _replace,
     "StrPosition": _strpos, "Left": _left_right(True), "Right": _left_right(False),
