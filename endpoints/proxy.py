@@ -221,7 +221,6 @@ class Proxy:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.conf_path = data_dir / "cluster.json"
         self._stamp: tuple[int, int, int] | None = None
         self.router = Router(ClusterConf())
         self.connections: dict[str, int] = {}
@@ -244,10 +243,9 @@ class Proxy:
     # --- configuration ---------------------------------------------------------------
     def reload(self) -> None:
         try:
-            st = self.conf_path.stat()
+            stamp = ClusterConf.stamp(self.data_dir)
         except OSError:
             return
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
         if stamp == self._stamp:
             return
         try:

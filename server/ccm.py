@@ -60,8 +60,7 @@ class _ConfWatch:
 
     def get(self) -> ClusterConf | None:
         try:
-            st = self.path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            stamp = ClusterConf.stamp(self.path.parent)
             if stamp != self._stamp:
                 self.conf = ClusterConf.load(self.path.parent)
                 self._stamp = stamp

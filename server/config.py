@@ -135,6 +135,14 @@ class ClusterConf:
     def load(cls, data_dir: str | Path) -> "ClusterConf":
         return cls.from_dict(json.loads((Path(data_dir) / "cluster.json").read_text()))
 
+    @staticmethod
+    def stamp(data_dir: str | Path) -> tuple[int, int, int]:
+        """What tells one version of ``cluster.json`` from the next, for the parts that
+        re-read it when it changes: every save is a rename, so a new inode, also when two
+        saves fall within one clock tick and keep the mtime.  Raises OSError if absent."""
+        st = (Path(data_dir) / "cluster.json").stat()
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def save(self, data_dir: str | Path) -> None:
         path = Path(data_dir) / "cluster.json"
         tmp = path.with_suffix(".json.tmp")

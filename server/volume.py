@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from collections import deque
 from itertools import islice
 import random
@@ -143,9 +142,7 @@ class _Volume(VersionedTables):
         if self.data_dir is None:
             return False
         try:
-            path = Path(self.data_dir) / "cluster.json"
-            st = path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            stamp = ClusterConf.stamp(self.data_dir)
             if stamp == self._conf_stamp:
                 return False
             conf = ClusterConf.load(self.data_dir)

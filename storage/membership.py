@@ -67,7 +67,9 @@ class PeerSet:
         path = self.data_dir / "cluster.json"
         try:
             st = path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rename within one clock tick keeps the mtime
+            # as server.config.ClusterConf.stamp (storage does not import server): every save
+            # is a rename, a new inode even within one clock tick of the last
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
             if stamp == self._stamp:
                 return False
             conf = _read(self.data_dir)
