@@ -151,6 +151,16 @@ class StorageUnavailable(SqlError):
     retryable = True
 
 
+class TransactionResolutionUnknown(StorageUnavailable):
+    """A commit whose records reached storage but whose durability could not be confirmed
+    (no write quorum for ``commit_timeout``, or the writer was fenced while it waited).  The
+    records stay queued, so the transaction may still become durable when storage recovers:
+    the client must not assume either outcome (docs/durability.md)."""
+
+    sqlstate = "08007"  # transaction_resolution_unknown
+    retryable = False
+
+
 class AdminShutdown(SqlError):
     sqlstate = "57P01"
     severity = "FATAL"

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 import structlog
 
 from engine.api import Key, Row
-from engine.errors import StorageUnavailable
+from engine.errors import StorageUnavailable, TransactionResolutionUnknown
 from engine.gcpause import gc_paused
 from engine.memstore import TableVersions, VersionedTables, dropped_error
 from engine.waits import wait_until
@@ -675,10 +675,12 @@ class WriterVolume(_Volume):
             if tracker.vcl != last_vcl:
                 last_vcl, stalled_since = tracker.vcl, now
             elif now - stalled_since >= self.commit_timeout:
-                raise StorageUnavailable(
-                    "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                raise TransactionResolutionUnknown(
+                    "could not reach a write quorum of storage nodes: the outcome of the commit is unknown",
                     detail=f"commit LSN {lsn} is not durable on 4 of 6 segments and the volume made no progress "
                     f"for {self.commit_timeout:.0f} s; the transaction may still become durable when storage recovers",
+                    hint="Do not assume the transaction failed: check whether its changes are present before "
+                    "retrying it.",
                 ) from None
 
     async def _commit_large(self, txid: int, writes: dict[tuple[int, Key], Row | None],
@@ -851,11 +853,13 @@ class WriterVolume(_Volume):
             if tracker.vcl != last_vcl:
                 last_vcl, since = tracker.vcl, now
             elif now - since >= max(self.commit_timeout, 0.01):
-                raise StorageUnavailable(
-                    "could not reach a write quorum of storage nodes: the commit was not acknowledged",
+                raise TransactionResolutionUnknown(
+                    "could not reach a write quorum of storage nodes: the outcome of the commit is unknown",
                     detail=f"commit LSN {commit_lsn} is not durable on 4 of 6 segments and the volume made no "
                     f"progress for {self.commit_timeout:.0f} s; the transaction may still become durable when "
                     "storage recovers",
+                    hint="Do not assume the transaction failed: check whether its changes are present before "
+                    "retrying it.",
                 )
         self._queue(records)
         self._flush()
@@ -968,7 +972,9 @@ class WriterVolume(_Volume):
         self.commit_timeout = 0.0
         for _, fut in self._commit_waiters:
             if not fut.done():
-                fut.set_exception(StorageUnavailable("this instance is no longer the writer (fenced by a newer epoch)"))
+                fut.set_exception(TransactionResolutionUnknown(
+                    "this instance is no longer the writer (fenced by a newer epoch): the outcome of the commit "
+                    "is unknown"))
         self._commit_waiters.clear()
         os._exit(3)
 
