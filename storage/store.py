@@ -70,6 +70,19 @@ def _rocks_error(e: Exception) -> bool:
     return "Corruption" in str(e) or "checksum" in str(e).lower()
 
 
+def _ended(it: object) -> None:
+    """An iterator stopped being valid: at the end of its range, or because RocksDB met an
+    I/O or checksum error on the way.  Only ``status()`` tells the two apart (it raises for
+    an error; a later seek would forget it), so every loop and every seek that comes back
+    invalid asks it before taking "no more entries" for an answer."""
+    try:
+        it.status()  # type: ignore[attr-defined]
+    except Exception as e:
+        if _rocks_error(e):
+            raise CorruptData(str(e)) from e
+        raise OSError(f"storage read failed: {e}") from e
+
+
 def encode_version(raw_key: bytes, value: bytes | None) -> bytes:
     body = TOMBSTONE if value is None else _PUT + value
     return body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
@@ -322,15 +335,26 @@ class Store:
             else:
                 yield rec
             it.next()
+        else:
+            _ended(it)
 
     def last_log_lsn(self, pg: int, upto_lsn: int) -> int:
-        """Highest LSN of ``pg`` held with lsn <= upto_lsn (0 if none)."""
-        it = self.db.iter(ReadOptions())
-        it.seek_for_prev(log_key(pg, upto_lsn))
-        if it.valid():
-            k = it.key()
-            if k[:5] == b"L" + _U32.pack(pg):
-                return _U64.unpack_from(k, 5)[0]
+        """Highest LSN of ``pg`` held with lsn <= upto_lsn (0 if none).  Raises CorruptData."""
+        try:
+            it = self.db.iter(ReadOptions())
+            it.seek_for_prev(log_key(pg, upto_lsn))
+            if not it.valid():
+                _ended(it)
+                return 0
+        except CorruptData:
+            raise
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+        k = it.key()
+        if k[:5] == b"L" + _U32.pack(pg):
+            return _U64.unpack_from(k, 5)[0]
         return 0
 
     # --- versions --------------------------------------------------------------------
@@ -351,6 +375,7 @@ class Store:
         it = self.db.iter(ReadOptions())
         it.seek(prefix + _U64.pack(_MAX64 - at_lsn))
         if not it.valid():
+            _ended(it)
             return None
         k = it.key()
         if len(k) != len(prefix) + 8 or not k.startswith(prefix):
@@ -413,6 +438,7 @@ class Store:
                     return items, False
                 items.append((unescape(ekey), lsn, v))
             it.next()
+        _ended(it)  # also covers a re-seek above that came back invalid
         return items, True
 
     # --- whole-store walks (scrub, GC, bulk copy) ------------------------------------------
@@ -428,6 +454,9 @@ class Store:
                     return
                 yield k, it.value()
                 it.next()
+            _ended(it)
+        except CorruptData:
+            raise
         except Exception as e:
             if _rocks_error(e):
                 raise CorruptData(str(e)) from e
