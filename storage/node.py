@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import gc
 import logging
 import os
 import signal
@@ -103,6 +105,15 @@ class StorageNode:
         self.clock = clock
         self.peers: list[Any] = []  # NodeClients of the other nodes (scrub repair)
         self.corrupt_seen = 0  # damaged entries met by reads since the last scrub
+        # Segments found damaged: PG -> [state, target].  "damaged": not served (reads get
+        # ``corrupt``) and reported with SCL 0, so the writer's quorum counts the segment
+        # as missing; "repairing": the scrubber fixed what it found (or rebuilt the store)
+        # and the segment refills from its peers.  It is whole again once its SCL reaches
+        # ``target`` (what it held when the damage was found) -- until then reads of it are
+        # refused too.  ``rebuild_needed``: RocksDB itself failed (a block, a compaction):
+        # the next scrub moves the store aside and refills every segment from the peers.
+        self.damaged: dict[int, list] = {}
+        self.rebuild_needed = False
         self._repair_wakeup = asyncio.Event()
         self._mat_wakeup = asyncio.Event()
         self.flusher = GroupFlusher(lambda: self.store.flush_wal(), snapshot=self._snapshot, on_durable=self._on_durable)
@@ -116,6 +127,7 @@ class StorageNode:
         """(Re)load every in-memory structure from ``store``: the SCL of each PG from its
         checkpoint plus the log above it."""
         self.store = store
+        self.durable_scl: dict[int, int] = {}
         self.n_pgs = max(self.n_pgs, store.get_meta_int(b"pgs"))
         self.seg = Segment(self.n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
         self.pg_bytes = [store.get_pg_meta(b"bytes", pg) for pg in range(self.n_pgs)]
@@ -157,7 +169,7 @@ class StorageNode:
         """Hold PGs 0..n-1 durably (AddPgs, or a peer that holds more: gossip)."""
         batch = Batch()
         if self.ensure_pgs(n, batch):
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
 
     async def add_pgs(self, m: P.AddPgs) -> P.Ok:
@@ -171,11 +183,82 @@ class StorageNode:
             self.replayed += 1
             yield r
 
-    def _note_corrupt(self, e: CorruptData) -> None:
-        """A read path met damaged bytes: count them and wake the scrubber."""
+    def _note_corrupt(self, e: CorruptData, pg: int | None = None) -> None:
+        """A read path met damaged bytes: count them, mark the segment damaged (every
+        segment when RocksDB could not even tell which one: the store will be rebuilt) and
+        wake the scrubber."""
         self.corrupt_seen += 1
+        if pg is None and e.raw_key is not None and e.raw_key[:1] in (b"L", b"V") and len(e.raw_key) >= 5:
+            pg = int.from_bytes(e.raw_key[1:5], "big")
+        if e.raw_key is None:  # RocksDB refused a block: no walk can get past it
+            self.rebuild_needed = True
+        self.mark_damaged(range(self.n_pgs) if pg is None or pg >= self.n_pgs else [pg])
         self._repair_wakeup.set()
-        log.warning("corruption_detected", error=str(e), raw_key=e.raw_key.hex() if e.raw_key else None)
+        log.warning("corruption_detected", error=str(e), pg=pg, raw_key=e.raw_key.hex() if e.raw_key else None)
+
+    def mark_damaged(self, pgs: Any) -> None:
+        for pg in pgs:
+            cur = self.damaged.get(pg)
+            target = max(self.seg.pgs[pg].scl, self.durable_scl.get(pg, 0))
+            if cur is None:
+                self.damaged[pg] = ["damaged", target]
+                log.error("segment_damaged", pg=pg, scl=target)
+            else:
+                cur[0] = "damaged"
+                cur[1] = max(cur[1], target)
+
+    def mark_repairing(self, pgs: Any) -> None:
+        """The scrubber repaired (or rebuilt) these segments: whole again once their SCL
+        is back at the target."""
+        for pg in pgs:
+            cur = self.damaged.get(pg)
+            if cur is not None and cur[0] == "damaged":
+                cur[0] = "repairing"
+                log.warning("segment_repairing", pg=pg, target=cur[1])
+        self.check_repaired()
+
+    def check_repaired(self) -> None:
+        for pg, (state, target) in list(self.damaged.items()):
+            if state == "repairing" and self.durable_scl.get(pg, 0) >= target:
+                del self.damaged[pg]
+                log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
+
+    def reported_scl(self) -> dict[int, int]:
+        """SCLs as told to writers and peers: a damaged segment counts as holding nothing."""
+        scl = dict(self.durable_scl)
+        for pg, (state, _target) in self.damaged.items():
+            if state == "damaged":
+                scl[pg] = 0
+        return scl
+
+    def _write(self, batch: Batch) -> None:
+        """Write ``batch``; if it fails, the in-memory state (which may already count the
+        batch's records) is reloaded from the store -- a failed write is never acked --
+        and the error raised: ``no_space`` on a full disk, ``corrupt`` when RocksDB
+        itself failed (every segment damaged; the scrubber rebuilds the store)."""
+        try:
+            self.store.write(batch)
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"storage of {self.name} is damaged: {e}; rebuilding from peers") from e
+        except OSError as e:
+            try:
+                self.reload_state()
+            except CorruptData as e2:
+                self._note_corrupt(e2)
+            if e.errno == errno.ENOSPC:
+                log.warning("write_refused_disk_full", error=str(e))
+                raise Refused("no_space", f"storage node {self.name}: no space left on device") from e
+            log.error("write_failed", error=str(e))
+            raise Refused("io_error", f"storage node {self.name}: {e}") from e
+
+    def reload_state(self) -> None:
+        """Re-derive every in-memory structure from what the store holds (after a failed
+        write); the durable SCLs never rise by it."""
+        before = dict(self.durable_scl)
+        self.open_state(self.store)
+        for pg, lsn in self.durable_scl.items():
+            self.durable_scl[pg] = min(lsn, before.get(pg, 0))
 
     # --- durability ------------------------------------------------------------------
     def _snapshot(self) -> dict[int, int]:
@@ -194,7 +277,7 @@ class StorageNode:
         if self._ckpt_dirty:
             batch = Batch()
             self._put_checkpoints(batch)
-            self.store.write(batch)
+            self._write(batch)
 
     def _put_checkpoints(self, batch: Batch) -> None:
         """Add the SCL checkpoints raised by flushes since the last write to ``batch``.
@@ -276,10 +359,13 @@ class StorageNode:
         self._note_vdl(m.vdl, batch)
         self.ingest(m.records, batch)
         self._put_checkpoints(batch)
-        self.store.write(batch)
+        self._write(batch)
 
     def _acked(self, req: int) -> P.AppendAck:
         self._mat_wakeup.set()
+        if self.damaged:
+            self.check_repaired()
+            return P.AppendAck(req=req, scl=self.reported_scl())
         return P.AppendAck(req=req, scl=dict(self.durable_scl))
 
     async def append(self, m: P.Append) -> P.AppendAck:
@@ -293,7 +379,7 @@ class StorageNode:
         batch = Batch()
         n = self.ingest(records, batch)
         if n:
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
             self._mat_wakeup.set()
         return n
@@ -304,7 +390,7 @@ class StorageNode:
         if self.seg.set_epoch(epoch):
             batch = Batch()
             batch.put_meta_int(b"epoch", epoch)
-            self.store.write(batch)
+            self._write(batch)
             log.info("epoch_adopted", epoch=epoch, via="gossip")
 
     async def set_epoch(self, m: P.SetEpoch) -> P.Ok:
@@ -313,7 +399,7 @@ class StorageNode:
         if self.seg.set_epoch(m.epoch):
             batch = Batch()
             batch.put_meta_int(b"epoch", m.epoch)
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
             log.info("epoch_adopted", epoch=m.epoch, via="set_epoch")
         return P.Ok(req=m.req)
@@ -340,7 +426,7 @@ class StorageNode:
         batch = batch or Batch()
         e, after, upto = int(t[0]), int(t[1]), int(t[2])
         if not self.seg.add_truncation((e, after, upto)):
-            self.store.write(batch)
+            self._write(batch)
             return False
         floors: dict[int, int] = {}
         for pg in range(self.n_pgs):
@@ -356,14 +442,17 @@ class StorageNode:
                 self.mat[pg] = floors[pg]
                 batch.put_materialized(pg, floors[pg])
         batch.put_truncations(self.seg.truncations)
-        self.store.write(batch)
+        self._write(batch)
         for pg in range(self.n_pgs):
             floors[pg] = max(floors[pg], self.gc_floor[pg])
             self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg], on_corrupt=self._note_corrupt))
             self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
         after_batch = Batch()
         self.checkpoint_scl(after_batch)
-        self.store.write(after_batch)
+        self._write(after_batch)
+        for cur in self.damaged.values():
+            cur[1] = min(cur[1], after)  # records above the recovered VDL are gone everywhere
+        self.check_repaired()
         log.info("truncated", epoch=e, after_lsn=after, upto_lsn=upto, scl=self.seg.scl())
         return True
 
@@ -398,10 +487,10 @@ class StorageNode:
             # Stop just below the damaged record (the scrubber repairs it, then we go on).
             reached = max(self.mat[pg], _lsn_of(bad[0].raw_key) - 1)
             for e in bad:
-                self._note_corrupt(e)
+                self._note_corrupt(e, pg)
         batch.put_materialized(pg, reached)
         self._put_checkpoints(batch)
-        self.store.write(batch)
+        self._write(batch)
         self.mat[pg] = reached
         return reached >= target
 
@@ -424,7 +513,10 @@ class StorageNode:
                         while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
                             await asyncio.sleep(0)  # Appends and reads get the loop between steps
                     except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
-                        self._note_corrupt(e)
+                        self._note_corrupt(e, pg)
+                self.check_repaired()
+            except Refused as e:  # a full disk, a broken store: the next pass retries
+                log.warning("materialize_failed", error=e.message)
             except Exception:  # noqa: BLE001 -- the next pass retries; the task must not end
                 log.exception("materialize_failed")
 
@@ -432,6 +524,9 @@ class StorageNode:
     def _check_read(self, pg: int, at_lsn: int) -> None:
         if not 0 <= pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {pg}")
+        if pg in self.damaged:
+            state = self.damaged[pg][0]
+            raise Refused("corrupt", f"segment of pg {pg} on {self.name} is {state}; read another segment")
         scl = self.seg.pgs[pg].scl
         if at_lsn > scl:
             raise Refused("not_complete", f"pg {pg} complete to {scl} < {at_lsn}")
@@ -448,7 +543,7 @@ class StorageNode:
             self._check_read(m.pg, m.at_lsn)
             found = self.store.read_version(m.pg, m.key, m.at_lsn)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         if found is None or found[1] is None:
             return P.ReadResult(req=m.req, found=False, lsn=found[0] if found else 0)
@@ -459,7 +554,7 @@ class StorageNode:
             self._check_read(m.pg, m.at_lsn)
             items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit, m.deletes)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         return P.ScanResult(req=m.req, items=items, done=done)
 
@@ -471,12 +566,12 @@ class StorageNode:
         out: list[LogRecord] = []
         try:
             # Damaged records are left out (a hole the asking peer fills elsewhere).
-            for rec in self.store.iter_log(m.pg, m.after_lsn, on_corrupt=self._note_corrupt):
+            for rec in self.store.iter_log(m.pg, m.after_lsn, on_corrupt=lambda e: self._note_corrupt(e, m.pg)):
                 if len(out) >= m.limit:
                     break
                 out.append(rec)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
         return P.LogBatch(req=m.req, records=out)
 
@@ -494,11 +589,11 @@ class StorageNode:
                 try:
                     decode_version(k, v)
                 except CorruptData as e:
-                    self._note_corrupt(e)
+                    self._note_corrupt(e, m.pg)
                     continue
                 out.append((k, v))
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
         return P.VersionBatch(req=m.req, entries=out, more=False)
 
@@ -518,7 +613,7 @@ class StorageNode:
             name=self.name,
             az=self.az,
             epoch=self.seg.epoch,
-            scl=dict(self.durable_scl),
+            scl=self.reported_scl(),
             max_lsn=self.seg.max_lsn(),
             vdl_hint=self.vdl_hint,
             materialized=min((self._materialized_point(pg) for pg in range(self.n_pgs)), default=0),
@@ -527,6 +622,7 @@ class StorageNode:
             log_floor=dict(enumerate(self.log_floor)),
             corrupt=self.corrupt_seen,
             pg_bytes=dict(enumerate(self.pg_bytes)),
+            damaged={pg: st for pg, (st, _t) in sorted(self.damaged.items())},
         )
 
     # --- dispatch --------------------------------------------------------------------
@@ -671,17 +767,91 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
 
 
 def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> StorageNode:
-    """Open the node's store; one RocksDB cannot even open (or replay) is moved aside
-    and the node starts empty (gossip refills it from its peers)."""
+    """Open the node's store.  One RocksDB cannot even open (or replay) is moved aside,
+    the node starts empty with what metadata could still be read, and every segment is
+    ``repairing`` (refilled from the peers by gossip) -- never a crash loop."""
+    store: Store | None = None
     try:
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        store = Store(path)
+        return StorageNode(name, az, n_pgs, store, retention_seconds=retention)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
             raise
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
-        log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
-        os.replace(path, aside)
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        error = str(e)
+    # Out of the except block: its traceback held the failed walk's RocksDB iterator,
+    # which keeps the database (and its lock) open.
+    gc.collect()
+    kept = _salvage(store, n_pgs)
+    if store is not None:
+        store.close_damaged()
+        store = None
+        gc.collect()
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
+    log.error("store_unopenable_moved_aside", error=error, moved_aside=str(aside))
+    os.replace(path, aside)
+    store = Store(path)
+    batch = Batch()
+    for meta, value in kept.meta.items():
+        batch.put_meta_int(meta, value)
+    if kept.truncations:
+        batch.put_truncations(kept.truncations)
+    if kept.history:
+        batch.put_history(kept.history)
+    store.write(batch)
+    store.flush_wal()
+    node = StorageNode(name, az, n_pgs, store, retention_seconds=retention)
+    # Whole again once each segment is back at its last SCL checkpoint (-1: unknown,
+    # learnt from the peers by the scrubber's repair loop).
+    node.damaged = {pg: ["repairing", kept.scl.get(pg, -1)] for pg in range(node.n_pgs)}
+    return node
+
+
+class _Salvaged:
+    def __init__(self) -> None:
+        self.meta: dict[bytes, int] = {}
+        self.truncations: list[tuple[int, int, int]] = []
+        self.history: list[tuple[float, int]] = []
+        self.scl: dict[int, int] = {}
+
+
+def _salvage(store: Store | None, n_pgs: int) -> _Salvaged:
+    """Whatever metadata of a damaged store can still be read (each item on its own)."""
+    out = _Salvaged()
+    if store is None:
+        return out
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 -- that item is lost with the store
+            return None
+
+    for meta in (b"epoch", b"vdl", b"pgs"):
+        v = attempt(lambda meta=meta: store.get_meta_int(meta))
+        if v:
+            out.meta[meta] = v
+    out.truncations = attempt(store.get_truncations) or []
+    out.history = attempt(store.get_history) or []
+    for pg in range(max(n_pgs, out.meta.get(b"pgs", 0))):
+        v = attempt(lambda pg=pg: store.get_pg_meta(b"scl", pg))
+        if v is not None:
+            out.scl[pg] = v
+    return out
+
+
+FAULT_POLL = 0.2  # s between looks for the fault-hook file
+
+
+async def fault_hooks(node: StorageNode, node_dir: Path) -> None:
+    """Test fault hook: while ``<node dir>/FAULT_ENOSPC`` exists, every store write fails
+    as on a full disk (``Store.full``); removing it gives the space back."""
+    flag = node_dir / "FAULT_ENOSPC"
+    while True:
+        full = flag.exists()
+        if full != node.store.full:
+            log.warning("fault_hook_enospc", active=full)
+        node.store.full = full
+        await asyncio.sleep(FAULT_POLL)
 
 
 async def serve(
@@ -715,6 +885,7 @@ async def serve(
         loop.create_task(scrub_loop(node, scrub_interval)),
         loop.create_task(retention_loop(node, gc_interval)),
         loop.create_task(peer_set.watch()),
+        loop.create_task(fault_hooks(node, data_dir / "storage" / name)),
     ]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -733,7 +904,10 @@ async def serve(
     if tasks:
         await asyncio.wait(list(tasks), timeout=2.0)
     await node.flusher.drain()
-    node.write_checkpoints()  # a clean stop replays no log on the next start
+    try:
+        node.write_checkpoints()  # a clean stop replays no log on the next start
+    except Refused as e:
+        log.warning("checkpoints_not_written", error=e.message)
     for p in peers:
         p.close()
     node.store.close()

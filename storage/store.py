@@ -35,6 +35,7 @@ event-loop turn (``storage.walsync``); ``put(sync=True)`` would fsync once per w
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -230,7 +231,21 @@ class Batch:
         self.count += 1
 
 
+def _write_error(e: Exception) -> Exception:
+    """What a failed RocksDB write means: damage (CorruptData: the store must be rebuilt),
+    a full disk (OSError ENOSPC) or another I/O error (OSError EIO)."""
+    if _rocks_error(e):
+        return CorruptData(str(e))
+    if "No space" in str(e) or "ENOSPC" in str(e):
+        return OSError(errno.ENOSPC, f"no space left on device: {e}")
+    return OSError(errno.EIO, f"storage write failed: {e}")
+
+
 class Store:
+    # Fault hook: while True every write fails as on a full disk (the node sets it while
+    # a ``FAULT_ENOSPC`` file exists in its directory; see storage.node).
+    full = False
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -242,8 +257,14 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
+        """Apply ``batch`` atomically; raises CorruptData or OSError (nothing applied)."""
         if batch.count:
-            self.db.write(batch.wb, self._wopts)
+            if self.full:
+                raise OSError(errno.ENOSPC, "no space left on device (FAULT_ENOSPC)")
+            try:
+                self.db.write(batch.wb, self._wopts)
+            except Exception as e:
+                raise _write_error(e) from e
 
     def flush_wal(self) -> None:
         """fsync the WAL: every write made before this call becomes durable.  Blocking
