@@ -382,5 +382,7 @@ async def scrub_loop(node: "StorageNode", interval: float) -> None:
             await scrub(node, paced=paced)
         except asyncio.CancelledError:
             raise
+        except OSError as e:  # a full disk: the repair waits for space
+            log.warning("scrub_failed", error=str(e))
         except Exception:  # noqa: BLE001 -- the scrubber must never take the node down
             log.exception("scrub_failed")

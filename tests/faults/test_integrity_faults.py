@@ -250,7 +250,7 @@ def test_a_full_disk_refuses_appends_then_catches_up(cluster):
     log = c.launcher.log_path("s4")
     flag.write_text("")
     try:
-        _wait(lambda: "fault_hook_enospc active=True" in log.read_text(), 10, "s4 to see its disk full")
+        _wait(lambda: "event=fault_hook_enospc active " in log.read_text(), 10, "s4 to see its disk full")
         before = {pg: int(v) for pg, v in _node(c.status(), "s4")["scl"].items()}
         with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
             for i in range(1, 51):  # commits go on with the five other segments
@@ -264,6 +264,10 @@ def test_a_full_disk_refuses_appends_then_catches_up(cluster):
         flag.unlink(missing_ok=True)
     _wait(lambda: _whole(c, ["s4"]), 60, "s4 to catch up once space is back")
     assert c.launcher.pid("s4") == pid, "the node survived its full disk (no restart)"
+    # What it now claims to hold, it holds: the writes refused while full were not
+    # counted in memory as if stored (they came back by resend or gossip).
+    vdl = c.status()["volume"]["vdl"]
+    assert _direct_scans_never_short(c.data_dir, ["s4"], "s1", vdl) == 0
     with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM enospc").fetchone()[0] == 51
         conn.execute("DROP TABLE enospc")
