@@ -561,6 +561,8 @@ class StorageNode:
     def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
         if not 0 <= m.pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {m.pg}")
+        if self.damaged.get(m.pg, ("",))[0] == "damaged":
+            raise Refused("corrupt", f"segment of pg {m.pg} on {self.name} is damaged; fetch from another segment")
         if m.after_lsn < self.log_floor[m.pg]:
             raise Refused("too_old", f"pg {m.pg} log collected up to {self.log_floor[m.pg]} > {m.after_lsn}")
         out: list[LogRecord] = []
