@@ -28,8 +28,11 @@ Request handling (:class:`StorageNode`):
 
 Integrity: every record and version carries a crc32; every read path verifies it and a
 damaged entry (or a RocksDB block that fails RocksDB's own checksum) answers
-``Error("corrupt")`` -- never the damaged bytes -- and wakes the scrubber, which repairs
-from the local log or from peers.  Retention: reads at any LSN inside the retention
+``Error("corrupt")`` -- never the damaged bytes, never a short answer -- marks the
+segment ``damaged`` (not served, SCL reported as 0) and wakes the scrubber, which repairs
+from the local log or from peers, or rebuilds the whole store; the segment is
+``repairing`` until its SCL is back (``NodeState.damaged``).  A failed write (a full
+disk: ``no_space``) is never acked: the in-memory state is reloaded from the store.  Retention: reads at any LSN inside the retention
 window stay possible; below the PG's GC floor they answer ``too_old`` (``storage.gc``).
 Restart: the SCL of each PG is checkpointed (``Mscl``) after WAL fsyncs, so a restart
 replays only the log above the checkpoint.
