@@ -677,6 +677,8 @@ class StorageNode:
                 reply(P.Error(req=getattr(m, "req", 0), code="bad_request", message=type(m).__name__))
         except Refused as e:
             reply(P.Error(req=m.req, code=e.code, message=e.message))
+        except (CorruptData, OSError) as e:
+            reply(self._store_error(m.req, e))
         except Exception as e:  # noqa: BLE001 -- reported to the client, node keeps running
             if getattr(self, "closing", False):
                 reply(P.Error(req=m.req, code="shutting_down", message="the storage node is stopping"))
@@ -684,12 +686,23 @@ class StorageNode:
             log.exception("request_failed", request=type(m).__name__)
             reply(P.Error(req=m.req, code="internal", message=str(e)))
 
+    def _store_error(self, req: int, e: Exception) -> P.Error:
+        """A request failed on the store itself: damage (noted, repaired) or a full disk."""
+        if isinstance(e, CorruptData):
+            self._note_corrupt(e)
+            return P.Error(req=req, code="corrupt", message=f"damaged data on {self.name}: {e}; repairing")
+        log.warning("request_failed_on_store", error=str(e))
+        code = "no_space" if getattr(e, "errno", None) == errno.ENOSPC else "io_error"
+        return P.Error(req=req, code=code, message=f"storage node {self.name}: {e}")
+
     def _spawn(self, coro: Any, req: int, reply: Callable[[Any], None], tasks: set[asyncio.Task]) -> None:
         async def run() -> None:
             try:
                 reply(await coro)
             except Refused as e:
                 reply(P.Error(req=req, code=e.code, message=e.message))
+            except (CorruptData, OSError) as e:
+                reply(self._store_error(req, e))
             except Exception as e:  # noqa: BLE001
                 if getattr(self, "closing", False):
                     reply(P.Error(req=req, code="shutting_down", message="the storage node is stopping"))

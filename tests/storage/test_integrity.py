@@ -89,3 +89,43 @@ def test_point_reads_never_answer_not_found_for_a_damaged_block(damaged: Store) 
         except CorruptData:
             refused += 1
     assert refused > 0
+
+
+def test_a_damaged_segment_is_not_served_counts_as_missing_and_is_whole_after_repair(tmp_path: Path) -> None:
+    """In process: a version whose bytes fail their crc marks its segment damaged -- reads
+    refused, SCL reported as 0 to writers and peers -- until the scrubber repaired it."""
+    import asyncio
+
+    from storage import protocol as P
+    from storage.node import Refused, StorageNode
+    from storage.scrub import scrub
+    from storage.store import version_key
+
+    async def go() -> None:
+        store = Store(tmp_path / "db")
+        node = StorageNode("t", "az1", 2, store)
+        recs = [rec(i + 1, 1, i, b"k%d" % i, b"value-%d" % i) for i in range(10)]
+        await node.append(P.Append(req=0, epoch=1, vdl=10, records=recs))
+        node.materialize(1, 10)
+        k = version_key(1, b"k4", 5)
+        raw = store.db.get(k)
+        store.db.put(k, raw[:-1] + bytes([raw[-1] ^ 1]))  # "value-4" -> "value-5": crc must catch it
+        with pytest.raises(Refused) as e:
+            node.read(P.Read(req=0, pg=1, key=b"k4", at_lsn=10))
+        assert e.value.code == "corrupt"
+        st = node.state()
+        assert st.damaged == {1: "damaged"} and st.scl[1] == 0 and st.scl[0] == 0, st
+        ack = await node.append(P.Append(req=0, epoch=1, vdl=10, records=[rec(11, 1, 10, b"k10", b"v")]))
+        assert ack.scl[1] == 0  # the writer's quorum keeps counting it as missing
+        with pytest.raises(Refused) as e:  # the healthy keys of the segment are not served either
+            node.scan(P.Scan(req=0, pg=1, prefix=b"", at_lsn=10))
+        assert e.value.code == "corrupt"
+        res = await scrub(node)
+        assert res.corrupt == 1 and res.repaired == 1, res
+        st = node.state()
+        assert st.damaged == {} and st.scl[1] == 11, st
+        assert node.read(P.Read(req=0, pg=1, key=b"k4", at_lsn=10)).value == b"value-4"
+        assert len(node.scan(P.Scan(req=0, pg=1, prefix=b"", at_lsn=11)).items) == 11
+        store.close()
+
+    asyncio.run(go())
