@@ -285,7 +285,10 @@ class Store:
             self.db.flush_wal(True)
         except Exception:  # noqa: BLE001
             pass
-        self.db.close()
+        try:
+            self.db.close()
+        except Exception:  # noqa: BLE001 -- RocksDB reports its background error again on close
+            pass
 
     # --- metadata --------------------------------------------------------------------
     def get_meta_int(self, name: bytes, default: int = 0) -> int:

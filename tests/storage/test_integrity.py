@@ -129,3 +129,38 @@ def test_a_damaged_segment_is_not_served_counts_as_missing_and_is_whole_after_re
         store.close()
 
     asyncio.run(go())
+
+
+def test_compaction_into_a_damaged_block_stops_writes_and_rebuilds_the_store(tmp_path: Path) -> None:
+    """RocksDB fails every write once a compaction met a bad block: the Append is refused
+    (never acked), every segment is damaged, and the scrubber moves the store aside."""
+    import asyncio
+
+    from storage import protocol as P
+    from storage.node import Refused, StorageNode
+    from storage.scrub import scrub
+
+    async def go() -> None:
+        store = Store(tmp_path / "db")
+        node = StorageNode("t", "az1", 2, store)
+        for part in range(2):  # two SSTs, so a compaction has to read (and merge) them
+            base = part * N
+            recs = [rec(base + i + 1, 1, base + i, b"k%05d" % i, b"value-%05d" % (base + i) * 4) for i in range(N)]
+            await node.append(P.Append(req=0, epoch=1, vdl=base + N, records=recs))
+            store.db.flush()
+        assert damage_ssts(tmp_path / "db") >= 2
+        store.db.compact_range(None, None)
+        with pytest.raises(Refused) as e:
+            await node.append(P.Append(req=0, epoch=1, vdl=2 * N, records=[rec(2 * N + 1, 1, 2 * N, b"x", b"x")]))
+        assert e.value.code == "corrupt"
+        st = node.state()
+        assert node.rebuild_needed and st.damaged == {0: "damaged", 1: "damaged"} and st.scl == {0: 0, 1: 0}, st
+        res = await scrub(node)
+        assert res.rebuilt
+        assert list(tmp_path.glob("db.corrupt-*"))
+        st = node.state()
+        # Empty again, and says so: repairing until the peers gave every segment back.
+        assert st.scl == {0: 0, 1: 0} and st.damaged == {1: "repairing"} and st.epoch == 1, st
+        node.store.close()
+
+    asyncio.run(go())
