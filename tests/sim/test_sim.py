@@ -104,7 +104,7 @@ def test_corruption_is_on_the_fault_menu_and_always_repaired() -> None:
     """The corruption fault fires in many seeds; each damaged record is found, never served
     and rebuilt from the peers (``integrity`` and ``durable`` invariants)."""
     damaged = 0
-    for seed in range(20):
+    for seed in range(40):
         r = run(seed)
         assert not r.violations, (seed, r.violations[:3])
         damaged += r.stats.get("corruptions", 0)
