@@ -14,11 +14,16 @@ A pass (:func:`scrub`) walks the node's RocksDB in key order:
   a peer that has materialised at least as far (``CopyVersions``) and the damaged entry is
   dropped.
 
-If RocksDB itself refuses to read (its block checksums failed), the walk cannot go on:
-the node *rebuilds* -- the damaged database is moved aside (``db.corrupt-<time>``), an
-empty one is opened with the epoch, truncations, VDL hint and retention history kept, and
-gossip copies every segment back from the peers (FetchLog, or ``CopyVersions`` bulk copy
-below a peer's GC floor).  Until then the node answers ``not_complete``.
+If RocksDB itself refuses to read (its block checksums failed), or failed a write (a
+compaction met a bad block), the walk cannot go on: the node *rebuilds* -- the damaged
+database is moved aside (``db.corrupt-<time>``), an empty one is opened with the epoch,
+truncations, VDL hint and retention history kept, and gossip copies every segment back
+from the peers (FetchLog, or ``CopyVersions`` bulk copy below a peer's GC floor).
+
+Every segment a pass finds damage in is marked ``damaged`` (``StorageNode.mark_damaged``:
+not served, SCL reported as 0); once repaired or rebuilt it is ``repairing`` -- reads still
+refused -- until its SCL is back where it was when the damage was found.  A segment left
+damaged (no peer could give an entry back) is scrubbed again every ``DAMAGED_RETRY`` s.
 """
 
 from __future__ import annotations
