@@ -208,7 +208,8 @@ class StorageNode:
                 log.error("segment_damaged", pg=pg, scl=target)
             else:
                 cur[0] = "damaged"
-                cur[1] = max(cur[1], target)
+                if cur[1] >= 0:  # -1 (not known yet) stays for the peers to tell
+                    cur[1] = max(cur[1], target)
 
     def mark_repairing(self, pgs: Any) -> None:
         """The scrubber repaired (or rebuilt) these segments: whole again once their SCL
@@ -222,7 +223,7 @@ class StorageNode:
 
     def check_repaired(self) -> None:
         for pg, (state, target) in list(self.damaged.items()):
-            if state == "repairing" and self.durable_scl.get(pg, 0) >= target:
+            if state == "repairing" and 0 <= target <= self.durable_scl.get(pg, 0):  # -1: not known yet
                 del self.damaged[pg]
                 log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
 
@@ -454,7 +455,8 @@ class StorageNode:
         self.checkpoint_scl(after_batch)
         self._write(after_batch)
         for cur in self.damaged.values():
-            cur[1] = min(cur[1], after)  # records above the recovered VDL are gone everywhere
+            if cur[1] >= 0:
+                cur[1] = min(cur[1], after)  # records above the recovered VDL are gone everywhere
         self.check_repaired()
         log.info("truncated", epoch=e, after_lsn=after, upto_lsn=upto, scl=self.seg.scl())
         return True
