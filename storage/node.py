@@ -58,6 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from storage import protocol as P
@@ -117,6 +118,9 @@ class StorageNode:
         # the next scrub moves the store aside and refills every segment from the peers.
         self.damaged: dict[int, list] = {}
         self.rebuild_needed = False
+        # Kept outside RocksDB (which may be what is broken), so a restart does not forget
+        # damage found before it: set by ``serve`` (``load_damage``).
+        self.damage_file: Path | None = None
         self._repair_wakeup = asyncio.Event()
         self._mat_wakeup = asyncio.Event()
         self.flusher = GroupFlusher(lambda: self.store.flush_wal(), snapshot=self._snapshot, on_durable=self._on_durable)
@@ -199,6 +203,36 @@ class StorageNode:
         self._repair_wakeup.set()
         log.warning("corruption_detected", error=str(e), pg=pg, raw_key=e.raw_key.hex() if e.raw_key else None)
 
+    def _save_damage(self) -> None:
+        path = self.damage_file
+        if path is None:
+            return
+        try:
+            if self.damaged:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_bytes(msgspec.json.encode({str(pg): v for pg, v in self.damaged.items()}))
+                os.replace(tmp, path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as e:  # a full disk: the in-memory state still holds
+            log.warning("damage_file_not_written", error=str(e))
+
+    def load_damage(self, path: Path) -> None:
+        """Remember damage across restarts in ``path``; damage a previous run found and
+        had not repaired yet is taken up again (and the scrubber woken)."""
+        self.damage_file = path
+        try:
+            saved = msgspec.json.decode(path.read_bytes(), type=dict[int, list])
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            saved = {}
+        for pg, (state, target) in saved.items():
+            if 0 <= pg < self.n_pgs and pg not in self.damaged:
+                self.damaged[pg] = [state, int(target)]
+        if self.damaged:
+            log.warning("damage_remembered", damaged=self.damaged)
+            self._repair_wakeup.set()
+        self._save_damage()
+
     def mark_damaged(self, pgs: Any) -> None:
         for pg in pgs:
             cur = self.damaged.get(pg)
@@ -210,6 +244,7 @@ class StorageNode:
                 cur[0] = "damaged"
                 if cur[1] >= 0:  # -1 (not known yet) stays for the peers to tell
                     cur[1] = max(cur[1], target)
+        self._save_damage()
 
     def mark_repairing(self, pgs: Any) -> None:
         """The scrubber repaired (or rebuilt) these segments: whole again once their SCL
@@ -219,13 +254,18 @@ class StorageNode:
             if cur is not None and cur[0] == "damaged":
                 cur[0] = "repairing"
                 log.warning("segment_repairing", pg=pg, target=cur[1])
+        self._save_damage()
         self.check_repaired()
 
     def check_repaired(self) -> None:
+        done = False
         for pg, (state, target) in list(self.damaged.items()):
             if state == "repairing" and 0 <= target <= self.durable_scl.get(pg, 0):  # -1: not known yet
                 del self.damaged[pg]
+                done = True
                 log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
+        if done:
+            self._save_damage()
 
     def reported_scl(self) -> dict[int, int]:
         """SCLs as told to writers and peers: a damaged segment counts as holding nothing."""
@@ -893,6 +933,7 @@ async def serve(
     scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
     node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
+    node.load_damage(data_dir / "storage" / name / "damaged.json")
     peer_set = PeerSet(data_dir, name)
     peers = peer_set.peers
     node.peers = peers

@@ -358,6 +358,7 @@ async def learn_targets(node: "StorageNode") -> None:
     for pg in unknown:
         values = sorted((s.get(pg, 0) for s in scls), reverse=True)
         node.damaged[pg][1] = values[min(3, len(values) - 1)]
+    node._save_damage()
     node.check_repaired()
 
 
