@@ -396,6 +396,8 @@ class StorageNode:
                 raise Refused("bad_record", f"record {rec.lsn} of pg {rec.pg} fails its crc")
             if rec.epoch < self.seg.epoch:
                 raise Refused("stale_epoch", f"record {rec.lsn} epoch {rec.epoch} < node epoch {self.seg.epoch}")
+        if self.store.full:  # known full disk: refuse before anything changes in memory
+            raise Refused("no_space", f"storage node {self.name}: no space left on device")
         batch = Batch()
         if self.seg.set_epoch(m.epoch):
             batch.put_meta_int(b"epoch", m.epoch)
