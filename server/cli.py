@@ -161,8 +161,9 @@ def render(st: dict) -> str:
         ["name", "role", "tier", "address", "pid", "state", "applied_lsn", "lag_ms", "sessions"])]
     out += ["", "STORAGE NODES", _table(
         [[s["name"], s["az"], f"{s['address']}:{s['port']}", s["pid"], s["state"],
-          " ".join(f"pg{k}={v}" for k, v in s["scl"].items())] for s in st["storage_nodes"]],
-        ["name", "az", "address", "pid", "state", "scl"])]
+          " ".join(f"pg{k}={v}" for k, v in s["scl"].items()),
+          " ".join(f"pg{k}={v}" for k, v in s.get("damaged", {}).items()) or None] for s in st["storage_nodes"]],
+        ["name", "az", "address", "pid", "state", "scl", "damaged"])]
     out += ["", "ENDPOINTS", _table(
         [[e["name"], e["kind"], e["port"], e.get("policy"),
           " ".join(f"{m}({e['connections'].get(m, 0)})" for m in e["members"]) or "(none)",

@@ -186,14 +186,22 @@ async def recover(nodes: list[NodeClient], pgs: int, *, wait_timeout: float | No
         names, base = quorums[pg]
         lo = min(base, vdl_hint) if pg == CONTROL_PG else base
 
-        async def one(name: str) -> list[LogRecord]:
+        async def one(name: str) -> list[LogRecord] | None:
             try:
                 return await _fetch_all(by_name[name], pg, lo)
             except (NodeUnavailable, NodeError):
-                return []
+                return None
 
+        got = await asyncio.gather(*(one(n) for n in names))
+        if any(recs is None for recs in got):
+            # A member could not answer (gone, or its segment found damaged): the union
+            # must still meet every write quorum, so ask every other fenced node too.
+            others = [n for n in states if n not in names]
+            got += await asyncio.gather(*(one(n) for n in others))
         union: dict[int, LogRecord] = {}
-        for recs in await asyncio.gather(*(one(n) for n in names)):
+        for recs in got:
+            if recs is None:
+                continue
             for r in recs:
                 # The read quorum's copies overlap: check each LSN's crc once.
                 if r.lsn not in union and not _cut(r, truncs) and r.valid():

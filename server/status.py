@@ -17,7 +17,7 @@ stable ``status --json`` schema documented in README.md:
     {"instances": [{"name", "role", "tier", "address", "port", "pid", "state", "applied_lsn",
                     "lag_ms", "connections", "cached_tables"}],
      "storage_nodes": [{"name", "az", "address", "port", "pid", "state", "epoch",
-                        "scl": {"0": lsn, ...}}],
+                        "scl": {"0": lsn, ...}, "damaged": {"0": "damaged" | "repairing", ...}}],
      "endpoints": [{"name", "kind", "port", "policy", "members",
                     "connections": {instance: open connections the proxy relays for this endpoint},
                     "routed": {instance: connections routed since the proxy started}}],
@@ -124,6 +124,16 @@ def protection_groups(conf: ClusterConf, nstates: list[NodeState | None]) -> lis
     return out
 
 
+def _node_state(ns: NodeState | None) -> str:
+    """``down``; ``damaged`` while a segment of the node is found damaged and not yet
+    repaired (not served; counted as missing by the writer's quorum); ``repairing`` while
+    a repaired or rebuilt segment refills from its peers; else ``up``."""
+    if ns is None:
+        return "down"
+    states = set(ns.damaged.values())
+    return "damaged" if "damaged" in states else "repairing" if states else "up"
+
+
 def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
     conf = cluster.conf
     pids = cluster.running()
@@ -160,9 +170,10 @@ def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
             "address": conf.host,
             "port": sc.port,
             "pid": pids.get(sc.name),
-            "state": "up" if ns else "down",
+            "state": _node_state(ns),
             "epoch": ns.epoch if ns else None,
             "scl": {str(pg): lsn for pg, lsn in sorted(ns.scl.items())} if ns else {},
+            "damaged": {str(pg): st for pg, st in sorted(ns.damaged.items())} if ns else {},
         })
 
     ep_conns: dict[str, dict[str, int]] = {}

@@ -200,5 +200,10 @@ async def retention_loop(node: "StorageNode", gc_interval: float) -> None:
                 await collect(node)
         except asyncio.CancelledError:
             raise
+        except CorruptData as e:  # a damaged block on the walk: the scrubber rebuilds
+            node._note_corrupt(e)
+            log.warning("gc_failed", error=str(e))
+        except OSError as e:  # a full disk: the next round retries
+            log.warning("gc_failed", error=str(e))
         except Exception:  # noqa: BLE001 -- GC must never take the node down
             log.exception("gc_failed")

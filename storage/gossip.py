@@ -140,8 +140,11 @@ async def gossip_loop(node: "StorageNode", peers: list[NodeClient]) -> None:
             await gossip.round()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 -- gossip must never take the node down
-            log.exception("gossip_round_failed")
+        except Exception as e:  # noqa: BLE001 -- gossip must never take the node down
+            if getattr(e, "code", None) in ("no_space", "corrupt", "io_error"):  # storage.node.Refused
+                log.warning("gossip_round_failed", error=str(e))  # the node's own store refused the write
+            else:
+                log.exception("gossip_round_failed")
 
 
 async def bootstrap_pg(node: "StorageNode", pg: int, peer: NodeClient, st: P.NodeState) -> bool:

@@ -28,8 +28,11 @@ Request handling (:class:`StorageNode`):
 
 Integrity: every record and version carries a crc32; every read path verifies it and a
 damaged entry (or a RocksDB block that fails RocksDB's own checksum) answers
-``Error("corrupt")`` -- never the damaged bytes -- and wakes the scrubber, which repairs
-from the local log or from peers.  Retention: reads at any LSN inside the retention
+``Error("corrupt")`` -- never the damaged bytes, never a short answer -- marks the
+segment ``damaged`` (not served, SCL reported as 0) and wakes the scrubber, which repairs
+from the local log or from peers, or rebuilds the whole store; the segment is
+``repairing`` until its SCL is back (``NodeState.damaged``).  A failed write (a full
+disk: ``no_space``) is never acked: the in-memory state is reloaded from the store.  Retention: reads at any LSN inside the retention
 window stay possible; below the PG's GC floor they answer ``too_old`` (``storage.gc``).
 Restart: the SCL of each PG is checkpointed (``Mscl``) after WAL fsyncs, so a restart
 replays only the log above the checkpoint.
@@ -44,6 +47,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import gc
 import logging
 import os
 import signal
@@ -53,6 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from storage import protocol as P
@@ -103,6 +109,18 @@ class StorageNode:
         self.clock = clock
         self.peers: list[Any] = []  # NodeClients of the other nodes (scrub repair)
         self.corrupt_seen = 0  # damaged entries met by reads since the last scrub
+        # Segments found damaged: PG -> [state, target].  "damaged": not served (reads get
+        # ``corrupt``) and reported with SCL 0, so the writer's quorum counts the segment
+        # as missing; "repairing": the scrubber fixed what it found (or rebuilt the store)
+        # and the segment refills from its peers.  It is whole again once its SCL reaches
+        # ``target`` (what it held when the damage was found) -- until then reads of it are
+        # refused too.  ``rebuild_needed``: RocksDB itself failed (a block, a compaction):
+        # the next scrub moves the store aside and refills every segment from the peers.
+        self.damaged: dict[int, list] = {}
+        self.rebuild_needed = False
+        # Kept outside RocksDB (which may be what is broken), so a restart does not forget
+        # damage found before it: set by ``serve`` (``load_damage``).
+        self.damage_file: Path | None = None
         self._repair_wakeup = asyncio.Event()
         self._mat_wakeup = asyncio.Event()
         self.flusher = GroupFlusher(lambda: self.store.flush_wal(), snapshot=self._snapshot, on_durable=self._on_durable)
@@ -116,6 +134,7 @@ class StorageNode:
         """(Re)load every in-memory structure from ``store``: the SCL of each PG from its
         checkpoint plus the log above it."""
         self.store = store
+        self.durable_scl: dict[int, int] = {}
         self.n_pgs = max(self.n_pgs, store.get_meta_int(b"pgs"))
         self.seg = Segment(self.n_pgs, epoch=store.get_meta_int(b"epoch"), truncations=store.get_truncations())
         self.pg_bytes = [store.get_pg_meta(b"bytes", pg) for pg in range(self.n_pgs)]
@@ -157,7 +176,7 @@ class StorageNode:
         """Hold PGs 0..n-1 durably (AddPgs, or a peer that holds more: gossip)."""
         batch = Batch()
         if self.ensure_pgs(n, batch):
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
 
     async def add_pgs(self, m: P.AddPgs) -> P.Ok:
@@ -171,11 +190,119 @@ class StorageNode:
             self.replayed += 1
             yield r
 
-    def _note_corrupt(self, e: CorruptData) -> None:
-        """A read path met damaged bytes: count them and wake the scrubber."""
+    def _note_corrupt(self, e: CorruptData, pg: int | None = None) -> None:
+        """A read path met damaged bytes: count them, mark the segment damaged (every
+        segment when RocksDB could not even tell which one: the store will be rebuilt) and
+        wake the scrubber."""
         self.corrupt_seen += 1
+        if pg is None and e.raw_key is not None and e.raw_key[:1] in (b"L", b"V") and len(e.raw_key) >= 5:
+            pg = int.from_bytes(e.raw_key[1:5], "big")
+        if e.raw_key is None:  # RocksDB refused a block: no walk can get past it
+            self.rebuild_needed = True
+        self.mark_damaged(range(self.n_pgs) if pg is None or pg >= self.n_pgs else [pg])
         self._repair_wakeup.set()
-        log.warning("corruption_detected", error=str(e), raw_key=e.raw_key.hex() if e.raw_key else None)
+        log.warning("corruption_detected", error=str(e), pg=pg, raw_key=e.raw_key.hex() if e.raw_key else None)
+
+    def _save_damage(self) -> None:
+        path = self.damage_file
+        if path is None:
+            return
+        try:
+            if self.damaged:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_bytes(msgspec.json.encode({str(pg): v for pg, v in self.damaged.items()}))
+                os.replace(tmp, path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as e:  # a full disk: the in-memory state still holds
+            log.warning("damage_file_not_written", error=str(e))
+
+    def load_damage(self, path: Path) -> None:
+        """Remember damage across restarts in ``path``; damage a previous run found and
+        had not repaired yet is taken up again (and the scrubber woken)."""
+        self.damage_file = path
+        try:
+            saved = msgspec.json.decode(path.read_bytes(), type=dict[int, list])
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            saved = {}
+        for pg, (state, target) in saved.items():
+            if 0 <= pg < self.n_pgs and pg not in self.damaged:
+                self.damaged[pg] = [state, int(target)]
+        if self.damaged:
+            log.warning("damage_remembered", damaged=self.damaged)
+            self._repair_wakeup.set()
+        self._save_damage()
+
+    def mark_damaged(self, pgs: Any) -> None:
+        for pg in pgs:
+            cur = self.damaged.get(pg)
+            target = max(self.seg.pgs[pg].scl, self.durable_scl.get(pg, 0))
+            if cur is None:
+                self.damaged[pg] = ["damaged", target]
+                log.error("segment_damaged", pg=pg, scl=target)
+            else:
+                cur[0] = "damaged"
+                if cur[1] >= 0:  # -1 (not known yet) stays for the peers to tell
+                    cur[1] = max(cur[1], target)
+        self._save_damage()
+
+    def mark_repairing(self, pgs: Any) -> None:
+        """The scrubber repaired (or rebuilt) these segments: whole again once their SCL
+        is back at the target."""
+        for pg in pgs:
+            cur = self.damaged.get(pg)
+            if cur is not None and cur[0] == "damaged":
+                cur[0] = "repairing"
+                log.warning("segment_repairing", pg=pg, target=cur[1])
+        self._save_damage()
+        self.check_repaired()
+
+    def check_repaired(self) -> None:
+        done = False
+        for pg, (state, target) in list(self.damaged.items()):
+            if state == "repairing" and 0 <= target <= self.durable_scl.get(pg, 0):  # -1: not known yet
+                del self.damaged[pg]
+                done = True
+                log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
+        if done:
+            self._save_damage()
+
+    def reported_scl(self) -> dict[int, int]:
+        """SCLs as told to writers and peers: a damaged segment counts as holding nothing."""
+        scl = dict(self.durable_scl)
+        for pg, (state, _target) in self.damaged.items():
+            if state == "damaged":
+                scl[pg] = 0
+        return scl
+
+    def _write(self, batch: Batch) -> None:
+        """Write ``batch``; if it fails, the in-memory state (which may already count the
+        batch's records) is reloaded from the store -- a failed write is never acked --
+        and the error raised: ``no_space`` on a full disk, ``corrupt`` when RocksDB
+        itself failed (every segment damaged; the scrubber rebuilds the store)."""
+        try:
+            self.store.write(batch)
+        except CorruptData as e:
+            self._note_corrupt(e)
+            raise Refused("corrupt", f"storage of {self.name} is damaged: {e}; rebuilding from peers") from e
+        except OSError as e:
+            try:
+                self.reload_state()
+            except CorruptData as e2:
+                self._note_corrupt(e2)
+            if e.errno == errno.ENOSPC:
+                log.warning("write_refused_disk_full", error=str(e))
+                raise Refused("no_space", f"storage node {self.name}: no space left on device") from e
+            log.error("write_failed", error=str(e))
+            raise Refused("io_error", f"storage node {self.name}: {e}") from e
+
+    def reload_state(self) -> None:
+        """Re-derive every in-memory structure from what the store holds (after a failed
+        write); the durable SCLs never rise by it."""
+        before = dict(self.durable_scl)
+        self.open_state(self.store)
+        for pg, lsn in self.durable_scl.items():
+            self.durable_scl[pg] = min(lsn, before.get(pg, 0))
 
     # --- durability ------------------------------------------------------------------
     def _snapshot(self) -> dict[int, int]:
@@ -194,7 +321,7 @@ class StorageNode:
         if self._ckpt_dirty:
             batch = Batch()
             self._put_checkpoints(batch)
-            self.store.write(batch)
+            self._write(batch)
 
     def _put_checkpoints(self, batch: Batch) -> None:
         """Add the SCL checkpoints raised by flushes since the last write to ``batch``.
@@ -269,6 +396,8 @@ class StorageNode:
                 raise Refused("bad_record", f"record {rec.lsn} of pg {rec.pg} fails its crc")
             if rec.epoch < self.seg.epoch:
                 raise Refused("stale_epoch", f"record {rec.lsn} epoch {rec.epoch} < node epoch {self.seg.epoch}")
+        if self.store.full:  # known full disk: refuse before anything changes in memory
+            raise Refused("no_space", f"storage node {self.name}: no space left on device")
         batch = Batch()
         if self.seg.set_epoch(m.epoch):
             batch.put_meta_int(b"epoch", m.epoch)
@@ -276,10 +405,13 @@ class StorageNode:
         self._note_vdl(m.vdl, batch)
         self.ingest(m.records, batch)
         self._put_checkpoints(batch)
-        self.store.write(batch)
+        self._write(batch)
 
     def _acked(self, req: int) -> P.AppendAck:
         self._mat_wakeup.set()
+        if self.damaged:
+            self.check_repaired()
+            return P.AppendAck(req=req, scl=self.reported_scl())
         return P.AppendAck(req=req, scl=dict(self.durable_scl))
 
     async def append(self, m: P.Append) -> P.AppendAck:
@@ -293,7 +425,7 @@ class StorageNode:
         batch = Batch()
         n = self.ingest(records, batch)
         if n:
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
             self._mat_wakeup.set()
         return n
@@ -304,7 +436,7 @@ class StorageNode:
         if self.seg.set_epoch(epoch):
             batch = Batch()
             batch.put_meta_int(b"epoch", epoch)
-            self.store.write(batch)
+            self._write(batch)
             log.info("epoch_adopted", epoch=epoch, via="gossip")
 
     async def set_epoch(self, m: P.SetEpoch) -> P.Ok:
@@ -313,7 +445,7 @@ class StorageNode:
         if self.seg.set_epoch(m.epoch):
             batch = Batch()
             batch.put_meta_int(b"epoch", m.epoch)
-            self.store.write(batch)
+            self._write(batch)
             await self.flusher.sync()
             log.info("epoch_adopted", epoch=m.epoch, via="set_epoch")
         return P.Ok(req=m.req)
@@ -340,7 +472,7 @@ class StorageNode:
         batch = batch or Batch()
         e, after, upto = int(t[0]), int(t[1]), int(t[2])
         if not self.seg.add_truncation((e, after, upto)):
-            self.store.write(batch)
+            self._write(batch)
             return False
         floors: dict[int, int] = {}
         for pg in range(self.n_pgs):
@@ -356,14 +488,18 @@ class StorageNode:
                 self.mat[pg] = floors[pg]
                 batch.put_materialized(pg, floors[pg])
         batch.put_truncations(self.seg.truncations)
-        self.store.write(batch)
+        self._write(batch)
         for pg in range(self.n_pgs):
             floors[pg] = max(floors[pg], self.gc_floor[pg])
             self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg], on_corrupt=self._note_corrupt))
             self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
         after_batch = Batch()
         self.checkpoint_scl(after_batch)
-        self.store.write(after_batch)
+        self._write(after_batch)
+        for cur in self.damaged.values():
+            if cur[1] >= 0:
+                cur[1] = min(cur[1], after)  # records above the recovered VDL are gone everywhere
+        self.check_repaired()
         log.info("truncated", epoch=e, after_lsn=after, upto_lsn=upto, scl=self.seg.scl())
         return True
 
@@ -398,10 +534,10 @@ class StorageNode:
             # Stop just below the damaged record (the scrubber repairs it, then we go on).
             reached = max(self.mat[pg], _lsn_of(bad[0].raw_key) - 1)
             for e in bad:
-                self._note_corrupt(e)
+                self._note_corrupt(e, pg)
         batch.put_materialized(pg, reached)
         self._put_checkpoints(batch)
-        self.store.write(batch)
+        self._write(batch)
         self.mat[pg] = reached
         return reached >= target
 
@@ -424,7 +560,10 @@ class StorageNode:
                         while not self.materialize(pg, self.vdl_hint, MATERIALIZE_CHUNK):
                             await asyncio.sleep(0)  # Appends and reads get the loop between steps
                     except CorruptData as e:  # RocksDB refused a block: the scrubber rebuilds
-                        self._note_corrupt(e)
+                        self._note_corrupt(e, pg)
+                self.check_repaired()
+            except Refused as e:  # a full disk, a broken store: the next pass retries
+                log.warning("materialize_failed", error=e.message)
             except Exception:  # noqa: BLE001 -- the next pass retries; the task must not end
                 log.exception("materialize_failed")
 
@@ -432,6 +571,9 @@ class StorageNode:
     def _check_read(self, pg: int, at_lsn: int) -> None:
         if not 0 <= pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {pg}")
+        if pg in self.damaged:
+            state = self.damaged[pg][0]
+            raise Refused("corrupt", f"segment of pg {pg} on {self.name} is {state}; read another segment")
         scl = self.seg.pgs[pg].scl
         if at_lsn > scl:
             raise Refused("not_complete", f"pg {pg} complete to {scl} < {at_lsn}")
@@ -448,7 +590,7 @@ class StorageNode:
             self._check_read(m.pg, m.at_lsn)
             found = self.store.read_version(m.pg, m.key, m.at_lsn)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         if found is None or found[1] is None:
             return P.ReadResult(req=m.req, found=False, lsn=found[0] if found else 0)
@@ -459,24 +601,26 @@ class StorageNode:
             self._check_read(m.pg, m.at_lsn)
             items, done = self.store.scan_versions(m.pg, m.prefix, m.at_lsn, m.after, m.limit, m.deletes)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}; repairing") from e
         return P.ScanResult(req=m.req, items=items, done=done)
 
     def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
         if not 0 <= m.pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {m.pg}")
+        if self.damaged.get(m.pg, ("",))[0] == "damaged":
+            raise Refused("corrupt", f"segment of pg {m.pg} on {self.name} is damaged; fetch from another segment")
         if m.after_lsn < self.log_floor[m.pg]:
             raise Refused("too_old", f"pg {m.pg} log collected up to {self.log_floor[m.pg]} > {m.after_lsn}")
         out: list[LogRecord] = []
         try:
             # Damaged records are left out (a hole the asking peer fills elsewhere).
-            for rec in self.store.iter_log(m.pg, m.after_lsn, on_corrupt=self._note_corrupt):
+            for rec in self.store.iter_log(m.pg, m.after_lsn, on_corrupt=lambda e: self._note_corrupt(e, m.pg)):
                 if len(out) >= m.limit:
                     break
                 out.append(rec)
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
         return P.LogBatch(req=m.req, records=out)
 
@@ -494,11 +638,11 @@ class StorageNode:
                 try:
                     decode_version(k, v)
                 except CorruptData as e:
-                    self._note_corrupt(e)
+                    self._note_corrupt(e, m.pg)
                     continue
                 out.append((k, v))
         except CorruptData as e:
-            self._note_corrupt(e)
+            self._note_corrupt(e, m.pg)
             raise Refused("corrupt", f"damaged data on {self.name}: {e}") from e
         return P.VersionBatch(req=m.req, entries=out, more=False)
 
@@ -518,7 +662,7 @@ class StorageNode:
             name=self.name,
             az=self.az,
             epoch=self.seg.epoch,
-            scl=dict(self.durable_scl),
+            scl=self.reported_scl(),
             max_lsn=self.seg.max_lsn(),
             vdl_hint=self.vdl_hint,
             materialized=min((self._materialized_point(pg) for pg in range(self.n_pgs)), default=0),
@@ -527,6 +671,7 @@ class StorageNode:
             log_floor=dict(enumerate(self.log_floor)),
             corrupt=self.corrupt_seen,
             pg_bytes=dict(enumerate(self.pg_bytes)),
+            damaged={pg: st for pg, (st, _t) in sorted(self.damaged.items())},
         )
 
     # --- dispatch --------------------------------------------------------------------
@@ -576,6 +721,8 @@ class StorageNode:
                 reply(P.Error(req=getattr(m, "req", 0), code="bad_request", message=type(m).__name__))
         except Refused as e:
             reply(P.Error(req=m.req, code=e.code, message=e.message))
+        except (CorruptData, OSError) as e:
+            reply(self._store_error(m.req, e))
         except Exception as e:  # noqa: BLE001 -- reported to the client, node keeps running
             if getattr(self, "closing", False):
                 reply(P.Error(req=m.req, code="shutting_down", message="the storage node is stopping"))
@@ -583,12 +730,23 @@ class StorageNode:
             log.exception("request_failed", request=type(m).__name__)
             reply(P.Error(req=m.req, code="internal", message=str(e)))
 
+    def _store_error(self, req: int, e: Exception) -> P.Error:
+        """A request failed on the store itself: damage (noted, repaired) or a full disk."""
+        if isinstance(e, CorruptData):
+            self._note_corrupt(e)
+            return P.Error(req=req, code="corrupt", message=f"damaged data on {self.name}: {e}; repairing")
+        log.warning("request_failed_on_store", error=str(e))
+        code = "no_space" if getattr(e, "errno", None) == errno.ENOSPC else "io_error"
+        return P.Error(req=req, code=code, message=f"storage node {self.name}: {e}")
+
     def _spawn(self, coro: Any, req: int, reply: Callable[[Any], None], tasks: set[asyncio.Task]) -> None:
         async def run() -> None:
             try:
                 reply(await coro)
             except Refused as e:
                 reply(P.Error(req=req, code=e.code, message=e.message))
+            except (CorruptData, OSError) as e:
+                reply(self._store_error(req, e))
             except Exception as e:  # noqa: BLE001
                 if getattr(self, "closing", False):
                     reply(P.Error(req=req, code="shutting_down", message="the storage node is stopping"))
@@ -671,17 +829,91 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
 
 
 def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> StorageNode:
-    """Open the node's store; one RocksDB cannot even open (or replay) is moved aside
-    and the node starts empty (gossip refills it from its peers)."""
+    """Open the node's store.  One RocksDB cannot even open (or replay) is moved aside,
+    the node starts empty with what metadata could still be read, and every segment is
+    ``repairing`` (refilled from the peers by gossip) -- never a crash loop."""
+    store: Store | None = None
     try:
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        store = Store(path)
+        return StorageNode(name, az, n_pgs, store, retention_seconds=retention)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
             raise
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
-        log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
-        os.replace(path, aside)
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        error = str(e)
+    # Out of the except block: its traceback held the failed walk's RocksDB iterator,
+    # which keeps the database (and its lock) open.
+    gc.collect()
+    kept = _salvage(store, n_pgs)
+    if store is not None:
+        store.close_damaged()
+        store = None
+        gc.collect()
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
+    log.error("store_unopenable_moved_aside", error=error, moved_aside=str(aside))
+    os.replace(path, aside)
+    store = Store(path)
+    batch = Batch()
+    for meta, value in kept.meta.items():
+        batch.put_meta_int(meta, value)
+    if kept.truncations:
+        batch.put_truncations(kept.truncations)
+    if kept.history:
+        batch.put_history(kept.history)
+    store.write(batch)
+    store.flush_wal()
+    node = StorageNode(name, az, n_pgs, store, retention_seconds=retention)
+    # Whole again once each segment is back at its last SCL checkpoint (-1: unknown,
+    # learnt from the peers by the scrubber's repair loop).
+    node.damaged = {pg: ["repairing", kept.scl.get(pg, -1)] for pg in range(node.n_pgs)}
+    return node
+
+
+class _Salvaged:
+    def __init__(self) -> None:
+        self.meta: dict[bytes, int] = {}
+        self.truncations: list[tuple[int, int, int]] = []
+        self.history: list[tuple[float, int]] = []
+        self.scl: dict[int, int] = {}
+
+
+def _salvage(store: Store | None, n_pgs: int) -> _Salvaged:
+    """Whatever metadata of a damaged store can still be read (each item on its own)."""
+    out = _Salvaged()
+    if store is None:
+        return out
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 -- that item is lost with the store
+            return None
+
+    for meta in (b"epoch", b"vdl", b"pgs"):
+        v = attempt(lambda meta=meta: store.get_meta_int(meta))
+        if v:
+            out.meta[meta] = v
+    out.truncations = attempt(store.get_truncations) or []
+    out.history = attempt(store.get_history) or []
+    for pg in range(max(n_pgs, out.meta.get(b"pgs", 0))):
+        v = attempt(lambda pg=pg: store.get_pg_meta(b"scl", pg))
+        if v is not None:
+            out.scl[pg] = v
+    return out
+
+
+FAULT_POLL = 0.2  # s between looks for the fault-hook file
+
+
+async def fault_hooks(node: StorageNode, node_dir: Path) -> None:
+    """Test fault hook: while ``<node dir>/FAULT_ENOSPC`` exists, every store write fails
+    as on a full disk (``Store.full``); removing it gives the space back."""
+    flag = node_dir / "FAULT_ENOSPC"
+    while True:
+        full = flag.exists()
+        if full != node.store.full:
+            log.warning("fault_hook_enospc", active=full)
+        node.store.full = full
+        await asyncio.sleep(FAULT_POLL)
 
 
 async def serve(
@@ -703,6 +935,7 @@ async def serve(
     scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
     node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
+    node.load_damage(data_dir / "storage" / name / "damaged.json")
     peer_set = PeerSet(data_dir, name)
     peers = peer_set.peers
     node.peers = peers
@@ -715,6 +948,7 @@ async def serve(
         loop.create_task(scrub_loop(node, scrub_interval)),
         loop.create_task(retention_loop(node, gc_interval)),
         loop.create_task(peer_set.watch()),
+        loop.create_task(fault_hooks(node, data_dir / "storage" / name)),
     ]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -733,7 +967,10 @@ async def serve(
     if tasks:
         await asyncio.wait(list(tasks), timeout=2.0)
     await node.flusher.drain()
-    node.write_checkpoints()  # a clean stop replays no log on the next start
+    try:
+        node.write_checkpoints()  # a clean stop replays no log on the next start
+    except Refused as e:
+        log.warning("checkpoints_not_written", error=e.message)
     for p in peers:
         p.close()
     node.store.close()

@@ -174,6 +174,7 @@ class NodeState(msgspec.Struct, tag=True):
     log_floor: dict[int, int] = {}  # PG -> FetchLog with after_lsn below it is too_old
     corrupt: int = 0  # damaged entries found and not yet repaired
     pg_bytes: dict[int, int] = {}  # PG -> bytes of log records this segment took in (its size)
+    damaged: dict[int, str] = {}  # PG -> "damaged" | "repairing": segments not served (storage.node)
 
 
 class Ok(msgspec.Struct, tag=True):

@@ -14,16 +14,22 @@ A pass (:func:`scrub`) walks the node's RocksDB in key order:
   a peer that has materialised at least as far (``CopyVersions``) and the damaged entry is
   dropped.
 
-If RocksDB itself refuses to read (its block checksums failed), the walk cannot go on:
-the node *rebuilds* -- the damaged database is moved aside (``db.corrupt-<time>``), an
-empty one is opened with the epoch, truncations, VDL hint and retention history kept, and
-gossip copies every segment back from the peers (FetchLog, or ``CopyVersions`` bulk copy
-below a peer's GC floor).  Until then the node answers ``not_complete``.
+If RocksDB itself refuses to read (its block checksums failed), or failed a write (a
+compaction met a bad block), the walk cannot go on: the node *rebuilds* -- the damaged
+database is moved aside (``db.corrupt-<time>``), an empty one is opened with the epoch,
+truncations, VDL hint and retention history kept, and gossip copies every segment back
+from the peers (FetchLog, or ``CopyVersions`` bulk copy below a peer's GC floor).
+
+Every segment a pass finds damage in is marked ``damaged`` (``StorageNode.mark_damaged``:
+not served, SCL reported as 0); once repaired or rebuilt it is ``repairing`` -- reads still
+refused -- until its SCL is back where it was when the damage was found.  A segment left
+damaged (no peer could give an entry back) is scrubbed again every ``DAMAGED_RETRY`` s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import time
@@ -65,6 +71,7 @@ SCRUB_DUTY = 0.2
 SCRUB_DUTY_BUSY = 0.02
 
 PEER_TIMEOUT = 3.0
+DAMAGED_RETRY = 2.0  # s between scrub passes while a segment stays damaged
 _PEER_ERRORS = (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError)
 
 
@@ -259,11 +266,18 @@ async def _repair_version(node: "StorageNode", pg: int, raw_key: bytes, begin: b
 
 
 async def rebuild(node: "StorageNode") -> None:
-    """Replace an unreadable database by an empty one; gossip refills it from peers."""
-    await node.flusher.drain()
+    """Replace an unreadable database by an empty one; gossip refills it from peers.
+    Every segment is ``repairing`` until its SCL is back where it was."""
+    try:
+        await node.flusher.drain()
+    except Exception:  # noqa: BLE001 -- a failed fsync of a broken store: it is being replaced
+        pass
+    node.mark_damaged(range(node.n_pgs))
     old = node.store
     path = old.path
-    keep = (old.get_meta_int(b"epoch"), old.get_truncations(), node.vdl_hint, list(node.history))
+    # What the node holds in memory is authoritative (the damaged store may not even
+    # answer point reads any more).
+    keep = (node.seg.epoch, list(node.seg.truncations), node.vdl_hint, list(node.history))
     old.close_damaged()
     aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
     os.replace(path, aside)
@@ -277,6 +291,8 @@ async def rebuild(node: "StorageNode") -> None:
     store.write(batch)
     store.flush_wal()
     node.open_state(store)
+    node.rebuild_needed = False
+    node.mark_repairing(range(node.n_pgs))
     log.error("store_rebuilt_from_peers", moved_aside=str(aside))
 
 
@@ -284,20 +300,36 @@ async def scrub(node: "StorageNode", req: int = 0, paced: bool = False) -> P.Scr
     """One verification pass plus repair; the reply counts what it found and fixed.
     ``paced``: a scheduled pass (see ``SCRUB_DUTY``)."""
     try:
+        if node.rebuild_needed:
+            raise CorruptData("RocksDB failed on this node (a damaged block, or a compaction or write that met one)")
         st = await _walk(node, paced)
     except CorruptData as e:
         log.error("rocksdb_corruption", error=str(e))
+        st = None
+    if st is None:
+        # Out of the except block: its traceback held the walk's RocksDB iterator, which
+        # keeps the database (and its lock) open.
+        gc.collect()
         await rebuild(node)
         node.corrupt_seen = 0
         return P.ScrubResult(req=req, records=0, versions=0, corrupt=1, repaired=0, rebuilt=True)
+    found = {pg for pg, _, _ in st.bad_log} | {pg for pg, _, _, _ in st.bad_versions} | {pg for pg, _ in st.lost}
+    node.mark_damaged(found)
     repaired = 0
+    unrepaired: set[int] = set()
     for pg, lsn, k in st.bad_log:
-        repaired += await _repair_log(node, pg, lsn, k)
+        repaired += await _repair_log(node, pg, lsn, k)  # a record nobody had becomes a hole
     for pg, k, begin, end in st.bad_versions:
-        repaired += await _repair_version(node, pg, k, begin, end)
+        if await _repair_version(node, pg, k, begin, end):
+            repaired += 1
+        else:
+            unrepaired.add(pg)
     for pg, lsn in st.lost:
         # Records below the SCL are missing: go back below them; gossip refetches them.
         rebuild_pg_below(node, pg, lsn)
+    # Damage reads met but this pass no longer finds (repaired meanwhile) counts as repaired
+    # too; a version no peer could give back keeps its segment damaged until a later pass.
+    node.mark_repairing(pg for pg in list(node.damaged) if pg not in unrepaired)
     corrupt = len(st.bad_log) + len(st.bad_versions) + len(st.lost)
     if corrupt:
         await node.flusher.sync()
@@ -307,22 +339,56 @@ async def scrub(node: "StorageNode", req: int = 0, paced: bool = False) -> P.Scr
     return P.ScrubResult(req=req, records=st.records, versions=st.versions, corrupt=corrupt, repaired=repaired)
 
 
+async def learn_targets(node: "StorageNode") -> None:
+    """Segments rebuilt without knowing what they held (the store could not be read at
+    all): whole again once at the 4th highest SCL the peers report -- at least as far as
+    the PG's write quorum reached while this node was missing."""
+    unknown = [pg for pg, (_st, target) in node.damaged.items() if target < 0]
+    if not unknown:
+        return
+    scls: list[dict[int, int]] = []
+    for peer in node.peers:
+        try:
+            async with asyncio.timeout(PEER_TIMEOUT):
+                scls.append(dict((await peer.state(timeout=PEER_TIMEOUT)).scl))
+        except _PEER_ERRORS:
+            continue
+    if len(scls) < 3:
+        return  # not enough peers to tell; try again later
+    for pg in unknown:
+        values = sorted((s.get(pg, 0) for s in scls), reverse=True)
+        node.damaged[pg][1] = values[min(3, len(values) - 1)]
+    node._save_damage()
+    node.check_repaired()
+
+
 async def scrub_loop(node: "StorageNode", interval: float) -> None:
     """A paced pass every ``interval`` seconds (each wait drawn from 0.5x..1.5x of it, so
     the six nodes, started together, do not all scrub at once), and a full-speed pass at
-    once when a read met damage."""
+    once when a read met damage -- again every ``DAMAGED_RETRY`` s while a segment stays
+    damaged (a peer that could give back a lost entry was down)."""
     while True:
         paced = True
+        wait = interval * random.uniform(0.5, 1.5)
+        retry = any(st == "damaged" for st, _t in node.damaged.values())
+        if retry or any(t < 0 for _st, t in node.damaged.values()):
+            wait = min(wait, DAMAGED_RETRY)
         try:
-            await asyncio.wait_for(node._repair_wakeup.wait(), interval * random.uniform(0.5, 1.5))
+            await asyncio.wait_for(node._repair_wakeup.wait(), wait)
             await asyncio.sleep(0.05)  # let a burst of damaged reads coalesce
             paced = False
         except asyncio.TimeoutError:
-            pass
+            if retry:
+                paced = False
         node._repair_wakeup.clear()
         try:
+            await learn_targets(node)
+            if paced and not retry and wait <= DAMAGED_RETRY:
+                continue  # only waiting for repairing segments to refill: no pass needed
             await scrub(node, paced=paced)
         except asyncio.CancelledError:
             raise
+        except OSError as e:  # a full disk: the repair waits for space
+            log.warning("scrub_failed", error=str(e))
         except Exception:  # noqa: BLE001 -- the scrubber must never take the node down
             log.exception("scrub_failed")

@@ -35,6 +35,7 @@ event-loop turn (``storage.walsync``); ``put(sync=True)`` would fsync once per w
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -68,6 +69,19 @@ class CorruptData(Exception):
 
 def _rocks_error(e: Exception) -> bool:
     return "Corruption" in str(e) or "checksum" in str(e).lower()
+
+
+def _ended(it: object) -> None:
+    """An iterator stopped being valid: at the end of its range, or because RocksDB met an
+    I/O or checksum error on the way.  Only ``status()`` tells the two apart (it raises for
+    an error; a later seek would forget it), so every loop and every seek that comes back
+    invalid asks it before taking "no more entries" for an answer."""
+    try:
+        it.status()  # type: ignore[attr-defined]
+    except Exception as e:
+        if _rocks_error(e):
+            raise CorruptData(str(e)) from e
+        raise OSError(f"storage read failed: {e}") from e
 
 
 def encode_version(raw_key: bytes, value: bytes | None) -> bytes:
@@ -217,7 +231,21 @@ class Batch:
         self.count += 1
 
 
+def _write_error(e: Exception) -> Exception:
+    """What a failed RocksDB write means: damage (CorruptData: the store must be rebuilt),
+    a full disk (OSError ENOSPC) or another I/O error (OSError EIO)."""
+    if _rocks_error(e):
+        return CorruptData(str(e))
+    if "No space" in str(e) or "ENOSPC" in str(e):
+        return OSError(errno.ENOSPC, f"no space left on device: {e}")
+    return OSError(errno.EIO, f"storage write failed: {e}")
+
+
 class Store:
+    # Fault hook: while True every write fails as on a full disk (the node sets it while
+    # a ``FAULT_ENOSPC`` file exists in its directory; see storage.node).
+    full = False
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -229,8 +257,14 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
+        """Apply ``batch`` atomically; raises CorruptData or OSError (nothing applied)."""
         if batch.count:
-            self.db.write(batch.wb, self._wopts)
+            if self.full:
+                raise OSError(errno.ENOSPC, "no space left on device (FAULT_ENOSPC)")
+            try:
+                self.db.write(batch.wb, self._wopts)
+            except Exception as e:
+                raise _write_error(e) from e
 
     def flush_wal(self) -> None:
         """fsync the WAL: every write made before this call becomes durable.  Blocking
@@ -251,7 +285,10 @@ class Store:
             self.db.flush_wal(True)
         except Exception:  # noqa: BLE001
             pass
-        self.db.close()
+        try:
+            self.db.close()
+        except Exception:  # noqa: BLE001 -- RocksDB reports its background error again on close
+            pass
 
     # --- metadata --------------------------------------------------------------------
     def get_meta_int(self, name: bytes, default: int = 0) -> int:
@@ -322,15 +359,26 @@ class Store:
             else:
                 yield rec
             it.next()
+        else:
+            _ended(it)
 
     def last_log_lsn(self, pg: int, upto_lsn: int) -> int:
-        """Highest LSN of ``pg`` held with lsn <= upto_lsn (0 if none)."""
-        it = self.db.iter(ReadOptions())
-        it.seek_for_prev(log_key(pg, upto_lsn))
-        if it.valid():
-            k = it.key()
-            if k[:5] == b"L" + _U32.pack(pg):
-                return _U64.unpack_from(k, 5)[0]
+        """Highest LSN of ``pg`` held with lsn <= upto_lsn (0 if none).  Raises CorruptData."""
+        try:
+            it = self.db.iter(ReadOptions())
+            it.seek_for_prev(log_key(pg, upto_lsn))
+            if not it.valid():
+                _ended(it)
+                return 0
+        except CorruptData:
+            raise
+        except Exception as e:
+            if _rocks_error(e):
+                raise CorruptData(str(e)) from e
+            raise
+        k = it.key()
+        if k[:5] == b"L" + _U32.pack(pg):
+            return _U64.unpack_from(k, 5)[0]
         return 0
 
     # --- versions --------------------------------------------------------------------
@@ -351,6 +399,7 @@ class Store:
         it = self.db.iter(ReadOptions())
         it.seek(prefix + _U64.pack(_MAX64 - at_lsn))
         if not it.valid():
+            _ended(it)
             return None
         k = it.key()
         if len(k) != len(prefix) + 8 or not k.startswith(prefix):
@@ -413,6 +462,7 @@ class Store:
                     return items, False
                 items.append((unescape(ekey), lsn, v))
             it.next()
+        _ended(it)  # also covers a re-seek above that came back invalid
         return items, True
 
     # --- whole-store walks (scrub, GC, bulk copy) ------------------------------------------
@@ -428,6 +478,9 @@ class Store:
                     return
                 yield k, it.value()
                 it.next()
+            _ended(it)
+        except CorruptData:
+            raise
         except Exception as e:
             if _rocks_error(e):
                 raise CorruptData(str(e)) from e

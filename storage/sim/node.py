@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,9 @@ class SimStore:
         self.disk = disk
         self.mem = disk.copy()
         self.unsynced: list[list[Op]] = []
+        # Called for every stored record that fails its crc on a read path (the node marks
+        # its segment damaged); such a record is never yielded.
+        self.bad: Callable[[LogRecord], None] | None = None
 
     def write(self, batch: list[Op]) -> None:
         if batch:
@@ -76,11 +80,16 @@ class SimStore:
             self.disk.apply(b)
         del self.unsynced[:n]
 
-    def iter_log(self, pg: int, after: int, upto: int | None = None):
+    def iter_log(self, pg: int, after: int, upto: int | None = None, on_corrupt: Any = None):
         log = self.mem.logs.get(pg, {})
         for lsn in sorted(log):
             if lsn > after and (upto is None or lsn <= upto):
-                yield log[lsn]
+                rec = log[lsn]
+                if not rec.valid():  # damaged on disk (the sim's corruption fault)
+                    if self.bad is not None:
+                        self.bad(rec)
+                    continue
+                yield rec
 
     def last_log_lsn(self, pg: int, upto: int) -> int:
         return max((l for l in self.mem.logs.get(pg, {}) if l <= upto), default=0)
@@ -128,15 +137,21 @@ class SimNode:
         n_pgs = max(n_pgs, disk.meta.get("pgs", 0))
         self.n_pgs = n_pgs
         self.rng = rng
+        self.tasks: dict[asyncio.Task, None] = {}  # ordered: cancellation order is deterministic
+        self.alive = True
+        # Damaged segments, as storage.node keeps them: PG -> [state, target].
+        self.damaged: dict[int, list] = {}
+        self._repair_task: asyncio.Task | None = None
+        self.served_invalid = 0  # replies that carried a record failing its crc (must stay 0)
         self.store = SimStore(disk)
+        self.store.bad = self._bad
         self.seg = Segment(n_pgs, epoch=disk.meta.get("epoch", 0), truncations=disk.truncations)
+        self.durable_scl: dict[int, int] = {}
         for pg in range(n_pgs):
             self.seg.rebuild_pg(pg, 0, self.store.iter_log(pg, 0))
         self.durable_scl = self.seg.scl()
         self.vdl_hint = disk.meta.get("vdl", 0)
         self.flusher = SimFlusher(self)
-        self.tasks: dict[asyncio.Task, None] = {}  # ordered: cancellation order is deterministic
-        self.alive = True
 
     # --- life ------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task:
@@ -156,6 +171,66 @@ class SimNode:
     def _on_durable(self, snap: dict[int, int]) -> None:
         for pg, lsn in snap.items():
             self.durable_scl[pg] = min(lsn, self.seg.pgs[pg].scl)
+        if self.damaged:
+            self.check_repaired()
+
+    # --- damage (storage.node: mark_damaged / mark_repairing; storage.scrub) -----------
+    def _bad(self, rec: LogRecord) -> None:
+        """A read path met a record failing its crc: the segment is damaged."""
+        pg = rec.pg if 0 <= rec.pg < self.n_pgs else 0
+        cur = self.damaged.get(pg)
+        target = max(self.seg.pgs[pg].scl, self.durable_scl.get(pg, 0))
+        if cur is None:
+            self.damaged[pg] = ["damaged", target]
+        else:
+            cur[0], cur[1] = "damaged", max(cur[1], target)
+        if self._repair_task is None or self._repair_task.done():
+            self._repair_task = self.spawn(self._repair())
+
+    async def _repair(self) -> None:
+        """The scrubber: delete the damaged records (no peer gave them back at once), set
+        the SCL below them; gossip refetches them.  Whole once the SCL is back."""
+        await asyncio.sleep(0.05)  # fixed: no draw from the run's RNG
+        for pg, cur in list(self.damaged.items()):
+            if cur[0] != "damaged":
+                continue
+            bad = [lsn for lsn, r in self.store.mem.logs.get(pg, {}).items() if not r.valid()]
+            if bad:
+                self.store.write([("dellog", pg, lsn) for lsn in bad])
+            self.seg.rebuild_pg(pg, 0, self.store.iter_log(pg, 0))
+            self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
+            cur[0] = "repairing"
+        await self.flusher.sync()
+        self.check_repaired()
+
+    async def scrubber(self, interval: float = 0.4) -> None:
+        """A scrub pass every ``interval`` virtual seconds: read every stored record (a
+        damaged one marks its segment damaged and starts the repair)."""
+        while True:
+            await asyncio.sleep(interval)
+            for pg in range(self.n_pgs):
+                for _ in self.store.iter_log(pg, 0):
+                    pass
+            if self.damaged and (self._repair_task is None or self._repair_task.done()):
+                if any(st == "damaged" for st, _t in self.damaged.values()):
+                    self._repair_task = self.spawn(self._repair())
+
+    def check_repaired(self) -> None:
+        for pg, (state, target) in list(self.damaged.items()):
+            if state == "repairing" and self.durable_scl.get(pg, 0) >= target:
+                del self.damaged[pg]
+
+    def reported_scl(self) -> dict[int, int]:
+        scl = dict(self.durable_scl)
+        for pg, (state, _t) in self.damaged.items():
+            if state == "damaged":
+                scl[pg] = 0
+        return scl
+
+    def _refuse_damaged(self, pg: int, fetch: bool = False) -> None:
+        st = self.damaged.get(pg)
+        if st is not None and (st[0] == "damaged" or not fetch):
+            raise Refused("corrupt", f"segment of pg {pg} on {self.name} is {st[0]}")
 
     def _note_vdl(self, vdl: int, batch: list[Op]) -> None:
         if vdl > self.vdl_hint:
@@ -205,10 +280,15 @@ class SimNode:
         prefix, its newest record <= at_lsn."""
         if not 0 <= m.pg < self.n_pgs:
             raise Refused("bad_request", f"unknown pg {m.pg}")
+        self._refuse_damaged(m.pg)
         if m.at_lsn > self.seg.pgs[m.pg].scl:
             raise Refused("not_complete", f"pg {m.pg} complete to {self.seg.pgs[m.pg].scl} < {m.at_lsn}")
         newest: dict[bytes, tuple[int, bytes | None]] = {}
-        for rec in self.store.iter_log(m.pg, 0, m.at_lsn):
+        recs = list(self.store.iter_log(m.pg, 0, m.at_lsn))
+        self._refuse_damaged(m.pg)  # the walk met damage: never a short answer
+        for rec in recs:
+            if not rec.valid():
+                self.served_invalid += 1
             for key, value in record_versions(rec):
                 if key.startswith(m.prefix) and (m.after is None or key > m.after):
                     newest[key] = (rec.lsn, value)
@@ -244,7 +324,7 @@ class SimNode:
         self.ingest(m.records, batch)
         self.store.write(batch)
         await self.flusher.sync()
-        return P.AppendAck(req=m.req, scl=dict(self.durable_scl))
+        return P.AppendAck(req=m.req, scl=self.reported_scl())
 
     async def apply_fetched(self, records: list[LogRecord]) -> int:
         batch: list[Op] = []
@@ -296,14 +376,20 @@ class SimNode:
         for pg in range(self.n_pgs):
             self.seg.rebuild_pg(pg, floors[pg], self.store.iter_log(pg, floors[pg]))
             self.durable_scl[pg] = min(self.durable_scl[pg], self.seg.pgs[pg].scl)
+        for cur in self.damaged.values():
+            cur[1] = min(cur[1], after)
+        self.check_repaired()
         return True
 
     def fetch_log(self, m: P.FetchLog) -> P.LogBatch:
+        self._refuse_damaged(m.pg, fetch=True)
         out: list[LogRecord] = []
         for rec in self.store.iter_log(m.pg, m.after_lsn):
             if len(out) >= m.limit:
                 break
             out.append(rec)
+        self._refuse_damaged(m.pg, fetch=True)
+        self.served_invalid += sum(1 for r in out if not r.valid())
         return P.LogBatch(req=m.req, records=out)
 
     def state(self, req: int = 0) -> P.NodeState:
@@ -312,11 +398,12 @@ class SimNode:
             name=self.name,
             az="",
             epoch=self.seg.epoch,
-            scl=dict(self.durable_scl),
+            scl=self.reported_scl(),
             max_lsn=self.seg.max_lsn(),
             vdl_hint=self.vdl_hint,
             materialized=0,
             truncations=list(self.seg.truncations),
+            damaged={pg: st for pg, (st, _t) in sorted(self.damaged.items())},
         )
 
 

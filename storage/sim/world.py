@@ -21,6 +21,11 @@ Invariants (``Run.violations``):
   recovery is already <= that writer's recovered VDL (so nothing it acks is lost).
 * converge   -- once faults stop, every segment reaches SCL = the final VDL's tail of its
   PG, and the final writer's VDL reaches every LSN it allocated.
+* integrity  -- the corruption fault damages a stored record of one node (its bytes no
+  longer match its crc; one damaged node at a time, as quorums tolerate one lost copy on
+  top of the other faults): no reply ever carries a damaged record, the node marks the
+  segment damaged, repairs it from its peers, and after convergence holds every
+  acknowledged record byte for byte again (``durable``) with no segment left damaged.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import msgspec.structs
 
 from engine.errors import SqlError
 from server.config import DEFAULT_PG_SIZE_LIMIT
@@ -152,6 +158,10 @@ class World:
         self.next_writer = 1
         self.stop_clients = False
         self.starting: asyncio.Task | None = None
+        # The corruption fault draws from its own RNG: the other faults' history of a seed
+        # stays what it was before corruption joined the menu.
+        self.crng = random.Random(run.seed * 104_729 + 3)
+        self.served_invalid = 0  # by nodes that crashed since (the live ones are added at the end)
 
     # --- nodes -----------------------------------------------------------------------
     def start_node(self, name: str) -> None:
@@ -159,16 +169,43 @@ class World:
         self.nodes[name] = node
         peers = [self.net.client(name, p) for p in NODES if p != name]
         node.spawn(gossip_loop(node, peers))  # type: ignore[arg-type]
+        node.spawn(node.scrubber())
 
     def crash_node(self, name: str) -> None:
         node = self.nodes[name]
         if node is not None:
+            self.served_invalid += node.served_invalid
             node.crash()
             self.nodes[name] = None
             self.net.node_down(name)
             for c in self.net.clients:
                 if c.owner == name:
                     c.dead = True
+
+    def corrupt(self) -> None:
+        """Damage one stored record of one node: its value changes, its crc does not (a
+        flipped byte on disk).  Only while no node holds damage (found or not)."""
+        rng = self.crng
+        if any(not r.valid() for d in self.disks.values() for log in d.logs.values() for r in log.values()):
+            return
+        if any(x is not None and x.damaged for x in self.nodes.values()):
+            return
+        name = rng.choice(NODES)
+        disk = self.disks[name]
+        held = [(pg, lsn) for pg in sorted(disk.logs) for lsn in sorted(disk.logs[pg])]
+        if not held:
+            return
+        pg, lsn = rng.choice(held)
+        rec = disk.logs[pg][lsn]
+        bad = msgspec.structs.replace(rec, value=rec.value + b"\xff", key=rec.key[::-1] if rng.random() < 0.3 else rec.key)
+        if bad.valid():
+            return
+        disk.logs[pg][lsn] = bad
+        node = self.nodes[name]
+        if node is not None and lsn in node.store.mem.logs.get(pg, {}):
+            node.store.mem.logs[pg][lsn] = bad  # what the running node reads
+        self.run.note(f"corrupt {name} pg {pg} lsn {lsn}")
+        self.run.bump("corruptions")
 
     # --- writers ---------------------------------------------------------------------
     async def start_writer(self) -> SimWriter:
@@ -289,6 +326,8 @@ class World:
                 await asyncio.sleep(rng.uniform(0.0, 0.1))
                 # In the background: recovery may wait for nodes the injector restarts.
                 self.starting = asyncio.get_running_loop().create_task(self.start_writer())
+            elif r >= 0.9:
+                self.corrupt()
 
     # --- the end -----------------------------------------------------------------------
     async def converge(self) -> None:
@@ -331,7 +370,9 @@ class World:
         for _ in range(20):  # up to 6 virtual seconds of gossip
             await asyncio.sleep(0.3)
             nodes = [x for x in self.nodes.values() if x is not None]
-            if all(x.durable_scl.get(pg, 0) == tails.get(pg, 0) for x in nodes for pg in pgs):
+            if all(x.durable_scl.get(pg, 0) == tails.get(pg, 0) for x in nodes for pg in pgs) and not any(
+                x.damaged for x in nodes
+            ) and all(r.valid() for d in self.disks.values() for log in d.logs.values() for r in log.values()):
                 break
         for n in NODES:
             node = self.nodes[n]
@@ -340,6 +381,9 @@ class World:
         for n in NODES:
             node = self.nodes[n]
             assert node is not None
+            self.served_invalid += node.served_invalid
+            if node.damaged:
+                run.violation(f"integrity: {n} still has damaged segments {node.damaged}")
             for pg in pgs:
                 if node.durable_scl.get(pg, 0) != tails.get(pg, 0):
                     run.violation(f"converge: {n} pg {pg} SCL {node.durable_scl.get(pg, 0)} != tail {tails.get(pg, 0)} (VDL {w._vdl})")
@@ -353,6 +397,8 @@ class World:
                 c = log.get(0, {}).get(a.lsn)
                 if c is None or c.kind != COMMIT or c.epoch != a.epoch:
                     run.violation(f"durable: {n} lacks COMMIT {a.lsn} acked by {a.writer}")
+        if self.served_invalid:
+            run.violation(f"integrity: {self.served_invalid} replies carried a damaged record")
         epochs = [x.epoch for x in run.writers if x.recovered_vdl is not None]
         if len(set(epochs)) != len(epochs):
             run.violation(f"epochs: two writers share an epoch: {epochs}")
