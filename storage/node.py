@@ -55,7 +55,9 @@ from typing import Any
 
 import structlog
 
+from storage import atrest
 from storage import protocol as P
+from storage.atrest import EntryCipher
 from storage.records import DELETE, DELETE_PREFIX, PUT, PUTS, LogRecord, record_versions
 from storage.segment import Segment, Truncation, Verdict
 from storage.store import Batch, CorruptData, Store
@@ -670,18 +672,44 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
     return float(raw_conf.get(field, default))
 
 
-def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> StorageNode:
-    """Open the node's store; one RocksDB cannot even open (or replay) is moved aside
-    and the node starts empty (gossip refills it from its peers)."""
+def _sealed_store(path: Path, cipher: EntryCipher | None) -> Store:
+    store = Store(path)
+    if cipher is not None:
+        if not store.seal_with(cipher):
+            log.warning("store_partly_unencrypted", path=str(path),
+                        detail="values written before encryption at rest stay readable unencrypted")
+    return store
+
+
+def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
+              cipher: EntryCipher | None = None) -> StorageNode:
+    """Open the node's store (its values sealed under ``cipher``); one RocksDB cannot even
+    open (or replay) is moved aside and the node starts empty (gossip refills it from its
+    peers)."""
     try:
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        return StorageNode(name, az, n_pgs, _sealed_store(path, cipher), retention_seconds=retention)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
             raise
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
         log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
         os.replace(path, aside)
-        return StorageNode(name, az, n_pgs, Store(path), retention_seconds=retention)
+        return StorageNode(name, az, n_pgs, _sealed_store(path, cipher), retention_seconds=retention)
+
+
+class StartRefused(Exception):
+    """The node cannot start as configured (the message says why, for its log)."""
+
+
+def volume_cipher(raw_conf: dict) -> EntryCipher:
+    """The cipher of the volume's data key, unwrapped by the KEK (``storage.atrest``)."""
+    enc = raw_conf.get("encryption") or {}
+    if not enc.get("wrapped_dek"):
+        raise StartRefused("cluster.json holds no data key for encryption at rest (start the cluster with `borealis up`)")
+    try:
+        return EntryCipher(atrest.unwrap_dek(atrest.load_kek(enc.get("kek_file")), enc["wrapped_dek"]))
+    except atrest.KeyUnavailable as e:
+        raise StartRefused(str(e)) from None
 
 
 async def serve(
@@ -702,7 +730,8 @@ async def serve(
     retention = _setting(retention, "BOREALIS_RETENTION_SECONDS", raw_conf, "retention_seconds", 3600.0)
     scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
-    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
+    cipher = volume_cipher(raw_conf)
+    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention, cipher)
     peer_set = PeerSet(data_dir, name)
     peers = peer_set.peers
     node.peers = peers
@@ -752,9 +781,14 @@ def main(argv: list[str] | None = None) -> None:
     # The fsync runs on the event loop now, so no Python thread of the node waits for the
     # GIL in normal work; the short interval only bounds such a wait should one appear.
     sys.setswitchinterval(0.001)
+    os.umask(0o077)  # RocksDB's files and everything else this node makes: owner only
     import uvloop
 
-    uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
+    try:
+        uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
+    except StartRefused as e:
+        log.error("node_refused_to_start", reason=str(e))
+        sys.exit(f"storage node {args.name}: {e}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ This is the only module that imports rocksdict.  One database per node, raw byte
 Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own block
 checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
 
+Encryption at rest: once a node process calls :func:`use_cipher` (``storage.node`` does at
+start, with the volume's data key), the values of ``L`` and ``V`` entries are stored sealed
+by ``storage.atrest.EntryCipher`` (AES-GCM, the raw key as associated data) around the forms
+above; a value that fails to open is :class:`CorruptData`, like a failed crc.  Keys and
+``M`` entries stay as they are (docs/security.md says what that leaves readable).  A store
+written before encryption existed keeps its unsealed values readable (``plain_ok``); on a
+store made encrypted an unsealed value is damage.
+
 Writes go through :class:`Batch` and :meth:`Store.write` unsynced (WAL on, no fsync);
 durability comes from :meth:`Store.flush_wal`, one fsync shared by every write of an
 event-loop turn (``storage.walsync``); ``put(sync=True)`` would fsync once per write.
@@ -43,6 +51,7 @@ from pathlib import Path
 import msgspec
 from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
+from storage.atrest import SEALED, EntryCipher, Unopenable
 from storage.records import LogRecord
 
 _U32 = struct.Struct(">I")
@@ -66,17 +75,54 @@ class CorruptData(Exception):
         self.raw_key = raw_key
 
 
+class _Sealing:
+    """How this process stores values: sealed under ``cipher`` or (None) as they are.  Set
+    once at process start by :func:`use_cipher`; one storage node per process."""
+
+    cipher: EntryCipher | None = None
+    plain_ok: bool = True  # unsealed values are accepted (no cipher, or a pre-encryption store)
+
+
+_sealing = _Sealing()
+
+
+def use_cipher(cipher: EntryCipher | None, plain_ok: bool = False) -> None:
+    """Seal every value this process writes from now on under ``cipher``; ``plain_ok``
+    accepts unsealed values on read (a store that predates encryption)."""
+    _sealing.cipher = cipher
+    _sealing.plain_ok = plain_ok or cipher is None
+
+
+def _unseal(raw_key: bytes, raw: bytes, what: str) -> bytes:
+    """The plain form of a stored value; raises CorruptData."""
+    if raw[:1] == SEALED:
+        cipher = _sealing.cipher
+        if cipher is None:
+            raise CorruptData(f"{what} is encrypted and this process has no data key", raw_key)
+        try:
+            return cipher.open(raw_key, raw)
+        except Unopenable as e:
+            raise CorruptData(f"{what} fails authentication: {e}", raw_key) from None
+    if not _sealing.plain_ok:
+        raise CorruptData(f"{what} is not encrypted on an encrypted volume", raw_key)
+    return raw
+
+
 def _rocks_error(e: Exception) -> bool:
     return "Corruption" in str(e) or "checksum" in str(e).lower()
 
 
 def encode_version(raw_key: bytes, value: bytes | None) -> bytes:
     body = TOMBSTONE if value is None else _PUT + value
-    return body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
+    plain = body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
+    cipher = _sealing.cipher
+    return plain if cipher is None else cipher.seal(raw_key, plain)
 
 
 def decode_version(raw_key: bytes, raw: bytes) -> bytes | None:
-    """The value (None for a tombstone); raises CorruptData if the checksum fails."""
+    """The value (None for a tombstone); raises CorruptData if the checksum (or, sealed,
+    the authentication tag) fails."""
+    raw = _unseal(raw_key, raw, "version")
     if len(raw) < 5 or raw[:1] not in (_PUT, TOMBSTONE):
         raise CorruptData("version entry malformed", raw_key)
     body = raw[:1] + raw[5:]
@@ -91,6 +137,7 @@ def decode_version(raw_key: bytes, raw: bytes) -> bytes | None:
 
 def check_record(raw_key: bytes, raw: bytes) -> LogRecord:
     """Decode a stored log record and verify its crc and key; raises CorruptData."""
+    raw = _unseal(raw_key, raw, "log record")
     try:
         rec = decode_record(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -129,10 +176,14 @@ def version_key(pg: int, key: bytes, lsn: int) -> bytes:
 
 
 def encode_record(rec: LogRecord) -> bytes:
-    return _rec_enc.encode(rec)
+    """The stored value of a log record (sealed when this process has a cipher)."""
+    plain = _rec_enc.encode(rec)
+    cipher = _sealing.cipher
+    return plain if cipher is None else cipher.seal(log_key(rec.pg, rec.lsn), plain)
 
 
 def decode_record(raw: bytes) -> LogRecord:
+    """The record of an unsealed value (``check_record`` opens sealed ones first)."""
     return _rec_dec.decode(raw)
 
 
@@ -163,12 +214,14 @@ class Batch:
         tail = b"\x00\x00" + _U64.pack(_MAX64 - lsn)
         put = self.wb.put
         crc32, u32 = zlib.crc32, _U32.pack
+        cipher = _sealing.cipher
         for key, value in pairs:
             k = head + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key) + tail
             if value is None:
-                put(k, TOMBSTONE + u32(crc32(TOMBSTONE, crc32(k))))
+                v = TOMBSTONE + u32(crc32(TOMBSTONE, crc32(k)))
             else:
-                put(k, _PUT + u32(crc32(value, crc32(_PUT, crc32(k)))) + value)
+                v = _PUT + u32(crc32(value, crc32(_PUT, crc32(k)))) + value
+            put(k, v if cipher is None else cipher.seal(k, v))
         self.count += len(pairs)
         return len(pairs)
 
@@ -226,6 +279,22 @@ class Store:
         self.db = Rdict(str(path), options=opts)
         self._wopts = WriteOptions()
         self._wopts.sync = False
+
+    def seal_with(self, cipher: EntryCipher) -> bool:
+        """Seal this process's writes under ``cipher`` (``use_cipher``).  A store made
+        encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values;
+        one that already holds unsealed ones (made before encryption) accepts both.
+        Returns True when every value is sealed."""
+        marked = self.db.get(b"Menc") is not None
+        if not marked and self._holds_no_values():
+            self.db.put(b"Menc", b"aes-256-gcm", self._wopts)
+            self.db.flush_wal(True)
+            marked = True
+        use_cipher(cipher, plain_ok=not marked)
+        return marked
+
+    def _holds_no_values(self) -> bool:
+        return all(next(self.iter_raw(lo, hi), None) is None for lo, hi in ((b"L", b"M"), (b"V", b"W")))
 
     # --- writes ----------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
