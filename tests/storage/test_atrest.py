@@ -1,0 +1,168 @@
+"""Encryption at rest on one store, in process (a real RocksDB in a tmp dir): values of log
+records and versions are sealed, open only under their own raw key and data key, and any
+damage is CorruptData -- the same error a failed crc gives, so damage detection is unchanged.
+The whole-cluster checks (no secret in any file, modes, a wrong KEK) are in
+tests/test_secrets_at_rest.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage import atrest
+from storage.atrest import EntryCipher
+from storage.records import PUT, LogRecord
+from storage.store import Batch, CorruptData, Store, check_record, log_key, pg_version_range, use_cipher, version_key
+
+SECRET = b"at-rest-secret-value-7f3a"
+
+
+@pytest.fixture
+def cipher() -> Iterator[EntryCipher]:
+    c = EntryCipher(os.urandom(32))
+    yield c
+    use_cipher(None)  # the process-wide setting goes back to unsealed for other tests
+
+
+def _record(lsn: int, value: bytes) -> LogRecord:
+    return LogRecord(lsn=lsn, pg=0, prev_lsn=lsn - 1, txid=1, kind=PUT, key=b"k%d" % lsn, value=value, epoch=1).sealed()
+
+
+def _files_hold(path: Path, needle: bytes) -> list[str]:
+    return [p.name for p in path.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_sealed_values_round_trip_and_leave_no_plain_text(tmp_path: Path, cipher: EntryCipher) -> None:
+    store = Store(tmp_path / "db")
+    assert store.seal_with(cipher)  # empty: marked encrypted
+    b = Batch()
+    b.put_log(_record(1, SECRET + b"-log"))
+    b.put_version(0, b"k1", 1, SECRET + b"-one")
+    b.put_versions(0, 2, [(b"k2", SECRET + b"-many"), (b"k\x003", None)])
+    store.write(b)
+    rec = check_record(log_key(0, 1), store.get_raw(log_key(0, 1)))
+    assert rec.value == SECRET + b"-log"
+    assert store.read_version(0, b"k1", 5) == (1, SECRET + b"-one")
+    items, done = store.scan_versions(0, b"k", 5, None, 10, deletes=True)
+    assert done and items == [(b"k\x003", 2, None), (b"k1", 1, SECRET + b"-one"), (b"k2", 2, SECRET + b"-many")]
+    for _k, v in store.iter_raw(b"L", b"W"):
+        if _k[:1] in (b"L", b"V"):
+            assert v[:1] == atrest.SEALED and SECRET not in v
+    store.close()  # memtable -> SST, WAL synced
+    assert any(p.suffix == ".sst" for p in (tmp_path / "db").iterdir())
+    assert _files_hold(tmp_path / "db", SECRET) == []
+    # reopened (a new process would install the cipher the same way): still readable
+    store = Store(tmp_path / "db")
+    assert store.seal_with(cipher)
+    assert store.read_version(0, b"k2", 5) == (2, SECRET + b"-many")
+    store.close()
+
+
+def test_damage_a_moved_value_and_another_key_are_corrupt_data(tmp_path: Path, cipher: EntryCipher) -> None:
+    store = Store(tmp_path / "db")
+    store.seal_with(cipher)
+    b = Batch()
+    b.put_version(0, b"a", 1, b"value-a")
+    b.put_version(0, b"b", 1, b"value-b")
+    b.put_log(_record(1, b"log-1"))
+    b.put_log(_record(2, b"log-2"))
+    store.write(b)
+    ka, kb = version_key(0, b"a", 1), version_key(0, b"b", 1)
+    raw_a = store.get_raw(ka)
+
+    # a flipped byte anywhere in the sealed value fails the tag
+    for at in (1, 10, len(raw_a) // 2, len(raw_a) - 1):
+        bad = bytearray(raw_a)
+        bad[at] ^= 0x01
+        fix = Batch()
+        fix.put_raw(ka, bytes(bad))
+        store.write(fix)
+        with pytest.raises(CorruptData) as e:
+            store.read_version(0, b"a", 5)
+        assert e.value.raw_key == ka
+    # a's sealed value moved under b's key: refused (the raw key is the associated data)
+    move = Batch()
+    move.put_raw(kb, raw_a)
+    store.write(move)
+    with pytest.raises(CorruptData):
+        store.read_version(0, b"b", 5)
+    # the same for log records: record 1's value stored at lsn 2
+    mv = Batch()
+    mv.put_raw(log_key(0, 2), store.get_raw(log_key(0, 1)))
+    store.write(mv)
+    with pytest.raises(CorruptData):
+        list(store.iter_log(0, 1))
+    assert [r.lsn for r in store.iter_log(0, 0, 1)] == [1]
+    # an unsealed value on a store made encrypted is damage too, not a silent downgrade
+    plain = Batch()
+    use_cipher(None)
+    plain.put_version(0, b"c", 1, b"value-c")
+    store.seal_with(cipher)
+    store.write(plain)
+    with pytest.raises(CorruptData):
+        store.read_version(0, b"c", 5)
+    # another volume's data key opens nothing
+    use_cipher(EntryCipher(os.urandom(32)))
+    with pytest.raises(CorruptData):
+        check_record(log_key(0, 1), store.get_raw(log_key(0, 1)))
+    store.close_damaged()
+
+
+def test_a_store_from_before_encryption_stays_readable(tmp_path: Path, cipher: EntryCipher) -> None:
+    store = Store(tmp_path / "db")
+    old = Batch()
+    old.put_version(0, b"old", 1, b"unsealed")  # written by a version without encryption
+    store.write(old)
+    assert not store.seal_with(cipher)  # holds values already: not marked, both forms read
+    new = Batch()
+    new.put_version(0, b"new", 2, b"sealed")
+    new.put_log(_record(3, b"v"))
+    store.write(new)
+    assert store.read_version(0, b"old", 5) == (1, b"unsealed")
+    assert store.read_version(0, b"new", 5) == (2, b"sealed")
+    lo, hi = pg_version_range(0)
+    kinds = sorted(v[:1] for _k, v in store.iter_raw(lo, hi))
+    assert kinds == [atrest.SEALED, b"P"]
+    store.close()
+
+
+def test_kek_wraps_the_data_key_and_a_wrong_kek_is_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(atrest.KEK_ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    path = atrest.ensure_default_kek()
+    assert path == tmp_path / "config" / "borealis" / "kek"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert atrest.ensure_default_kek() == path  # kept, not replaced
+    kek = atrest.load_kek(None)
+    wrapped = atrest.new_wrapped_dek(kek)
+    dek = atrest.unwrap_dek(kek, wrapped)
+    assert len(dek) == 32 and dek not in wrapped.encode()
+    with pytest.raises(atrest.WrongKek, match="does not unwrap"):
+        atrest.unwrap_dek(os.urandom(32), wrapped)
+    # BOREALIS_KEK (hex or base64) comes before any file
+    import base64
+
+    other = os.urandom(32)
+    monkeypatch.setenv(atrest.KEK_ENV, base64.b64encode(other).decode())
+    assert atrest.load_kek(path) == other
+    monkeypatch.setenv(atrest.KEK_ENV, other.hex())
+    assert atrest.load_kek(path) == other
+    monkeypatch.setenv(atrest.KEK_ENV, "not a key")
+    with pytest.raises(atrest.KeyUnavailable, match="not a 256-bit key"):
+        atrest.load_kek(path)
+    monkeypatch.delenv(atrest.KEK_ENV)
+    with pytest.raises(atrest.KeyUnavailable, match="cannot read"):
+        atrest.load_kek(tmp_path / "missing")
+
+
+def test_subkeys_rotate_and_every_subkey_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(atrest, "SUBKEY_LIMIT", 3)
+    dek = os.urandom(32)
+    writer, reader = EntryCipher(dek), EntryCipher(dek)  # two processes of one volume
+    sealed = [writer.seal(b"key%d" % i, b"v%d" % i) for i in range(7)]
+    salts = {s[1:9] for s in sealed}
+    assert len(salts) == 3  # a new subkey every 3 seals
+    assert [reader.open(b"key%d" % i, s) for i, s in enumerate(sealed)] == [b"v%d" % i for i in range(7)]
