@@ -18,11 +18,14 @@ to another key fails to open.  A sealed value is::
     b"E" + salt (8 bytes) + nonce (12 bytes) + ciphertext + tag (16 bytes)
 
 ``salt`` names a subkey, HKDF-SHA256(DEK, salt): each process seals under a subkey of its
-own, with a fresh random salt, and takes a new one after ``SUBKEY_LIMIT`` seals, so no
-AES-GCM key ever sees more than 2**30 random nonces (a nonce repeat stays below 2**-37 per
-subkey) however long the volume lives and however many nodes write it.  Every node can open
-every node's entries (peers copy raw entries to each other), as all subkeys come from the
-one DEK.
+own (a fresh random salt) and numbers its nonces with a counter that starts at a random
+96-bit value; after ``SUBKEY_LIMIT`` seals it takes a new subkey.  So no (key, nonce) pair
+is ever used twice -- that would need two processes to draw the same 64-bit salt *and*
+overlapping 2**32-long stretches of a 2**96 counter space -- however long the volume lives
+and however many nodes write it; a random nonce per entry would reach GCM's 2**32-message
+bound under one key within hours on a busy volume, and costs a getrandom call per entry.
+Every node can open every node's entries (peers copy raw entries to each other), as all
+subkeys come from the one DEK.
 
 This module knows nothing of RocksDB; ``storage.store`` applies it to entries.
 """
@@ -44,7 +47,8 @@ KEK_ENV = "BOREALIS_KEK"
 SEALED = b"E"
 _SALT, _NONCE, _TAG = 8, 12, 16
 OVERHEAD = 1 + _SALT + _NONCE + _TAG
-SUBKEY_LIMIT = 1 << 30
+SUBKEY_LIMIT = 1 << 32
+_NONCE_SPACE = 1 << 96
 _INFO = b"borealis entry v1"
 _MAX_SUBKEYS = 4096  # opened subkeys kept (one per node process that ever wrote the volume)
 
@@ -142,7 +146,7 @@ class EntryCipher:
         self._open: dict[bytes, AESGCM] = {}
         self._salt = b""
         self._aead: AESGCM | None = None
-        self._left = 0
+        self._next = self._end = 0  # counter of the next nonce; a new subkey at _end
 
     def _subkey(self, salt: bytes) -> AESGCM:
         aead = self._open.get(salt)
@@ -153,13 +157,19 @@ class EntryCipher:
             aead = self._open[salt] = AESGCM(key)
         return aead
 
+    def _new_subkey(self) -> None:
+        self._salt = os.urandom(_SALT)
+        self._aead = self._subkey(self._salt)
+        self._next = int.from_bytes(os.urandom(_NONCE), "big")
+        self._end = self._next + SUBKEY_LIMIT
+
     def seal(self, aad: bytes, plain: bytes) -> bytes:
-        if self._left <= 0:
-            self._salt = os.urandom(_SALT)
-            self._aead = self._subkey(self._salt)
-            self._left = SUBKEY_LIMIT
-        self._left -= 1
-        nonce = os.urandom(_NONCE)
+        n = self._next
+        if n >= self._end:
+            self._new_subkey()
+            n = self._next
+        self._next = n + 1
+        nonce = (n % _NONCE_SPACE).to_bytes(_NONCE, "big")
         return SEALED + self._salt + nonce + self._aead.encrypt(nonce, plain, aad)  # type: ignore[union-attr]
 
     def open(self, aad: bytes, sealed: bytes) -> bytes:

@@ -165,4 +165,6 @@ def test_subkeys_rotate_and_every_subkey_opens(monkeypatch: pytest.MonkeyPatch) 
     sealed = [writer.seal(b"key%d" % i, b"v%d" % i) for i in range(7)]
     salts = {s[1:9] for s in sealed}
     assert len(salts) == 3  # a new subkey every 3 seals
+    nonces = [s[1:21] for s in sealed]  # (salt, nonce): never the same twice
+    assert len(set(nonces)) == len(nonces)
     assert [reader.open(b"key%d" % i, s) for i, s in enumerate(sealed)] == [b"v%d" % i for i in range(7)]
