@@ -672,13 +672,17 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
     return float(raw_conf.get(field, default))
 
 
-def _sealed_store(path: Path, cipher: EntryCipher | None) -> Store:
+def _open_store_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
+                     cipher: EntryCipher | None) -> StorageNode:
     store = Store(path)
-    if cipher is not None:
-        if not store.seal_with(cipher):
+    try:
+        if cipher is not None and not store.seal_with(cipher):
             log.warning("store_partly_unencrypted", path=str(path),
                         detail="values written before encryption at rest stay readable unencrypted")
-    return store
+        return StorageNode(name, az, n_pgs, store, retention_seconds=retention)
+    except BaseException:
+        store.close_damaged()  # releases RocksDB's lock, so the path can be moved aside and reopened
+        raise
 
 
 def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
@@ -687,14 +691,14 @@ def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
     open (or replay) is moved aside and the node starts empty (gossip refills it from its
     peers)."""
     try:
-        return StorageNode(name, az, n_pgs, _sealed_store(path, cipher), retention_seconds=retention)
+        return _open_store_node(path, name, az, n_pgs, retention, cipher)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
             raise
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
         log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
         os.replace(path, aside)
-        return StorageNode(name, az, n_pgs, _sealed_store(path, cipher), retention_seconds=retention)
+        return _open_store_node(path, name, az, n_pgs, retention, cipher)
 
 
 class StartRefused(Exception):

@@ -284,12 +284,16 @@ class Store:
         """Seal this process's writes under ``cipher`` (``use_cipher``).  A store made
         encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values;
         one that already holds unsealed ones (made before encryption) accepts both.
-        Returns True when every value is sealed."""
-        marked = self.db.get(b"Menc") is not None
-        if not marked and self._holds_no_values():
-            self.db.put(b"Menc", b"aes-256-gcm", self._wopts)
-            self.db.flush_wal(True)
-            marked = True
+        Returns True when every value is sealed.  Damage met while finding out (the scrubber
+        repairs it later) accepts both forms meanwhile: unsealed values still pass their crc."""
+        try:
+            marked = self.get_raw(b"Menc") is not None
+            if not marked and self._holds_no_values():
+                self.db.put(b"Menc", b"aes-256-gcm", self._wopts)
+                self.db.flush_wal(True)
+                marked = True
+        except CorruptData:
+            marked = False
         use_cipher(cipher, plain_ok=not marked)
         return marked
 

@@ -172,8 +172,10 @@ def test_rocksdb_block_corruption_rebuilds_the_node_from_peers(nodes) -> None:  
     async def go() -> None:
         c = ns.client("s1")
         res = await c.scrub()
-        # Either RocksDB refused a block (rebuild) or entries vanished (chain check).
-        assert res.rebuilt or res.corrupt > 0, res
+        # Either RocksDB refused a block at open (the store moved aside, refilled by gossip),
+        # or later (rebuild), or entries vanished (chain check): which depends on where the
+        # flipped bytes fall in the SST's layout.
+        assert "store_unopenable_moved_aside" in ns.log("s1") or res.rebuilt or res.corrupt > 0, res
         await wait_for(lambda: _reads(c, b"k250", 300, b"value-250"), timeout=20)
         assert (await c.state()).scl[1] == 300
         c.close()
