@@ -61,6 +61,10 @@ class WrongKek(KeyUnavailable):
     """The KEK does not unwrap the volume's data key: it is not the KEK the volume was made with."""
 
 
+class WrongDataKey(KeyUnavailable):
+    """A store's data was sealed under another data key than the one this process has."""
+
+
 class Unopenable(Exception):
     """A sealed value fails to open (damaged, moved to another key, or another volume's)."""
 

@@ -790,7 +790,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
-    except StartRefused as e:
+    except (StartRefused, atrest.KeyUnavailable) as e:
         log.error("node_refused_to_start", reason=str(e))
         sys.exit(f"storage node {args.name}: {e}")
 

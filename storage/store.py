@@ -23,7 +23,8 @@ This is the only module that imports rocksdict.  One database per node, raw byte
   floor itself is kept as the base of the chain), ``hist`` -> msgpack list of
   ``[unix_time, vdl_hint]`` samples (maps the retention window to an LSN), ``rt`` + pg
   (4B BE) + lsn (8B BE) -> key prefix: a materialised DELETE_PREFIX record (range
-  tombstone) that GC has not applied yet (``storage.gc``).
+  tombstone) that GC has not applied yet (``storage.gc``), ``enc`` -> the mark of a store
+  whose values are all sealed, itself sealed under the data key (:meth:`Store.seal_with`).
 
 Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own block
 checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
@@ -51,7 +52,7 @@ from pathlib import Path
 import msgspec
 from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
-from storage.atrest import SEALED, EntryCipher, Unopenable
+from storage.atrest import SEALED, EntryCipher, Unopenable, WrongDataKey
 from storage.records import LogRecord
 
 _U32 = struct.Struct(">I")
@@ -63,6 +64,7 @@ _trunc_dec = msgspec.msgpack.Decoder(list[tuple[int, int, int]])
 
 TOMBSTONE = b"D"
 _PUT = b"P"
+_ENC_MARK, _ENC_MARK_TEXT = b"Menc", b"aes-256-gcm"  # see Store.seal_with
 _hist_dec = msgspec.msgpack.Decoder(list[tuple[float, int]])
 
 
@@ -285,13 +287,25 @@ class Store:
         encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values;
         one that already holds unsealed ones (made before encryption) accepts both.
         Returns True when every value is sealed.  Damage met while finding out (the scrubber
-        repairs it later) accepts both forms meanwhile: unsealed values still pass their crc."""
+        repairs it later) accepts both forms meanwhile: unsealed values still pass their crc.
+
+        The mark is itself a value sealed under the data key: a store sealed under another
+        data key (a cluster.json whose key was replaced) raises WrongDataKey here, at open,
+        instead of every read finding "damage" that no repair can fix."""
         try:
-            marked = self.get_raw(b"Menc") is not None
-            if not marked and self._holds_no_values():
-                self.db.put(b"Menc", b"aes-256-gcm", self._wopts)
+            mark = self.get_raw(_ENC_MARK)
+            if mark is None and self._holds_no_values():
+                self.db.put(_ENC_MARK, cipher.seal(_ENC_MARK, _ENC_MARK_TEXT), self._wopts)
                 self.db.flush_wal(True)
-                marked = True
+            elif mark is not None:
+                try:
+                    if cipher.open(_ENC_MARK, mark) != _ENC_MARK_TEXT:
+                        raise Unopenable("unexpected mark")
+                except Unopenable:
+                    raise WrongDataKey(
+                        f"{self.path} was encrypted under another data key than cluster.json's "
+                        "(was cluster.json's encryption.wrapped_dek replaced?)") from None
+            marked = self.get_raw(_ENC_MARK) is not None
         except CorruptData:
             marked = False
         use_cipher(cipher, plain_ok=not marked)

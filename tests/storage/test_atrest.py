@@ -111,6 +111,21 @@ def test_damage_a_moved_value_and_another_key_are_corrupt_data(tmp_path: Path, c
     store.close_damaged()
 
 
+def test_a_store_sealed_under_another_data_key_refuses_to_open(tmp_path: Path, cipher: EntryCipher) -> None:
+    store = Store(tmp_path / "db")
+    assert store.seal_with(cipher)
+    b = Batch()
+    b.put_version(0, b"a", 1, b"value-a")
+    store.write(b)
+    store.close()
+    store = Store(tmp_path / "db")
+    with pytest.raises(atrest.WrongDataKey, match="another data key"):
+        store.seal_with(EntryCipher(os.urandom(32)))
+    assert store.seal_with(cipher)  # the right key still opens it
+    assert store.read_version(0, b"a", 1) == (1, b"value-a")
+    store.close()
+
+
 def test_a_store_from_before_encryption_stays_readable(tmp_path: Path, cipher: EntryCipher) -> None:
     store = Store(tmp_path / "db")
     old = Batch()
