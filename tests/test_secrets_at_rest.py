@@ -6,8 +6,8 @@ after a storage node is stopped (its memtable flushed to SST files) and after th
 cluster is stopped, no file anywhere in the data directory -- SST, WAL, MANIFEST, every
 part's log, cluster.json, pid files, TLS files -- holds the secret or the password, and
 every file is the owner's only (0600, directories 0700).  A storage node given another
-key-encryption key refuses to start and says why; with the right one the data reads back
-exactly.  An old cluster.json holding the clear-text password is converted.
+key-encryption key, or another data key, refuses to start and says why; with the right ones
+the data reads back exactly.  An old cluster.json holding the clear-text password is converted.
 """
 
 from __future__ import annotations
@@ -114,6 +114,15 @@ def test_no_secret_on_disk_owner_only_modes_and_wrong_kek(make_cluster, monkeypa
         c.launcher.start(["s2"], timeout=60)
     assert "does not unwrap this volume's data key" in c.launcher.tail("s2")
     monkeypatch.delenv(atrest.KEK_ENV)
+    # the right KEK but another data key in cluster.json: the node's store says it is not its key
+    with c.launcher.editing() as edited:
+        good = dict(edited.encryption)
+        edited.encryption = {**good, "wrapped_dek": atrest.new_wrapped_dek(atrest.load_kek(good["kek_file"]))}
+    with pytest.raises(LaunchError, match="s2 exited during start-up"):
+        c.launcher.start(["s2"], timeout=60)
+    assert "encrypted under another data key" in c.launcher.tail("s2")
+    with c.launcher.editing() as edited:
+        edited.encryption = good
 
     # with the right KEK every value reads back exactly (versions and log from SST files)
     c.start(None)
