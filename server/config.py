@@ -12,6 +12,7 @@
       "password_verifier": null,  # SCRAM-SHA-256 verifier of the bootstrap superuser's
                                   # password (never the password); null = trust on loopback
       "encryption": {"wrapped_dek": "...",   # the volume's data key, wrapped by the KEK
+                     "from_creation": true,  # no unsealed value ever (false: an older volume)
                      "kek_file": "/path"},   # optional: where the KEK is (storage.atrest)
       "ccm": false,               # cluster cache management (server.ccm); optional
       "autoscale": {...},         # replica auto-scaling policy (server.autoscale); optional

@@ -96,9 +96,11 @@ def secure_tree(root: Path) -> None:
     os.chmod(root, 0o700)
 
 
-def new_encryption(kek_file: str | Path | None) -> dict:
+def new_encryption(kek_file: str | Path | None, from_creation: bool = True) -> dict:
     """cluster.json's ``encryption``: a fresh data key wrapped by the KEK (see the module
-    docstring for where the KEK comes from); LaunchError if it cannot be read."""
+    docstring for where the KEK comes from); LaunchError if it cannot be read.
+    ``from_creation``: a new volume, so storage may refuse any unsealed value as damage
+    (False for a volume made before encryption, whose old values stay unsealed)."""
     from storage import atrest
 
     path = Path(kek_file).expanduser().resolve() if kek_file else None
@@ -108,7 +110,7 @@ def new_encryption(kek_file: str | Path | None) -> dict:
         kek = atrest.load_kek(path)
     except atrest.KeyUnavailable as e:
         raise LaunchError(str(e)) from None
-    enc = {"wrapped_dek": atrest.new_wrapped_dek(kek)}
+    enc: dict = {"wrapped_dek": atrest.new_wrapped_dek(kek), "from_creation": from_creation}
     if path is not None:
         enc["kek_file"] = str(path)
     return enc
@@ -366,7 +368,7 @@ class Cluster:
         if "password" in raw or not (raw.get("encryption") or {}).get("wrapped_dek"):
             with self.editing() as conf:  # the save drops "password" (ClusterConf keeps the verifier)
                 if not (conf.encryption or {}).get("wrapped_dek"):
-                    conf.encryption = new_encryption(None)
+                    conf.encryption = new_encryption(None, from_creation=False)
 
     def _start(self, names: list[str] | None, timeout: float) -> list[str]:
         self._upgrade()

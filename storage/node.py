@@ -673,10 +673,10 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
 
 
 def _open_store_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
-                     cipher: EntryCipher | None) -> StorageNode:
+                     cipher: EntryCipher | None, strict: bool) -> StorageNode:
     store = Store(path)
     try:
-        if cipher is not None and not store.seal_with(cipher):
+        if cipher is not None and not store.seal_with(cipher, strict):
             log.warning("store_partly_unencrypted", path=str(path),
                         detail="values written before encryption at rest stay readable unencrypted")
         return StorageNode(name, az, n_pgs, store, retention_seconds=retention)
@@ -686,19 +686,19 @@ def _open_store_node(path: Path, name: str, az: str, n_pgs: int, retention: floa
 
 
 def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
-              cipher: EntryCipher | None = None) -> StorageNode:
-    """Open the node's store (its values sealed under ``cipher``); one RocksDB cannot even
-    open (or replay) is moved aside and the node starts empty (gossip refills it from its
-    peers)."""
+              cipher: EntryCipher | None = None, strict: bool = True) -> StorageNode:
+    """Open the node's store (its values sealed under ``cipher``; ``strict``: the volume was
+    encrypted from its creation, see ``Store.seal_with``); one RocksDB cannot even open (or
+    replay) is moved aside and the node starts empty (gossip refills it from its peers)."""
     try:
-        return _open_store_node(path, name, az, n_pgs, retention, cipher)
+        return _open_store_node(path, name, az, n_pgs, retention, cipher, strict)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
             raise
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time() * 1000)}")
         log.error("store_unopenable_moved_aside", error=str(e), moved_aside=str(aside))
         os.replace(path, aside)
-        return _open_store_node(path, name, az, n_pgs, retention, cipher)
+        return _open_store_node(path, name, az, n_pgs, retention, cipher, strict)
 
 
 class StartRefused(Exception):
@@ -735,7 +735,8 @@ async def serve(
     scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
     cipher = volume_cipher(raw_conf)
-    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention, cipher)
+    strict = bool(raw_conf["encryption"].get("from_creation"))
+    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention, cipher, strict)
     peer_set = PeerSet(data_dir, name)
     peers = peer_set.peers
     node.peers = peers

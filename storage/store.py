@@ -33,9 +33,10 @@ Encryption at rest: once a node process calls :func:`use_cipher` (``storage.node
 start, with the volume's data key), the values of ``L`` and ``V`` entries are stored sealed
 by ``storage.atrest.EntryCipher`` (AES-GCM, the raw key as associated data) around the forms
 above; a value that fails to open is :class:`CorruptData`, like a failed crc.  Keys and
-``M`` entries stay as they are (docs/security.md says what that leaves readable).  A store
-written before encryption existed keeps its unsealed values readable (``plain_ok``); on a
-store made encrypted an unsealed value is damage.
+``M`` entries stay as they are (docs/security.md says what that leaves readable).  On a
+volume encrypted from its creation an unsealed value is damage; a volume that existed
+before encryption keeps its unsealed values readable (``plain_ok``), also when peers copy
+them to a rebuilt node.
 
 Writes go through :class:`Batch` and :meth:`Store.write` unsynced (WAL on, no fsync);
 durability comes from :meth:`Store.flush_wal`, one fsync shared by every write of an
@@ -282,11 +283,12 @@ class Store:
         self._wopts = WriteOptions()
         self._wopts.sync = False
 
-    def seal_with(self, cipher: EntryCipher) -> bool:
+    def seal_with(self, cipher: EntryCipher, strict: bool = True) -> bool:
         """Seal this process's writes under ``cipher`` (``use_cipher``).  A store made
-        encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values;
-        one that already holds unsealed ones (made before encryption) accepts both.
-        Returns True when every value is sealed.  Damage met while finding out (the scrubber
+        encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values
+        when ``strict`` (a volume encrypted from its creation: no node or peer holds an
+        unsealed value); one that already holds unsealed ones (made before encryption), or
+        on a volume that had some, accepts both.  Returns True when the store is marked.  Damage met while finding out (the scrubber
         repairs it later) accepts both forms meanwhile: unsealed values still pass their crc.
 
         The mark is itself a value sealed under the data key: a store sealed under another
@@ -308,7 +310,7 @@ class Store:
             marked = self.get_raw(_ENC_MARK) is not None
         except CorruptData:
             marked = False
-        use_cipher(cipher, plain_ok=not marked)
+        use_cipher(cipher, plain_ok=not (marked and strict))
         return marked
 
     def _holds_no_values(self) -> bool:

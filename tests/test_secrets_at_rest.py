@@ -78,6 +78,7 @@ def test_no_secret_on_disk_owner_only_modes_and_wrong_kek(make_cluster, monkeypa
     conf = json.loads((data / "cluster.json").read_text())
     assert "password" not in conf and conf["password_verifier"].startswith("SCRAM-SHA-256$")
     assert conf["encryption"]["wrapped_dek"] and not Path(conf["encryption"]["kek_file"]).is_relative_to(data)
+    assert conf["encryption"]["from_creation"] is True  # storage refuses any unsealed value
 
     with psycopg.connect(_dsn(c), autocommit=True) as conn:
         conn.execute("CREATE TABLE sec (id int PRIMARY KEY, v text)")
@@ -154,5 +155,6 @@ def test_an_old_cluster_json_and_loose_modes_are_upgraded(tmp_path: Path, monkey
     conf = ClusterConf.load(c.data_dir)
     assert conf.password_matches("old-clear-text-pw") and not conf.password_matches("other")
     assert atrest.unwrap_dek(atrest.load_kek(None), conf.encryption["wrapped_dek"])  # the default KEK, made now
+    assert conf.encryption["from_creation"] is False  # its nodes may hold unsealed values
     assert (tmp_path / "config" / "borealis" / "kek").stat().st_mode & 0o777 == 0o600
     assert _loose_modes(c.data_dir) == []

@@ -139,9 +139,18 @@ def test_a_store_from_before_encryption_stays_readable(tmp_path: Path, cipher: E
     assert store.read_version(0, b"old", 5) == (1, b"unsealed")
     assert store.read_version(0, b"new", 5) == (2, b"sealed")
     lo, hi = pg_version_range(0)
-    kinds = sorted(v[:1] for _k, v in store.iter_raw(lo, hi))
+    store_values = list(store.iter_raw(lo, hi))
+    kinds = sorted(v[:1] for _k, v in store_values)
     assert kinds == [atrest.SEALED, b"P"]
     store.close()
+    # a node of such a volume rebuilt from empty takes its peers' unsealed copies (not strict)
+    empty = Store(tmp_path / "rebuilt")
+    assert empty.seal_with(cipher, strict=False)
+    copy = Batch()
+    copy.put_raw(version_key(0, b"old", 1), dict(store_values)[version_key(0, b"old", 1)])
+    empty.write(copy)
+    assert empty.read_version(0, b"old", 5) == (1, b"unsealed")
+    empty.close()
 
 
 def test_kek_wraps_the_data_key_and_a_wrong_kek_is_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
