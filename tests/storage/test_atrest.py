@@ -192,3 +192,19 @@ def test_subkeys_rotate_and_every_subkey_opens(monkeypatch: pytest.MonkeyPatch) 
     nonces = [s[1:21] for s in sealed]  # (salt, nonce): never the same twice
     assert len(set(nonces)) == len(nonces)
     assert [reader.open(b"key%d" % i, s) for i, s in enumerate(sealed)] == [b"v%d" % i for i in range(7)]
+
+
+def test_bench_atrest_reports_every_figure() -> None:
+    """``python -m bench.atrest`` end to end, tiny: every figure, both modes, JSON."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-m", "bench.atrest", "--n", "200", "--node", "30", "--json"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    figs = json.loads(p.stdout)["us_per_entry"]
+    ops = {"version_write", "version_write_bulk", "version_read", "record_write", "record_read", "node_append_cpu"}
+    assert set(figs) == {"plain", "sealed"} and all(set(f) == ops for f in figs.values())
+    assert all(v > 0 for f in figs.values() for v in f.values())
