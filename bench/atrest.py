@@ -23,7 +23,9 @@ from collections.abc import Callable
 
 from storage.atrest import EntryCipher
 from storage.records import PUT, LogRecord
-from storage.store import Batch, check_record, decode_version, encode_record, encode_version, log_key, use_cipher, version_key
+from storage.store import (
+    Batch, check_record, decode_version, encode_record, encode_version, log_key, use_cipher, version_key,
+)
 
 
 def _per_entry(fn: Callable[[], object], entries: int, repeat: int = 5) -> float:

@@ -63,7 +63,8 @@ ITERATIONS = 4096
 @dataclass(frozen=True)
 class UserSecret:
     """What the server knows of one user's password: the plain text (only a server started
-    with ``password=``, as tests do; clusters keep verifiers only) and/or a SCRAM verifier (salt, StoredKey, ServerKey, iterations)."""
+    with ``password=``, as tests do; clusters keep verifiers only) and/or a SCRAM verifier
+    (salt, StoredKey, ServerKey, iterations)."""
 
     password: str | None = field(default=None, repr=False)
     scram: tuple | None = field(default=None, repr=False)

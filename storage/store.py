@@ -288,8 +288,9 @@ class Store:
         encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values
         when ``strict`` (a volume encrypted from its creation: no node or peer holds an
         unsealed value); one that already holds unsealed ones (made before encryption), or
-        on a volume that had some, accepts both.  Returns True when the store is marked.  Damage met while finding out (the scrubber
-        repairs it later) accepts both forms meanwhile: unsealed values still pass their crc.
+        on a volume that had some, accepts both.  Returns True when the store is marked.
+        Damage met while finding out (the scrubber repairs it later) accepts both forms
+        meanwhile: unsealed values still pass their crc.
 
         The mark is itself a value sealed under the data key: a store sealed under another
         data key (a cluster.json whose key was replaced) raises WrongDataKey here, at open,
