@@ -282,6 +282,17 @@ class Store:
         self.db = Rdict(str(path), options=opts)
         self._wopts = WriteOptions()
         self._wopts.sync = False
+        if _sealing.cipher is not None:  # a store made afresh by a sealing process (scrub's rebuild)
+            self._mark_if_empty(_sealing.cipher)
+
+    def _mark_if_empty(self, cipher: EntryCipher) -> None:
+        """Mark a store that holds no value yet as encrypted (``seal_with``)."""
+        try:
+            if self.get_raw(_ENC_MARK) is None and self._holds_no_values():
+                self.db.put(_ENC_MARK, cipher.seal(_ENC_MARK, _ENC_MARK_TEXT), self._wopts)
+                self.db.flush_wal(True)
+        except CorruptData:
+            pass
 
     def seal_with(self, cipher: EntryCipher, strict: bool = True) -> bool:
         """Seal this process's writes under ``cipher`` (``use_cipher``).  A store made
@@ -297,10 +308,9 @@ class Store:
         instead of every read finding "damage" that no repair can fix."""
         try:
             mark = self.get_raw(_ENC_MARK)
-            if mark is None and self._holds_no_values():
-                self.db.put(_ENC_MARK, cipher.seal(_ENC_MARK, _ENC_MARK_TEXT), self._wopts)
-                self.db.flush_wal(True)
-            elif mark is not None:
+            if mark is None:
+                self._mark_if_empty(cipher)
+            else:
                 try:
                     if cipher.open(_ENC_MARK, mark) != _ENC_MARK_TEXT:
                         raise Unopenable("unexpected mark")

@@ -111,6 +111,23 @@ def test_damage_a_moved_value_and_another_key_are_corrupt_data(tmp_path: Path, c
     store.close_damaged()
 
 
+def test_a_store_made_afresh_by_a_sealing_process_is_marked(tmp_path: Path, cipher: EntryCipher) -> None:
+    """What the scrubber's rebuild does: a new empty store while the process seals."""
+    first = Store(tmp_path / "a")
+    first.seal_with(cipher)
+    fresh = Store(tmp_path / "b")  # marked at once: a restart finds it encrypted
+    b = Batch()
+    b.put_version(0, b"k", 1, b"v")
+    fresh.write(b)
+    fresh.close()
+    again = Store(tmp_path / "b")
+    assert again.seal_with(cipher)
+    with pytest.raises(atrest.WrongDataKey):
+        again.seal_with(EntryCipher(os.urandom(32)))
+    again.close()
+    first.close()
+
+
 def test_a_store_sealed_under_another_data_key_refuses_to_open(tmp_path: Path, cipher: EntryCipher) -> None:
     store = Store(tmp_path / "db")
     assert store.seal_with(cipher)
