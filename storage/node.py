@@ -31,6 +31,10 @@ damaged entry (or a RocksDB block that fails RocksDB's own checksum) answers
 ``Error("corrupt")`` -- never the damaged bytes -- and wakes the scrubber, which repairs
 from the local log or from peers.  Retention: reads at any LSN inside the retention
 window stay possible; below the PG's GC floor they answer ``too_old`` (``storage.gc``).
+Encryption at rest: at start the node unwraps the volume's data key (``encryption`` in
+cluster.json) with the key-encryption key (``storage.atrest``) and seals every value it
+writes; a wrong key, or a store sealed under another data key, refuses the start
+(``node_refused_to_start``, exit code 1).  The process runs with umask 077.
 Restart: the SCL of each PG is checkpointed (``Mscl``) after WAL fsyncs, so a restart
 replays only the log above the checkpoint.
 
