@@ -3,6 +3,7 @@
     borealis up      [--data-dir DIR] [--port N] [--readers K] [--pgs P] [--password PW] [--detach]
                      [--ccm/--no-ccm] [--kek-file PATH]
     borealis down    [--data-dir DIR]
+    borealis rekey   --kek-file PATH [--data-dir DIR]
     borealis status  [--data-dir DIR] [--json]
     borealis storage  stop|start NAME [--data-dir DIR]
     borealis instance stop|start NAME [--data-dir DIR]
@@ -148,6 +149,22 @@ def _foreground(c: Cluster) -> None:
         typer.echo("\nstopping")
         stopped = c.stop_all()
         typer.echo(f"stopped {', '.join(stopped) or 'nothing'}")
+
+
+@app.command()
+def rekey(
+    data_dir: Path = DataDir,
+    kek_file: Path = typer.Option(..., "--kek-file", help="The new key-encryption key (hex or base64, 256 bits)."),
+) -> None:
+    """Wrap the volume's data key by a new key-encryption key (nothing is re-encrypted)."""
+    c = _cluster(data_dir)
+    try:
+        c.rekey(kek_file)
+    except LaunchError as e:
+        _fail(str(e))
+    typer.echo(f"the data key is now wrapped by {kek_file.expanduser().resolve()}")
+    if os.environ.get("BOREALIS_KEK"):
+        typer.echo("borealis: unset BOREALIS_KEK: it would take precedence over the new key file", err=True)
 
 
 @app.command()

@@ -90,7 +90,8 @@ class ClusterConf:
     ccm: bool = False
     # replica auto-scaling policy, server.autoscale.AutoscalePolicy as a dict; None = off
     autoscale: dict | None = None
-    # encryption at rest (storage.atrest): {"wrapped_dek": base64, "kek_file": path (optional)}
+    # encryption at rest (storage.atrest): {"wrapped_dek": base64, "from_creation": bool,
+    # "kek_file": path (optional)}
     encryption: dict | None = None
 
     # --- lookups -------------------------------------------------------------------

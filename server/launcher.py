@@ -418,6 +418,27 @@ class Cluster:
             conf = self.conf
         return conf
 
+    def rekey(self, new_kek_file: str | Path) -> None:
+        """Wrap the volume's data key by the KEK in ``new_kek_file`` instead of the current
+        one (``BOREALIS_KEK``, the recorded file or the default, as the parts find it), and
+        record that file.  Nothing stored is re-encrypted: running parts keep working, and
+        every part started afterwards needs the new KEK (unset ``BOREALIS_KEK``)."""
+        from storage import atrest
+
+        new_path = Path(new_kek_file).expanduser().resolve()
+        try:
+            new_kek = atrest.load_kek_file(new_path)
+            with private_files(), self.editing() as conf:
+                enc = dict(conf.encryption or {})
+                if not enc.get("wrapped_dek"):
+                    raise LaunchError("this cluster has no data key yet (start it once with `borealis up`)")
+                dek = atrest.unwrap_dek(atrest.load_kek(enc.get("kek_file")), enc["wrapped_dek"])
+                enc["wrapped_dek"] = atrest.wrap_dek(new_kek, dek)
+                enc["kek_file"] = str(new_path)
+                conf.encryption = enc
+        except atrest.KeyUnavailable as e:
+            raise LaunchError(str(e)) from None
+
     # --- changing the layout of a running cluster -------------------------------------
     @contextlib.contextmanager
     def editing(self) -> Iterator[ClusterConf]:

@@ -120,7 +120,10 @@ def load_kek(kek_file: str | Path | None) -> bytes:
     env = os.environ.get(KEK_ENV)
     if env:
         return parse_key(env, f"${KEK_ENV}")
-    path = Path(kek_file) if kek_file else default_kek_path()
+    return load_kek_file(Path(kek_file) if kek_file else default_kek_path())
+
+
+def load_kek_file(path: Path) -> bytes:
     try:
         text = path.read_text()
     except OSError as e:
@@ -130,7 +133,11 @@ def load_kek(kek_file: str | Path | None) -> bytes:
 
 def new_wrapped_dek(kek: bytes) -> str:
     """A fresh data key, wrapped by ``kek`` (base64 text for cluster.json)."""
-    return base64.b64encode(aes_key_wrap(kek, AESGCM.generate_key(256))).decode()
+    return wrap_dek(kek, AESGCM.generate_key(256))
+
+
+def wrap_dek(kek: bytes, dek: bytes) -> str:
+    return base64.b64encode(aes_key_wrap(kek, dek)).decode()
 
 
 def unwrap_dek(kek: bytes, wrapped: str) -> bytes:

@@ -6,8 +6,8 @@ after a storage node is stopped (its memtable flushed to SST files) and after th
 cluster is stopped, no file anywhere in the data directory -- SST, WAL, MANIFEST, every
 part's log, cluster.json, pid files, TLS files -- holds the secret or the password, and
 every file is the owner's only (0600, directories 0700).  A storage node given another
-key-encryption key, or another data key, refuses to start and says why; with the right ones
-the data reads back exactly.  An old cluster.json holding the clear-text password is converted.
+key-encryption key, or another data key, refuses to start and says why; `borealis rekey`
+wraps the data key by a new KEK; with the right keys the data reads back exactly.  An old cluster.json holding the clear-text password is converted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from cluster import ClusterHandle, fresh_kek_file, wait_for
+from cluster import ClusterHandle, borealis_cli, fresh_kek_file, wait_for
 from server.config import ClusterConf
 from server.launcher import Cluster, LaunchError
 from storage import atrest
@@ -124,6 +124,18 @@ def test_no_secret_on_disk_owner_only_modes_and_wrong_kek(make_cluster, monkeypa
     assert "encrypted under another data key" in c.launcher.tail("s2")
     with c.launcher.editing() as edited:
         edited.encryption = good
+
+    # a new KEK: the data key is rewrapped (nothing re-encrypted); the old KEK no longer opens it
+    old_kek = atrest.load_kek(good["kek_file"])
+    new_kek_file = fresh_kek_file(data.parent / "rotated")
+    out = borealis_cli(data, "rekey", "--kek-file", str(new_kek_file))
+    assert "wrapped by" in out
+    rotated = ClusterConf.load(data).encryption
+    assert rotated["kek_file"] == str(new_kek_file) and rotated["wrapped_dek"] != good["wrapped_dek"]
+    with pytest.raises(atrest.WrongKek):
+        atrest.unwrap_dek(old_kek, rotated["wrapped_dek"])
+    assert atrest.unwrap_dek(atrest.load_kek(new_kek_file), rotated["wrapped_dek"]) == \
+        atrest.unwrap_dek(old_kek, good["wrapped_dek"])
 
     # with the right KEK every value reads back exactly (versions and log from SST files)
     c.start(None)
