@@ -485,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="endpoints.proxy", description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", required=True, type=Path)
     args = ap.parse_args(argv)
+    os.umask(0o077)  # its files under the data directory: owner only
     configure("endpoints", "endpoints")
     uvloop.run(serve(args.data_dir.resolve()))
 

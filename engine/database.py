@@ -23,12 +23,12 @@ log = structlog.get_logger("engine")
 
 class Database:
     def __init__(self, store: RowStore, *, instance_name: str, role: str,
-                 bootstrap_password: str | None = None) -> None:
+                 bootstrap_password: str | None = None, bootstrap_verifier: str | None = None) -> None:
         self.store = store
-        # the cluster password (cluster.json) belongs to the bootstrap superuser until ALTER ROLE
-        # stores a password of its own; shown in pg_authid as this verifier
-        self.bootstrap_verifier = passwords.scram_text(passwords.make_scram(bootstrap_password)) \
-            if bootstrap_password is not None else None
+        # the cluster password (cluster.json keeps its verifier) belongs to the bootstrap
+        # superuser until ALTER ROLE stores a password of its own; shown in pg_authid
+        self.bootstrap_verifier = bootstrap_verifier or (
+            passwords.scram_text(passwords.make_scram(bootstrap_password)) if bootstrap_password is not None else None)
         self.instance_name = instance_name
         self.role = role
         self.parser = Parser()

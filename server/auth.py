@@ -62,8 +62,9 @@ ITERATIONS = 4096
 
 @dataclass(frozen=True)
 class UserSecret:
-    """What the server knows of one user's password: the plain text (only for the cluster
-    password of cluster.json) and/or a SCRAM verifier (salt, StoredKey, ServerKey, iterations)."""
+    """What the server knows of one user's password: the plain text (only a server started
+    with ``password=``, as tests do; clusters keep verifiers only) and/or a SCRAM verifier
+    (salt, StoredKey, ServerKey, iterations)."""
 
     password: str | None = field(default=None, repr=False)
     scram: tuple | None = field(default=None, repr=False)
@@ -80,17 +81,18 @@ parse_verifier = passwords.parse_scram
 _scram_matches = passwords.scram_matches
 
 
-def catalog_lookup(db: Any, cluster_password: str | None) -> Callable[[str], UserSecret]:
+def catalog_lookup(db: Any, cluster_verifier_text: str | None) -> Callable[[str], UserSecret]:
     """``lookup`` for an instance: secrets from the roles of ``db.catalog()`` (read at each
-    login, so roles created on the writer work on readers as soon as redo reaches them)."""
-    cluster_verifier = make_verifier(cluster_password) if cluster_password is not None else None
+    login, so roles created on the writer work on readers as soon as redo reaches them).
+    ``cluster_verifier_text``: the bootstrap superuser's SCRAM verifier from cluster.json."""
+    cluster_verifier = passwords.parse_scram(cluster_verifier_text)
 
     def lookup(user: str) -> UserSecret:
         role = db.catalog().role(user)
         if role is None or roles.password_expired(role):
             return UserSecret()
         if not role.stored and role.oid == BOOTSTRAP_SUPERUSER:  # never ALTERed: the cluster password
-            return UserSecret(cluster_password, cluster_verifier)
+            return UserSecret(scram=cluster_verifier)
         stored = role.password
         if passwords.is_md5(stored):
             return UserSecret(md5=stored)
@@ -117,10 +119,18 @@ class AuthConfig:
         method: str = "scram-sha-256",
         hba: list | None = None,
         lookup: Callable[[str], UserSecret | None] | None = None,
+        verifier: str | None = None,
     ) -> "AuthConfig":
+        """``password`` (clear text) or ``verifier`` (its SCRAM verifier text, all a cluster
+        keeps): every user's secret unless ``lookup`` knows the user.  Neither: trust."""
         if method not in METHODS:
             raise ValueError(f"unknown auth method {method!r}")
         rules = tuple(hba) if hba is not None else None
+        if password is None and verifier is not None:
+            parsed = passwords.parse_scram(verifier)
+            if parsed is None:
+                raise ValueError("the cluster's password verifier is not a SCRAM-SHA-256 verifier")
+            return cls(method, None, parsed, rules, lookup)
         if password is None:
             return cls("trust", hba=rules, lookup=lookup)
         needs_plain = method in ("md5", "password") if rules is None else any(

@@ -1,8 +1,9 @@
 """The ``borealis`` command: run and inspect a cluster on this machine.
 
     borealis up      [--data-dir DIR] [--port N] [--readers K] [--pgs P] [--password PW] [--detach]
-                     [--ccm/--no-ccm]
+                     [--ccm/--no-ccm] [--kek-file PATH]
     borealis down    [--data-dir DIR]
+    borealis rekey   --kek-file PATH [--data-dir DIR]
     borealis status  [--data-dir DIR] [--json]
     borealis storage  stop|start NAME [--data-dir DIR]
     borealis instance stop|start NAME [--data-dir DIR]
@@ -66,7 +67,12 @@ def up(
     port: Optional[int] = typer.Option(None, help="Writer endpoint port (reader = port+1). Default 5432."),
     readers: int = typer.Option(1, min=0, max=15, help="Reader instances (first run only)."),
     pgs: int = typer.Option(2, min=1, help="Protection groups (first run only)."),
-    password: Optional[str] = typer.Option(None, envvar="BOREALIS_PASSWORD", help="Superuser password."),
+    password: Optional[str] = typer.Option(None, envvar="BOREALIS_PASSWORD",
+                                           help="Superuser password (cluster.json keeps only its SCRAM verifier)."),
+    kek_file: Optional[Path] = typer.Option(
+        None, "--kek-file",
+        help="Key-encryption key for encryption at rest (first run only; hex or base64, 256 bits). "
+             "Default: $BOREALIS_KEK, else ~/.config/borealis/kek (created if missing)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster is up."),
     timeout: float = typer.Option(60.0, help="Seconds to wait for every part to accept connections."),
     ccm: Optional[bool] = typer.Option(None, "--ccm/--no-ccm",
@@ -75,16 +81,22 @@ def up(
     """Create the cluster on first use, then start every part that is not running."""
     c = _cluster(data_dir, must_exist=False)
     if not c.exists():
-        c.create(port=5432 if port is None else port, readers=readers, pgs=pgs, password=password)
+        try:
+            c.create(port=5432 if port is None else port, readers=readers, pgs=pgs, password=password,
+                     kek_file=kek_file)
+        except LaunchError as e:
+            _fail(str(e))
         typer.echo(f"created cluster in {c.data_dir}")
     else:
         conf = c.conf
         stored = next((e.port for e in conf.endpoints if e.name == "writer"), None)
         if port is not None and port != stored:
             typer.echo(f"borealis: warning: {c.data_dir} uses writer port {stored}; ignoring --port {port}", err=True)
-        if password is not None and password != conf.password:
-            conf.password = password
-            conf.save(c.data_dir)
+        if kek_file is not None:
+            typer.echo(f"borealis: warning: {c.data_dir} already has its data key; ignoring --kek-file", err=True)
+        if password is not None and not conf.password_matches(password):
+            with c.editing() as conf:
+                conf.set_password(password)
     if ccm is not None:
         _set_ccm(c, ccm)
     try:
@@ -137,6 +149,22 @@ def _foreground(c: Cluster) -> None:
         typer.echo("\nstopping")
         stopped = c.stop_all()
         typer.echo(f"stopped {', '.join(stopped) or 'nothing'}")
+
+
+@app.command()
+def rekey(
+    data_dir: Path = DataDir,
+    kek_file: Path = typer.Option(..., "--kek-file", help="The new key-encryption key (hex or base64, 256 bits)."),
+) -> None:
+    """Wrap the volume's data key by a new key-encryption key (nothing is re-encrypted)."""
+    c = _cluster(data_dir)
+    try:
+        c.rekey(kek_file)
+    except LaunchError as e:
+        _fail(str(e))
+    typer.echo(f"the data key is now wrapped by {kek_file.expanduser().resolve()}")
+    if os.environ.get("BOREALIS_KEK"):
+        typer.echo("borealis: unset BOREALIS_KEK: it would take precedence over the new key file", err=True)
 
 
 @app.command()
@@ -491,6 +519,7 @@ def autoscale_show(data_dir: Path = DataDir, as_json: bool = typer.Option(False,
 
 
 def main() -> None:
+    os.umask(0o077)  # cluster.json, logs, pid files: the owner's only
     app()
 
 

@@ -9,11 +9,21 @@
                      "tier": 1}, {"name": "i2", "role": "reader", ...}],
       "endpoints": [{"name": "writer", "kind": "writer", "port": 5432},
                     {"name": "reader", "kind": "reader", "port": 5433}],
-      "password": null,           # superuser password; null = trust on loopback
+      "password_verifier": null,  # SCRAM-SHA-256 verifier of the bootstrap superuser's
+                                  # password (never the password); null = trust on loopback
+      "encryption": {"wrapped_dek": "...",   # the volume's data key, wrapped by the KEK
+                     "from_creation": true,  # no unsealed value ever (false: an older volume)
+                     "kek_file": "/path"},   # optional: where the KEK is (storage.atrest)
       "ccm": false,               # cluster cache management (server.ccm); optional
       "autoscale": {...},         # replica auto-scaling policy (server.autoscale); optional
       "pg_size_limit": 10737418240  # bytes of log a PG takes before the volume adds a PG
     }                               # for new data (server.placement); optional, 10 GiB
+
+A cluster.json from before verifiers holds ``"password"`` (the clear text): it is read as
+its verifier, and the launcher rewrites the file without it at the next start.
+
+Everything under DATA_DIR is the owner's only (directories 0700, files 0600): every part
+runs with umask 077.
 
 Runtime files: ``DATA_DIR/run/<part>.pid`` (pid of each running part) and
 ``DATA_DIR/logs/<part>.log``.  Storage node data: ``DATA_DIR/storage/<name>/``.
@@ -26,6 +36,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from engine import passwords
 
 
 @dataclass
@@ -67,7 +79,8 @@ class ClusterConf:
     storage_nodes: list[StorageNodeConf] = field(default_factory=list)
     instances: list[InstanceConf] = field(default_factory=list)
     endpoints: list[EndpointConf] = field(default_factory=list)
-    password: str | None = None
+    # SCRAM-SHA-256 verifier (engine.passwords) of the bootstrap superuser's password; None = trust
+    password_verifier: str | None = field(default=None, repr=False)
     version: int = 1
     # set while a storage node is being replaced: {"old": name, "new": name} (storage.membership)
     storage_transition: dict | None = None
@@ -77,6 +90,9 @@ class ClusterConf:
     ccm: bool = False
     # replica auto-scaling policy, server.autoscale.AutoscalePolicy as a dict; None = off
     autoscale: dict | None = None
+    # encryption at rest (storage.atrest): {"wrapped_dek": base64, "from_creation": bool,
+    # "kek_file": path (optional)}
+    encryption: dict | None = None
 
     # --- lookups -------------------------------------------------------------------
     def instance(self, name: str) -> InstanceConf:
@@ -104,7 +120,7 @@ class ClusterConf:
     # --- persistence -----------------------------------------------------------------
     def to_json(self) -> str:
         d = asdict(self)
-        for optional in ("storage_transition", "retention_seconds", "autoscale", "pg_size_limit"):
+        for optional in ("storage_transition", "retention_seconds", "autoscale", "pg_size_limit", "encryption"):
             if d.get(optional) is None:
                 d.pop(optional, None)
         if not d.get("ccm"):
@@ -122,13 +138,14 @@ class ClusterConf:
             storage_nodes=[StorageNodeConf(**s) for s in d.get("storage_nodes", [])],
             instances=[InstanceConf(**i) for i in d.get("instances", [])],
             endpoints=[EndpointConf(**e) for e in d.get("endpoints", [])],
-            password=d.get("password"),
+            password_verifier=d.get("password_verifier") or _verifier_of(d.get("password")),
             version=d.get("version", 1),
             storage_transition=d.get("storage_transition"),
             retention_seconds=d.get("retention_seconds"),
             pg_size_limit=d.get("pg_size_limit"),
             ccm=bool(d.get("ccm", False)),
             autoscale=d.get("autoscale"),
+            encryption=d.get("encryption"),
         )
 
     @classmethod
@@ -143,8 +160,23 @@ class ClusterConf:
         st = (Path(data_dir) / "cluster.json").stat()
         return st.st_ino, st.st_mtime_ns, st.st_size
 
+    def set_password(self, password: str | None) -> None:
+        """Store the verifier of ``password`` (None: trust on loopback)."""
+        self.password_verifier = _verifier_of(password)
+
+    def password_matches(self, password: str) -> bool:
+        v = passwords.parse_scram(self.password_verifier)
+        return v is not None and passwords.scram_matches(v, password)
+
     def save(self, data_dir: str | Path) -> None:
         path = Path(data_dir) / "cluster.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_json())
+        os.chmod(tmp, 0o600)  # a tmp file left over from an older version may be wider
         os.replace(tmp, path)
+
+
+def _verifier_of(password: str | None) -> str | None:
+    return None if password is None else passwords.scram_text(passwords.make_scram(password))

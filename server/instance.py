@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -129,7 +130,8 @@ class Instance:
                 if self.sub.connected:
                     break
                 await asyncio.sleep(0.1)
-        self.db = db = Database(self.volume, instance_name=name, role=self.role, bootstrap_password=conf.password)
+        self.db = db = Database(self.volume, instance_name=name, role=self.role,
+                                 bootstrap_verifier=conf.password_verifier)
         await db.start()
         open_sessions = self.open_sessions
 
@@ -145,11 +147,11 @@ class Instance:
             session.close = counted_close
             return session
 
-        pg_server = await start_pg_server(conf.host, me.port, session_factory, password=conf.password,
+        pg_server = await start_pg_server(conf.host, me.port, session_factory, verifier=conf.password_verifier,
                                           instance_name=name,
-                                          lookup=catalog_lookup(db, conf.password),  # roles of the catalog
+                                          lookup=catalog_lookup(db, conf.password_verifier),  # roles of the catalog
                                           ssl_context=server_context(data_dir),
-                                          hba=load_rules(data_dir, conf.password is not None),
+                                          hba=load_rules(data_dir, conf.password_verifier is not None),
                                           handoff_path=socket_path(data_dir, name) if handoff_enabled() else None,
                                           cancel_path=cancel_socket_path(data_dir, name),
                                           backends=self.backends)
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
+    os.umask(0o077)  # whatever this instance writes under the data directory: owner only
     configure("instance", args.name)
     # The heartbeat and cancel threads get the GIL within 1 ms of waking while the event
     # loop is busy (the default 5 ms would be the wait), as on storage nodes.

@@ -13,7 +13,9 @@ process group can be signalled:
 
 Files under DIR:
 
-    cluster.json            the layout (server.config.ClusterConf), written by ``create``
+    cluster.json            the layout (server.config.ClusterConf), written by ``create``;
+                            the password only as its SCRAM verifier, the volume's data key
+                            only wrapped by the KEK (storage.atrest)
     cluster.lock            flock'd around every read-modify-write of cluster.json
     run/<part>.pid          pid of the running part
     logs/<part>.log         stdout + stderr of the part (appended across restarts)
@@ -22,6 +24,15 @@ The manager (``server.manager``) owns the writer role while it runs: it fails ov
 writer dies.  So ``start`` does not restart a dead writer itself when the manager is
 running: it first waits (up to ``FAILOVER_WAIT`` s) until the manager has promoted a
 reader -- the dead writer is then a reader in cluster.json and comes back as one.
+
+Everything under DIR is the owner's only: DIR is 0700, what the launcher writes is made
+under umask 077 (directories 0700, files 0600), and every part runs with umask 077 too (so
+RocksDB's SST, WAL and MANIFEST files come out 0600).  ``start`` tightens a DIR made by an
+older version once, and moves an old cluster.json's clear-text password to its verifier.
+
+Encryption at rest: ``create`` makes the volume's data key, wrapped by the KEK
+(``BOREALIS_KEK``, else ``kek_file``, else the default file in the user's config directory,
+created if missing); the parts inherit the environment, and the storage nodes unwrap it.
 
 A part counts as running when its pid file names a live (non-zombie) process whose
 command line is the part's command (so a reused pid is not mistaken for it).  Start order:
@@ -42,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -60,6 +72,48 @@ MANAGER = "manager"
 AZS = ("az1", "az2", "az3")
 MAX_READERS = 15
 FAILOVER_WAIT = 20.0
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Files and directories made inside the block are the owner's only (umask 077)."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def secure_tree(root: Path) -> None:
+    """chmod go-rwx everything under ``root`` (a data directory made before modes were kept tight)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            p = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(p)
+                if st.st_mode & 0o077 and not os.path.islink(p):
+                    os.chmod(p, st.st_mode & 0o7700)
+    os.chmod(root, 0o700)
+
+
+def new_encryption(kek_file: str | Path | None, from_creation: bool = True) -> dict:
+    """cluster.json's ``encryption``: a fresh data key wrapped by the KEK (see the module
+    docstring for where the KEK comes from); LaunchError if it cannot be read.
+    ``from_creation``: a new volume, so storage may refuse any unsealed value as damage
+    (False for a volume made before encryption, whose old values stay unsealed)."""
+    from storage import atrest
+
+    path = Path(kek_file).expanduser().resolve() if kek_file else None
+    if path is None and not os.environ.get(atrest.KEK_ENV):
+        atrest.ensure_default_kek()
+    try:
+        kek = atrest.load_kek(path)
+    except atrest.KeyUnavailable as e:
+        raise LaunchError(str(e)) from None
+    enc: dict = {"wrapped_dek": atrest.new_wrapped_dek(kek), "from_creation": from_creation}
+    if path is not None:
+        enc["kek_file"] = str(path)
+    return enc
 
 
 class LaunchError(Exception):
@@ -144,10 +198,17 @@ class Cluster:
         password: str | None = None,
         reader_port: int | None = None,
         host: str = "127.0.0.1",
+        kek_file: str | Path | None = None,
     ) -> ClusterConf:
         """Write cluster.json: s1..s6 (2 per AZ), i1 writer + ``readers`` readers, a writer
         endpoint on ``port`` (free port if None) and a reader endpoint on ``reader_port``
-        (default port + 1).  Every other port is picked free."""
+        (default port + 1).  Every other port is picked free.  ``password`` is kept only as
+        its verifier; the volume's data key is wrapped by the KEK (``kek_file``, see above)."""
+        with private_files():
+            return self._create(port, readers, pgs, password, reader_port, host, kek_file)
+
+    def _create(self, port: int | None, readers: int, pgs: int, password: str | None,
+                reader_port: int | None, host: str, kek_file: str | Path | None) -> ClusterConf:
         if self.exists():
             raise LaunchError(f"{self.data_dir} already holds a cluster")
         fixed = {p for p in (port, reader_port) if p is not None}
@@ -157,7 +218,8 @@ class Cluster:
         n_inst = 1 + readers
         ports = free_ports(6 + 2 * n_inst + 2, host, exclude=fixed)
         take = iter(ports)
-        conf = ClusterConf(host=host, protection_groups=pgs, password=password)
+        conf = ClusterConf(host=host, protection_groups=pgs, encryption=new_encryption(kek_file))
+        conf.set_password(password)
         for k in range(6):
             conf.storage_nodes.append(StorageNodeConf(name=f"s{k + 1}", az=AZS[k // 2], port=next(take)))
         for k in range(n_inst):
@@ -172,6 +234,7 @@ class Cluster:
         for inst, p in zip(conf.instances, inst_ports):
             conf.endpoints.append(EndpointConf(inst.name, "instance", p, members=[inst.name]))
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
         conf.save(self.data_dir)
         from server.tls import ensure_certificates  # DATA_DIR/tls/: CA + server certificate
 
@@ -264,7 +327,7 @@ class Cluster:
             proc = subprocess.Popen(
                 [sys.executable, *part.args(self.data_dir)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, env=env, start_new_session=True,
+                cwd=self.data_dir, env=env, start_new_session=True, umask=0o077,
             )
         self._procs[part.name] = proc
         self._pid_file(part.name).write_text(f"{proc.pid}\n")
@@ -293,6 +356,22 @@ class Cluster:
         """Start the named parts (default: all) that are not running, in start order, and
         wait until every named part accepts connections.  Returns the names started.
         On failure the parts started by this call are stopped again and LaunchError raised."""
+        with private_files():
+            return self._start(names, timeout)
+
+    def _upgrade(self) -> None:
+        """Bring a cluster made by an older version up to date: owner-only modes, no
+        clear-text password in cluster.json, a data key for encryption at rest."""
+        if os.stat(self.data_dir).st_mode & 0o077:
+            secure_tree(self.data_dir)
+        raw = json.loads((self.data_dir / "cluster.json").read_text())
+        if "password" in raw or not (raw.get("encryption") or {}).get("wrapped_dek"):
+            with self.editing() as conf:  # the save drops "password" (ClusterConf keeps the verifier)
+                if not (conf.encryption or {}).get("wrapped_dek"):
+                    conf.encryption = new_encryption(None, from_creation=False)
+
+    def _start(self, names: list[str] | None, timeout: float) -> list[str]:
+        self._upgrade()
         conf = self._await_failover(self.conf)
         parts = [p for p in self.parts(conf) if names is None or p.name in names]
         if names is not None:
@@ -339,12 +418,33 @@ class Cluster:
             conf = self.conf
         return conf
 
+    def rekey(self, new_kek_file: str | Path) -> None:
+        """Wrap the volume's data key by the KEK in ``new_kek_file`` instead of the current
+        one (``BOREALIS_KEK``, the recorded file or the default, as the parts find it), and
+        record that file.  Nothing stored is re-encrypted: running parts keep working, and
+        every part started afterwards needs the new KEK (unset ``BOREALIS_KEK``)."""
+        from storage import atrest
+
+        new_path = Path(new_kek_file).expanduser().resolve()
+        try:
+            new_kek = atrest.load_kek_file(new_path)
+            with private_files(), self.editing() as conf:
+                enc = dict(conf.encryption or {})
+                if not enc.get("wrapped_dek"):
+                    raise LaunchError("this cluster has no data key yet (start it once with `borealis up`)")
+                dek = atrest.unwrap_dek(atrest.load_kek(enc.get("kek_file")), enc["wrapped_dek"])
+                enc["wrapped_dek"] = atrest.wrap_dek(new_kek, dek)
+                enc["kek_file"] = str(new_path)
+                conf.encryption = enc
+        except atrest.KeyUnavailable as e:
+            raise LaunchError(str(e)) from None
+
     # --- changing the layout of a running cluster -------------------------------------
     @contextlib.contextmanager
     def editing(self) -> Iterator[ClusterConf]:
         """Read-modify-write of cluster.json under ``DIR/cluster.lock`` (the manager and
         the CLI both edit it); the conf is saved when the block exits without error."""
-        with open(self.data_dir / "cluster.lock", "a") as lockf:
+        with private_files(), open(self.data_dir / "cluster.lock", "a") as lockf:
             fcntl.flock(lockf, fcntl.LOCK_EX)
             try:
                 conf = self.conf

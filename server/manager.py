@@ -503,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="borealis-manager", description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", required=True, type=Path)
     args = ap.parse_args(argv)
+    os.umask(0o077)  # events, logs and the parts it restarts: owner only
     configure("manager", "manager")
     uvloop.run(_main(args.data_dir.resolve()))
 

@@ -34,6 +34,10 @@ from the local log or from peers, or rebuilds the whole store; the segment is
 ``repairing`` until its SCL is back (``NodeState.damaged``).  A failed write (a full
 disk: ``no_space``) is never acked: the in-memory state is reloaded from the store.  Retention: reads at any LSN inside the retention
 window stay possible; below the PG's GC floor they answer ``too_old`` (``storage.gc``).
+Encryption at rest: at start the node unwraps the volume's data key (``encryption`` in
+cluster.json) with the key-encryption key (``storage.atrest``) and seals every value it
+writes; a wrong key, or a store sealed under another data key, refuses the start
+(``node_refused_to_start``, exit code 1).  The process runs with umask 077.
 Restart: the SCL of each PG is checkpointed (``Mscl``) after WAL fsyncs, so a restart
 replays only the log above the checkpoint.
 
@@ -61,7 +65,9 @@ from typing import Any
 import msgspec
 import structlog
 
+from storage import atrest
 from storage import protocol as P
+from storage.atrest import EntryCipher
 from storage.records import DELETE, DELETE_PREFIX, PUT, PUTS, LogRecord, record_versions
 from storage.segment import Segment, Truncation, Verdict
 from storage.store import Batch, CorruptData, Store
@@ -828,16 +834,28 @@ def _setting(cli: float | None, env: str, raw_conf: dict, field: str, default: f
     return float(raw_conf.get(field, default))
 
 
-def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> StorageNode:
-    """Open the node's store.  One RocksDB cannot even open (or replay) is moved aside,
-    the node starts empty with what metadata could still be read, and every segment is
-    ``repairing`` (refilled from the peers by gossip) -- never a crash loop."""
+def _seal(store: Store, path: Path, cipher: EntryCipher | None, strict: bool) -> None:
+    if cipher is not None and not store.seal_with(cipher, strict):
+        log.warning("store_partly_unencrypted", path=str(path),
+                    detail="values written before encryption at rest stay readable unencrypted")
+
+
+def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float,
+              cipher: EntryCipher | None = None, strict: bool = True) -> StorageNode:
+    """Open the node's store (its values sealed under ``cipher``; ``strict``: the volume was
+    encrypted from its creation, see ``Store.seal_with``).  One RocksDB cannot even open
+    (or replay) is moved aside, the node starts empty with what metadata could still be
+    read, and every segment is ``repairing`` (refilled from the peers by gossip) -- never a
+    crash loop."""
     store: Store | None = None
     try:
         store = Store(path)
+        _seal(store, path, cipher, strict)
         return StorageNode(name, az, n_pgs, store, retention_seconds=retention)
     except Exception as e:  # noqa: BLE001 -- only damage is expected here
         if not ("Corruption" in str(e) or isinstance(e, CorruptData)):
+            if store is not None:
+                store.close_damaged()  # releases RocksDB's lock
             raise
         error = str(e)
     # Out of the except block: its traceback held the failed walk's RocksDB iterator,
@@ -852,6 +870,7 @@ def open_node(path: Path, name: str, az: str, n_pgs: int, retention: float) -> S
     log.error("store_unopenable_moved_aside", error=error, moved_aside=str(aside))
     os.replace(path, aside)
     store = Store(path)
+    _seal(store, path, cipher, strict)
     batch = Batch()
     for meta, value in kept.meta.items():
         batch.put_meta_int(meta, value)
@@ -916,6 +935,21 @@ async def fault_hooks(node: StorageNode, node_dir: Path) -> None:
         await asyncio.sleep(FAULT_POLL)
 
 
+class StartRefused(Exception):
+    """The node cannot start as configured (the message says why, for its log)."""
+
+
+def volume_cipher(raw_conf: dict) -> EntryCipher:
+    """The cipher of the volume's data key, unwrapped by the KEK (``storage.atrest``)."""
+    enc = raw_conf.get("encryption") or {}
+    if not enc.get("wrapped_dek"):
+        raise StartRefused("cluster.json holds no data key for encryption at rest (start the cluster with `borealis up`)")
+    try:
+        return EntryCipher(atrest.unwrap_dek(atrest.load_kek(enc.get("kek_file")), enc["wrapped_dek"]))
+    except atrest.KeyUnavailable as e:
+        raise StartRefused(str(e)) from None
+
+
 async def serve(
     data_dir: Path, name: str, retention: float | None = None, scrub_interval: float | None = None
 ) -> None:
@@ -934,7 +968,9 @@ async def serve(
     retention = _setting(retention, "BOREALIS_RETENTION_SECONDS", raw_conf, "retention_seconds", 3600.0)
     scrub_interval = _setting(scrub_interval, "BOREALIS_SCRUB_INTERVAL", raw_conf, "scrub_interval_seconds", 3600.0)
     gc_interval = _setting(None, "BOREALIS_GC_INTERVAL", raw_conf, "gc_interval_seconds", min(60.0, max(1.0, retention / 4)))
-    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention)
+    cipher = volume_cipher(raw_conf)
+    strict = bool(raw_conf["encryption"].get("from_creation"))
+    node = open_node(data_dir / "storage" / name / "db", name, me.az, conf.protection_groups, retention, cipher, strict)
     node.load_damage(data_dir / "storage" / name / "damaged.json")
     peer_set = PeerSet(data_dir, name)
     peers = peer_set.peers
@@ -989,9 +1025,14 @@ def main(argv: list[str] | None = None) -> None:
     # The fsync runs on the event loop now, so no Python thread of the node waits for the
     # GIL in normal work; the short interval only bounds such a wait should one appear.
     sys.setswitchinterval(0.001)
+    os.umask(0o077)  # RocksDB's files and everything else this node makes: owner only
     import uvloop
 
-    uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
+    try:
+        uvloop.run(serve(args.data_dir, args.name, args.retention_seconds, args.scrub_interval))
+    except (StartRefused, atrest.KeyUnavailable) as e:
+        log.error("node_refused_to_start", reason=str(e))
+        sys.exit(f"storage node {args.name}: {e}")
 
 
 if __name__ == "__main__":

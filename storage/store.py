@@ -23,10 +23,20 @@ This is the only module that imports rocksdict.  One database per node, raw byte
   floor itself is kept as the base of the chain), ``hist`` -> msgpack list of
   ``[unix_time, vdl_hint]`` samples (maps the retention window to an LSN), ``rt`` + pg
   (4B BE) + lsn (8B BE) -> key prefix: a materialised DELETE_PREFIX record (range
-  tombstone) that GC has not applied yet (``storage.gc``).
+  tombstone) that GC has not applied yet (``storage.gc``), ``enc`` -> the mark of a store
+  whose values are all sealed, itself sealed under the data key (:meth:`Store.seal_with`).
 
 Records carry their own crc32 (``LogRecord.valid``).  RocksDB checks its own block
 checksums and raises on read; both kinds of damage surface as :class:`CorruptData`.
+
+Encryption at rest: once a node process calls :func:`use_cipher` (``storage.node`` does at
+start, with the volume's data key), the values of ``L`` and ``V`` entries are stored sealed
+by ``storage.atrest.EntryCipher`` (AES-GCM, the raw key as associated data) around the forms
+above; a value that fails to open is :class:`CorruptData`, like a failed crc.  Keys and
+``M`` entries stay as they are (docs/security.md says what that leaves readable).  On a
+volume encrypted from its creation an unsealed value is damage; a volume that existed
+before encryption keeps its unsealed values readable (``plain_ok``), also when peers copy
+them to a rebuilt node.
 
 Writes go through :class:`Batch` and :meth:`Store.write` unsynced (WAL on, no fsync);
 durability comes from :meth:`Store.flush_wal`, one fsync shared by every write of an
@@ -44,6 +54,7 @@ from pathlib import Path
 import msgspec
 from rocksdict import Options, ReadOptions, Rdict, WriteBatch, WriteOptions
 
+from storage.atrest import SEALED, EntryCipher, Unopenable, WrongDataKey
 from storage.records import LogRecord
 
 _U32 = struct.Struct(">I")
@@ -55,6 +66,7 @@ _trunc_dec = msgspec.msgpack.Decoder(list[tuple[int, int, int]])
 
 TOMBSTONE = b"D"
 _PUT = b"P"
+_ENC_MARK, _ENC_MARK_TEXT = b"Menc", b"aes-256-gcm"  # see Store.seal_with
 _hist_dec = msgspec.msgpack.Decoder(list[tuple[float, int]])
 
 
@@ -65,6 +77,39 @@ class CorruptData(Exception):
     def __init__(self, message: str, raw_key: bytes | None = None) -> None:
         super().__init__(message)
         self.raw_key = raw_key
+
+
+class _Sealing:
+    """How this process stores values: sealed under ``cipher`` or (None) as they are.  Set
+    once at process start by :func:`use_cipher`; one storage node per process."""
+
+    cipher: EntryCipher | None = None
+    plain_ok: bool = True  # unsealed values are accepted (no cipher, or a pre-encryption store)
+
+
+_sealing = _Sealing()
+
+
+def use_cipher(cipher: EntryCipher | None, plain_ok: bool = False) -> None:
+    """Seal every value this process writes from now on under ``cipher``; ``plain_ok``
+    accepts unsealed values on read (a store that predates encryption)."""
+    _sealing.cipher = cipher
+    _sealing.plain_ok = plain_ok or cipher is None
+
+
+def _unseal(raw_key: bytes, raw: bytes, what: str) -> bytes:
+    """The plain form of a stored value; raises CorruptData."""
+    if raw[:1] == SEALED:
+        cipher = _sealing.cipher
+        if cipher is None:
+            raise CorruptData(f"{what} is encrypted and this process has no data key", raw_key)
+        try:
+            return cipher.open(raw_key, raw)
+        except Unopenable as e:
+            raise CorruptData(f"{what} fails authentication: {e}", raw_key) from None
+    if not _sealing.plain_ok:
+        raise CorruptData(f"{what} is not encrypted on an encrypted volume", raw_key)
+    return raw
 
 
 def _rocks_error(e: Exception) -> bool:
@@ -86,11 +131,15 @@ def _ended(it: object) -> None:
 
 def encode_version(raw_key: bytes, value: bytes | None) -> bytes:
     body = TOMBSTONE if value is None else _PUT + value
-    return body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
+    plain = body[:1] + _U32.pack(zlib.crc32(body, zlib.crc32(raw_key))) + body[1:]
+    cipher = _sealing.cipher
+    return plain if cipher is None else cipher.seal(raw_key, plain)
 
 
 def decode_version(raw_key: bytes, raw: bytes) -> bytes | None:
-    """The value (None for a tombstone); raises CorruptData if the checksum fails."""
+    """The value (None for a tombstone); raises CorruptData if the checksum (or, sealed,
+    the authentication tag) fails."""
+    raw = _unseal(raw_key, raw, "version")
     if len(raw) < 5 or raw[:1] not in (_PUT, TOMBSTONE):
         raise CorruptData("version entry malformed", raw_key)
     body = raw[:1] + raw[5:]
@@ -105,6 +154,7 @@ def decode_version(raw_key: bytes, raw: bytes) -> bytes | None:
 
 def check_record(raw_key: bytes, raw: bytes) -> LogRecord:
     """Decode a stored log record and verify its crc and key; raises CorruptData."""
+    raw = _unseal(raw_key, raw, "log record")
     try:
         rec = decode_record(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -143,10 +193,14 @@ def version_key(pg: int, key: bytes, lsn: int) -> bytes:
 
 
 def encode_record(rec: LogRecord) -> bytes:
-    return _rec_enc.encode(rec)
+    """The stored value of a log record (sealed when this process has a cipher)."""
+    plain = _rec_enc.encode(rec)
+    cipher = _sealing.cipher
+    return plain if cipher is None else cipher.seal(log_key(rec.pg, rec.lsn), plain)
 
 
 def decode_record(raw: bytes) -> LogRecord:
+    """The record of an unsealed value (``check_record`` opens sealed ones first)."""
     return _rec_dec.decode(raw)
 
 
@@ -177,12 +231,14 @@ class Batch:
         tail = b"\x00\x00" + _U64.pack(_MAX64 - lsn)
         put = self.wb.put
         crc32, u32 = zlib.crc32, _U32.pack
+        cipher = _sealing.cipher
         for key, value in pairs:
             k = head + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key) + tail
             if value is None:
-                put(k, TOMBSTONE + u32(crc32(TOMBSTONE, crc32(k))))
+                v = TOMBSTONE + u32(crc32(TOMBSTONE, crc32(k)))
             else:
-                put(k, _PUT + u32(crc32(value, crc32(_PUT, crc32(k)))) + value)
+                v = _PUT + u32(crc32(value, crc32(_PUT, crc32(k)))) + value
+            put(k, v if cipher is None else cipher.seal(k, v))
         self.count += len(pairs)
         return len(pairs)
 
@@ -254,6 +310,50 @@ class Store:
         self.db = Rdict(str(path), options=opts)
         self._wopts = WriteOptions()
         self._wopts.sync = False
+        if _sealing.cipher is not None:  # a store made afresh by a sealing process (scrub's rebuild)
+            self._mark_if_empty(_sealing.cipher)
+
+    def _mark_if_empty(self, cipher: EntryCipher) -> None:
+        """Mark a store that holds no value yet as encrypted (``seal_with``)."""
+        try:
+            if self.get_raw(_ENC_MARK) is None and self._holds_no_values():
+                self.db.put(_ENC_MARK, cipher.seal(_ENC_MARK, _ENC_MARK_TEXT), self._wopts)
+                self.db.flush_wal(True)
+        except CorruptData:
+            pass
+
+    def seal_with(self, cipher: EntryCipher, strict: bool = True) -> bool:
+        """Seal this process's writes under ``cipher`` (``use_cipher``).  A store made
+        encrypted (marked ``Menc``), or empty and marked now, accepts only sealed values
+        when ``strict`` (a volume encrypted from its creation: no node or peer holds an
+        unsealed value); one that already holds unsealed ones (made before encryption), or
+        on a volume that had some, accepts both.  Returns True when the store is marked.
+        Damage met while finding out (the scrubber repairs it later) accepts both forms
+        meanwhile: unsealed values still pass their crc.
+
+        The mark is itself a value sealed under the data key: a store sealed under another
+        data key (a cluster.json whose key was replaced) raises WrongDataKey here, at open,
+        instead of every read finding "damage" that no repair can fix."""
+        try:
+            mark = self.get_raw(_ENC_MARK)
+            if mark is None:
+                self._mark_if_empty(cipher)
+            else:
+                try:
+                    if cipher.open(_ENC_MARK, mark) != _ENC_MARK_TEXT:
+                        raise Unopenable("unexpected mark")
+                except Unopenable:
+                    raise WrongDataKey(
+                        f"{self.path} was encrypted under another data key than cluster.json's "
+                        "(was cluster.json's encryption.wrapped_dek replaced?)") from None
+            marked = self.get_raw(_ENC_MARK) is not None
+        except CorruptData:
+            marked = False
+        use_cipher(cipher, plain_ok=not (marked and strict))
+        return marked
+
+    def _holds_no_values(self) -> bool:
+        return all(next(self.iter_raw(lo, hi), None) is None for lo, hi in ((b"L", b"M"), (b"V", b"W")))
 
     # --- writes ----------------------------------------------------------------------
     def write(self, batch: Batch) -> None:

@@ -78,10 +78,24 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
+def fresh_kek_file(data_dir: Path) -> Path:
+    """A fresh key-encryption key for one test cluster, beside (not in) its data directory,
+    so tests never use or make the user's default key."""
+    path = data_dir.parent / f"{data_dir.name}.kek"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex())
+    return path
+
+
 def start_cluster(data_dir: Path, readers: int = 1, pgs: int = 2, password: str | None = None,
-                  timeout: float = 60.0) -> ClusterHandle:
+                  timeout: float = 60.0, kek_file: Path | None = None) -> ClusterHandle:
+    """A running cluster in ``data_dir``.  ``password``: the bootstrap superuser's (the
+    caller knows it; cluster.json keeps only its verifier).  ``kek_file``: default a fresh
+    one (``fresh_kek_file``)."""
     launcher = Cluster(data_dir)
-    launcher.create(port=None, readers=readers, pgs=pgs, password=password)
+    launcher.create(port=None, readers=readers, pgs=pgs, password=password,
+                    kek_file=kek_file or fresh_kek_file(Path(data_dir)))
     handle = ClusterHandle(data_dir=launcher.data_dir, launcher=launcher)
     try:
         handle.start(None, timeout)

@@ -1,9 +1,11 @@
-"""The `borealis` command end to end: up --detach, psql through the endpoints, status
---json, a clear error when a port is taken, and down leaving no process behind."""
+"""The `borealis` command end to end: up --detach (with --password and --kek-file), psql
+through the endpoints, status --json, a clear error when a port is taken, and down leaving
+no process behind."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,9 +24,10 @@ def borealis(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def psql(dsn: str, sql: str) -> subprocess.CompletedProcess:
+def psql(dsn: str, sql: str, password: str | None = None) -> subprocess.CompletedProcess:
+    env = env_without_pg() | ({"PGPASSWORD": password} if password is not None else {})
     return subprocess.run(["psql", dsn, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                          capture_output=True, text=True, timeout=30, env=env_without_pg())
+                          capture_output=True, text=True, timeout=30, env=env)
 
 
 @pytest.fixture
@@ -44,8 +47,14 @@ def test_up_status_down(data_dir: Path) -> None:
                 break
             except OSError:
                 port = free_ports(1)[0]
-    r = borealis("up", "--detach", "--data-dir", str(data_dir), "--port", str(port))
+    kek = data_dir.parent / "kek.hex"  # outside the data directory
+    kek.write_text(os.urandom(32).hex() + "\n")
+    pw = "cli-pw-" + os.urandom(8).hex()
+    r = borealis("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--kek-file", str(kek),
+                 "--password", pw)
     assert r.returncode == 0, r.stdout + r.stderr
+    conf_text = (data_dir / "cluster.json").read_text()
+    assert json.loads(conf_text)["encryption"]["kek_file"] == str(kek) and pw not in conf_text
     writer = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     reader = f"postgresql://postgres@127.0.0.1:{port + 1}/postgres"
     assert writer in r.stdout and reader in r.stdout
@@ -53,15 +62,18 @@ def test_up_status_down(data_dir: Path) -> None:
     pids = c.running()
     assert set(pids) == {"s1", "s2", "s3", "s4", "s5", "s6", "i1", "i2", "endpoints", "manager"}
 
-    out = psql(writer, "select 40 + 2")
+    out = psql(writer, "select 40 + 2", pw)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "42"
-    out = psql(reader, "select 1")
+    out = psql(reader, "select 1", pw)
     assert out.returncode == 0, out.stderr
+    assert psql(writer, "select 1", "wrong").returncode != 0
 
-    # A second `up` starts nothing and keeps the ports.
-    r = borealis("up", "--detach", "--data-dir", str(data_dir))
+    # A second `up` starts nothing and keeps the ports (and the data key: --kek-file is ignored).
+    r = borealis("up", "--detach", "--data-dir", str(data_dir), "--kek-file", str(kek) + ".other", "--password", pw)
     assert r.returncode == 0 and "already running" in r.stdout
+    assert "ignoring --kek-file" in r.stderr
+    assert (data_dir / "cluster.json").read_text() == conf_text  # same password: nothing rewritten
     assert c.running() == pids
 
     r = borealis("status", "--json", "--data-dir", str(data_dir))

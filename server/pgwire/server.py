@@ -282,6 +282,7 @@ async def start_pg_server(
     session_factory: SessionFactory,
     *,
     password: str | None = None,
+    verifier: str | None = None,
     instance_name: str = "",
     log: Any = None,
     auth_method: str = "scram-sha-256",
@@ -298,7 +299,8 @@ async def start_pg_server(
     ``session_factory(user, database, params, peer)`` is awaited after authentication
     and returns an ``engine.api.Session``; a SqlError it raises is sent as FATAL.
     ``password`` None means trust; otherwise every user must present it, by
-    ``auth_method`` ("scram-sha-256" default, or "md5" / "password").  ``hba`` (a list
+    ``auth_method`` ("scram-sha-256" default, or "md5" / "password"); ``verifier`` instead
+    gives only its SCRAM verifier (md5 then falls back to SCRAM, as in PostgreSQL).  ``hba`` (a list
     of ``server.hba.HbaRule``) decides the method per connection instead; ``lookup(user)``
     returns a ``server.auth.UserSecret`` for per-user passwords.  ``ssl_context`` enables
     TLS (SSLRequest -> 'S').  ``cancel_path``: a Unix socket where a thread takes
@@ -309,7 +311,7 @@ async def start_pg_server(
     base = log or structlog.get_logger("borealis.pgwire")
     ctx = ServerContext(
         session_factory=session_factory,
-        auth=AuthConfig.build(password, auth_method, hba, lookup),
+        auth=AuthConfig.build(password, auth_method, hba, lookup, verifier),
         instance_name=instance_name,
         log=base,
         max_message=max_message,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from server.config import ClusterConf, StorageNodeConf
+from server.launcher import new_encryption
 from storage.client import NodeClient, NodeError
 from storage.records import COMMIT, DELETE, PUT, LogRecord, encode_commit_value
 from storage.segment import Segment, Verdict
@@ -84,9 +85,12 @@ class Nodes:
     def __init__(self, data_dir: Path, n: int) -> None:
         self.data_dir = data_dir
         ports = free_ports(n)
+        kek_file = data_dir / "test.kek"  # a test's own key-encryption key (never the user's default)
+        kek_file.write_text(os.urandom(32).hex())
         self.conf = ClusterConf(
             protection_groups=N_PGS,
             storage_nodes=[StorageNodeConf(f"s{i + 1}", f"az{i % 3 + 1}", ports[i]) for i in range(n)],
+            encryption=new_encryption(kek_file),
         )
         self.conf.save(data_dir)
         (data_dir / "logs").mkdir(exist_ok=True)
