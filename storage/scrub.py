@@ -353,7 +353,7 @@ async def learn_targets(node: "StorageNode") -> None:
                 scls.append(dict((await peer.state(timeout=PEER_TIMEOUT)).scl))
         except _PEER_ERRORS:
             continue
-    if len(scls) < 3:
+    if not scls or len(scls) < min(3, len(node.peers)):
         return  # not enough peers to tell; try again later
     for pg in unknown:
         values = sorted((s.get(pg, 0) for s in scls), reverse=True)
