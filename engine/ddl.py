@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors
+from engine import errors, privileges
 from engine.api import TABLE_DROPPED
 from engine import types as T
 from engine.catalog import (
@@ -52,6 +52,13 @@ class CatalogWriter:
 
     def put_table(self, td: TableDef) -> None:
         td.database = self.catalog.database  # a new relation belongs to the session's database
+        if td.table_id >= self._first_new:
+            # a new relation: CREATE on the schema needed; the creating role owns it and
+            # ALTER DEFAULT PRIVILEGES of that role apply
+            from engine import privileges
+
+            td.owner = privileges.creator(self.ctx)
+            td.acl = privileges.initial_acl(self.catalog, td.kind, td.owner)
         self.write(td.key, td.to_row())
         if td.kind == "r" and td.table_id >= self._first_new:
             # An id allocated here has no row anywhere in storage (ids are never reused
@@ -244,6 +251,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
             if td is not None:
                 raise errors.SqlError(f'"{name}" is not a {word}', sqlstate="42809")
             raise errors.UndefinedTable(f'{word} "{name}" does not exist')
+        privileges.must_own(ctx, td)
         cw.drop(td)
         if want == "r":
             drop_table_rows(ctx, td)
@@ -281,6 +289,7 @@ def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:
         td = ctx.catalog.get(t.name)
         if td is None or td.kind != "r":
             raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
+        privileges.require(ctx, td, "D")
         _delete_all(ctx, td)
     return "TRUNCATE TABLE", []
 

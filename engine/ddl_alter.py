@@ -416,6 +416,9 @@ def alter_table(ctx: Any, node: exp.Alter) -> tuple[str, list[str]]:
         if node.args.get("exists"):
             return "ALTER TABLE", [f'relation "{name}" does not exist, skipping']
         raise errors.UndefinedTable(f'relation "{name}" does not exist')
+    from engine import privileges
+
+    privileges.must_own(ctx, td)
     al = _Alter(ctx, cw, td)
     for a in node.args.get("actions") or []:
         if isinstance(a, exp.ColumnDef):

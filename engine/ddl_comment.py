@@ -14,6 +14,7 @@ from sqlglot import exp
 from engine import errors
 from engine.catalog import INDEX_COMMENT, TableDef
 from engine.ddl import CatalogWriter
+from engine import privileges
 
 _KINDS = {"TABLE": ("r",), "VIEW": ("v",), "SEQUENCE": ("S",), "MATERIALIZED VIEW": ("m",),
           "FOREIGN TABLE": ("f",)}
@@ -61,6 +62,7 @@ def comment_on(ctx: Any, node: exp.Comment) -> tuple[str, list[str]]:
         key = ""
     else:
         raise errors.FeatureNotSupported(f"COMMENT ON {kind} is not supported")
+    privileges.must_own(ctx, td)
     td = copy.deepcopy(td)
     if text:
         td.comments[key] = text

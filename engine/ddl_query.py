@@ -25,6 +25,17 @@ def _plan(ctx: Any, query: exp.Expression) -> Any:
     return pl.plan_query(query)
 
 
+def _checked_plan(ctx: Any, query: exp.Expression) -> Any:
+    """The query of CREATE TABLE AS / SELECT INTO, its privileges checked as a SELECT's."""
+    from engine import privileges
+    from engine.planner import Planner
+
+    pl = Planner(ctx.catalog, [])
+    plan = pl.plan_query(query)
+    privileges.check_needs(pl.needs, ctx.session, ctx.catalog)
+    return plan
+
+
 def _columns(plan: Any, names: list[str]) -> list[ColumnDef]:
     cols = []
     for i, c in enumerate(plan.columns):
@@ -46,7 +57,7 @@ def create_table_as(ctx: Any, name: str, query: exp.Expression, names: list[str]
         if if_not_exists:
             return "CREATE TABLE AS", [f'relation "{name}" already exists, skipping']
         raise errors.DuplicateTable(f'relation "{name}" already exists')
-    plan = _plan(ctx, query)
+    plan = _checked_plan(ctx, query)
     td = TableDef(cw.alloc_id(), name, "r", _columns(plan, names))
     rows = list(plan.rows(ctx)) if with_data else []
     cw.put_table(td)
@@ -91,11 +102,15 @@ def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     if old is not None:
         if not node.args.get("replace") or old.kind != "v":
             raise errors.DuplicateTable(f'relation "{name}" already exists')
+        from engine import privileges
+
+        privileges.must_own(ctx, old)
         if len(cols) < len(old.columns) or any(a.name != b.name for a, b in zip(old.columns, cols)):
             raise errors.SqlError("cannot drop columns from view", sqlstate="42P16")
-        tid = old.table_id
+        td = TableDef(old.table_id, name, "v", cols, view_sql=query.sql("postgres"), owner=old.owner, acl=old.acl,
+                      comments=old.comments)
     else:
-        tid = cw.alloc_id()
-    cw.put_table(TableDef(tid, name, "v", cols, view_sql=query.sql("postgres")))
+        td = TableDef(cw.alloc_id(), name, "v", cols, view_sql=query.sql("postgres"))
+    cw.put_table(td)
     cw.finish()
     return "CREATE VIEW", []

@@ -21,7 +21,7 @@ from engine.catalog import TableDef
 from engine.executor import Filter, KeyLookup, Op, TableScan
 from engine.expr import CExpr, Compiler, Scope, const
 from engine.keys import encode_key
-from engine.planner import Planner, make_column, output_name
+from engine.planner import Planner, has_columns, make_column, output_name
 
 Fn = Callable[[Any, Any], Any]
 
@@ -169,6 +169,13 @@ class InsertPlan:
                 positions.append(i)
         else:
             positions = list(range(len(td.columns)))
+        planner.need(td, "a", tuple(td.columns[i].name for i in positions))
+        if node.args.get("returning") is not None:
+            planner.need(td, "r")
+        conflict = node.args.get("conflict")
+        if conflict is not None and conflict.args.get("expressions"):  # DO UPDATE SET ...
+            planner.need(td, "w", tuple(e.this.name for e in conflict.args["expressions"]
+                                        if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)))
         self.positions = positions
         self.conflict = _OnConflict(planner, td, node.args["conflict"]) if node.args.get("conflict") is not None else None
         defaults = {i: default_expr(planner, td, i) for i in range(len(td.columns))}
@@ -454,6 +461,11 @@ class UpdatePlan:
         frm = node.args.get("from_")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
+        planner.need(td, "w", tuple(e.this.name for e in node.expressions
+                                    if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)))
+        if frm is not None or any(node.args.get(k) is not None for k in ("where", "returning")) or any(
+                isinstance(e, exp.EQ) and has_columns(e.expression) for e in node.expressions):
+            planner.need(td, "r")
         alias = node.this.alias or None
         self.td = td
         self.writer = _Writer(td, planner)
@@ -530,6 +542,9 @@ class DeletePlan:
         using = node.args.get("using")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
+        planner.need(td, "d", ())
+        if using or any(node.args.get(k) is not None for k in ("where", "returning")):
+            planner.need(td, "r")
         alias = node.this.alias or None
         self.td = td
         self.joined = None

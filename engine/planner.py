@@ -22,6 +22,7 @@ from engine.executor import (
 )
 from engine.expr import CExpr, Compiler, Env, Scope, col_ref, is_aggregate, output_name
 from engine.interrupts import checked, checker
+from engine.privileges import Need
 
 
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -70,6 +71,15 @@ class Planner:
         self.tables: set[int] = set()  # stored tables the statement reads
         self.ctes: list[dict[str, tuple[Any, list]]] = []  # WITH scopes, innermost last
         self.views: list[str] = []  # views being expanded (recursion guard)
+        self.needs: list[Need] = []  # relation privileges the statement needs (engine.privileges)
+        self.as_role: int | None = None  # inside a view: its owner, whose privileges count
+
+    def need(self, td: TableDef, privs: str, cols: tuple[str, ...] | None = None) -> None:
+        """Record a privilege the statement needs on ``td``; ``cols`` None: the columns the
+        statement names (filled in by ``engine.stmtplan``), every column inside a view."""
+        if self.as_role is not None:
+            cols = tuple(c.name for c in td.columns)
+        self.needs.append(Need(td.table_id, privs, self.as_role, cols))
 
     # -- WITH -------------------------------------------------------------------------------
     def push_with(self, node: exp.Expression, parent: Scope | None = None) -> bool:
@@ -208,12 +218,15 @@ class Planner:
                     raise errors.SqlError(f'infinite recursion detected in rules for relation "{name}"',
                                           sqlstate="42P17")
                 self.views.append(name)
+                self.need(td, "r")
+                outer_role, self.as_role = self.as_role, td.owner  # the view reads with its owner's rights
                 try:
                     import sqlglot
 
                     plan = self.plan_query(sqlglot.parse_one(td.view_sql, read="postgres"), None)
                 finally:
                     self.views.pop()
+                    self.as_role = outer_role
                 names = [c.name for c in td.columns] or [c.name for c in plan.columns]
                 names[: len(rename)] = rename
                 return _PlanOp(plan), [(alias, n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)], None
@@ -225,6 +238,7 @@ class Planner:
                     raise errors.FeatureNotSupported("table functions are not supported")
                 raise errors.UndefinedTable(f'relation "{name}" does not exist')
             self.tables.add(td.table_id)
+            self.need(td, "r")
             cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]
             return TableScan(td.table_id, td.pad_fn()), cols, td
         if isinstance(item, exp.Subquery):

@@ -22,14 +22,40 @@ from engine.dml import DeletePlan, InsertPlan, UpdatePlan
 from engine.executor import all_rows, scans_a_table
 from engine.gcpause import gc_paused
 from engine.planner import Planner
+from engine.privileges import Need
+
+
+def _needs(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[Need, ...]:
+    """The planner's privilege needs, each one's columns filled in: the columns the
+    statement names (by name, so a name two tables share counts for both; ``*`` means all)."""
+    if not pl.needs:
+        return ()
+    names: set[str] = set()
+    star = False
+    for n in node.walk():
+        if isinstance(n, exp.Star) and not isinstance(n.parent, exp.Count):
+            star = True
+        elif isinstance(n, exp.Column):
+            if isinstance(n.this, exp.Star):
+                star = True
+            else:
+                names.add(n.name)
+    out = []
+    for need in pl.needs:
+        if need.cols is None:
+            td = catalog.by_id.get(need.table_id)
+            cols = tuple(c.name for c in td.columns if star or c.name in names) if td is not None else ()
+            need = dataclasses.replace(need, cols=cols)
+        out.append(need)
+    return tuple(out)
 
 
 class StmtPlan:
-    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "sleeps", "_run")
+    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "sleeps", "needs", "_run")
 
     def __init__(self, run: Callable[[Any], tuple[str, list, list[str]]], *, columns: list[Column] | None,
                  param_types: list[int], tables: list[int], writes: bool, verb: str, cacheable: bool = True,
-                 sleeps: bool = False) -> None:
+                 sleeps: bool = False, needs: tuple[Need, ...] = ()) -> None:
         self._run = run
         self.columns = columns
         self.param_types = param_types
@@ -38,6 +64,7 @@ class StmtPlan:
         self.verb = verb
         self.cacheable = cacheable
         self.sleeps = sleeps
+        self.needs = needs  # relation privileges checked for the current role before each run
 
     def run(self, ctx: Any) -> tuple[str, list, list[str]]:
         return self._run(ctx)
@@ -96,7 +123,8 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         locking = bool(node.args.get("locks"))
         return StmtPlan(_query_runner(plan, pl.env.sleeps), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=locking,
-                        verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps)
+                        verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps,
+                        needs=_needs(pl, node, catalog))
     if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
         pl.push_with(node)
     if isinstance(node, exp.Insert):
@@ -113,7 +141,8 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         verb = ""
     if p is not None:
         return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
-                        tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps)
+                        tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps,
+                        needs=_needs(pl, node, catalog))
     if isinstance(node, (exp.Create, exp.Drop, exp.Command)):
         from engine import ddl_database  # CREATE / ALTER / DROP DATABASE
 
@@ -190,6 +219,9 @@ def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
 
         cw = CatalogWriter(ctx)
         td = cw.catalog.get(t.name)
+        from engine import privileges
+
+        privileges.must_own(ctx, td)
         params = idx.args.get("params")
         cols = params.args.get("columns") if params is not None else None
         pos = [td.column_index(c.this.name if isinstance(c, exp.Ordered) else c.name) for c in cols or []]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
+from engine import privileges
 from engine import types as T
 from engine.pgcatalog import oids
 from engine.pgcatalog.model import model_of
@@ -62,7 +63,8 @@ def _pg_namespace(ctx: Any) -> Iterator[tuple]:
     su = bootstrap_name(ctx)
     for oid, name, owner in NAMESPACES:
         if oid == oids.PUBLIC:
-            acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
+            owner, items = privileges.schema_acl(ctx.catalog, "public")
+            acl = privileges.acl_text(items, ctx.catalog)
         else:
             acl = None if oid == oids.PG_TOAST else [f"{su}=UC/{su}", f"=U/{su}"]
         yield (oid, name, owner, acl)
@@ -175,6 +177,8 @@ def _pg_database(ctx: Any) -> Iterator[tuple]:
         acl = ["=c/" + su, f"{su}=CTc/{su}"] if tmpl else None
         d = cat.database_def(name)
         owner = d.owner if d is not None else oids.BOOTSTRAP_SUPERUSER
+        if d is not None and d.acl is not None:
+            acl = privileges.acl_text([list(a) for a in d.acl], cat)
         yield (oid, name, owner, 6, "c", tmpl, name != "template0", -1,
                "C.UTF-8", "C.UTF-8", None, acl, 1663)
 
@@ -224,12 +228,12 @@ _CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, 
 
 
 def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0,
-               triggers: bool = False) -> tuple:
+               triggers: bool = False, owner: int = oids.BOOTSTRAP_SUPERUSER, acl: list | None = None) -> tuple:
     reltype = row_type_oid(oid) if kind in ("r", "v") else 0
     pages, tuples = (1, 0.0) if kind == "i" else (0, -1.0)  # a new btree has its metapage; tables: never analysed
-    return (oid, name, oids.PUBLIC, reltype, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, pages, tuples, 0, 0, hasindex,
+    return (oid, name, oids.PUBLIC, reltype, 0, owner, am, oid, 0, pages, tuples, 0, 0, hasindex,
             False, "p", kind, natts, checks, False, triggers, False, False, False, True,
-            "d" if kind in ("r", "S") else "n", False, 0, "0", "1", None, None, None)
+            "d" if kind in ("r", "S") else "n", False, 0, "0", "1", acl, None, None)
 
 
 @table("pg_class", _CLASS_COLS, _CLASS_TYPES)
@@ -242,9 +246,10 @@ def _pg_class(ctx: Any) -> Iterator[tuple]:
         kind = td.kind
         am = oids.HEAP_AM if kind == "r" else 0
         yield _class_row(td.table_id, td.name, kind, len(td.columns) if kind != "S" else 3, am,
-                         td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends)
+                         td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends,
+                         td.owner, privileges.acl_text(td.acl, ctx.catalog))
     for ix in m.indexes:
-        yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False)
+        yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False, owner=ix.table.owner)
 
 
 # default btree operator classes of the column types (pg_opclass oids)
@@ -280,11 +285,12 @@ _STORAGE = {T.INT2: "p", T.INT4: "p", T.INT8: "p", T.BOOL: "p", T.FLOAT4: "p", T
             T.NAME: "p", T.NUMERIC: "m"}
 
 
-def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool) -> tuple:
+def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool,
+         acl: list[str] | None = None) -> tuple:
     ln = T.TYPE_SIZES.get(typ, -1)
     return (relid, name, typ, -1, ln, num, 0, -1, typmod, ln in (1, 2, 4, 8), "i",
             _STORAGE.get(typ, "x"), "", notnull, hasdef, False, "", "", False, True, 0,
-            oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, None, None)
+            oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, acl, None)
 
 
 _SYS_ATTS = [("tableoid", T.OID, -6), ("cmax", 29, -5), ("xmax", 28, -4), ("cmin", 29, -3),
@@ -299,7 +305,9 @@ def _pg_attribute(ctx: Any) -> Iterator[tuple]:
                 yield _att(td.table_id, n, t, i + 1, -1, True, False)
             continue
         for i, c in enumerate(td.columns):
-            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None)
+            col_acl = td.col_acls.get(c.name)
+            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None,
+                       privileges.acl_text(col_acl, ctx.catalog) if col_acl else None)
         for n, t, num in _SYS_ATTS:
             yield _att(td.table_id, n, t, num, -1, True, False)
     for ix in model_of(ctx).indexes:

@@ -1,0 +1,189 @@
+"""SQL privileges (issue 15): the same scripts on the shared cluster and on a scratch
+PostgreSQL 15, each statement's outcome -- rows, or SQLSTATE and message -- compared.
+
+The scripts play several roles (``privscript``: SET SESSION AUTHORIZATION between steps)
+through owners, GRANT / REVOKE on tables, columns, sequences, schemas and databases,
+WITH GRANT OPTION, PUBLIC, role membership, views read with their owner's rights, ALTER
+DEFAULT PRIVILEGES, ``has_*_privilege`` and the ACLs pg_class shows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+import privscript
+from tests.clients.test_psql import _borealis_args, scratch_pg  # noqa: F401 -- fixture: a scratch PostgreSQL 15
+
+ROLES = ("alice", "bob", "carol", "grp", "noinh")
+RELATIONS = ("t", "u", "s", "v", "w", "ser", "ser_id_seq", "d1", "d2", "dseq", "ctas")
+
+SETUP: list[privscript.Step] = [
+    ("postgres", "CREATE ROLE {alice} LOGIN"),
+    ("postgres", "CREATE ROLE {bob} LOGIN"),
+    ("postgres", "CREATE ROLE {carol} LOGIN"),
+    ("postgres", "CREATE ROLE {grp}"),
+    ("postgres", "CREATE ROLE {noinh} NOINHERIT IN ROLE {grp}"),
+    ("postgres", "GRANT {grp} TO {carol}"),
+]
+
+# The issue's report: a non-superuser read, changed and dropped another role's table after REVOKE ALL.
+OWNERS_AND_TABLES: list[privscript.Step] = [
+    ("alice", "CREATE TABLE {t} (k int PRIMARY KEY, v text)"),  # PG 15: no CREATE on public for PUBLIC
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {alice}"),
+    ("alice", "CREATE TABLE {t} (k int PRIMARY KEY, v text)"),
+    ("alice", "INSERT INTO {t} VALUES (1, 'one'), (2, 'two')"),
+    ("-", "SELECT relname, pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE relname = '{t}'"),
+    ("-", "REVOKE ALL ON {t} FROM {bob}"),
+    ("bob", "SELECT * FROM {t}"),
+    ("-", "INSERT INTO {t} VALUES (3, 'three')"),
+    ("-", "UPDATE {t} SET v = 'x'"),
+    ("-", "DELETE FROM {t}"),
+    ("-", "TRUNCATE {t}"),
+    ("-", "DROP TABLE {t}"),
+    ("-", "ALTER TABLE {t} ADD COLUMN z int"),
+    ("-", "ALTER TABLE {t} OWNER TO {bob}"),
+    ("-", "GRANT SELECT ON {t} TO {bob}"),
+    ("-", "SELECT count(*) FROM (SELECT 1 FROM {t} a JOIN {t} b USING (k)) x"),
+    ("-", "SELECT 1 WHERE EXISTS (SELECT 1 FROM {t})"),
+    ("alice", "GRANT SELECT, UPDATE ON {t} TO {bob}"),
+    ("-", "SELECT relacl::text FROM pg_class WHERE relname = '{t}'"),
+    ("bob", "SELECT k, v FROM {t} ORDER BY k"),
+    ("-", "UPDATE {t} SET v = 'uno' WHERE k = 1"),
+    ("-", "UPDATE {t} SET v = 'all'"),
+    ("-", "DELETE FROM {t} WHERE k = 2"),
+    ("-", "GRANT SELECT ON {t} TO {carol}"),  # no grant option
+    ("alice", "GRANT SELECT ON {t} TO {bob} WITH GRANT OPTION"),
+    ("bob", "GRANT SELECT ON {t} TO {carol}"),
+    ("-", "GRANT INSERT ON {t} TO {carol}"),
+    ("carol", "SELECT count(*) FROM {t}"),
+    ("alice", "SELECT relacl::text FROM pg_class WHERE relname = '{t}'"),
+    ("-", "REVOKE SELECT ON {t} FROM {bob}"),  # bob granted to carol: dependent privileges
+    ("-", "REVOKE GRANT OPTION FOR SELECT ON {t} FROM {bob} CASCADE"),
+    ("-", "SELECT relacl::text FROM pg_class WHERE relname = '{t}'"),
+    ("carol", "SELECT count(*) FROM {t}"),
+    ("alice", "REVOKE ALL ON {t} FROM {bob}"),
+    ("bob", "SELECT * FROM {t}"),
+    ("alice", "GRANT SELECT ON {t} TO PUBLIC"),
+    ("bob", "SELECT count(*) FROM {t}"),
+    ("-", "INSERT INTO {t} VALUES (5, 'five')"),
+    ("alice", "REVOKE SELECT ON {t} FROM PUBLIC"),
+    ("-", "GRANT INSERT ON {t} TO {grp}"),
+    ("carol", "INSERT INTO {t} VALUES (6, 'six')"),  # through grp (inherited)
+    ("-", "INSERT INTO {t} VALUES (7, 'seven') RETURNING k"),  # RETURNING needs SELECT
+    ("noinh", "INSERT INTO {t} VALUES (8, 'eight')"),  # NOINHERIT: not without SET ROLE
+    ("postgres", "SET ROLE {noinh}"),
+    ("-", "SET ROLE {grp}"),
+    ("-", "SELECT current_user = '{grp}', session_user = 'postgres'"),
+    ("-", "INSERT INTO {t} VALUES (9, 'nine')"),
+    ("-", "SELECT * FROM {t}"),
+    ("-", "RESET ROLE"),
+    ("alice", "ALTER TABLE {t} OWNER TO {bob}"),  # alice is not a member of bob
+    ("postgres", "ALTER TABLE {t} OWNER TO {bob}"),
+    ("-", "SELECT pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE relname = '{t}'"),
+    ("alice", "SELECT count(*) FROM {t}"),
+    ("bob", "SELECT k FROM {t} ORDER BY k"),
+    ("-", "TRUNCATE {t}"),
+    ("-", "DROP TABLE {t}"),
+]
+
+COLUMNS_VIEWS_SEQUENCES: list[privscript.Step] = [
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {alice}"),
+    ("alice", "CREATE TABLE {u} (k int PRIMARY KEY, pub text, secret text)"),
+    ("-", "INSERT INTO {u} VALUES (1, 'p', 's')"),
+    ("-", "GRANT SELECT (k, pub), UPDATE (pub) ON {u} TO {bob}"),
+    ("bob", "SELECT k, pub FROM {u}"),
+    ("-", "SELECT * FROM {u}"),
+    ("-", "SELECT secret FROM {u}"),
+    ("-", "SELECT count(*) FROM {u}"),
+    ("-", "UPDATE {u} SET pub = 'q' WHERE k = 1"),
+    ("-", "UPDATE {u} SET secret = 'q'"),
+    ("-", "SELECT has_column_privilege('{u}', 'pub', 'SELECT'), has_column_privilege('{u}', 'secret', 'SELECT'),"
+          " has_table_privilege('{u}', 'SELECT'), has_any_column_privilege('{u}', 'SELECT')"),
+    ("alice", "REVOKE SELECT ON {u} FROM {bob}"),  # a table-level REVOKE takes the columns' too
+    ("bob", "SELECT k FROM {u}"),
+    ("-", "UPDATE {u} SET pub = 'r'"),
+    ("alice", "CREATE VIEW {v} AS SELECT k, pub FROM {u}"),
+    ("-", "GRANT SELECT ON {v} TO {bob}"),
+    ("bob", "SELECT * FROM {v}"),  # the view reads with alice's rights
+    ("-", "SELECT * FROM {u}"),
+    ("carol", "SELECT * FROM {v}"),
+    ("bob", "CREATE VIEW {w} AS SELECT * FROM {u}"),  # no CREATE on public
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {bob}"),
+    ("bob", "CREATE VIEW {w} AS SELECT * FROM {u}"),  # allowed; reading it is not
+    ("-", "SELECT * FROM {w}"),
+    ("-", "DROP VIEW {v}"),
+    ("alice", "CREATE SEQUENCE {s}"),
+    ("bob", "SELECT nextval('{s}')"),
+    ("-", "SELECT currval('{s}')"),
+    ("-", "SELECT setval('{s}', 5)"),
+    ("alice", "GRANT USAGE ON SEQUENCE {s} TO {bob}"),
+    ("bob", "SELECT nextval('{s}')"),
+    ("-", "SELECT setval('{s}', 5)"),
+    ("-", "SELECT has_sequence_privilege('{s}', 'USAGE'), has_sequence_privilege('{s}', 'UPDATE')"),
+    ("alice", "GRANT INSERT ON {s} TO {bob}"),
+    ("-", "GRANT SELECT, UPDATE ON SEQUENCE {s} TO {bob}"),
+    ("-", "GRANT DELETE ON SEQUENCE {s} TO {bob}"),
+    ("-", "SELECT relname, relacl::text FROM pg_class WHERE relname IN ('{s}', '{u}', '{v}') ORDER BY relname"),
+    ("-", "CREATE TABLE {ser} (id serial PRIMARY KEY, x int)"),
+    ("-", "GRANT INSERT ON {ser} TO {bob}"),
+    ("bob", "INSERT INTO {ser} (x) VALUES (1)"),  # nextval on the serial's sequence
+    ("alice", "GRANT USAGE ON SEQUENCE {ser_id_seq} TO {bob}"),
+    ("bob", "INSERT INTO {ser} (x) VALUES (1)"),
+    ("-", "SELECT has_table_privilege('{bob}', '{ser}', 'INSERT'), has_table_privilege('{carol}', '{ser}', 'INSERT'),"
+          " has_table_privilege('{alice}', '{ser}', 'SELECT WITH GRANT OPTION')"),
+    ("-", "SELECT pg_has_role('{grp}', 'MEMBER'), pg_has_role('{carol}', '{grp}', 'USAGE'),"
+          " pg_has_role('{noinh}', '{grp}', 'USAGE'), pg_has_role('{noinh}', '{grp}', 'MEMBER')"),
+    ("-", "SELECT has_schema_privilege('public', 'CREATE'), has_database_privilege('postgres', 'CONNECT')"),
+    ("alice", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {bob}"),
+    ("-", "CREATE TABLE {d1} (a int)"),
+    ("-", "ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM {bob}"),
+    ("-", "CREATE TABLE {d2} (a int)"),
+    ("bob", "SELECT count(*) FROM {d1}"),
+    ("-", "SELECT count(*) FROM {d2}"),
+    ("postgres", "REVOKE CREATE ON SCHEMA public FROM {bob}"),
+    ("bob", "CREATE TABLE {ctas} AS SELECT 1 AS a"),
+    ("alice", "ALTER TABLE {u} ENABLE ROW LEVEL SECURITY"),
+    ("postgres", "SELECT relname, pg_get_userbyid(relowner) FROM pg_class"
+                 " WHERE relname IN ('{u}', '{s}', '{ser}', '{ser_id_seq}', '{d1}') ORDER BY relname"),
+]
+
+CLEANUP = ["RESET ROLE", "RESET SESSION AUTHORIZATION",
+           *[f"DROP VIEW IF EXISTS {{{n}}}" for n in ("v", "w")],
+           *[f"DROP TABLE IF EXISTS {{{n}}}" for n in ("t", "u", "ser", "d1", "d2", "ctas")],
+           "DROP SEQUENCE IF EXISTS {s}",
+           *[f"ALTER DEFAULT PRIVILEGES FOR ROLE {{{r}}} REVOKE ALL ON TABLES FROM {{{g}}}"
+             for r in ("alice",) for g in ("bob",)],
+           "REVOKE ALL ON SCHEMA public FROM {alice}, {bob}",
+           *[f"DROP ROLE IF EXISTS {{{n}}}" for n in ROLES]]
+
+
+def _names() -> dict[str, str]:
+    tag = "pv" + uuid.uuid4().hex[:6]
+    return {n: f"{tag}_{n}" for n in ROLES + RELATIONS}
+
+
+def _check(cluster: Any, scratch: list[str], script: list[privscript.Step]) -> None:
+    names = _names()
+    steps = SETUP + script
+    ours_ci, theirs_ci = cluster.writer_dsn, privscript.conninfo_of(scratch)
+    try:
+        ours = privscript.run(ours_ci, steps, names)
+        theirs = privscript.run(theirs_ci, steps, names)
+        bad = privscript.compare(steps, ours, theirs, names)
+        assert not bad, "\n".join(bad)
+    finally:
+        privscript.cleanup(ours_ci, CLEANUP, names)
+        privscript.cleanup(theirs_ci, CLEANUP, names)
+
+
+def test_owners_grants_and_enforcement_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    _check(cluster, scratch_pg, OWNERS_AND_TABLES)
+
+
+def test_columns_views_sequences_defaults_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    _check(cluster, scratch_pg, COLUMNS_VIEWS_SEQUENCES)
