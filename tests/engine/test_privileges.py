@@ -147,7 +147,6 @@ COLUMNS_VIEWS_SEQUENCES: list[privscript.Step] = [
     ("-", "SELECT count(*) FROM {d2}"),
     ("postgres", "REVOKE CREATE ON SCHEMA public FROM {bob}"),
     ("bob", "CREATE TABLE {ctas} AS SELECT 1 AS a"),
-    ("alice", "ALTER TABLE {u} ENABLE ROW LEVEL SECURITY"),
     ("postgres", "SELECT relname, pg_get_userbyid(relowner) FROM pg_class"
                  " WHERE relname IN ('{u}', '{s}', '{ser}', '{ser_id_seq}', '{d1}') ORDER BY relname"),
 ]
