@@ -118,6 +118,9 @@ def object_grant(ctx: Any, head: str, toks: list[Tok]) -> Result:
     if kind in ("table", "sequence", "all tables", "all sequences"):
         cw = _writer(ctx)
         for td in _relations(ctx, kind, names):
+            if isinstance(td, str):
+                _system_grant(ctx, td, s)
+                continue
             notices += _grant_relation(ctx, cw, td, kind, s)
         cw.finish()
     elif kind == "database":
@@ -166,12 +169,32 @@ def _relations(ctx: Any, kind: str, names: list[str]) -> list[Any]:
     out = []
     for n in names:
         td = cat.get(n)
+        if td is None and _system_relation(n):
+            out.append(n)
+            continue
         if td is None:
             raise errors.UndefinedTable(f'relation "{n}" does not exist')
         if kind == "sequence" and td.kind != "S":
             raise errors.SqlError(f'"{n}" is not a sequence', sqlstate="42809")
         out.append(td)
     return out
+
+
+def _system_relation(name: str) -> bool:
+    from engine import sysviews
+    from engine.pgcatalog import oids
+
+    return sysviews.lookup(name) is not None or name in oids.CATALOG_RELATIONS
+
+
+def _system_grant(ctx: Any, name: str, s: Spec) -> None:
+    """The system catalogs and views are readable by PUBLIC and keep no ACL of their own
+    here: granting SELECT on one changes nothing and is accepted; anything else is refused."""
+    me = roles.current(ctx.session, ctx.catalog)
+    if not me.superuser:
+        raise P.denied("table", name)
+    if not s.grant or s.with_option or s.all_privs or any(p != "r" or cols for p, cols in s.privs):
+        raise errors.FeatureNotSupported(f"changing the privileges of system catalog {name} is not supported")
 
 
 def _best_grantor(ctx: Any, owner: int, acl: list[list]) -> tuple[int, set[str]]:

@@ -559,10 +559,12 @@ def _drop(ctx: Any, obj: str, c: Cursor) -> tuple[str, list, list[str]]:
                                   sqlstate="2BP01")
         if r.superuser and not me.superuser:
             raise _denied("must be superuser to drop superusers")
-        owned = sorted(d.name for d in ctx.catalog.db_defs.values() if d.owner == r.oid)
-        if owned:
+        from engine import privileges
+
+        depends = privileges.role_dependents(ctx.catalog, r.oid)
+        if depends:
             raise errors.SqlError(f'role "{r.name}" cannot be dropped because some objects depend on it',
-                                  sqlstate="2BP01", detail="\n".join(f"owner of database {n}" for n in owned))
+                                  sqlstate="2BP01", detail="\n".join(depends))
         ctx.txn.lock(CATALOG_TABLE, role_key(r.name))
         ctx.txn.put(CATALOG_TABLE, role_key(r.name), None)
         for roleid, member, _g, _a in _members_of(ctx):

@@ -326,3 +326,58 @@ def acl_text(acl: list[list] | None, catalog: Catalog) -> list[str] | None:
     if acl is None:
         return None
     return [item_text(a, catalog) for a in acl]
+
+
+# -- what keeps a role from being dropped ----------------------------------------------------------
+
+def _in_acl(acl: list[list] | None, oid: int) -> bool:
+    return acl is not None and any(oid in (a[0], a[1]) for a in acl)
+
+
+def role_dependents(catalog: Catalog, oid: int) -> list[str]:
+    """DROP ROLE's list of what depends on a role, in PostgreSQL's words and order: the
+    databases it owns or holds privileges on, then the objects of the current database
+    (schema, relations and their columns, default privileges), then a count per other database."""
+    out: list[str] = []
+    for name in sorted(catalog.db_defs):
+        d = catalog.db_defs[name]
+        if d.owner == oid:
+            out.append(f"owner of database {name}")
+        elif _in_acl([list(a) for a in d.acl] if d.acl is not None else None, oid):
+            out.append(f"privileges for database {name}")
+
+    def local(db: str) -> list[str]:
+        got: list[str] = []
+        schema = catalog.schemas.get((db, "public"))
+        if schema is not None and _in_acl(schema[1], oid):
+            got.append("privileges for schema public")
+        for td in sorted(catalog.by_db.get(db, {}).values(), key=lambda t: t.table_id):
+            word = kind_word(td)
+            if td.owner == oid:
+                got.append(f"owner of {word} {td.name}")
+            elif _in_acl(td.acl, oid):
+                got.append(f"privileges for {word} {td.name}")
+            for c in td.columns:
+                if td.owner != oid and _in_acl(td.col_acls.get(c.name), oid):
+                    got.append(f"privileges for column {c.name} of {word} {td.name}")
+        for (role, d, schema_name, objtype), acl in catalog.default_acls.items():
+            if d != db:
+                continue
+            what = "new sequences" if objtype == "S" else "new relations"
+            owner_name = catalog.role_by_oid[role].name if role in catalog.role_by_oid else str(role)
+            where = f" in schema {schema_name}" if schema_name else ""
+            if role == oid:
+                got.append(f"owner of default privileges on {what} belonging to role {owner_name}{where}")
+            elif _in_acl(acl, oid):
+                got.append(f"privileges for default privileges on {what} belonging to role {owner_name}{where}")
+        return got
+
+    out += local(catalog.database)
+    for db in sorted(set(catalog.by_db) | {d for (_r, d, _s, _o) in catalog.default_acls}
+                     | {d for (d, _s) in catalog.schemas}):
+        if db == catalog.database:
+            continue
+        n = len(local(db))
+        if n:
+            out.append(f"{n} object{'s' if n > 1 else ''} in database {db}")
+    return out
