@@ -533,6 +533,16 @@ def _pg_sequences(ctx: Any) -> Iterator[tuple]:
                    s.cycle, 1, None)
 
 
+@table("pg_default_acl", "oid defaclrole defaclnamespace defaclobjtype defaclacl", [O, O, O, CHAR, ARR])
+def _pg_default_acl(ctx: Any) -> Iterator[tuple]:
+    """ALTER DEFAULT PRIVILEGES entries of the session's database (oids made up from the entry)."""
+    cat = ctx.catalog
+    for n, ((role, db, schema, objtype), acl) in enumerate(sorted(cat.default_acls.items())):
+        if db == cat.database:
+            yield (oids.derived(role, 200 + n % 50), role, oids.PUBLIC if schema else 0, objtype,
+                   privileges.acl_text(acl, cat))
+
+
 empty("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending", [O, O, I4, B])
 empty("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstraint",
       [O, O, O, N, O, I2, CHAR, B, O])

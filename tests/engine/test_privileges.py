@@ -186,3 +186,40 @@ def test_owners_grants_and_enforcement_match_postgres(cluster, scratch_pg) -> No
 
 def test_columns_views_sequences_defaults_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
     _check(cluster, scratch_pg, COLUMNS_VIEWS_SEQUENCES)
+
+
+DESCRIBE_SETUP = """
+CREATE ROLE {alice}; CREATE ROLE "{bob} X";
+CREATE TABLE {t} (a int, b int); CREATE SEQUENCE {s}; CREATE VIEW {v} AS SELECT 1 AS x;
+GRANT SELECT, INSERT ON {t} TO {alice} WITH GRANT OPTION; GRANT UPDATE (b) ON {t} TO "{bob} X";
+GRANT SELECT (a) ON {t} TO PUBLIC; GRANT USAGE ON SEQUENCE {s} TO {alice}; REVOKE ALL ON {v} FROM postgres;
+ALTER DEFAULT PRIVILEGES FOR ROLE {alice} GRANT SELECT ON TABLES TO "{bob} X";
+ALTER DEFAULT PRIVILEGES FOR ROLE {alice} IN SCHEMA public GRANT UPDATE ON SEQUENCES TO "{bob} X";
+"""
+DESCRIBE_CLEANUP = """
+DROP TABLE IF EXISTS {t}; DROP SEQUENCE IF EXISTS {s}; DROP VIEW IF EXISTS {v};
+ALTER DEFAULT PRIVILEGES FOR ROLE {alice} REVOKE ALL ON TABLES FROM "{bob} X";
+ALTER DEFAULT PRIVILEGES FOR ROLE {alice} IN SCHEMA public REVOKE ALL ON SEQUENCES FROM "{bob} X";
+DROP ROLE IF EXISTS {alice}; DROP ROLE IF EXISTS "{bob} X";
+"""
+
+
+def test_psql_dp_z_ddp_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    names = _names()
+    bargs, benv = _borealis_args(cluster.writer_dsn)
+
+    def psql(args: list[str], cmd: str, env: dict | None = None) -> str:
+        r = subprocess.run(["psql", "-X", *args, "-c", privscript.fill(cmd, names)], capture_output=True, text=True,
+                           env=env, timeout=60)
+        return r.stdout + r.stderr
+
+    try:
+        assert "ERROR" not in psql(bargs, DESCRIBE_SETUP, benv)
+        assert "ERROR" not in psql(scratch_pg, DESCRIBE_SETUP)
+        for cmd in (r"\dp {t}|{s}|{v}", r"\z {t}", r"\dn+ public", r"\ddp"):
+            ours, theirs = psql(bargs, cmd, benv), psql(scratch_pg, cmd)
+            assert names["t"] in ours or cmd in (r"\dn+ public", r"\ddp"), ours
+            assert ours == theirs, f"{cmd}\n--- borealis\n{ours}\n--- postgres\n{theirs}"
+    finally:
+        psql(bargs, DESCRIBE_CLEANUP, benv)
+        psql(scratch_pg, DESCRIBE_CLEANUP)
