@@ -223,3 +223,55 @@ def test_psql_dp_z_ddp_match_postgres(cluster, scratch_pg) -> None:  # noqa: F81
     finally:
         psql(bargs, DESCRIBE_CLEANUP, benv)
         psql(scratch_pg, DESCRIBE_CLEANUP)
+
+
+def test_readers_enforce_the_same_privileges(cluster) -> None:
+    """Owners and ACLs are catalog rows: a reader checks them as the writer does, and a
+    GRANT / REVOKE committed on the writer changes what the reader allows."""
+    from cluster import wait_for
+
+    names = _names()
+    alice, t, u = names["alice"], names["t"], names["u"]
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
+        w.execute(f"CREATE ROLE {alice} LOGIN")
+        w.execute(f"CREATE TABLE {t} (k int)")
+        w.execute(f"CREATE TABLE {u} (k int)")
+        w.execute(f"INSERT INTO {t} VALUES (1), (2)")
+        w.execute(f"GRANT SELECT ON {t} TO {alice}")
+    reader = cluster.reader_dsn.replace("postgres@", f"{alice}@", 1)
+
+    def outcome(sql: str) -> tuple:
+        try:
+            with psycopg.connect(reader, autocommit=True) as r:
+                return privscript.outcome(r, sql)
+        except psycopg.OperationalError as e:  # the reader has not replayed CREATE ROLE yet
+            return ("connect", str(e))
+
+    try:
+        assert wait_for(lambda: outcome(f"SELECT count(*) FROM {t}") == ("rows", [("2",)]), 30, "the grant on the reader")
+        assert outcome(f"SELECT count(*) FROM {u}") == ("error", "42501", f"permission denied for table {u}")
+        assert outcome(f"SELECT has_table_privilege('{t}', 'SELECT'), has_table_privilege('{u}', 'SELECT')") == (
+            "rows", [("True", "False")])
+        assert outcome(f"SELECT relacl::text FROM pg_class WHERE relname = '{t}'") == (
+            "rows", [(f"{{postgres=arwdDxt/postgres,{alice}=r/postgres}}",)])
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
+            w.execute(f"REVOKE SELECT ON {t} FROM {alice}")
+        assert wait_for(lambda: outcome(f"SELECT count(*) FROM {t}") ==
+                        ("error", "42501", f"permission denied for table {t}"), 30, "the revoke on the reader")
+    finally:
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
+            w.execute(f"DROP TABLE IF EXISTS {t}, {u}")
+            w.execute(f"DROP ROLE IF EXISTS {alice}")
+
+
+def test_row_level_security_is_refused_not_ignored(cluster) -> None:
+    names = _names()
+    t = names["t"]
+    with psycopg.connect(cluster.writer_dsn, autocommit=True) as c:
+        c.execute(f"CREATE TABLE {t} (k int)")
+        try:
+            for sql in (f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY", f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
+                        f"CREATE POLICY p ON {t} USING (k = 1)", f"DROP POLICY p ON {t}"):
+                assert privscript.outcome(c, sql)[:2] == ("error", "0A000"), sql
+        finally:
+            c.execute(f"DROP TABLE {t}")
