@@ -208,6 +208,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             for cc in ce.args.get("constraints") or []:
                 if isinstance(cc.args.get("kind"), exp.Reference):
                     fkeys.append(_fkey(name, None, [ce.name], cc.args["kind"]))
+    for fk in fkeys:  # a foreign key needs REFERENCES on the table it points to
+        ref = cw.catalog.get(fk[2])
+        if ref is not None:
+            privileges.require(ctx, ref, "x")
     td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks, fkeys=fkeys)
     for pos, sname in serials:
         if cw.catalog.get(sname) is not None:
@@ -285,13 +289,35 @@ def _delete_all(ctx: Any, td: TableDef) -> None:
 
 
 def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:
+    tds = []
     for t in node.expressions:
         td = ctx.catalog.get(t.name)
         if td is None or td.kind != "r":
             raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
         privileges.require(ctx, td, "D")
+        tds.append(td)
+    names = {td.name for td in tds}
+    notices = []
+    while str(node.args.get("option") or "").lower() == "cascade":  # CASCADE: the tables referring to them too
+        more = [o for o in ctx.catalog.tables.values()
+                if o.name not in names and any(fk[2] in names for fk in o.fkeys)]
+        if not more:
+            break
+        for o in sorted(more, key=lambda o: o.table_id):
+            notices.append(f'truncate cascades to table "{o.name}"')
+            privileges.require(ctx, o, "D")
+            tds.append(o)
+            names.add(o.name)
+    for other in ctx.catalog.tables.values():  # a foreign key into a truncated table from outside
+        for fk in other.fkeys:
+            if fk[2] in names and other.name not in names:
+                raise errors.FeatureNotSupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                    detail=f'Table "{other.name}" references "{fk[2]}".',
+                    hint=f'Truncate table "{other.name}" at the same time, or use TRUNCATE ... CASCADE.')
+    for td in tds:
         _delete_all(ctx, td)
-    return "TRUNCATE TABLE", []
+    return "TRUNCATE TABLE", notices
 
 
 def tables_of(node: exp.Expression, catalog: Catalog, _seen: set[str] | None = None) -> list[int]:

@@ -303,6 +303,9 @@ class _Alter:
             rcols = [i.name for i in rt.expressions] if isinstance(rt, exp.Schema) else []
             if self.cw.catalog.get(rname) is None:
                 raise errors.UndefinedTable(f'relation "{rname}" does not exist')
+            from engine import privileges
+
+            privileges.require(self.ctx, self.cw.catalog.get(rname), "x")
             from engine.fkeys import actions_of
 
             on_delete, on_update = actions_of(ref)

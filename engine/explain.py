@@ -91,7 +91,7 @@ def build_explain(node: Any, catalog: Any, param_types: list[int]) -> Any:
 
     return StmtPlan(run, columns=[Column("QUERY PLAN", T.TEXT)], param_types=inner.param_types,
                     tables=inner.tables, writes=inner.writes and analyze, verb="EXPLAIN", cacheable=False,
-                    sleeps=inner.sleeps and analyze)
+                    sleeps=inner.sleeps and analyze, needs=inner.needs)
 
 
 # -- the operator tree ------------------------------------------------------------------------------

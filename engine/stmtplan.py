@@ -32,7 +32,10 @@ def _needs(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[Need, ...]:
         return ()
     names: set[str] = set()
     star = False
+    targets = {id(e.this) for e in node.expressions if isinstance(e, exp.EQ)} if isinstance(node, exp.Update) else set()
     for n in node.walk():
+        if id(n) in targets:  # UPDATE's SET targets are written, not read
+            continue
         if isinstance(n, exp.Star) and not isinstance(n.parent, exp.Count):
             star = True
         elif isinstance(n, exp.Column):
@@ -121,6 +124,8 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
         plan = pl.plan_query(node)
         locking = bool(node.args.get("locks"))
+        if locking:  # FOR UPDATE / SHARE: UPDATE on the tables read directly, besides SELECT
+            pl.needs += [dataclasses.replace(n, privs="w") for n in pl.needs if n.as_role is None]
         return StmtPlan(_query_runner(plan, pl.env.sleeps), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=locking,
                         verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps,

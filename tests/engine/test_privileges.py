@@ -151,6 +151,60 @@ COLUMNS_VIEWS_SEQUENCES: list[privscript.Step] = [
                  " WHERE relname IN ('{u}', '{s}', '{ser}', '{ser_id_seq}', '{d1}') ORDER BY relname"),
 ]
 
+MORE_STATEMENTS: list[privscript.Step] = [
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {alice}, {bob}"),
+    ("alice", "CREATE TABLE {t} (k int PRIMARY KEY, v text)"),
+    ("-", "INSERT INTO {t} VALUES (1, 'a')"),
+    ("-", "GRANT SELECT ON {t} TO {bob}"),
+    ("bob", "SELECT k FROM {t} FOR UPDATE"),  # locking needs UPDATE too
+    ("-", "EXPLAIN SELECT * FROM {u}"),
+    ("-", "CREATE TABLE {u} (k int REFERENCES {t} (k))"),  # REFERENCES on the parent
+    ("alice", "GRANT REFERENCES, UPDATE ON {t} TO {bob}"),
+    ("bob", "SELECT k FROM {t} FOR UPDATE"),
+    ("-", "CREATE TABLE {u} (k int REFERENCES {t} (k))"),
+    ("-", "INSERT INTO {u} VALUES (1)"),  # the foreign key's check needs nothing of bob
+    ("carol", "EXPLAIN SELECT * FROM {t}"),
+    ("-", "COPY {t} FROM STDIN"),
+    ("-", "COPY {t} TO STDOUT"),
+    ("-", "INSERT INTO {t} SELECT k + 10, 'x' FROM {u}"),
+    ("-", "WITH x AS (SELECT * FROM {t}) SELECT count(*) FROM x"),
+    ("-", "SELECT (SELECT count(*) FROM {t})"),
+    ("alice", "GRANT INSERT ON {t} TO {carol}"),
+    ("carol", "INSERT INTO {t} SELECT k + 10, 'x' FROM {u}"),
+    ("bob", "GRANT SELECT ON {u} TO {carol}"),
+    ("carol", "INSERT INTO {t} SELECT k + 10, 'x' FROM {u}"),
+    ("-", "UPDATE {t} SET v = 'y' WHERE k = 11"),
+    ("alice", "GRANT UPDATE (v), SELECT (k) ON {t} TO {carol}"),
+    ("carol", "UPDATE {t} SET v = 'y' WHERE k = 11"),
+    ("-", "UPDATE {t} SET v = v || 'z' WHERE k = 11"),  # reads v: no SELECT on it
+    ("-", "DELETE FROM {t} WHERE k = 11"),
+    ("-", "TRUNCATE {u}"),
+    ("-", "CREATE INDEX ON {t} (v)"),
+    ("-", "COMMENT ON TABLE {t} IS 'x'"),
+    ("alice", "GRANT TRUNCATE ON {t} TO {grp}"),
+    ("carol", "TRUNCATE {t}"),  # through grp; u's foreign key refers to t
+    ("-", "TRUNCATE {t} CASCADE"),  # ... and carol may not truncate u
+    ("bob", "INSERT INTO {u} VALUES (1)"),
+    ("postgres", "TRUNCATE {t} CASCADE"),
+    ("-", "SELECT count(*) FROM {u}"),
+    ("carol", "DROP TABLE {u}"),
+    ("bob", "DROP TABLE {u}"),
+    ("carol", "TRUNCATE {t}"),
+    ("alice", "SELECT count(*) FROM {t}"),
+    ("postgres", "SELECT has_table_privilege('{carol}', '{t}', 'TRUNCATE'),"
+                 " has_table_privilege('{noinh}', '{t}', 'TRUNCATE'),"
+                 " has_table_privilege('{carol}', '{t}', 'DELETE, TRUNCATE')"),
+    ("-", "SELECT has_table_privilege('{t}', 'SELEKT')"),
+    ("-", "SELECT has_table_privilege('no_such_role_x', '{t}', 'SELECT')"),
+    ("-", "SELECT has_table_privilege('{alice}', 'no_such_table_x', 'SELECT')"),
+    ("-", "GRANT USAGE ON {t} TO {bob}"),
+    ("-", "GRANT SELECT ON {t} TO {bob} WITH GRANT OPTION, PUBLIC"),
+    ("-", "GRANT SELECT ON {t} TO PUBLIC WITH GRANT OPTION"),
+    ("-", "GRANT SELECT (nope) ON {t} TO {bob}"),
+    ("-", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {carol}"),
+    ("alice", "DROP TABLE {t}"),
+]
+
 CLEANUP = ["RESET ROLE", "RESET SESSION AUTHORIZATION",
            *[f"DROP VIEW IF EXISTS {{{n}}}" for n in ("v", "w")],
            *[f"DROP TABLE IF EXISTS {{{n}}}" for n in ("t", "u", "ser", "d1", "d2", "ctas")],
@@ -186,6 +240,10 @@ def test_owners_grants_and_enforcement_match_postgres(cluster, scratch_pg) -> No
 
 def test_columns_views_sequences_defaults_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
     _check(cluster, scratch_pg, COLUMNS_VIEWS_SEQUENCES)
+
+
+def test_more_statements_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    _check(cluster, scratch_pg, MORE_STATEMENTS)
 
 
 DESCRIBE_SETUP = """
