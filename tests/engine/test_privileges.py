@@ -333,3 +333,53 @@ def test_row_level_security_is_refused_not_ignored(cluster) -> None:
                 assert privscript.outcome(c, sql)[:2] == ("error", "0A000"), sql
         finally:
             c.execute(f"DROP TABLE {t}")
+
+
+def test_connect_privilege_matches_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    names = _names()
+    bob, db = names["bob"], names["d1"]
+    ours = cluster.writer_dsn
+    theirs = privscript.conninfo_of(scratch_pg)
+
+    def as_bob(server: str) -> str:
+        if server == ours:
+            return ours.replace("postgres@", f"{bob}@", 1).rsplit("/", 1)[0] + f"/{db}"
+        return theirs.replace("user=postgres", f"user={bob}").replace("dbname=postgres", f"dbname={db}")
+
+    def attempt(server: str) -> tuple:
+        try:
+            with psycopg.connect(as_bob(server), autocommit=True) as c:
+                return privscript.outcome(c, f"SELECT current_user = '{bob}', has_database_privilege('{db}', 'CONNECT')")
+        except psycopg.OperationalError as e:
+            got = str(e)
+            return ("refused", "permission denied for database" in got, "User does not have CONNECT privilege." in got)
+
+    def script(server: str) -> list:
+        out = []
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {bob} LOGIN")
+            admin.execute(f"CREATE DATABASE {db}")
+            out.append(attempt(server))
+            admin.execute(f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC")
+            out.append(privscript.outcome(admin, f"SELECT datacl::text FROM pg_database WHERE datname = '{db}'"))
+            out.append(attempt(server))
+            admin.execute(f"GRANT CONNECT ON DATABASE {db} TO {bob}")
+            out.append(attempt(server))
+            out.append(privscript.outcome(admin, f"DROP ROLE {bob}"))
+        return out
+
+    def cleanup(server: str) -> None:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for sql in (f"DROP DATABASE IF EXISTS {db}", f"DROP ROLE IF EXISTS {bob}"):
+                try:
+                    admin.execute(sql)
+                except psycopg.Error:
+                    pass
+
+    try:
+        got, want = script(ours), script(theirs)
+        assert want[2] == ("refused", True, True), want
+        assert got == want
+    finally:
+        cleanup(ours)
+        cleanup(theirs)
