@@ -3,7 +3,7 @@
 A script is a list of ``(role, sql)`` steps; before a step whose role differs from the last
 one the connection runs ``SET SESSION AUTHORIZATION role`` (``-`` keeps the role, ``postgres``
 is the bootstrap superuser).  Each step's outcome is its rows (every row of the last
-result, as text) or its SQLSTATE and message; a test runs the same script on both servers
+result, as text) or its SQLSTATE, message and detail; a test runs the same script on both servers
 and compares the outcomes one by one.  ``{x}`` in a step is this run's name for ``x``
 (roles are the cluster's, so a shared cluster needs names of its own per run).
 """
@@ -22,7 +22,7 @@ def outcome(conn: psycopg.Connection, sql: str) -> tuple:
     try:
         cur = conn.execute(sql)
     except psycopg.Error as e:
-        return ("error", e.sqlstate, e.diag.message_primary)
+        return ("error", e.sqlstate, e.diag.message_primary, e.diag.message_detail)
     if cur.description is None:
         return ("ok", cur.statusmessage)
     return ("rows", [tuple(None if v is None else str(v) for v in row) for row in cur.fetchall()])

@@ -202,6 +202,9 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("-", "GRANT SELECT ON {t} TO PUBLIC WITH GRANT OPTION"),
     ("-", "GRANT SELECT (nope) ON {t} TO {bob}"),
     ("-", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {carol}"),
+    ("-", "DROP ROLE {alice}"),
+    ("-", "DROP ROLE {grp}"),
+    ("-", "DROP ROLE {carol}"),
     ("alice", "DROP TABLE {t}"),
 ]
 
@@ -307,7 +310,7 @@ def test_readers_enforce_the_same_privileges(cluster) -> None:
 
     try:
         assert wait_for(lambda: outcome(f"SELECT count(*) FROM {t}") == ("rows", [("2",)]), 30, "the grant on the reader")
-        assert outcome(f"SELECT count(*) FROM {u}") == ("error", "42501", f"permission denied for table {u}")
+        assert outcome(f"SELECT count(*) FROM {u}") == ("error", "42501", f"permission denied for table {u}", None)
         assert outcome(f"SELECT has_table_privilege('{t}', 'SELECT'), has_table_privilege('{u}', 'SELECT')") == (
             "rows", [("True", "False")])
         assert outcome(f"SELECT relacl::text FROM pg_class WHERE relname = '{t}'") == (
@@ -315,7 +318,7 @@ def test_readers_enforce_the_same_privileges(cluster) -> None:
         with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
             w.execute(f"REVOKE SELECT ON {t} FROM {alice}")
         assert wait_for(lambda: outcome(f"SELECT count(*) FROM {t}") ==
-                        ("error", "42501", f"permission denied for table {t}"), 30, "the revoke on the reader")
+                        ("error", "42501", f"permission denied for table {t}", None), 30, "the revoke on the reader")
     finally:
         with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
             w.execute(f"DROP TABLE IF EXISTS {t}, {u}")
