@@ -201,7 +201,6 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("-", "GRANT SELECT ON {t} TO {bob} WITH GRANT OPTION, PUBLIC"),
     ("-", "GRANT SELECT ON {t} TO PUBLIC WITH GRANT OPTION"),
     ("-", "GRANT SELECT (nope) ON {t} TO {bob}"),
-    ("-", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {carol}"),
     ("-", "DROP ROLE {alice}"),
     ("-", "DROP ROLE {grp}"),
     ("-", "DROP ROLE {carol}"),
@@ -386,3 +385,46 @@ def test_connect_privilege_matches_postgres(cluster, scratch_pg) -> None:  # noq
     finally:
         cleanup(ours)
         cleanup(theirs)
+
+
+IN_SCHEMA: list[privscript.Step] = [
+    ("postgres", "CREATE TABLE {t} (k int)"),
+    ("-", "CREATE VIEW {v} AS SELECT 1 AS x"),
+    ("-", "CREATE SEQUENCE {s}"),
+    ("-", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {bob}"),
+    ("-", "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {carol}"),
+    ("-", "GRANT SELECT ON ALL TABLES IN SCHEMA nowhere TO {bob}"),
+    ("-", "SELECT relname, relacl::text FROM pg_class WHERE relname IN ('{t}', '{v}', '{s}') ORDER BY relname"),
+    ("bob", "SELECT count(*) FROM {t}"),
+    ("-", "SELECT nextval('{s}')"),
+    ("postgres", "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {bob}"),
+    ("-", "SELECT relname, relacl::text FROM pg_class WHERE relname IN ('{t}', '{v}', '{s}') ORDER BY relname"),
+    ("-", "DROP TABLE {t}"),
+    ("-", "DROP VIEW {v}"),
+    ("-", "DROP SEQUENCE {s}"),
+]
+
+
+def test_all_tables_in_schema_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    """ON ALL TABLES / SEQUENCES IN SCHEMA public, in a database of the test's own (the
+    shared cluster's postgres database holds other tests' tables)."""
+    names = _names()
+    db = names["d1"]
+    ours, theirs = cluster.writer_dsn, privscript.conninfo_of(scratch_pg)
+    in_db = {ours: ours.rsplit("/", 1)[0] + f"/{db}", theirs: theirs.replace("dbname=postgres", f"dbname={db}")}
+    steps = SETUP + IN_SCHEMA
+    try:
+        for server in (ours, theirs):
+            with psycopg.connect(server, autocommit=True) as c:
+                c.execute(f"CREATE DATABASE {db}")
+        got, want = (privscript.run(in_db[s], steps, names) for s in (ours, theirs))
+        bad = privscript.compare(steps, got, want, names)
+        assert not bad, "\n".join(bad)
+    finally:
+        for server in (ours, theirs):
+            with psycopg.connect(server, autocommit=True) as c:
+                for sql in (f"DROP DATABASE IF EXISTS {db}", *[f"DROP ROLE IF EXISTS {names[r]}" for r in ROLES]):
+                    try:
+                        c.execute(sql)
+                    except psycopg.Error:
+                        pass
