@@ -208,6 +208,9 @@ class TableDef:
     # items (grantee 0 = PUBLIC, privileges as aclitem letters); None: the default for its kind
     acl: list[list] | None = None
     col_acls: dict[str, list[list]] = field(default_factory=dict)  # column name -> ACL (pg_attribute.attacl)
+    rls: str = ""  # row-level security: "e" enabled, "f" forced (on the owner too), both, or neither
+    # CREATE POLICY: [name, permissive, cmd ("*" r a w d), role oids (0 = PUBLIC), USING sql, WITH CHECK sql]
+    policies: list[list] = field(default_factory=list)
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -232,7 +235,8 @@ class TableDef:
             [list(c) for c in self.checks], [list(f) for f in self.fkeys], self.view_sql,
             [list(i) for i in self.indexes], dict(self.comments), self.database, self.owner,
             [list(a) for a in self.acl] if self.acl is not None else None,
-            {c: [list(a) for a in acl] for c, acl in self.col_acls.items()},
+            {c: [list(a) for a in acl] for c, acl in self.col_acls.items()}, self.rls,
+            [list(p) for p in self.policies],
         )
 
     @property
@@ -243,8 +247,8 @@ class TableDef:
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
         tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
-        extra = list(row[8:]) + [None] * (9 - len(row[8:]))
-        checks, fkeys, view_sql, indexes, comments, database, owner, acl, col_acls = extra[:9]
+        extra = list(row[8:]) + [None] * (11 - len(row[8:]))
+        checks, fkeys, view_sql, indexes, comments, database, owner, acl, col_acls, rls, policies = extra[:11]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
@@ -254,6 +258,7 @@ class TableDef:
             owner=owner if owner is not None else BOOTSTRAP_SUPERUSER,
             acl=[list(a) for a in acl] if acl is not None else None,
             col_acls={c: [list(a) for a in v] for c, v in (col_acls or {}).items()},
+            rls=rls or "", policies=[list(p) for p in (policies or [])],
         )
 
     @property

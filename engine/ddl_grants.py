@@ -428,20 +428,25 @@ def default_privileges(ctx: Any, toks: list[Tok]) -> Result:
 
 def plan_command(low: list[str], text: str) -> tuple[str, Any, bool] | None:
     """(verb, runner, writes) for the privilege statements sqlglot leaves as commands."""
+    from engine import rls
     from engine.ddl_roles import tokenize
 
-    if len(low) >= 2 and low[0] in ("create", "alter", "drop") and low[1] == "policy":
-        return f"{low[0].upper()} POLICY", _refuse("row-level security policies are not supported"), False
+    found = rls.plan_command(low, text)
+    if found is not None:
+        return found
     if len(low) >= 2 and low[0] in ("reassign", "drop") and low[1] == "owned":
         return f"{low[0].upper()} OWNED", _refuse(f"{low[0].upper()} OWNED is not supported"), False
     if len(low) < 3 or low[0] != "alter" or low[1] not in ("table", "sequence", "view"):
         return None
-    toks = tokenize(text)
+    try:
+        toks = tokenize(text)
+    except errors.SqlError:  # not one of ours (an operator in it)
+        return None
     words = [t.word for t in toks]
     if words[-3:-1] == ["owner", "to"] or (len(words) > 2 and words[-2] == "to" and words[-3] == "owner"):
         return "ALTER " + low[1].upper(), lambda ctx: _alter_owner(ctx, low[1], toks), True
-    if "row" in words and "level" in words and "security" in words:
-        return "ALTER TABLE", _refuse("row-level security is not supported"), False
+    if "row" in words and "level" in words and "security" in words:  # with other actions
+        return "ALTER TABLE", _refuse("ROW LEVEL SECURITY with other ALTER TABLE actions is not supported"), False
     return None
 
 

@@ -19,9 +19,10 @@ from engine.ddl import CatalogWriter
 
 
 def _plan(ctx: Any, query: exp.Expression) -> Any:
+    from engine import roles
     from engine.planner import Planner
 
-    pl = Planner(ctx.catalog, [])
+    pl = Planner(ctx.catalog, [], roles.current(ctx.session, ctx.catalog))
     return pl.plan_query(query)
 
 
@@ -30,7 +31,9 @@ def _checked_plan(ctx: Any, query: exp.Expression) -> Any:
     from engine import privileges
     from engine.planner import Planner
 
-    pl = Planner(ctx.catalog, [])
+    from engine import roles
+
+    pl = Planner(ctx.catalog, [], roles.current(ctx.session, ctx.catalog))
     plan = pl.plan_query(query)
     privileges.check_needs(pl.needs, ctx.session, ctx.catalog)
     return plan

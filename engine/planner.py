@@ -65,8 +65,12 @@ def make_column(name: str, c: CExpr, table_oid: int = 0, colno: int = 0) -> Colu
 
 
 class Planner:
-    def __init__(self, catalog: Any, param_types: list[int]) -> None:
+    def __init__(self, catalog: Any, param_types: list[int], role: Any = None) -> None:
         self.catalog = catalog
+        self.role = role  # the role the plan is for (row-level security); None: not known
+        self.dml_source: Any = None  # an UPDATE / DELETE before its row-security filter was added
+        self.rls_seen = False  # read a table with row-level security enabled: the plan is the role's
+        self._rls_done: set[int] = set()  # the table nodes the policies' filter was put on
         self.env = Env(catalog, param_types, self)
         self.tables: set[int] = set()  # stored tables the statement reads
         self.ctes: list[dict[str, tuple[Any, list]]] = []  # WITH scopes, innermost last
@@ -80,6 +84,33 @@ class Planner:
         if self.as_role is not None:
             cols = tuple(c.name for c in td.columns)
         self.needs.append(Need(td.table_id, privs, self.as_role, cols))
+
+    def rls_role(self) -> Any:
+        """The role row security is applied for: a view's owner inside it, else the plan's."""
+        if self.as_role is not None:
+            from engine.catalog import RoleDef
+
+            return self.catalog.role_by_oid.get(self.as_role) or RoleDef(self.as_role, str(self.as_role))
+        if self.role is None:
+            raise errors.FeatureNotSupported("row-level security is not supported in this statement")
+        return self.role
+
+    def _rls_item(self, item: exp.Table, td: TableDef) -> exp.Expression | None:
+        """``(SELECT * FROM t WHERE <policies>) AS t`` in place of ``t``, or None if row
+        security does not apply to the role."""
+        from engine import rls
+
+        self.rls_seen = True
+        if id(item) in self._rls_done:
+            return None
+        qual = rls.using_qual(self.catalog, self.rls_role(), td, "r")
+        if qual is None:
+            return None
+        inner = exp.Table(this=exp.to_identifier(td.name))
+        self._rls_done.add(id(inner))
+        ta = item.args.get("alias")
+        alias = ta.copy() if ta is not None else exp.TableAlias(this=exp.to_identifier(item.alias_or_name))
+        return exp.Subquery(this=exp.Select(expressions=[exp.Star()]).from_(inner).where(qual), alias=alias)
 
     # -- WITH -------------------------------------------------------------------------------
     def push_with(self, node: exp.Expression, parent: Scope | None = None) -> bool:
@@ -237,6 +268,10 @@ class Planner:
                 if isinstance(item.this, exp.Anonymous) or item.args.get("this") is None:
                     raise errors.FeatureNotSupported("table functions are not supported")
                 raise errors.UndefinedTable(f'relation "{name}" does not exist')
+            if td.rls:
+                sub = self._rls_item(item, td)
+                if sub is not None:
+                    return self.plan_from_item(sub, parent)
             self.tables.add(td.table_id)
             self.need(td, "r")
             cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]

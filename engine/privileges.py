@@ -360,6 +360,9 @@ def role_dependents(catalog: Catalog, oid: int) -> list[str]:
             for c in td.columns:
                 if td.owner != oid and _in_acl(td.col_acls.get(c.name), oid):
                     got.append(f"privileges for column {c.name} of {word} {td.name}")
+            for p in td.policies:
+                if oid in p[3]:
+                    got.append(f"target of policy {p[0]} on {word} {td.name}")
         for (role, d, schema_name, objtype), acl in catalog.default_acls.items():
             if d != db:
                 continue

@@ -254,7 +254,7 @@ class EngineSession:
             plan = st.plans.get(key)
             if plan is not None:
                 return plan
-        plan = build_plan(st.ast, catalog, list(param_types))
+        plan = build_plan(st.ast, catalog, list(param_types), roles.current(self, catalog))
         if not local and plan.cacheable:
             if len(st.plans) > 8:
                 st.plans.clear()

@@ -111,8 +111,47 @@ def _ddl_runner(fn: Callable[[Any, Any], tuple[str, list[str]]], node: exp.Expre
     return run
 
 
-def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> StmtPlan:
-    pl = Planner(catalog, param_types)
+def _rls_target(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[exp.Expression, Any]:
+    """An UPDATE / DELETE with its target's row-security filter added to the WHERE (as a
+    copy), and the target's checks on new rows (INSERT, UPDATE) to compile; unchanged if
+    row security does not apply."""
+    from engine import rls
+    from engine.dml import reads_target
+
+    target = node.this.this if isinstance(node, exp.Insert) and isinstance(node.this, exp.Schema) else node.this
+    td = catalog.get(target.name) if isinstance(target, exp.Table) else None
+    if td is None or not td.rls:
+        return node, None
+    pl.rls_seen = True
+    role = pl.rls_role()
+    reads = isinstance(node, exp.Insert) and node.args.get("returning") is not None or (
+        not isinstance(node, exp.Insert) and reads_target(node))
+    cmd = "a" if isinstance(node, exp.Insert) else "w" if isinstance(node, exp.Update) else "d"
+    if isinstance(node, exp.Insert) and node.args.get("conflict") is not None and rls.applies(catalog, role, td):
+        raise errors.FeatureNotSupported("INSERT ... ON CONFLICT on a table with row-level security is not supported")
+    checks = rls.check_quals(catalog, role, td, cmd, reads) if cmd != "d" else None
+    if cmd != "a":
+        qual = rls.using_qual(catalog, role, td, cmd + ("r" if reads else ""))
+        if qual is not None:
+            pl.dml_source = node
+            node = node.copy()
+            q = rls.qualify(qual, target.alias_or_name)
+            where = node.args.get("where")
+            node.set("where", exp.Where(this=exp.and_(exp.Paren(this=where.this), q) if where is not None else q))
+    return node, (td, checks) if checks else None
+
+
+def _compile_rls_checks(pl: Planner, p: Any, found: Any) -> None:
+    from engine.dml import _scope
+    from engine.expr import Compiler
+
+    td, checks = found
+    cp = Compiler(pl.env, _scope(td))
+    p.writer.rls = [(name, cp.compile_bool(e).fn) for name, e in checks]
+
+
+def build_plan(node: exp.Expression, catalog: Any, param_types: list[int], role: Any = None) -> StmtPlan:
+    pl = Planner(catalog, param_types, role)
     base = [CATALOG_TABLE, SEQUENCE_TABLE]
     if isinstance(node, exp.Select) and node.args.get("into") is not None:
         from engine.ddl_query import select_into
@@ -129,8 +168,11 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         return StmtPlan(_query_runner(plan, pl.env.sleeps), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=locking,
                         verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps,
-                        needs=_needs(pl, node, catalog))
+                        needs=_needs(pl, node, catalog), cacheable=not pl.rls_seen)
+    original = node
+    rls_checks = None
     if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
+        node, rls_checks = _rls_target(pl, node, catalog)
         pl.push_with(node)
     if isinstance(node, exp.Insert):
         p: Any = InsertPlan(pl, node)
@@ -145,9 +187,11 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         p = None
         verb = ""
     if p is not None:
+        if rls_checks is not None:
+            _compile_rls_checks(pl, p, rls_checks)
         return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps,
-                        needs=_needs(pl, node, catalog))
+                        needs=_needs(pl, original, catalog), cacheable=not pl.rls_seen)
     if isinstance(node, (exp.Create, exp.Drop, exp.Command)):
         from engine import ddl_database  # CREATE / ALTER / DROP DATABASE
 
@@ -206,7 +250,7 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.Command) and str(node.this).upper() == "EXPLAIN":
         from engine.explain import build_explain
 
-        return build_explain(node, catalog, param_types)
+        return build_explain(node, catalog, param_types, role)
     if isinstance(node, exp.Command):
         word = str(node.this).upper()
         raise errors.FeatureNotSupported(f"{word} is not supported")

@@ -228,11 +228,12 @@ _CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, 
 
 
 def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0,
-               triggers: bool = False, owner: int = oids.BOOTSTRAP_SUPERUSER, acl: list | None = None) -> tuple:
+               triggers: bool = False, owner: int = oids.BOOTSTRAP_SUPERUSER, acl: list | None = None,
+               rls: str = "") -> tuple:
     reltype = row_type_oid(oid) if kind in ("r", "v") else 0
     pages, tuples = (1, 0.0) if kind == "i" else (0, -1.0)  # a new btree has its metapage; tables: never analysed
     return (oid, name, oids.PUBLIC, reltype, 0, owner, am, oid, 0, pages, tuples, 0, 0, hasindex,
-            False, "p", kind, natts, checks, False, triggers, False, False, False, True,
+            False, "p", kind, natts, checks, False, triggers, False, "e" in rls, "f" in rls, True,
             "d" if kind in ("r", "S") else "n", False, 0, "0", "1", acl, None, None)
 
 
@@ -247,7 +248,7 @@ def _pg_class(ctx: Any) -> Iterator[tuple]:
         am = oids.HEAP_AM if kind == "r" else 0
         yield _class_row(td.table_id, td.name, kind, len(td.columns) if kind != "S" else 3, am,
                          td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends,
-                         td.owner, privileges.acl_text(td.acl, ctx.catalog))
+                         td.owner, privileges.acl_text(td.acl, ctx.catalog), td.rls)
     for ix in m.indexes:
         yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False, owner=ix.table.owner)
 
@@ -546,8 +547,34 @@ def _pg_default_acl(ctx: Any) -> Iterator[tuple]:
 empty("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending", [O, O, I4, B])
 empty("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstraint",
       [O, O, O, N, O, I2, CHAR, B, O])
-empty("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
-      [O, N, O, CHAR, B, OIDARR, X, X])
+@table("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
+       [O, N, O, CHAR, B, OIDARR, X, X])
+def _pg_policy(ctx: Any) -> Iterator[tuple]:
+    for td, n, p in _policies(ctx):
+        yield (oids.derived(td.table_id, 224 - 1 - n % 32) + 0x10000000, p[0], td.table_id, p[2], p[1], list(p[3]),
+               check_text(td, p[4]) if p[4] is not None else None, check_text(td, p[5]) if p[5] is not None else None)
+
+
+def _policies(ctx: Any) -> Iterator[tuple]:
+    for td in sorted(ctx.catalog.tables.values(), key=lambda t: t.table_id):
+        for n, p in enumerate(td.policies):
+            yield td, n, p
+
+
+@table("pg_policies", "schemaname tablename policyname permissive roles cmd qual with_check",
+       [N, N, N, X, ARR, X, X, X])
+def _pg_policies(ctx: Any) -> Iterator[tuple]:
+    from engine.rls import CMD_NAMES
+
+    cat = ctx.catalog
+    for td, _n, p in _policies(ctx):
+        names = sorted("public" if r == 0 else (cat.role_by_oid[r].name if r in cat.role_by_oid else str(r))
+                       for r in p[3])
+        yield ("public", td.name, p[0], "PERMISSIVE" if p[1] else "RESTRICTIVE", names, CMD_NAMES[p[2]],
+               str(check_text(td, p[4])) if p[4] is not None else None,
+               str(check_text(td, p[5])) if p[5] is not None else None)
+
+
 empty("pg_rewrite", "oid rulename ev_class ev_type ev_enabled is_instead ev_qual ev_action",
       [O, N, O, CHAR, CHAR, B, X, X])
 empty("pg_foreign_table", "ftrelid ftserver ftoptions", [O, O, ARR])

@@ -324,17 +324,92 @@ def test_readers_enforce_the_same_privileges(cluster) -> None:
             w.execute(f"DROP ROLE IF EXISTS {alice}")
 
 
-def test_row_level_security_is_refused_not_ignored(cluster) -> None:
+ROW_SECURITY: list[privscript.Step] = [
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {alice}"),
+    ("alice", "CREATE TABLE {t} (k int PRIMARY KEY, owner text, v int)"),
+    ("-", "INSERT INTO {t} VALUES (1, '{bob}', 10), (2, '{carol}', 20), (3, '{bob}', 30), (4, 'nobody', 40)"),
+    ("-", "GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO PUBLIC"),
+    ("bob", "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"),  # not the owner
+    ("-", "CREATE POLICY mine ON {t} USING (owner = current_user)"),
+    ("alice", "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"),
+    ("bob", "SELECT k FROM {t} ORDER BY k"),  # no policy: no rows
+    ("-", "UPDATE {t} SET v = 0"),
+    ("-", "DELETE FROM {t}"),
+    ("-", "INSERT INTO {t} VALUES (5, '{bob}', 50)"),
+    ("alice", "SELECT count(*) FROM {t}"),  # the owner is not subject to it
+    ("-", "CREATE POLICY mine ON {t} USING (owner = current_user)"),
+    ("-", "CREATE POLICY mine ON {t} USING (owner = current_user)"),
+    ("-", "CREATE POLICY bad ON {t} FOR SELECT USING (true) WITH CHECK (true)"),
+    ("-", "CREATE POLICY bad ON {t} FOR INSERT USING (true)"),
+    ("-", "CREATE POLICY bad ON {t} USING (nope = 1)"),
+    ("-", "CREATE POLICY bad ON {t} TO no_such_role_x USING (true)"),
+    ("bob", "SELECT k, v FROM {t} ORDER BY k"),
+    ("-", "SELECT count(*) FROM {t} a JOIN {t} b USING (k)"),
+    ("-", "SELECT (SELECT count(*) FROM {t}), (SELECT max(k) FROM {t} WHERE v > 15)"),
+    ("-", "SELECT k FROM {t} WHERE k IN (SELECT k FROM {t} WHERE v < 100) ORDER BY k"),
+    ("-", "UPDATE {t} SET v = v + 1 RETURNING k, v"),
+    ("-", "UPDATE {t} SET owner = '{carol}' WHERE k = 1"),  # the new row fails the policy
+    ("-", "DELETE FROM {t} WHERE v > 0 RETURNING k"),
+    ("-", "INSERT INTO {t} VALUES (6, '{carol}', 60)"),
+    ("-", "INSERT INTO {t} VALUES (6, '{bob}', 60)"),
+    ("carol", "SELECT k, owner FROM {t} ORDER BY k"),
+    ("alice", "CREATE POLICY small ON {t} AS RESTRICTIVE FOR ALL TO {grp} USING (v < 50) WITH CHECK (v < 45)"),
+    ("-", "CREATE POLICY readall ON {t} FOR SELECT TO {carol} USING (true)"),
+    ("carol", "SELECT k FROM {t} ORDER BY k"),  # readall, then small (carol is in grp)
+    ("-", "UPDATE {t} SET v = 44 WHERE k = 2"),
+    ("-", "UPDATE {t} SET v = 46 WHERE k = 2"),  # the restrictive policy's WITH CHECK
+    ("-", "INSERT INTO {t} VALUES (7, '{carol}', 47)"),
+    ("-", "DELETE FROM {t} WHERE k = 6"),  # visible (readall) but not deletable (mine)
+    ("-", "SELECT k FROM {t} ORDER BY k"),
+    ("alice", "SELECT policyname, permissive, roles::text, cmd, qual, with_check FROM pg_policies"
+              " WHERE tablename = '{t}' ORDER BY policyname"),
+    ("-", "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = '{t}'"),
+    ("-", "ALTER TABLE {t} FORCE ROW LEVEL SECURITY"),
+    ("-", "SELECT k FROM {t} ORDER BY k"),  # forced: the owner too
+    ("-", "ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY"),
+    ("-", "CREATE VIEW {v} AS SELECT k FROM {t}"),
+    ("-", "GRANT SELECT ON {v} TO {bob}"),
+    ("bob", "SELECT k FROM {v} ORDER BY k"),  # read as the view's owner: no policy applies
+    ("postgres", "DROP ROLE {grp}"),
+    ("bob", "DROP POLICY mine ON {t}"),
+    ("alice", "DROP POLICY nope ON {t}"),
+    ("-", "DROP POLICY IF EXISTS nope ON {t}"),
+    ("-", "DROP POLICY small ON {t}"),
+    ("-", "ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"),
+    ("bob", "SELECT count(*) FROM {t}"),
+    ("postgres", "DROP VIEW {v}"),
+    ("-", "DROP TABLE {t}"),
+]
+
+
+def test_row_level_security_matches_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    _check(cluster, scratch_pg, ROW_SECURITY)
+
+
+def test_row_level_security_refuses_what_it_does_not_support(cluster) -> None:
+    """ALTER POLICY and INSERT ... ON CONFLICT under a policy fail with 0A000 rather than
+    being accepted and ignored."""
     names = _names()
-    t = names["t"]
+    t, bob = names["t"], names["bob"]
     with psycopg.connect(cluster.writer_dsn, autocommit=True) as c:
-        c.execute(f"CREATE TABLE {t} (k int)")
+        c.execute(f"CREATE ROLE {bob}")
+        c.execute(f"CREATE TABLE {t} (k int PRIMARY KEY)")
         try:
-            for sql in (f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY", f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
-                        f"CREATE POLICY p ON {t} USING (k = 1)", f"DROP POLICY p ON {t}"):
-                assert privscript.outcome(c, sql)[:2] == ("error", "0A000"), sql
+            c.execute(f"GRANT ALL ON {t} TO {bob}")
+            c.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+            c.execute(f"CREATE POLICY p ON {t} USING (k = 1)")
+            assert privscript.outcome(c, f"ALTER POLICY p ON {t} USING (k = 2)")[:2] == ("error", "0A000")
+            c.execute(f"SET ROLE {bob}")
+            assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1) ON CONFLICT (k) DO NOTHING")[:2] == (
+                "error", "0A000")
+            assert privscript.outcome(c, f"INSERT INTO {t} VALUES (2)")[:2] == ("error", "42501")
+            assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1)") == ("ok", "INSERT 0 1")
+            c.execute("RESET ROLE")
+            assert privscript.outcome(c, f"SELECT k FROM {t}") == ("rows", [("1",)])
         finally:
+            c.execute("RESET ROLE")
             c.execute(f"DROP TABLE {t}")
+            c.execute(f"DROP ROLE {bob}")
 
 
 def test_connect_privilege_matches_postgres(cluster, scratch_pg) -> None:  # noqa: F811
