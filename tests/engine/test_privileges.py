@@ -174,7 +174,14 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("bob", "GRANT SELECT ON {u} TO {carol}"),
     ("carol", "INSERT INTO {t} SELECT k + 10, 'x' FROM {u}"),
     ("-", "UPDATE {t} SET v = 'y' WHERE k = 11"),
+    ("-", "SELECT grantor, grantee, privilege_type, is_grantable, with_hierarchy"
+          " FROM information_schema.table_privileges WHERE table_name IN ('{t}', '{u}') ORDER BY 1, 2, 3"),
+    ("bob", "SELECT grantor, grantee, table_name, privilege_type, is_grantable"
+            " FROM information_schema.role_table_grants WHERE table_name IN ('{t}', '{u}') ORDER BY 1, 2, 3, 4"),
+    ("carol", "SELECT table_name FROM information_schema.tables WHERE table_name IN ('{t}', '{u}') ORDER BY 1"),
     ("alice", "GRANT UPDATE (v), SELECT (k) ON {t} TO {carol}"),
+    ("carol", "SELECT table_name, column_name FROM information_schema.columns"
+              " WHERE table_name IN ('{t}', '{u}') ORDER BY 1, 2"),
     ("carol", "UPDATE {t} SET v = 'y' WHERE k = 11"),
     ("-", "UPDATE {t} SET v = v || 'z' WHERE k = 11"),  # reads v: no SELECT on it
     ("-", "DELETE FROM {t} WHERE k = 11"),
