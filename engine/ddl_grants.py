@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import errors, privileges as P, roles
 from engine.catalog import database_key, default_acl_key, schema_key
-from engine.ddl_roles import Cursor, Tok, _RESERVED_SPECS, _must_exist, _role_spec, _writer
+from engine.ddl_roles import Cursor, Tok, _must_exist, _role_spec, _writer
 
 Result = tuple[str, list, list[str]]
 
@@ -321,7 +321,7 @@ def _letters(s: Spec, allowed: str, word: str) -> str:
     out = []
     for letter, cols in s.privs:
         if cols:
-            raise errors.SqlError(f"column privileges are only valid for relations", sqlstate="0LP01")
+            raise errors.SqlError("column privileges are only valid for relations", sqlstate="0LP01")
         if letter not in allowed:
             raise errors.SqlError(f"invalid privilege type {P.LETTER_NAMES[letter]} for {word}", sqlstate="0LP01")
         out.append(letter)

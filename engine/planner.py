@@ -71,6 +71,7 @@ class Planner:
         self.dml_source: Any = None  # an UPDATE / DELETE before its row-security filter was added
         self.rls_seen = False  # read a table with row-level security enabled: the plan is the role's
         self._rls_done: set[int] = set()  # the table nodes the policies' filter was put on
+        self._rls_active: list[int] = []  # tables whose policies are being planned (recursion guard)
         self.env = Env(catalog, param_types, self)
         self.tables: set[int] = set()  # stored tables the statement reads
         self.ctes: list[dict[str, tuple[Any, list]]] = []  # WITH scopes, innermost last
@@ -110,7 +111,9 @@ class Planner:
         self._rls_done.add(id(inner))
         ta = item.args.get("alias")
         alias = ta.copy() if ta is not None else exp.TableAlias(this=exp.to_identifier(item.alias_or_name))
-        return exp.Subquery(this=exp.Select(expressions=[exp.Star()]).from_(inner).where(qual), alias=alias)
+        # (built directly: sqlglot's builder methods would copy ``inner``, whose id is the mark)
+        sel = exp.Select(expressions=[exp.Star()], from_=exp.From(this=inner), where=exp.Where(this=qual))
+        return exp.Subquery(this=sel, alias=alias)
 
     # -- WITH -------------------------------------------------------------------------------
     def push_with(self, node: exp.Expression, parent: Scope | None = None) -> bool:
@@ -271,7 +274,14 @@ class Planner:
             if td.rls:
                 sub = self._rls_item(item, td)
                 if sub is not None:
-                    return self.plan_from_item(sub, parent)
+                    if td.table_id in self._rls_active:  # a policy reading its own table
+                        raise errors.SqlError(f'infinite recursion detected in policy for relation "{td.name}"',
+                                              sqlstate="42P17")
+                    self._rls_active.append(td.table_id)
+                    try:
+                        return self.plan_from_item(sub, parent)
+                    finally:
+                        self._rls_active.pop()
             self.tables.add(td.table_id)
             self.need(td, "r")
             cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]

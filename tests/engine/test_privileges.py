@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import psycopg
-import pytest
 
 import privscript
 from tests.clients.test_psql import _borealis_args, scratch_pg  # noqa: F401 -- fixture: a scratch PostgreSQL 15
