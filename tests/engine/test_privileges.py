@@ -381,6 +381,9 @@ ROW_SECURITY: list[privscript.Step] = [
     ("alice", "DROP POLICY nope ON {t}"),
     ("-", "DROP POLICY IF EXISTS nope ON {t}"),
     ("-", "DROP POLICY small ON {t}"),
+    ("-", "CREATE POLICY rec ON {t} FOR SELECT USING (k IN (SELECT k FROM {t}))"),
+    ("bob", "SELECT count(*) FROM {t}"),  # the policy reads its own table
+    ("alice", "DROP POLICY rec ON {t}"),
     ("-", "ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"),
     ("bob", "SELECT count(*) FROM {t}"),
     ("postgres", "DROP VIEW {v}"),
