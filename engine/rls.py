@@ -238,13 +238,17 @@ def _create_policy(ctx: Any, text: str) -> Result:
         if r is None:
             raise errors.SqlError(f'role "{rn}" does not exist', sqlstate="42704")
         oids.append(r.oid)
+    notices = []
+    if P.PUBLIC in oids and len(oids) > 1:
+        notices.append("ignoring specified roles other than PUBLIC")
+        oids = [P.PUBLIC]
     td = _table(ctx, tname)
     using_sql = _checked(ctx, td, using)
     check_sql = _checked(ctx, td, check)
     if any(p[0] == pname for p in td.policies):
         raise errors.SqlError(f'policy "{pname}" for table "{tname}" already exists', sqlstate="42710")
     _write(ctx, td, policies=[*td.policies, [pname, permissive, cmd, oids, using_sql, check_sql]])
-    return "CREATE POLICY", [], []
+    return "CREATE POLICY", [], notices
 
 
 def _checked(ctx: Any, td: TableDef, text: str | None) -> str | None:

@@ -261,6 +261,9 @@ GRANT SELECT, INSERT ON {t} TO {alice} WITH GRANT OPTION; GRANT UPDATE (b) ON {t
 GRANT SELECT (a) ON {t} TO PUBLIC; GRANT USAGE ON SEQUENCE {s} TO {alice}; REVOKE ALL ON {v} FROM postgres;
 ALTER DEFAULT PRIVILEGES FOR ROLE {alice} GRANT SELECT ON TABLES TO "{bob} X";
 ALTER DEFAULT PRIVILEGES FOR ROLE {alice} IN SCHEMA public GRANT UPDATE ON SEQUENCES TO "{bob} X";
+ALTER TABLE {t} ENABLE ROW LEVEL SECURITY; CREATE POLICY own ON {t} USING (a = 1);
+CREATE POLICY r2 ON {t} AS RESTRICTIVE FOR UPDATE TO "{bob} X", {alice} USING (b > 0) WITH CHECK (b < 100);
+CREATE POLICY ins ON {t} FOR INSERT WITH CHECK (a > 0);
 """
 DESCRIBE_CLEANUP = """
 DROP TABLE IF EXISTS {t}; DROP SEQUENCE IF EXISTS {s}; DROP VIEW IF EXISTS {v};
@@ -282,7 +285,7 @@ def test_psql_dp_z_ddp_match_postgres(cluster, scratch_pg) -> None:  # noqa: F81
     try:
         assert "ERROR" not in psql(bargs, DESCRIBE_SETUP, benv)
         assert "ERROR" not in psql(scratch_pg, DESCRIBE_SETUP)
-        for cmd in (r"\dp {t}|{s}|{v}", r"\z {t}", r"\dn+ public", r"\ddp"):
+        for cmd in (r"\dp {t}|{s}|{v}", r"\z {t}", r"\dn+ public", r"\ddp", r"\d {t}"):
             ours, theirs = psql(bargs, cmd, benv), psql(scratch_pg, cmd)
             assert names["t"] in ours or cmd in (r"\dn+ public", r"\ddp"), ours
             assert ours == theirs, f"{cmd}\n--- borealis\n{ours}\n--- postgres\n{theirs}"
