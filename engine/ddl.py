@@ -22,6 +22,12 @@ from engine.gcpause import gc_paused
 from engine.keys import rowid_key
 
 
+def is_temporary(node: Any) -> bool:
+    """CREATE TEMP[ORARY] TABLE / SEQUENCE / VIEW?"""
+    props = node.args.get("properties") if isinstance(node, exp.Create) else None
+    return props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+
+
 class CatalogWriter:
     """Catalog edits inside one transaction."""
 
@@ -33,6 +39,8 @@ class CatalogWriter:
         row = self.txn.get(CATALOG_TABLE, VERSION_KEY, self.store.snapshot())
         self.version, self.next_id = row if row is not None else (0, 16384)
         self._first_new = self.next_id
+        # CREATE TEMP ...: the new relations need TEMPORARY on the database, not CREATE on public
+        self.temporary = False  # set by the CREATE TEMP statements (is_temporary)
         self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
 
     @property
@@ -57,7 +65,7 @@ class CatalogWriter:
             # ALTER DEFAULT PRIVILEGES of that role apply
             from engine import privileges
 
-            td.owner = privileges.creator(self.ctx)
+            td.owner = privileges.creator(self.ctx, self.temporary)
             td.acl = privileges.initial_acl(self.catalog, td.kind, td.owner)
         self.write(td.key, td.to_row())
         if td.kind == "r" and td.table_id >= self._first_new:
@@ -125,6 +133,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         raise errors.FeatureNotSupported("CREATE TABLE AS is not supported yet")
     name = schema.this.name
     cw = CatalogWriter(ctx)
+    cw.temporary = is_temporary(node)
     if cw.catalog.get(name) is not None:
         if node.args.get("exists"):
             return "CREATE TABLE", [f'relation "{name}" already exists, skipping']
@@ -226,6 +235,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
 def create_sequence(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     name = node.this.name
     cw = CatalogWriter(ctx)
+    cw.temporary = is_temporary(node)
     if cw.catalog.get(name) is not None:
         if node.args.get("exists"):
             return "CREATE SEQUENCE", [f'relation "{name}" already exists, skipping']

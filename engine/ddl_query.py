@@ -15,7 +15,7 @@ from sqlglot import exp
 from engine import errors
 from engine import types as T
 from engine.catalog import ColumnDef, TableDef
-from engine.ddl import CatalogWriter
+from engine.ddl import CatalogWriter, is_temporary
 
 
 def _plan(ctx: Any, query: exp.Expression) -> Any:
@@ -54,8 +54,9 @@ def _columns(plan: Any, names: list[str]) -> list[ColumnDef]:
 
 
 def create_table_as(ctx: Any, name: str, query: exp.Expression, names: list[str], if_not_exists: bool = False,
-                    with_data: bool = True) -> tuple[str, list[str]]:
+                    with_data: bool = True, temporary: bool = False) -> tuple[str, list[str]]:
     cw = CatalogWriter(ctx)
+    cw.temporary = temporary
     if cw.catalog.get(name) is not None:
         if if_not_exists:
             return "CREATE TABLE AS", [f'relation "{name}" already exists, skipping']
@@ -80,7 +81,8 @@ def create_table_as_node(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         names = [c.name for c in target.expressions]
         target = target.this
     with_data = "WITH NO DATA" not in node.sql("postgres").upper()
-    return create_table_as(ctx, target.name, node.expression, names, bool(node.args.get("exists")), with_data)
+    return create_table_as(ctx, target.name, node.expression, names, bool(node.args.get("exists")), with_data,
+                           is_temporary(node))
 
 
 def select_into(ctx: Any, node: exp.Select) -> tuple[str, list[str]]:
@@ -98,6 +100,7 @@ def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         target = target.this
     name = target.name
     cw = CatalogWriter(ctx)
+    cw.temporary = is_temporary(node)
     old = cw.catalog.get(name)
     query = node.expression
     plan = _plan(ctx, query)

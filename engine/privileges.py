@@ -79,13 +79,19 @@ def database_acl(catalog: Catalog, name: str) -> tuple[int, list[list]] | None:
     return d.owner, [list(a) for a in d.acl] if d.acl is not None else default_acl("database", d.owner)
 
 
-def creator(ctx: Any) -> int:
+def creator(ctx: Any, temporary: bool = False) -> int:
     """The role that owns a relation created now: the current role, which needs CREATE on
-    the schema (PostgreSQL 15 grants it to no one but the database owner by default)."""
+    the schema (PostgreSQL 15 grants it to no one but the database owner by default), or
+    for a temporary one TEMPORARY on the database (PUBLIC's by default)."""
     from engine import roles
 
     me = roles.current(ctx.session, ctx.catalog)
-    if not holds(ctx.catalog, me, schema_acl(ctx.catalog)[1], "C"):
+    if temporary:
+        got = database_acl(ctx.catalog, ctx.catalog.database)
+        if got is not None and not holds(ctx.catalog, me, got[1], "T"):
+            raise errors.SqlError(f'permission denied to create temporary tables in database "{ctx.catalog.database}"',
+                                  sqlstate="42501")
+    elif not holds(ctx.catalog, me, schema_acl(ctx.catalog)[1], "C"):
         raise denied("schema", "public")
     return me.oid
 

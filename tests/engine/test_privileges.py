@@ -162,6 +162,10 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("bob", "SELECT k FROM {t} FOR UPDATE"),
     ("-", "CREATE TABLE {u} (k int REFERENCES {t} (k))"),
     ("-", "INSERT INTO {u} VALUES (1)"),  # the foreign key's check needs nothing of bob
+    ("carol", "CREATE TABLE {w} (a int)"),  # no CREATE on public ...
+    ("-", "CREATE TEMP TABLE {w} (a int)"),  # ... but TEMPORARY on the database (PUBLIC's)
+    ("-", "INSERT INTO {w} VALUES (1) RETURNING a"),
+    ("-", "DROP TABLE {w}"),
     ("carol", "EXPLAIN SELECT * FROM {t}"),
     ("-", "COPY {t} FROM STDIN"),
     ("-", "COPY {t} TO STDOUT"),
