@@ -435,7 +435,9 @@ def plan_command(low: list[str], text: str) -> tuple[str, Any, bool] | None:
     if found is not None:
         return found
     if len(low) >= 2 and low[0] in ("reassign", "drop") and low[1] == "owned":
-        return f"{low[0].upper()} OWNED", _refuse(f"{low[0].upper()} OWNED is not supported"), False
+        toks = tokenize(text)
+        fn = reassign_owned if low[0] == "reassign" else drop_owned
+        return f"{low[0].upper()} OWNED", lambda ctx: fn(ctx, Cursor(toks[2:])), True
     if len(low) < 3 or low[0] != "alter" or low[1] not in ("table", "sequence", "view"):
         return None
     try:
@@ -492,3 +494,114 @@ def _alter_owner(ctx: Any, what: str, toks: list[Tok]) -> Result:
         cw.put_table(dataclasses.replace(rel, owner=new.oid, acl=acl, col_acls=col_acls, cache={}))
     cw.finish()
     return verb, [], []
+
+
+# -- REASSIGN OWNED / DROP OWNED -------------------------------------------------------------------
+
+def _owned_roles(ctx: Any, c: Cursor) -> list[Any]:
+    c.expect("by")
+    out = [_must_exist(ctx, _role_spec(c, ctx))]
+    while c.peek() is not None and c.peek().text == ",":  # type: ignore[union-attr]
+        c.i += 1
+        out.append(_must_exist(ctx, _role_spec(c, ctx)))
+    return out
+
+
+def reassign_owned(ctx: Any, c: Cursor) -> Result:
+    """REASSIGN OWNED BY old [, ...] TO new: the relations of the current database and the
+    databases the old roles own pass to the new one (their ACLs keep their other items)."""
+    olds = _owned_roles(ctx, c)
+    c.expect("to")
+    new = _must_exist(ctx, _role_spec(c, ctx))
+    if not c.done():
+        c.fail()
+    cat = ctx.catalog
+    me = roles.current(ctx.session, cat)
+    for r in olds:
+        if not P.owns(cat, me, r.oid):
+            raise errors.SqlError("permission denied to reassign objects", sqlstate="42501")
+    if not roles.is_member(cat, me, new):
+        raise errors.SqlError(f'must be member of role "{new.name}"', sqlstate="42501")
+    old_oids = {r.oid for r in olds}
+    cw = _writer(ctx)
+    for name in sorted(cat.db_defs):
+        d = cat.db_defs[name]
+        if d.owner in old_oids:
+            acl = P.new_owner([list(a) for a in d.acl], d.owner, new.oid) if d.acl is not None else None
+            cw.write(database_key(name), dataclasses.replace(
+                d, owner=new.oid, acl=tuple(tuple(a) for a in acl) if acl is not None else None).to_row())
+    for td in sorted(cat.tables.values(), key=lambda t: t.table_id):
+        if td.owner in old_oids:
+            acl = P.new_owner(td.acl, td.owner, new.oid) if td.acl is not None else None
+            col_acls = {col: P.new_owner(a, td.owner, new.oid) for col, a in td.col_acls.items()}
+            cw.put_table(dataclasses.replace(td, owner=new.oid, acl=acl, col_acls=col_acls, cache={}))
+    cw.finish()
+    return "REASSIGN OWNED", [], []
+
+
+def drop_owned(ctx: Any, c: Cursor) -> Result:
+    """DROP OWNED BY r [, ...] [CASCADE | RESTRICT]: the roles' relations in the current
+    database dropped, their privileges there and on databases revoked (with what they
+    granted on), their default privileges and their places in policies removed."""
+    from engine.ddl import drop_table_rows
+
+    victims = _owned_roles(ctx, c)
+    c.accept("cascade") or c.accept("restrict")
+    if not c.done():
+        c.fail()
+    cat = ctx.catalog
+    me = roles.current(ctx.session, cat)
+    for r in victims:
+        if not P.owns(cat, me, r.oid):
+            raise errors.SqlError("permission denied to drop objects", sqlstate="42501")
+    gone = {r.oid for r in victims}
+
+    def without(acl: list[list]) -> list[list]:
+        for oid in gone:
+            acl = P.revoke_cascade(acl, oid, P.ORDER)
+        return [a for a in acl if a[0] not in gone]
+
+    cw = _writer(ctx)
+    dropped: set[str] = set()
+    for td in sorted(cat.tables.values(), key=lambda t: t.table_id):
+        if td.owner in gone and td.name not in dropped:
+            cw.drop(td)
+            dropped.add(td.name)
+            if td.kind == "r":
+                drop_table_rows(ctx, td)
+                for s in td.owned_seqs:
+                    sd = cat.get(s)
+                    if sd is not None and sd.name not in dropped:
+                        cw.drop(sd)
+                        dropped.add(sd.name)
+    for td in sorted(cat.tables.values(), key=lambda t: t.table_id):
+        if td.name in dropped:
+            continue
+        acl = without(td.acl) if td.acl is not None else None
+        col_acls = {col: a2 for col, a in td.col_acls.items() if (a2 := without(a))}
+        policies = []
+        for p in td.policies:
+            targets = [r for r in p[3] if r not in gone]
+            if targets:
+                policies.append([*p[:3], targets, *p[4:]])
+        if acl != td.acl or col_acls != td.col_acls or policies != td.policies:
+            cw.put_table(dataclasses.replace(td, acl=acl, col_acls=col_acls, policies=policies, cache={}))
+    for name in sorted(cat.db_defs):
+        d = cat.db_defs[name]
+        if d.acl is not None:
+            acl = without([list(a) for a in d.acl])
+            if acl != [list(a) for a in d.acl]:
+                cw.write(database_key(name), dataclasses.replace(d, acl=tuple(tuple(a) for a in acl)).to_row())
+    schema = cat.schemas.get((cat.database, "public"))
+    if schema is not None and without(schema[1]) != schema[1]:
+        cw.write(schema_key(cat.database, "public"), (cat.database, "public", schema[0], without(schema[1])))
+    for (role, db, sch, objtype), acl in cat.default_acls.items():
+        if db != cat.database:
+            continue
+        key = default_acl_key(role, db, sch, objtype)
+        if role in gone:
+            cw.write(key, None)
+        elif without(acl) != acl:
+            cw.write(key, (role, db, sch, objtype, without(acl)))
+    cw.finish()
+    return "DROP OWNED", [], []

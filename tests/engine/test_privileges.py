@@ -217,6 +217,32 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("alice", "DROP TABLE {t}"),
 ]
 
+OWNED: list[privscript.Step] = [
+    ("postgres", "GRANT CREATE ON SCHEMA public TO {alice}, {bob}"),
+    ("-", "CREATE TABLE {w} (a int)"),
+    ("-", "GRANT SELECT ON {w} TO {alice}"),
+    ("alice", "CREATE TABLE {ser} (id serial, x int)"),
+    ("-", "CREATE TABLE {u} (k int)"),
+    ("-", "GRANT SELECT ON {ser} TO {bob} WITH GRANT OPTION"),
+    ("bob", "GRANT SELECT ON {ser} TO {carol}"),
+    ("alice", "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {bob}"),
+    ("bob", "REASSIGN OWNED BY {alice} TO {bob}"),
+    ("-", "DROP OWNED BY {alice}"),
+    ("postgres", "REASSIGN OWNED BY {alice} TO {bob}"),
+    ("-", "SELECT relname, pg_get_userbyid(relowner), relacl::text FROM pg_class"
+          " WHERE relname IN ('{ser}', '{u}', '{ser_id_seq}', '{w}') ORDER BY relname"),
+    ("-", "DROP ROLE {alice}"),
+    ("-", "DROP OWNED BY {bob}"),
+    ("-", "SELECT relname, relacl::text FROM pg_class WHERE relname IN ('{ser}', '{u}', '{ser_id_seq}', '{w}')"
+          " ORDER BY relname"),
+    ("-", "DROP ROLE {bob}"),
+    ("-", "DROP OWNED BY {alice}"),
+    ("-", "SELECT relname, relacl::text FROM pg_class WHERE relname IN ('{w}') ORDER BY relname"),
+    ("-", "SELECT count(*) FROM pg_default_acl WHERE defaclrole = (SELECT oid FROM pg_roles WHERE rolname = '{alice}')"),
+    ("-", "DROP ROLE {alice}"),
+    ("-", "DROP TABLE {w}"),
+]
+
 CLEANUP = ["RESET ROLE", "RESET SESSION AUTHORIZATION",
            *[f"DROP VIEW IF EXISTS {{{n}}}" for n in ("v", "w")],
            *[f"DROP TABLE IF EXISTS {{{n}}}" for n in ("t", "u", "ser", "d1", "d2", "ctas")],
@@ -256,6 +282,10 @@ def test_columns_views_sequences_defaults_match_postgres(cluster, scratch_pg) ->
 
 def test_more_statements_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
     _check(cluster, scratch_pg, MORE_STATEMENTS)
+
+
+def test_reassign_and_drop_owned_match_postgres(cluster, scratch_pg) -> None:  # noqa: F811
+    _check(cluster, scratch_pg, OWNED)
 
 
 DESCRIBE_SETUP = """
