@@ -142,7 +142,9 @@ def _objects(c: Cursor) -> tuple[str, list[str]]:
     if c.accept("all"):
         t = c.peek()
         word = t.word if t is not None else ""
-        if word not in ("tables", "sequences", "functions", "procedures", "routines"):
+        if word in ("functions", "procedures", "routines"):
+            raise errors.FeatureNotSupported(f"privileges on {word} are not supported")
+        if word not in ("tables", "sequences"):
             c.fail()
         c.i += 1
         c.expect("in", "schema")
@@ -154,7 +156,7 @@ def _objects(c: Cursor) -> tuple[str, list[str]]:
     word = t.word if t is not None else ""
     if word in ("function", "procedure", "routine", "language", "type", "domain", "tablespace", "foreign", "large",
                 "parameter"):
-        return word + "s", []
+        raise errors.FeatureNotSupported(f"privileges on {word}s are not supported")
     return "table", c.names()
 
 
@@ -353,6 +355,9 @@ def _grant_schema(ctx: Any, cw: Any, name: str, s: Spec) -> list[str]:
     grantor, avail = _best_grantor(ctx, owner, acl)
     this, notices = _restrict(ctx, s, wanted, avail, acl, P.SCHEMA_ALL, "schema", name)
     acl = _apply(acl, s, grantor, this, "schema")
+    if "U" not in P.mask(acl, {P.PUBLIC})[0] or not any("U" in a[2] for a in acl if a[0] == owner):
+        # USAGE on public is not checked: taking it away would be accepted and ignored
+        raise errors.FeatureNotSupported("revoking USAGE on schema public is not supported")
     db = ctx.catalog.database
     cw.write(schema_key(db, name), (db, name, owner, acl))
     return notices

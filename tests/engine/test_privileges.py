@@ -432,9 +432,9 @@ def test_row_level_security_matches_postgres(cluster, scratch_pg) -> None:  # no
     _check(cluster, scratch_pg, ROW_SECURITY)
 
 
-def test_row_level_security_refuses_what_it_does_not_support(cluster) -> None:
-    """ALTER POLICY and INSERT ... ON CONFLICT under a policy fail with 0A000 rather than
-    being accepted and ignored."""
+def test_what_is_not_supported_is_refused(cluster) -> None:
+    """ALTER POLICY, INSERT ... ON CONFLICT under a policy, privileges on functions and
+    taking USAGE on public away fail with 0A000 rather than being accepted and ignored."""
     names = _names()
     t, bob = names["t"], names["bob"]
     with psycopg.connect(cluster.writer_dsn, autocommit=True) as c:
@@ -445,6 +445,11 @@ def test_row_level_security_refuses_what_it_does_not_support(cluster) -> None:
             c.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
             c.execute(f"CREATE POLICY p ON {t} USING (k = 1)")
             assert privscript.outcome(c, f"ALTER POLICY p ON {t} USING (k = 2)")[:2] == ("error", "0A000")
+            for sql in ("REVOKE USAGE ON SCHEMA public FROM PUBLIC", "REVOKE EXECUTE ON FUNCTION now() FROM PUBLIC",
+                        f"ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM {bob}",
+                        "REVOKE SELECT ON pg_class FROM PUBLIC"):
+                assert privscript.outcome(c, sql)[:2] == ("error", "0A000"), sql
+            assert privscript.outcome(c, "SELECT has_schema_privilege('public', 'USAGE')") == ("rows", [("True",)])
             c.execute(f"SET ROLE {bob}")
             assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1) ON CONFLICT (k) DO NOTHING")[:2] == (
                 "error", "0A000")
