@@ -1144,8 +1144,15 @@ async def _copy_from(session: Any, st: CopyStmt) -> Result:
     positions = _positions(td, st.columns)
     from engine import privileges
 
+    cat = session._catalog()
     privileges.check_needs([privileges.Need(td.table_id, "a", None, tuple(td.columns[i].name for i in positions))],
-                           session, session._catalog())
+                           session, cat)
+    if td.rls:
+        from engine import rls, roles
+
+        if rls.applies(cat, roles.current(session, cat), td):
+            raise errors.FeatureNotSupported("COPY FROM not supported with row-level security",
+                                             hint="Use INSERT statements instead.")
     loader = CopyLoader(session, td, positions, st.options)
     if st.target == "stdin":
         return CopyInResult("COPY", loader=loader)

@@ -395,6 +395,7 @@ ROW_SECURITY: list[privscript.Step] = [
     ("-", "DELETE FROM {t} WHERE v > 0 RETURNING k"),
     ("-", "INSERT INTO {t} VALUES (6, '{carol}', 60)"),
     ("-", "INSERT INTO {t} VALUES (6, '{bob}', 60)"),
+    ("-", "COPY {t} FROM STDIN"),
     ("carol", "SELECT k, owner FROM {t} ORDER BY k"),
     ("alice", "CREATE POLICY small ON {t} AS RESTRICTIVE FOR ALL TO {grp} USING (v < 50) WITH CHECK (v < 45)"),
     ("-", "CREATE POLICY readall ON {t} FOR SELECT TO {carol} USING (true)"),
