@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors
+from engine import errors, privileges
 from engine import types as T
 from engine.catalog import ColumnDef, TableDef
 from engine.ddl import CatalogWriter, is_temporary
@@ -105,11 +105,11 @@ def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     query = node.expression
     plan = _plan(ctx, query)
     cols = _columns(plan, names)
+    if not cw.temporary:  # CREATE on the schema, once the query is analysed, as PostgreSQL checks
+        privileges.creator(ctx)
     if old is not None:
         if not node.args.get("replace") or old.kind != "v":
             raise errors.DuplicateTable(f'relation "{name}" already exists')
-        from engine import privileges
-
         privileges.must_own(ctx, old)
         if len(cols) < len(old.columns) or any(a.name != b.name for a, b in zip(old.columns, cols)):
             raise errors.SqlError("cannot drop columns from view", sqlstate="42P16")

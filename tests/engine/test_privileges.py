@@ -191,6 +191,10 @@ MORE_STATEMENTS: list[privscript.Step] = [
     ("-", "TRUNCATE {u}"),
     ("-", "CREATE INDEX ON {t} (v)"),
     ("-", "COMMENT ON TABLE {t} IS 'x'"),
+    ("-", "COMMENT ON COLUMN {t}.v IS 'x'"),
+    ("-", "COMMENT ON INDEX {t}_pkey IS 'x'"),
+    ("-", "ALTER TABLE {t} RENAME TO {w}"),
+    ("-", "CREATE OR REPLACE VIEW {t} AS SELECT 1 AS k"),
     ("alice", "GRANT TRUNCATE ON {t} TO {grp}"),
     ("carol", "TRUNCATE {t}"),  # through grp; u's foreign key refers to t
     ("-", "TRUNCATE {t} CASCADE"),  # ... and carol may not truncate u
