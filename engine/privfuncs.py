@@ -26,7 +26,7 @@ _SEQUENCE = {"USAGE": "U", "SELECT": "r", "UPDATE": "w"}
 _DATABASE = {"CREATE": "C", "CONNECT": "c", "TEMPORARY": "T", "TEMP": "T"}
 _SCHEMA = {"CREATE": "C", "USAGE": "U"}
 _FUNCTION = {"EXECUTE": "X"}
-_ROLE = {"MEMBER": "m", "USAGE": "u", "SET": "s"}
+_ROLE = {"MEMBER": "m", "USAGE": "u"}
 
 
 def _wanted(text: Any, names: dict[str, str]) -> list[tuple[str, bool]]:

@@ -361,6 +361,10 @@ def test_readers_enforce_the_same_privileges(cluster) -> None:
             "rows", [("True", "False")])
         assert outcome(f"SELECT relacl::text FROM pg_class WHERE relname = '{t}'") == (
             "rows", [(f"{{postgres=arwdDxt/postgres,{alice}=r/postgres}}",)])
+        with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:  # row-level security too
+            w.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+            w.execute(f"CREATE POLICY one ON {t} USING (k = 1)")
+        assert wait_for(lambda: outcome(f"SELECT k FROM {t}") == ("rows", [("1",)]), 30, "the policy on the reader")
         with psycopg.connect(cluster.writer_dsn, autocommit=True) as w:
             w.execute(f"REVOKE SELECT ON {t} FROM {alice}")
         assert wait_for(lambda: outcome(f"SELECT count(*) FROM {t}") ==
