@@ -103,7 +103,14 @@ COLUMNS_VIEWS_SEQUENCES: list[privscript.Step] = [
     ("-", "UPDATE {u} SET secret = 'q'"),
     ("-", "SELECT has_column_privilege('{u}', 'pub', 'SELECT'), has_column_privilege('{u}', 'secret', 'SELECT'),"
           " has_table_privilege('{u}', 'SELECT'), has_any_column_privilege('{u}', 'SELECT')"),
-    ("alice", "REVOKE SELECT ON {u} FROM {bob}"),  # a table-level REVOKE takes the columns' too
+    ("alice", "GRANT INSERT (k, pub) ON {u} TO {bob}"),
+    ("bob", "INSERT INTO {u} (k, pub) VALUES (2, 'x')"),
+    ("-", "INSERT INTO {u} VALUES (3, 'y', 'z')"),
+    ("-", "INSERT INTO {u} (k, secret) VALUES (3, 'z')"),
+    ("-", "SELECT has_column_privilege('{u}', 2::int2, 'INSERT'), has_column_privilege('{u}', 3::int2, 'INSERT')"),
+    ("alice", "SELECT attname, attacl::text FROM pg_attribute WHERE attrelid = '{u}'::regclass AND attnum > 0"
+              " ORDER BY attnum"),
+    ("-", "REVOKE SELECT ON {u} FROM {bob}"),  # a table-level REVOKE takes the columns' too
     ("bob", "SELECT k FROM {u}"),
     ("-", "UPDATE {u} SET pub = 'r'"),
     ("alice", "CREATE VIEW {v} AS SELECT k, pub FROM {u}"),
