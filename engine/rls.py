@@ -112,8 +112,8 @@ def plan_command(low: list[str], text: str) -> tuple[str, Any, bool] | None:
         return "CREATE POLICY", lambda ctx: _create_policy(ctx, text), True
     if len(low) >= 2 and low[1] == "policy" and low[0] == "drop":
         return "DROP POLICY", lambda ctx: _drop_policy(ctx, text), True
-    if len(low) >= 2 and low[1] == "policy":
-        return "ALTER POLICY", _refuse("ALTER POLICY is not supported (drop and create the policy)"), False
+    if len(low) >= 2 and low[1] == "policy" and low[0] == "alter":
+        return "ALTER POLICY", lambda ctx: _alter_policy(ctx, text), True
     m = re.fullmatch(r"\s*alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(\S+)\s+(enable|disable|force|no\s+force)"
                      r"\s+row\s+level\s+security\s*;?\s*", text, re.I | re.S)
     if m is not None:
@@ -191,44 +191,39 @@ def _balanced(text: str, start: int) -> tuple[str, int]:
 _HEAD = re.compile(r"\s*create\s+policy\s+(\"(?:[^\"]|\"\")*\"|\w+)\s+on\s+(\S+)", re.I)
 
 
-def _create_policy(ctx: Any, text: str) -> Result:
-    text = text.strip().rstrip(";")
-    m = _HEAD.match(text)
-    if m is None:
-        raise errors.SyntaxErr("syntax error at or near \"POLICY\"")
-    pname, tname = _name(m.group(1)), _name(m.group(2))
-    rest = text[m.end():]
-    permissive, cmd, role_names, using, check = True, "*", ["public"], None, None
+def _clauses(rest: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The clauses of CREATE / ALTER POLICY after the table: as, for, to, using, check."""
+    out: dict[str, Any] = {}
     pos = 0
     while True:
         tail = rest[pos:]
         if not tail.strip():
-            break
-        if (mm := re.match(r"\s*as\s+(permissive|restrictive)\b", tail, re.I)) is not None:
-            permissive = mm.group(1).lower() == "permissive"
-        elif (mm := re.match(r"\s*for\s+(all|select|insert|update|delete)\b", tail, re.I)) is not None:
-            cmd = _CMDS[mm.group(1).lower()]
+            return out
+        if "as" in allowed and (mm := re.match(r"\s*as\s+(permissive|restrictive)\b", tail, re.I)) is not None:
+            out["as"] = mm.group(1).lower() == "permissive"
+        elif "for" in allowed and (mm := re.match(r"\s*for\s+(all|select|insert|update|delete)\b", tail,
+                                                  re.I)) is not None:
+            out["for"] = _CMDS[mm.group(1).lower()]
         elif (mm := re.match(r"\s*to\s+((?:\"(?:[^\"]|\"\")*\"|\w+)(?:\s*,\s*(?:\"(?:[^\"]|\"\")*\"|\w+))*)", tail,
                              re.I)) is not None:
-            role_names = [_name(r.strip()) for r in re.findall(r"\"(?:[^\"]|\"\")*\"|\w+", mm.group(1))]
+            out["to"] = [_name(r.strip()) for r in re.findall(r"\"(?:[^\"]|\"\")*\"|\w+", mm.group(1))]
         elif (mm := re.match(r"\s*using\s*(?=\()", tail, re.I)) is not None:
-            using, end = _balanced(tail, mm.end())
+            out["using"], end = _balanced(tail, mm.end())
             pos += end
             continue
         elif (mm := re.match(r"\s*with\s+check\s*(?=\()", tail, re.I)) is not None:
-            check, end = _balanced(tail, mm.end())
+            out["check"], end = _balanced(tail, mm.end())
             pos += end
             continue
         else:
             word = tail.split()[0]
             raise errors.SyntaxErr(f'syntax error at or near "{word}"')
         pos += mm.end()
-    if cmd in ("r", "d") and check is not None:
-        raise errors.SqlError("WITH CHECK cannot be applied to SELECT or DELETE", sqlstate="42601")
-    if cmd == "a" and using is not None:
-        raise errors.SqlError("only WITH CHECK expression allowed for INSERT", sqlstate="42601")
+
+
+def _role_oids(ctx: Any, names: list[str], notices: list[str]) -> list[int]:
     oids = []
-    for rn in role_names:
+    for rn in names:
         if rn == "public":
             oids.append(P.PUBLIC)
             continue
@@ -238,17 +233,73 @@ def _create_policy(ctx: Any, text: str) -> Result:
         if r is None:
             raise errors.SqlError(f'role "{rn}" does not exist', sqlstate="42704")
         oids.append(r.oid)
-    notices = []
     if P.PUBLIC in oids and len(oids) > 1:
         notices.append("ignoring specified roles other than PUBLIC")
         oids = [P.PUBLIC]
+    return oids
+
+
+def _create_policy(ctx: Any, text: str) -> Result:
+    text = text.strip().rstrip(";")
+    m = _HEAD.match(text)
+    if m is None:
+        raise errors.SyntaxErr("syntax error at or near \"POLICY\"")
+    pname, tname = _name(m.group(1)), _name(m.group(2))
+    c = _clauses(text[m.end():], ("as", "for"))
+    cmd, using, check = c.get("for", "*"), c.get("using"), c.get("check")
+    if cmd in ("r", "d") and check is not None:
+        raise errors.SqlError("WITH CHECK cannot be applied to SELECT or DELETE", sqlstate="42601")
+    if cmd == "a" and using is not None:
+        raise errors.SqlError("only WITH CHECK expression allowed for INSERT", sqlstate="42601")
+    notices: list[str] = []
+    oids = _role_oids(ctx, c.get("to", ["public"]), notices)
     td = _table(ctx, tname)
     using_sql = _checked(ctx, td, using)
     check_sql = _checked(ctx, td, check)
     if any(p[0] == pname for p in td.policies):
         raise errors.SqlError(f'policy "{pname}" for table "{tname}" already exists', sqlstate="42710")
-    _write(ctx, td, policies=[*td.policies, [pname, permissive, cmd, oids, using_sql, check_sql]])
+    _write(ctx, td, policies=[*td.policies, [pname, c.get("as", True), cmd, oids, using_sql, check_sql]])
     return "CREATE POLICY", [], notices
+
+
+_ALTER_HEAD = re.compile(r"\s*alter\s+policy\s+(\"(?:[^\"]|\"\")*\"|\w+)\s+on\s+(\S+)", re.I)
+
+
+def _alter_policy(ctx: Any, text: str) -> Result:
+    """ALTER POLICY p ON t RENAME TO q | [TO roles] [USING (...)] [WITH CHECK (...)]."""
+    text = text.strip().rstrip(";")
+    m = _ALTER_HEAD.match(text)
+    if m is None:
+        raise errors.SyntaxErr("syntax error at or near \"POLICY\"")
+    pname, tname = _name(m.group(1)), _name(m.group(2))
+    rest = text[m.end():]
+    rename = re.fullmatch(r"\s*rename\s+to\s+(\"(?:[^\"]|\"\")*\"|\w+)\s*", rest, re.I)
+    if rename is not None:
+        new = _name(rename.group(1))
+        td = _table(ctx, tname)
+        if any(p[0] == new for p in td.policies):
+            raise errors.SqlError(f'policy "{new}" for table "{tname}" already exists', sqlstate="42710")
+        if not any(p[0] == pname for p in td.policies):
+            raise errors.SqlError(f'policy "{pname}" for table "{tname}" does not exist', sqlstate="42704")
+        _write(ctx, td, policies=[[new, *p[1:]] if p[0] == pname else p for p in td.policies])
+        return "ALTER POLICY", [], []
+    c = _clauses(rest, ())
+    notices: list[str] = []
+    oids = _role_oids(ctx, c["to"], notices) if "to" in c else None
+    td = _table(ctx, tname)
+    using_sql = _checked(ctx, td, c.get("using"))
+    check_sql = _checked(ctx, td, c.get("check"))
+    old = next((p for p in td.policies if p[0] == pname), None)
+    if old is None:
+        raise errors.SqlError(f'policy "{pname}" for table "{tname}" does not exist', sqlstate="42704")
+    if old[2] in ("r", "d") and check_sql is not None:
+        raise errors.SqlError("only USING expression allowed for SELECT, DELETE", sqlstate="42601")
+    if old[2] == "a" and using_sql is not None:
+        raise errors.SqlError("only WITH CHECK expression allowed for INSERT", sqlstate="42601")
+    changed = [old[0], old[1], old[2], oids if oids is not None else old[3],
+               using_sql if "using" in c else old[4], check_sql if "check" in c else old[5]]
+    _write(ctx, td, policies=[changed if p[0] == pname else p for p in td.policies])
+    return "ALTER POLICY", [], notices
 
 
 def _checked(ctx: Any, td: TableDef, text: str | None) -> str | None:
