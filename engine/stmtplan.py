@@ -127,8 +127,10 @@ def _rls_target(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[exp.Ex
     reads = isinstance(node, exp.Insert) and node.args.get("returning") is not None or (
         not isinstance(node, exp.Insert) and reads_target(node))
     cmd = "a" if isinstance(node, exp.Insert) else "w" if isinstance(node, exp.Update) else "d"
-    if isinstance(node, exp.Insert) and node.args.get("conflict") is not None and rls.applies(catalog, role, td):
-        raise errors.FeatureNotSupported("INSERT ... ON CONFLICT on a table with row-level security is not supported")
+    conflict = node.args.get("conflict") if isinstance(node, exp.Insert) else None
+    if conflict is not None and conflict.args.get("expressions") and rls.applies(catalog, role, td):
+        raise errors.FeatureNotSupported(
+            "INSERT ... ON CONFLICT DO UPDATE on a table with row-level security is not supported")
     checks = rls.check_quals(catalog, role, td, cmd, reads) if cmd != "d" else None
     if cmd != "a":
         qual = rls.using_qual(catalog, role, td, cmd + ("r" if reads else ""))

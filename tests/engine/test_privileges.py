@@ -411,6 +411,10 @@ ROW_SECURITY: list[privscript.Step] = [
     ("-", "INSERT INTO {t} VALUES (6, '{carol}', 60)"),
     ("-", "INSERT INTO {t} VALUES (6, '{bob}', 60)"),
     ("-", "COPY {t} FROM STDIN"),
+    ("-", "INSERT INTO {t} VALUES (6, '{carol}', 60) ON CONFLICT (k) DO NOTHING"),  # checked first
+    ("-", "INSERT INTO {t} VALUES (6, '{bob}', 61) ON CONFLICT (k) DO NOTHING"),
+    ("-", "INSERT INTO {t} VALUES (8, '{bob}', 80) ON CONFLICT (k) DO NOTHING RETURNING k"),
+    ("-", "DELETE FROM {t} WHERE k = 8"),
     ("carol", "SELECT k, owner FROM {t} ORDER BY k"),
     ("alice", "CREATE POLICY small ON {t} AS RESTRICTIVE FOR ALL TO {grp} USING (v < 50) WITH CHECK (v < 45)"),
     ("-", "CREATE POLICY readall ON {t} FOR SELECT TO {carol} USING (true)"),
@@ -475,7 +479,7 @@ def test_what_is_not_supported_is_refused(cluster) -> None:
                 assert privscript.outcome(c, sql)[:2] == ("error", "0A000"), sql
             assert privscript.outcome(c, "SELECT has_schema_privilege('public', 'USAGE')") == ("rows", [("True",)])
             c.execute(f"SET ROLE {bob}")
-            assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1) ON CONFLICT (k) DO NOTHING")[:2] == (
+            assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1) ON CONFLICT (k) DO UPDATE SET k = 1")[:2] == (
                 "error", "0A000")
             assert privscript.outcome(c, f"INSERT INTO {t} VALUES (2)")[:2] == ("error", "42501")
             assert privscript.outcome(c, f"INSERT INTO {t} VALUES (1)") == ("ok", "INSERT 0 1")
