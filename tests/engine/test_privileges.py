@@ -522,6 +522,10 @@ def test_connect_privilege_matches_postgres(cluster, scratch_pg) -> None:  # noq
             admin.execute(f"GRANT CONNECT ON DATABASE {db} TO {bob}")
             out.append(attempt(server))
             out.append(privscript.outcome(admin, f"DROP ROLE {bob}"))
+            admin.execute(f"ALTER DATABASE {db} OWNER TO {bob}")  # the owner's place in the ACL moves
+            out.append(privscript.outcome(admin, f"SELECT datacl::text FROM pg_database WHERE datname = '{db}'"))
+            out.append(privscript.outcome(admin, f"DROP ROLE {bob}"))
+            admin.execute(f"ALTER DATABASE {db} OWNER TO postgres")
         return out
 
     def cleanup(server: str) -> None:
