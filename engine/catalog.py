@@ -211,6 +211,7 @@ class TableDef:
     rls: str = ""  # row-level security: "e" enabled, "f" forced (on the owner too), both, or neither
     # CREATE POLICY: [name, permissive, cmd ("*" r a w d), role oids (0 = PUBLIC), USING sql, WITH CHECK sql]
     policies: list[list] = field(default_factory=list)
+    invoker: bool = False  # a view WITH (security_invoker): read with the caller's privileges, not its owner's
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -236,7 +237,7 @@ class TableDef:
             [list(i) for i in self.indexes], dict(self.comments), self.database, self.owner,
             [list(a) for a in self.acl] if self.acl is not None else None,
             {c: [list(a) for a in acl] for c, acl in self.col_acls.items()}, self.rls,
-            [list(p) for p in self.policies],
+            [list(p) for p in self.policies], self.invoker,
         )
 
     @property
@@ -247,8 +248,8 @@ class TableDef:
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
         tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
-        extra = list(row[8:]) + [None] * (11 - len(row[8:]))
-        checks, fkeys, view_sql, indexes, comments, database, owner, acl, col_acls, rls, policies = extra[:11]
+        extra = list(row[8:]) + [None] * (12 - len(row[8:]))
+        checks, fkeys, view_sql, indexes, comments, database, owner, acl, col_acls, rls, policies, invoker = extra[:12]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
@@ -258,7 +259,7 @@ class TableDef:
             owner=owner if owner is not None else BOOTSTRAP_SUPERUSER,
             acl=[list(a) for a in acl] if acl is not None else None,
             col_acls={c: [list(a) for a in v] for c, v in (col_acls or {}).items()},
-            rls=rls or "", policies=[list(p) for p in (policies or [])],
+            rls=rls or "", policies=[list(p) for p in (policies or [])], invoker=bool(invoker),
         )
 
     @property

@@ -92,6 +92,29 @@ def select_into(ctx: Any, node: exp.Select) -> tuple[str, list[str]]:
     return create_table_as(ctx, into.this.name, q, [])
 
 
+def _view_options(node: exp.Create) -> bool:
+    """WITH (...) of CREATE VIEW: security_invoker (returned); security_barrier and
+    check_option change nothing here (no user functions; views are not updatable)."""
+    props = node.args.get("properties")
+    invoker = False
+    for p in props.expressions if props is not None else []:
+        if isinstance(p, exp.TemporaryProperty):
+            continue
+        if not isinstance(p, exp.Property):
+            raise errors.FeatureNotSupported(f"view option {p.sql('postgres')} is not supported")
+        key = p.name.lower()
+        value = p.args.get("value")
+        text = value.sql("postgres").strip("'").lower() if value is not None else "true"
+        if key not in ("security_invoker", "security_barrier", "check_option"):
+            raise errors.SqlError(f'unrecognized parameter "{key}"', sqlstate="22023")
+        if key == "security_invoker":
+            if text not in ("true", "on", "1", "yes", "false", "off", "0", "no"):
+                raise errors.SqlError(f'invalid value for boolean option "security_invoker": {text}',
+                                      sqlstate="22023")
+            invoker = text in ("true", "on", "1", "yes")
+    return invoker
+
+
 def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     target = node.this
     names: list[str] = []
@@ -101,6 +124,7 @@ def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     name = target.name
     cw = CatalogWriter(ctx)
     cw.temporary = is_temporary(node)
+    invoker = _view_options(node)
     old = cw.catalog.get(name)
     query = node.expression
     plan = _plan(ctx, query)
@@ -114,9 +138,9 @@ def create_view(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         if len(cols) < len(old.columns) or any(a.name != b.name for a, b in zip(old.columns, cols)):
             raise errors.SqlError("cannot drop columns from view", sqlstate="42P16")
         td = TableDef(old.table_id, name, "v", cols, view_sql=query.sql("postgres"), owner=old.owner, acl=old.acl,
-                      comments=old.comments)
+                      comments=old.comments, invoker=invoker)
     else:
-        td = TableDef(cw.alloc_id(), name, "v", cols, view_sql=query.sql("postgres"))
+        td = TableDef(cw.alloc_id(), name, "v", cols, view_sql=query.sql("postgres"), invoker=invoker)
     cw.put_table(td)
     cw.finish()
     return "CREATE VIEW", []

@@ -253,7 +253,9 @@ class Planner:
                                           sqlstate="42P17")
                 self.views.append(name)
                 self.need(td, "r")
-                outer_role, self.as_role = self.as_role, td.owner  # the view reads with its owner's rights
+                outer_role = self.as_role
+                if not td.invoker:  # the view reads with its owner's rights (security_invoker: the caller's)
+                    self.as_role = td.owner
                 try:
                     import sqlglot
 

@@ -19,7 +19,7 @@ import privscript
 from tests.clients.test_psql import _borealis_args, scratch_pg  # noqa: F401 -- fixture: a scratch PostgreSQL 15
 
 ROLES = ("alice", "bob", "carol", "grp", "noinh")
-RELATIONS = ("t", "u", "s", "v", "w", "ser", "ser_id_seq", "d1", "d2", "dseq", "ctas")
+RELATIONS = ("t", "u", "s", "v", "w", "iv", "ser", "ser_id_seq", "d1", "d2", "dseq", "ctas")
 
 SETUP: list[privscript.Step] = [
     ("postgres", "CREATE ROLE {alice} LOGIN"),
@@ -118,6 +118,11 @@ COLUMNS_VIEWS_SEQUENCES: list[privscript.Step] = [
     ("bob", "SELECT * FROM {v}"),  # the view reads with alice's rights
     ("-", "SELECT * FROM {u}"),
     ("carol", "SELECT * FROM {v}"),
+    ("alice", "CREATE VIEW {iv} WITH (security_invoker = true) AS SELECT k FROM {u}"),
+    ("-", "GRANT SELECT ON {iv} TO {bob}"),
+    ("bob", "SELECT * FROM {iv}"),  # read with bob's privileges, not alice's
+    ("alice", "SELECT * FROM {iv}"),
+    ("-", "DROP VIEW {iv}"),
     ("bob", "CREATE VIEW {w} AS SELECT * FROM {u}"),  # no CREATE on public
     ("postgres", "GRANT CREATE ON SCHEMA public TO {bob}"),
     ("bob", "CREATE VIEW {w} AS SELECT * FROM {u}"),  # allowed; reading it is not
@@ -255,7 +260,7 @@ OWNED: list[privscript.Step] = [
 ]
 
 CLEANUP = ["RESET ROLE", "RESET SESSION AUTHORIZATION",
-           *[f"DROP VIEW IF EXISTS {{{n}}}" for n in ("v", "w")],
+           *[f"DROP VIEW IF EXISTS {{{n}}}" for n in ("v", "w", "iv")],
            *[f"DROP TABLE IF EXISTS {{{n}}}" for n in ("t", "u", "ser", "d1", "d2", "ctas")],
            "DROP SEQUENCE IF EXISTS {s}",
            *[f"ALTER DEFAULT PRIVILEGES FOR ROLE {{{r}}} REVOKE ALL ON TABLES FROM {{{g}}}"
