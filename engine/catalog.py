@@ -17,6 +17,11 @@ Key layout of table 0 (values are tuples, see ``TableDef.to_row``)::
                                                  the bootstrap superuser overrides the built-in
     b"m:" + roleid + member (2 x 4 bytes)        role memberships (GRANT role TO role)
                    -> (roleid, member, grantor, admin_option)
+    b"n:" + db + b"\0" + schema -> (db, schema, owner, acl)   a schema's ACL once GRANT/REVOKE
+                                                 changed it (engine.privileges)
+    b"A:" + role + objtype + db + b"\0" + schema -> (role, db, schema, objtype, acl)
+                                                 ALTER DEFAULT PRIVILEGES (pg_default_acl;
+                                                 schema "" for the role's global entry)
 
 Table 1 holds sequence state: ``rowid_key(seq_id) -> (last_value, is_called)``.
 Table ids (= pg oids of relations) start at ``FIRST_TABLE_ID``; role oids come from the
@@ -60,6 +65,14 @@ def member_key(roleid: int, member: int) -> bytes:
     return b"m:" + struct.pack(">II", roleid, member)
 
 
+def schema_key(database: str, schema: str) -> bytes:
+    return b"n:" + database.encode() + b"\0" + schema.encode()
+
+
+def default_acl_key(role: int, database: str, schema: str, objtype: str) -> bytes:
+    return b"A:" + struct.pack(">I", role) + objtype.encode() + database.encode() + b"\0" + schema.encode()
+
+
 BOOTSTRAP_SUPERUSER = 10
 BOOTSTRAP_NAME = "postgres"
 BUILTIN_DATABASE_OIDS = {"template1": 1, "template0": 4, "postgres": 5}  # as initdb numbers them
@@ -74,9 +87,11 @@ class DatabaseDef:
     oid: int
     owner: int = BOOTSTRAP_SUPERUSER
     config: tuple[str, ...] | None = None
+    acl: tuple | None = None  # datacl items (engine.privileges); None: the default
 
     def to_row(self) -> tuple:
-        return (self.name, self.oid, self.owner, list(self.config) if self.config is not None else None)
+        return (self.name, self.oid, self.owner, list(self.config) if self.config is not None else None,
+                [list(a) for a in self.acl] if self.acl is not None else None)
 
     @classmethod
     def from_row(cls, row: tuple) -> "DatabaseDef | None":
@@ -84,7 +99,9 @@ class DatabaseDef:
         if len(row) < 3:
             return None
         config = row[3] if len(row) > 3 else None
-        return cls(row[0], row[1], row[2], tuple(config) if config is not None else None)
+        acl = row[4] if len(row) > 4 else None
+        return cls(row[0], row[1], row[2], tuple(config) if config is not None else None,
+                   tuple(tuple(a) for a in acl) if acl is not None else None)
 
 
 @dataclass(frozen=True)
@@ -186,6 +203,15 @@ class TableDef:
     # COMMENT ON: "" -> the relation's comment, a column name -> that column's, INDEX_COMMENT + name -> an index's
     comments: dict[str, str] = field(default_factory=dict)
     database: str = DEFAULT_DATABASE  # the database the relation belongs to
+    owner: int = BOOTSTRAP_SUPERUSER  # the owning role's oid (rows of before owners: the bootstrap superuser)
+    # the relation's ACL (pg_class.relacl) as [grantee, grantor, privileges, grant options]
+    # items (grantee 0 = PUBLIC, privileges as aclitem letters); None: the default for its kind
+    acl: list[list] | None = None
+    col_acls: dict[str, list[list]] = field(default_factory=dict)  # column name -> ACL (pg_attribute.attacl)
+    rls: str = ""  # row-level security: "e" enabled, "f" forced (on the owner too), both, or neither
+    # CREATE POLICY: [name, permissive, cmd ("*" r a w d), role oids (0 = PUBLIC), USING sql, WITH CHECK sql]
+    policies: list[list] = field(default_factory=list)
+    invoker: bool = False  # a view WITH (security_invoker): read with the caller's privileges, not its owner's
     # engine-private caches (not stored): compiled defaults, column index
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -208,7 +234,10 @@ class TableDef:
             self.table_id, self.name, self.kind, [c.to_row() for c in self.columns], list(self.pk),
             [[n, list(cols)] for n, cols in self.uniques], seq, list(self.owned_seqs),
             [list(c) for c in self.checks], [list(f) for f in self.fkeys], self.view_sql,
-            [list(i) for i in self.indexes], dict(self.comments), self.database,
+            [list(i) for i in self.indexes], dict(self.comments), self.database, self.owner,
+            [list(a) for a in self.acl] if self.acl is not None else None,
+            {c: [list(a) for a in acl] for c, acl in self.col_acls.items()}, self.rls,
+            [list(p) for p in self.policies], self.invoker,
         )
 
     @property
@@ -219,14 +248,18 @@ class TableDef:
     @classmethod
     def from_row(cls, row: tuple) -> "TableDef":
         tid, name, kind, cols, pk, uniques, seq, owned = row[:8]
-        extra = list(row[8:]) + [None] * (6 - len(row[8:]))
-        checks, fkeys, view_sql, indexes, comments, database = extra[:6]
+        extra = list(row[8:]) + [None] * (12 - len(row[8:]))
+        checks, fkeys, view_sql, indexes, comments, database, owner, acl, col_acls, rls, policies, invoker = extra[:12]
         return cls(
             table_id=tid, name=name, kind=kind, columns=[ColumnDef(*c) for c in cols], pk=list(pk),
             uniques=[(n, list(c)) for n, c in uniques], seq=SequenceDef(*seq) if seq else None,
             owned_seqs=list(owned), checks=[(n, t) for n, t in (checks or [])],
             fkeys=[list(f) for f in (fkeys or [])], view_sql=view_sql, indexes=[list(i) for i in (indexes or [])],
             comments=dict(comments or {}), database=database or DEFAULT_DATABASE,
+            owner=owner if owner is not None else BOOTSTRAP_SUPERUSER,
+            acl=[list(a) for a in acl] if acl is not None else None,
+            col_acls={c: [list(a) for a in v] for c, v in (col_acls or {}).items()},
+            rls=rls or "", policies=[list(p) for p in (policies or [])], invoker=bool(invoker),
         )
 
     @property
@@ -259,8 +292,12 @@ class Catalog:
                  members: tuple[tuple[int, int, int, bool], ...] = BUILTIN_MEMBERS,
                  database: str = DEFAULT_DATABASE,
                  by_db: dict[str, dict[str, TableDef]] | None = None,
-                 db_defs: dict[str, DatabaseDef] | None = None) -> None:
+                 db_defs: dict[str, DatabaseDef] | None = None,
+                 schemas: dict[tuple[str, str], tuple[int, list]] | None = None,
+                 default_acls: dict[tuple[int, str, str, str], list] | None = None) -> None:
         self.database = database
+        self.schemas = schemas if schemas is not None else {}  # (db, schema) -> (owner, acl), changed ones
+        self.default_acls = default_acls if default_acls is not None else {}  # (role, db, schema, objtype) -> acl
         self.by_db = by_db if by_db is not None else {database: tables}
         self.tables = tables
         self.by_id = {t.table_id: t for t in tables.values()}
@@ -283,6 +320,8 @@ class Catalog:
         version, next_id = 0, FIRST_TABLE_ID
         stored_roles: list[RoleDef] = []
         members = list(BUILTIN_MEMBERS)
+        schemas: dict[tuple[str, str], tuple[int, list]] = {}
+        default_acls: dict[tuple[int, str, str, str], list] = {}
         for key, row in rows:
             if key == VERSION_KEY:
                 version, next_id = row
@@ -299,18 +338,24 @@ class Catalog:
                 stored_roles.append(RoleDef.from_row(row))
             elif key.startswith(b"m:"):
                 members.append((row[0], row[1], row[2], bool(row[3])))
+            elif key.startswith(b"n:"):
+                schemas[(row[0], row[1])] = (row[2], [list(a) for a in row[3]])
+            elif key.startswith(b"A:"):
+                default_acls[(row[0], row[1], row[2], row[3])] = [list(a) for a in row[4]]
         by_oid = dict(BUILTIN_ROLES)
         for r in stored_roles:
             by_oid[r.oid] = r
         roles = {r.name: r for r in by_oid.values()}
-        return cls(by_db.get(database, {}), dbs, version, next_id, roles, tuple(members), database, by_db, db_defs)
+        return cls(by_db.get(database, {}), dbs, version, next_id, roles, tuple(members), database, by_db, db_defs,
+                   schemas, default_acls)
 
     def scoped(self, database: str) -> "Catalog":
         """This catalog as a session of ``database`` sees it (built once per catalog)."""
         cat = self._scoped.get(database)
         if cat is None:
             cat = Catalog(self.by_db.get(database, {}), self.databases, self.version, self.next_table_id,
-                          self.roles, self.members, database, self.by_db, self.db_defs)
+                          self.roles, self.members, database, self.by_db, self.db_defs, self.schemas,
+                          self.default_acls)
             cat._scoped = self._scoped
             self._scoped[database] = cat
         return cat

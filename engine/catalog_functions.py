@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from sqlglot import exp
 
-from engine import errors
+from engine import errors, privfuncs
 from engine import types as T
 from engine.expr import CExpr, Compiler, _subquery_rows, const
 from engine.pgcatalog import oids
@@ -468,10 +468,7 @@ HANDLERS: dict[str, Handler] = {
     "pg_relation_is_publishable": lambda cp, node: const(False, T.BOOL),
     "pg_is_other_temp_schema": lambda cp, node: const(False, T.BOOL),
     "pg_my_temp_schema": _const(0, T.OID),
-    "has_table_privilege": _true_any, "has_schema_privilege": _true_any,
-    "has_database_privilege": _true_any, "has_column_privilege": _true_any,
-    "has_function_privilege": _true_any, "has_sequence_privilege": _true_any,
-    "has_any_column_privilege": _true_any, "pg_has_role": _true_any,
+    **privfuncs.HANDLERS,
     "obj_description": _obj_description, "col_description": _col_description,
     "shobj_description": _shobj_description, "pg_database_size": _pg_database_size,
     "pg_tablespace_size": _size, "pg_tablespace_location": _empty_text,

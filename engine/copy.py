@@ -1141,7 +1141,19 @@ async def _copy_from(session: Any, st: CopyStmt) -> Result:
         raise errors.ReadOnlyTransaction("cannot execute COPY FROM in a read-only transaction")
     assert st.table is not None
     td = _lookup(session, st.table)
-    loader = CopyLoader(session, td, _positions(td, st.columns), st.options)
+    positions = _positions(td, st.columns)
+    from engine import privileges
+
+    cat = session._catalog()
+    privileges.check_needs([privileges.Need(td.table_id, "a", None, tuple(td.columns[i].name for i in positions))],
+                           session, cat)
+    if td.rls:
+        from engine import rls, roles
+
+        if rls.applies(cat, roles.current(session, cat), td):
+            raise errors.FeatureNotSupported("COPY FROM not supported with row-level security",
+                                             hint="Use INSERT statements instead.")
+    loader = CopyLoader(session, td, positions, st.options)
     if st.target == "stdin":
         return CopyInResult("COPY", loader=loader)
     try:

@@ -99,10 +99,24 @@ class Database:
         self.sessions[session.backend_pid] = session  # until session.close()
         return session
 
+    def _check_connect(self, role: Any, database: str) -> None:
+        """CONNECT on the database (PUBLIC holds it unless revoked), as PostgreSQL checks it
+        once the database is known to exist."""
+        from engine import privileges
+
+        cat = self.catalog()
+        if database not in cat.databases or role.superuser:
+            return
+        acl = privileges.database_acl(cat, database)
+        if acl is not None and not privileges.holds(cat.scoped(database), role, acl[1], "c"):
+            raise errors.SqlError(f'permission denied for database "{database}"', sqlstate="42501",
+                                  detail="User does not have CONNECT privilege.")
+
     def login(self, user: str, database: str, params: dict[str, str] | None = None) -> Any:
         """A session for a client that has authenticated: the role must exist and may log in
         (FATAL 28000, checked before the database as PostgreSQL does)."""
         role = roles.check_login(self.catalog(), user)
+        self._check_connect(role, database)
         n = self._role_sessions.get(role.oid, 0)
         if role.connlimit >= 0 and not role.superuser and n >= role.connlimit:
             raise errors.SqlError(f'too many connections for role "{user}"', sqlstate="53300")

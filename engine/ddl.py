@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors
+from engine import errors, privileges
 from engine.api import TABLE_DROPPED
 from engine import types as T
 from engine.catalog import (
@@ -20,6 +20,12 @@ from engine.catalog import (
 from engine.default_check import check_default
 from engine.gcpause import gc_paused
 from engine.keys import rowid_key
+
+
+def is_temporary(node: Any) -> bool:
+    """CREATE TEMP[ORARY] TABLE / SEQUENCE / VIEW?"""
+    props = node.args.get("properties") if isinstance(node, exp.Create) else None
+    return props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
 
 
 class CatalogWriter:
@@ -33,6 +39,8 @@ class CatalogWriter:
         row = self.txn.get(CATALOG_TABLE, VERSION_KEY, self.store.snapshot())
         self.version, self.next_id = row if row is not None else (0, 16384)
         self._first_new = self.next_id
+        # CREATE TEMP ...: the new relations need TEMPORARY on the database, not CREATE on public
+        self.temporary = False  # set by the CREATE TEMP statements (is_temporary)
         self.txn.put(CATALOG_TABLE, VERSION_KEY, (self.version + 1, self.next_id))
 
     @property
@@ -52,6 +60,13 @@ class CatalogWriter:
 
     def put_table(self, td: TableDef) -> None:
         td.database = self.catalog.database  # a new relation belongs to the session's database
+        if td.table_id >= self._first_new:
+            # a new relation: CREATE on the schema needed; the creating role owns it and
+            # ALTER DEFAULT PRIVILEGES of that role apply
+            from engine import privileges
+
+            td.owner = privileges.creator(self.ctx, self.temporary)
+            td.acl = privileges.initial_acl(self.catalog, td.kind, td.owner)
         self.write(td.key, td.to_row())
         if td.kind == "r" and td.table_id >= self._first_new:
             # An id allocated here has no row anywhere in storage (ids are never reused
@@ -118,6 +133,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         raise errors.FeatureNotSupported("CREATE TABLE AS is not supported yet")
     name = schema.this.name
     cw = CatalogWriter(ctx)
+    cw.temporary = is_temporary(node)
     if cw.catalog.get(name) is not None:
         if node.args.get("exists"):
             return "CREATE TABLE", [f'relation "{name}" already exists, skipping']
@@ -201,6 +217,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             for cc in ce.args.get("constraints") or []:
                 if isinstance(cc.args.get("kind"), exp.Reference):
                     fkeys.append(_fkey(name, None, [ce.name], cc.args["kind"]))
+    for fk in fkeys:  # a foreign key needs REFERENCES on the table it points to
+        ref = cw.catalog.get(fk[2])
+        if ref is not None:
+            privileges.require(ctx, ref, "x")
     td = TableDef(cw.alloc_id(), name, "r", cols, pk, uniques, checks=checks, fkeys=fkeys)
     for pos, sname in serials:
         if cw.catalog.get(sname) is not None:
@@ -215,6 +235,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
 def create_sequence(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     name = node.this.name
     cw = CatalogWriter(ctx)
+    cw.temporary = is_temporary(node)
     if cw.catalog.get(name) is not None:
         if node.args.get("exists"):
             return "CREATE SEQUENCE", [f'relation "{name}" already exists, skipping']
@@ -244,6 +265,7 @@ def drop(ctx: Any, node: exp.Drop) -> tuple[str, list[str]]:
             if td is not None:
                 raise errors.SqlError(f'"{name}" is not a {word}', sqlstate="42809")
             raise errors.UndefinedTable(f'{word} "{name}" does not exist')
+        privileges.must_own(ctx, td)
         cw.drop(td)
         if want == "r":
             drop_table_rows(ctx, td)
@@ -277,12 +299,35 @@ def _delete_all(ctx: Any, td: TableDef) -> None:
 
 
 def truncate(ctx: Any, node: exp.TruncateTable) -> tuple[str, list[str]]:
+    tds = []
     for t in node.expressions:
         td = ctx.catalog.get(t.name)
         if td is None or td.kind != "r":
             raise errors.UndefinedTable(f'relation "{t.name}" does not exist')
+        privileges.require(ctx, td, "D")
+        tds.append(td)
+    names = {td.name for td in tds}
+    notices = []
+    while str(node.args.get("option") or "").lower() == "cascade":  # CASCADE: the tables referring to them too
+        more = [o for o in ctx.catalog.tables.values()
+                if o.name not in names and any(fk[2] in names for fk in o.fkeys)]
+        if not more:
+            break
+        for o in sorted(more, key=lambda o: o.table_id):
+            notices.append(f'truncate cascades to table "{o.name}"')
+            privileges.require(ctx, o, "D")
+            tds.append(o)
+            names.add(o.name)
+    for other in ctx.catalog.tables.values():  # a foreign key into a truncated table from outside
+        for fk in other.fkeys:
+            if fk[2] in names and other.name not in names:
+                raise errors.FeatureNotSupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                    detail=f'Table "{other.name}" references "{fk[2]}".',
+                    hint=f'Truncate table "{other.name}" at the same time, or use TRUNCATE ... CASCADE.')
+    for td in tds:
         _delete_all(ctx, td)
-    return "TRUNCATE TABLE", []
+    return "TRUNCATE TABLE", notices
 
 
 def tables_of(node: exp.Expression, catalog: Catalog, _seen: set[str] | None = None) -> list[int]:

@@ -303,6 +303,9 @@ class _Alter:
             rcols = [i.name for i in rt.expressions] if isinstance(rt, exp.Schema) else []
             if self.cw.catalog.get(rname) is None:
                 raise errors.UndefinedTable(f'relation "{rname}" does not exist')
+            from engine import privileges
+
+            privileges.require(self.ctx, self.cw.catalog.get(rname), "x")
             from engine.fkeys import actions_of
 
             on_delete, on_update = actions_of(ref)
@@ -416,6 +419,9 @@ def alter_table(ctx: Any, node: exp.Alter) -> tuple[str, list[str]]:
         if node.args.get("exists"):
             return "ALTER TABLE", [f'relation "{name}" does not exist, skipping']
         raise errors.UndefinedTable(f'relation "{name}" does not exist')
+    from engine import privileges
+
+    privileges.must_own(ctx, td)
     al = _Alter(ctx, cw, td)
     for a in node.args.get("actions") or []:
         if isinstance(a, exp.ColumnDef):

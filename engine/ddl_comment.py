@@ -14,6 +14,7 @@ from sqlglot import exp
 from engine import errors
 from engine.catalog import INDEX_COMMENT, TableDef
 from engine.ddl import CatalogWriter
+from engine import privileges, roles
 
 _KINDS = {"TABLE": ("r",), "VIEW": ("v",), "SEQUENCE": ("S",), "MATERIALIZED VIEW": ("m",),
           "FOREIGN TABLE": ("f",)}
@@ -61,6 +62,10 @@ def comment_on(ctx: Any, node: exp.Comment) -> tuple[str, list[str]]:
         key = ""
     else:
         raise errors.FeatureNotSupported(f"COMMENT ON {kind} is not supported")
+    me = roles.current(ctx.session, ctx.catalog)
+    if not privileges.owns(ctx.catalog, me, td.owner):  # in PostgreSQL's words for each kind
+        word = {"COLUMN": "relation", "INDEX": "index"}.get(kind)
+        raise privileges.not_owner(word or privileges.kind_word(td), target.name if kind == "INDEX" else td.name)
     td = copy.deepcopy(td)
     if text:
         td.comments[key] = text

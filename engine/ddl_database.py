@@ -182,7 +182,10 @@ def alter(ctx: Any, name: str, c: Cursor) -> tuple[str, list[str]]:
         if not c.done():
             c.fail()
         owner = me.oid if who in ("current_user", "current_role", "session_user") else _role(ctx, who)
-        _put(cw, dataclasses.replace(d, owner=owner))
+        from engine import privileges  # the old owner's place in the ACL goes to the new one
+
+        acl = privileges.new_owner([list(a) for a in d.acl], d.owner, owner) if d.acl is not None else None
+        _put(cw, dataclasses.replace(d, owner=owner, acl=tuple(tuple(a) for a in acl) if acl is not None else None))
     else:
         config = changed_config(c, list(d.config or ()))
         _put(cw, dataclasses.replace(d, config=tuple(config) if config else None))

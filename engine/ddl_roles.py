@@ -7,8 +7,8 @@ bumped), logged by the writer and replayed by readers.  Roles are rows ``b"r:" +
 table 0, memberships rows ``b"m:" + roleid + member``; passwords are stored as verifiers
 (``engine.passwords``) following ``password_encryption``.
 
-GRANT / REVOKE of privileges on tables (``exp.Grant`` and friends) are accepted after
-checking that the roles and tables exist, but not recorded: privileges are not enforced.
+GRANT / REVOKE of privileges on objects and ALTER DEFAULT PRIVILEGES are recognised here
+and carried out by ``engine.ddl_grants``.
 """
 
 from __future__ import annotations
@@ -149,15 +149,26 @@ def _command_text(node: exp.Command) -> str:
 
 
 def plan(node: exp.Expression) -> tuple[str, Runner, bool] | None:
-    """(verb, runner, writes) for a role statement, None for anything else."""
+    """(verb, runner, writes) for a role or privilege statement, None for anything else."""
+    from engine import ddl_grants
+
     if isinstance(node, exp.Grant) or type(node).__name__ == "Revoke":
-        return ("GRANT" if isinstance(node, exp.Grant) else "REVOKE"), lambda ctx: _object_grant(ctx, node), True
+        toks = tokenize(node.sql("postgres"))
+        head = toks[0].word
+        return head.upper(), lambda ctx: ddl_grants.object_grant(ctx, head, toks), True
     if not isinstance(node, exp.Command):
         return None
     text = _command_text(node)
-    words = text.split(None, 2)
-    if len(words) < 2 or words[0].lower() not in ("create", "alter", "drop", "grant", "revoke", "reset") or (
-            words[0].lower() not in ("grant", "revoke") and words[1].lower() not in ("role", "user", "group", "session")):
+    words = text.split(None, 3)
+    low = [w.lower() for w in words]
+    if low[:3] == ["alter", "default", "privileges"]:
+        toks = tokenize(text)
+        return "ALTER DEFAULT PRIVILEGES", lambda ctx: ddl_grants.default_privileges(ctx, toks), True
+    found = ddl_grants.plan_command(low, text)
+    if found is not None:
+        return found
+    if len(words) < 2 or low[0] not in ("create", "alter", "drop", "grant", "revoke", "reset") or (
+            low[0] not in ("grant", "revoke") and low[1] not in ("role", "user", "group", "session")):
         return None
     toks = tokenize(text)
     if len(toks) < 2:
@@ -175,7 +186,7 @@ def plan(node: exp.Expression) -> tuple[str, Runner, bool] | None:
         return "RESET", reset_auth, False
     if head in ("grant", "revoke"):
         if any(t.word == "on" for t in toks):  # privileges ON objects sqlglot could not read
-            return head.upper(), lambda ctx: _object_grant_tokens(ctx, head, toks), True
+            return head.upper(), lambda ctx: ddl_grants.object_grant(ctx, head, toks), True
         return head.upper(), lambda ctx: _grant_roles(ctx, head == "grant", Cursor(toks[1:])), True
     return None
 
@@ -548,10 +559,12 @@ def _drop(ctx: Any, obj: str, c: Cursor) -> tuple[str, list, list[str]]:
                                   sqlstate="2BP01")
         if r.superuser and not me.superuser:
             raise _denied("must be superuser to drop superusers")
-        owned = sorted(d.name for d in ctx.catalog.db_defs.values() if d.owner == r.oid)
-        if owned:
+        from engine import privileges
+
+        depends = privileges.role_dependents(ctx.catalog, r.oid)
+        if depends:
             raise errors.SqlError(f'role "{r.name}" cannot be dropped because some objects depend on it',
-                                  sqlstate="2BP01", detail="\n".join(f"owner of database {n}" for n in owned))
+                                  sqlstate="2BP01", detail="\n".join(depends))
         ctx.txn.lock(CATALOG_TABLE, role_key(r.name))
         ctx.txn.put(CATALOG_TABLE, role_key(r.name), None)
         for roleid, member, _g, _a in _members_of(ctx):
@@ -619,39 +632,3 @@ def _grant_roles(ctx: Any, grant: bool, c: Cursor) -> tuple[str, list, list[str]
     ge = [_must_exist(ctx, n) for n in grantees]
     notices = _change_members(ctx, grant, gr, ge, admin, admin_only)
     return ("GRANT ROLE" if grant else "REVOKE ROLE"), [], notices
-
-
-def _object_grant(ctx: Any, node: exp.Expression) -> tuple[str, list, list[str]]:
-    """GRANT/REVOKE privileges ON objects: the roles and tables must exist; nothing is recorded."""
-    verb = "GRANT" if isinstance(node, exp.Grant) else "REVOKE"
-    for p in node.args.get("principals") or []:
-        name = p.name if not isinstance(p, str) else p
-        if name.lower() == "public" or name.upper() in _RESERVED_SPECS.values():
-            continue
-        _must_exist(ctx, name)
-    sec = node.args.get("securable")
-    kind = str(node.args.get("kind") or "TABLE").upper()
-    if isinstance(sec, exp.Table) and kind in ("TABLE", "") and sec.name.lower() != "all":
-        from engine import sysviews
-
-        if ctx.catalog.get(sec.name) is None and sysviews.lookup(sec.name) is None:
-            raise errors.UndefinedTable(f'relation "{sec.name}" does not exist')
-    return verb, [], []
-
-
-def _object_grant_tokens(ctx: Any, head: str, toks: list[Tok]) -> tuple[str, list, list[str]]:
-    """GRANT ... ON ALL TABLES IN SCHEMA s TO r (and the like): the grantees must exist."""
-    word = "to" if head == "grant" else "from"
-    at = max((i for i, t in enumerate(toks) if t.word == word), default=None)
-    if at is None:
-        raise errors.SyntaxErr("syntax error at end of input")
-    c = Cursor(toks[at + 1:])
-    while not c.done():
-        t = c.peek()
-        if t is not None and t.kind in ("id", "qid") and not (t.kind == "id" and t.text in (
-                "public", "group", "with", "grant", "option", "granted", "by", "cascade", "restrict")):
-            name = _role_spec(c, ctx)
-            _must_exist(ctx, name)
-        else:
-            c.i += 1
-    return head.upper(), [], []

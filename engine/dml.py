@@ -21,7 +21,7 @@ from engine.catalog import TableDef
 from engine.executor import Filter, KeyLookup, Op, TableScan
 from engine.expr import CExpr, Compiler, Scope, const
 from engine.keys import encode_key
-from engine.planner import Planner, make_column, output_name
+from engine.planner import Planner, has_columns, make_column, output_name
 
 Fn = Callable[[Any, Any], Any]
 
@@ -49,6 +49,15 @@ def _fmt_vals(vals: tuple) -> str:
     return ", ".join("null" if v is None else T.to_text(v) for v in vals)
 
 
+def reads_target(node: exp.Expression) -> bool:
+    """Does an UPDATE / DELETE read its target's rows (and so need SELECT on it): a WHERE,
+    RETURNING, FROM / USING, or SET expressions naming columns?"""
+    if any(node.args.get(k) for k in ("where", "returning", "from_", "using")):
+        return True
+    return isinstance(node, exp.Update) and any(
+        isinstance(e, exp.EQ) and has_columns(e.expression) for e in node.expressions)
+
+
 class _Writer:
     """Shared row checks: NOT NULL, key computation, uniqueness."""
 
@@ -57,6 +66,7 @@ class _Writer:
         self.not_null = [i for i, c in enumerate(td.columns) if c.not_null]
         self.pad = td.pad_fn()
         self.checks: list[tuple[str, Fn]] = []
+        self.rls: list[tuple[str | None, Fn]] = []  # row-level security checks (engine.rls): (policy, predicate)
         if td.checks and planner is not None:
             import sqlglot
 
@@ -65,6 +75,11 @@ class _Writer:
                 self.checks.append((name, cp.compile_bool(sqlglot.parse_one(text, read="postgres")).fn))
 
     def check_row(self, row: tuple, ctx: Any = None) -> None:
+        for policy, f in self.rls:  # before the constraints, as PostgreSQL checks them
+            if f(row, ctx) is not True:
+                shown = f' "{policy}"' if policy is not None else ""
+                raise errors.SqlError(f'new row violates row-level security policy{shown} for table "{self.td.name}"',
+                                      sqlstate="42501")
         for i in self.not_null:
             if row[i] is None:
                 td = self.td
@@ -169,6 +184,13 @@ class InsertPlan:
                 positions.append(i)
         else:
             positions = list(range(len(td.columns)))
+        planner.need(td, "a", tuple(td.columns[i].name for i in positions))
+        if node.args.get("returning") is not None:
+            planner.need(td, "r")
+        conflict = node.args.get("conflict")
+        if conflict is not None and conflict.args.get("expressions"):  # DO UPDATE SET ...
+            planner.need(td, "w", tuple(e.this.name for e in conflict.args["expressions"]
+                                        if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)))
         self.positions = positions
         self.conflict = _OnConflict(planner, td, node.args["conflict"]) if node.args.get("conflict") is not None else None
         defaults = {i: default_expr(planner, td, i) for i in range(len(td.columns))}
@@ -454,6 +476,10 @@ class UpdatePlan:
         frm = node.args.get("from_")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
+        planner.need(td, "w", tuple(e.this.name for e in node.expressions
+                                    if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)))
+        if reads_target(getattr(planner, "dml_source", None) or node):
+            planner.need(td, "r")
         alias = node.this.alias or None
         self.td = td
         self.writer = _Writer(td, planner)
@@ -530,6 +556,9 @@ class DeletePlan:
         using = node.args.get("using")
         td = planner.lookup_table(node.this)
         planner.tables.add(td.table_id)
+        planner.need(td, "d", ())
+        if reads_target(getattr(planner, "dml_source", None) or node):
+            planner.need(td, "r")
         alias = node.this.alias or None
         self.td = td
         self.joined = None

@@ -64,13 +64,13 @@ def parse_options(text: str) -> tuple[dict[str, bool], str]:
     return opts, t
 
 
-def build_explain(node: Any, catalog: Any, param_types: list[int]) -> Any:
+def build_explain(node: Any, catalog: Any, param_types: list[int], role: Any = None) -> Any:
     from engine.stmtplan import StmtPlan, build_plan
 
     opts, inner_text = parse_options(node.expression.name if node.expression is not None else "")
     t0 = time.perf_counter()
     inner_ast = sqlglot.parse_one(inner_text, read="postgres")
-    inner = build_plan(inner_ast, catalog, param_types)
+    inner = build_plan(inner_ast, catalog, param_types, role)
     planning_ms = (time.perf_counter() - t0) * 1000
     analyze = opts["analyze"]
 
@@ -91,7 +91,7 @@ def build_explain(node: Any, catalog: Any, param_types: list[int]) -> Any:
 
     return StmtPlan(run, columns=[Column("QUERY PLAN", T.TEXT)], param_types=inner.param_types,
                     tables=inner.tables, writes=inner.writes and analyze, verb="EXPLAIN", cacheable=False,
-                    sleeps=inner.sleeps and analyze)
+                    sleeps=inner.sleeps and analyze, needs=inner.needs)
 
 
 # -- the operator tree ------------------------------------------------------------------------------

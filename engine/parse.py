@@ -125,6 +125,7 @@ _PARAM_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\d+(?=[^\s\
 
 
 _ROLE_DDL = re.compile(r"^\s*(create|alter|drop)\s+((?:role|user|group)\b(?!\s+mapping\b).*)$", re.I | re.S)
+_REASSIGN = re.compile(r"^\s*(reassign)\s+(owned\b.*)$", re.I | re.S)  # sqlglot cannot read it
 
 
 def _classify(text: str) -> Stmt:
@@ -155,7 +156,7 @@ def _classify(text: str) -> Stmt:
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
         src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)
-    role = _ROLE_DDL.match(text)
+    role = _ROLE_DDL.match(text) or _REASSIGN.match(text)
     if role is not None:  # role DDL (engine.ddl_roles) never reaches sqlglot, whose warning would log a password
         return Stmt("sql", text, exp.Command(this=role.group(1).upper(), expression=exp.Literal.string(role.group(2))))
     try:

@@ -22,6 +22,7 @@ from engine.executor import (
 )
 from engine.expr import CExpr, Compiler, Env, Scope, col_ref, is_aggregate, output_name
 from engine.interrupts import checked, checker
+from engine.privileges import Need
 
 
 def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -64,12 +65,55 @@ def make_column(name: str, c: CExpr, table_oid: int = 0, colno: int = 0) -> Colu
 
 
 class Planner:
-    def __init__(self, catalog: Any, param_types: list[int]) -> None:
+    def __init__(self, catalog: Any, param_types: list[int], role: Any = None) -> None:
         self.catalog = catalog
+        self.role = role  # the role the plan is for (row-level security); None: not known
+        self.dml_source: Any = None  # an UPDATE / DELETE before its row-security filter was added
+        self.rls_seen = False  # read a table with row-level security enabled: the plan is the role's
+        self._rls_done: set[int] = set()  # the table nodes the policies' filter was put on
+        self._rls_active: list[int] = []  # tables whose policies are being planned (recursion guard)
         self.env = Env(catalog, param_types, self)
         self.tables: set[int] = set()  # stored tables the statement reads
         self.ctes: list[dict[str, tuple[Any, list]]] = []  # WITH scopes, innermost last
         self.views: list[str] = []  # views being expanded (recursion guard)
+        self.needs: list[Need] = []  # relation privileges the statement needs (engine.privileges)
+        self.as_role: int | None = None  # inside a view: its owner, whose privileges count
+
+    def need(self, td: TableDef, privs: str, cols: tuple[str, ...] | None = None) -> None:
+        """Record a privilege the statement needs on ``td``; ``cols`` None: the columns the
+        statement names (filled in by ``engine.stmtplan``), every column inside a view."""
+        if self.as_role is not None:
+            cols = tuple(c.name for c in td.columns)
+        self.needs.append(Need(td.table_id, privs, self.as_role, cols))
+
+    def rls_role(self) -> Any:
+        """The role row security is applied for: a view's owner inside it, else the plan's."""
+        if self.as_role is not None:
+            from engine.catalog import RoleDef
+
+            return self.catalog.role_by_oid.get(self.as_role) or RoleDef(self.as_role, str(self.as_role))
+        if self.role is None:
+            raise errors.FeatureNotSupported("row-level security is not supported in this statement")
+        return self.role
+
+    def _rls_item(self, item: exp.Table, td: TableDef) -> exp.Expression | None:
+        """``(SELECT * FROM t WHERE <policies>) AS t`` in place of ``t``, or None if row
+        security does not apply to the role."""
+        from engine import rls
+
+        self.rls_seen = True
+        if id(item) in self._rls_done:
+            return None
+        qual = rls.using_qual(self.catalog, self.rls_role(), td, "r")
+        if qual is None:
+            return None
+        inner = exp.Table(this=exp.to_identifier(td.name))
+        self._rls_done.add(id(inner))
+        ta = item.args.get("alias")
+        alias = ta.copy() if ta is not None else exp.TableAlias(this=exp.to_identifier(item.alias_or_name))
+        # (built directly: sqlglot's builder methods would copy ``inner``, whose id is the mark)
+        sel = exp.Select(expressions=[exp.Star()], from_=exp.From(this=inner), where=exp.Where(this=qual))
+        return exp.Subquery(this=sel, alias=alias)
 
     # -- WITH -------------------------------------------------------------------------------
     def push_with(self, node: exp.Expression, parent: Scope | None = None) -> bool:
@@ -208,12 +252,17 @@ class Planner:
                     raise errors.SqlError(f'infinite recursion detected in rules for relation "{name}"',
                                           sqlstate="42P17")
                 self.views.append(name)
+                self.need(td, "r")
+                outer_role = self.as_role
+                if not td.invoker:  # the view reads with its owner's rights (security_invoker: the caller's)
+                    self.as_role = td.owner
                 try:
                     import sqlglot
 
                     plan = self.plan_query(sqlglot.parse_one(td.view_sql, read="postgres"), None)
                 finally:
                     self.views.pop()
+                    self.as_role = outer_role
                 names = [c.name for c in td.columns] or [c.name for c in plan.columns]
                 names[: len(rename)] = rename
                 return _PlanOp(plan), [(alias, n, c.type_oid, c.type_mod) for n, c in zip(names, plan.columns)], None
@@ -224,7 +273,19 @@ class Planner:
                 if isinstance(item.this, exp.Anonymous) or item.args.get("this") is None:
                     raise errors.FeatureNotSupported("table functions are not supported")
                 raise errors.UndefinedTable(f'relation "{name}" does not exist')
+            if td.rls:
+                sub = self._rls_item(item, td)
+                if sub is not None:
+                    if td.table_id in self._rls_active:  # a policy reading its own table
+                        raise errors.SqlError(f'infinite recursion detected in policy for relation "{td.name}"',
+                                              sqlstate="42P17")
+                    self._rls_active.append(td.table_id)
+                    try:
+                        return self.plan_from_item(sub, parent)
+                    finally:
+                        self._rls_active.pop()
             self.tables.add(td.table_id)
+            self.need(td, "r")
             cols = [(alias, c.name, c.type_oid, c.typmod) for c in td.columns]
             return TableScan(td.table_id, td.pad_fn()), cols, td
         if isinstance(item, exp.Subquery):

@@ -20,7 +20,7 @@ import structlog
 from greenlet import getcurrent, greenlet
 from sqlglot import exp
 
-from engine import datetime_style, errors, guc, positions
+from engine import datetime_style, errors, guc, positions, privileges, roles
 from engine import types as T
 from engine.api import Column, LockBusy, Prepared, Result
 from engine.catalog import SEQUENCE_TABLE, Catalog
@@ -203,14 +203,19 @@ class EngineSession:
                 "x86_64-pc-linux-gnu, compiled by Python, 64-bit")
 
     # -- sequences (called from SQL functions) ------------------------------------------------------
-    def _seq(self, name: str) -> Any:
-        td = self._catalog().get(name.split(".")[-1].strip('"'))
+    def _seq(self, name: str, privs: str) -> Any:
+        """The sequence, if the current role holds one of ``privs`` on it (42501 otherwise)."""
+        cat = self._catalog()
+        td = cat.get(name.split(".")[-1].strip('"'))
         if td is None or td.kind != "S":
             raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        me = roles.current(self, cat)
+        if not privileges.holds_on(cat, me, td, privs):
+            raise privileges.denied("sequence", td.name)
         return td
 
     def nextval(self, name: str) -> int:
-        td = self._seq(name)
+        td = self._seq(name, "Uw")
         if self.store.read_only:
             raise errors.ReadOnlyTransaction("cannot execute nextval() in a read-only transaction")
         v = self.db.nextval(td)
@@ -220,14 +225,14 @@ class EngineSession:
         return v
 
     def currval(self, name: str) -> int:
-        td = self._seq(name)
+        td = self._seq(name, "rU")
         if td.name not in self.currvals:
             raise errors.SqlError(f'currval of sequence "{td.name}" is not yet defined in this session',
                                   sqlstate="55000")
         return self.currvals[td.name]
 
     def setval(self, name: str, v: int, called: bool = True) -> int:
-        td = self._seq(name)
+        td = self._seq(name, "w")
         if self.store.read_only:
             raise errors.ReadOnlyTransaction("cannot execute setval() in a read-only transaction")
         self.db.setval(td, v, called)
@@ -249,7 +254,7 @@ class EngineSession:
             plan = st.plans.get(key)
             if plan is not None:
                 return plan
-        plan = build_plan(st.ast, catalog, list(param_types))
+        plan = build_plan(st.ast, catalog, list(param_types), roles.current(self, catalog))
         if not local and plan.cacheable:
             if len(st.plans) > 8:
                 st.plans.clear()
@@ -378,6 +383,8 @@ class EngineSession:
         plan = self._plan(st, catalog, list(ptypes) if ptypes else [])
         if plan.writes and (self.store.read_only or txn.read_only):
             raise errors.ReadOnlyTransaction(f"cannot execute {plan.verb} in a read-only transaction")
+        if plan.needs:
+            privileges.check_needs(plan.needs, self, catalog)
         store = self.store
         tables = store.tables
         for tid in plan.tables:  # mostly all cached: no coroutine for the common case

@@ -22,14 +22,43 @@ from engine.dml import DeletePlan, InsertPlan, UpdatePlan
 from engine.executor import all_rows, scans_a_table
 from engine.gcpause import gc_paused
 from engine.planner import Planner
+from engine.privileges import Need
+
+
+def _needs(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[Need, ...]:
+    """The planner's privilege needs, each one's columns filled in: the columns the
+    statement names (by name, so a name two tables share counts for both; ``*`` means all)."""
+    if not pl.needs:
+        return ()
+    names: set[str] = set()
+    star = False
+    targets = {id(e.this) for e in node.expressions if isinstance(e, exp.EQ)} if isinstance(node, exp.Update) else set()
+    for n in node.walk():
+        if id(n) in targets:  # UPDATE's SET targets are written, not read
+            continue
+        if isinstance(n, exp.Star) and not isinstance(n.parent, exp.Count):
+            star = True
+        elif isinstance(n, exp.Column):
+            if isinstance(n.this, exp.Star):
+                star = True
+            else:
+                names.add(n.name)
+    out = []
+    for need in pl.needs:
+        if need.cols is None:
+            td = catalog.by_id.get(need.table_id)
+            cols = tuple(c.name for c in td.columns if star or c.name in names) if td is not None else ()
+            need = dataclasses.replace(need, cols=cols)
+        out.append(need)
+    return tuple(out)
 
 
 class StmtPlan:
-    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "sleeps", "_run")
+    __slots__ = ("columns", "param_types", "tables", "writes", "verb", "cacheable", "sleeps", "needs", "_run")
 
     def __init__(self, run: Callable[[Any], tuple[str, list, list[str]]], *, columns: list[Column] | None,
                  param_types: list[int], tables: list[int], writes: bool, verb: str, cacheable: bool = True,
-                 sleeps: bool = False) -> None:
+                 sleeps: bool = False, needs: tuple[Need, ...] = ()) -> None:
         self._run = run
         self.columns = columns
         self.param_types = param_types
@@ -38,6 +67,7 @@ class StmtPlan:
         self.verb = verb
         self.cacheable = cacheable
         self.sleeps = sleeps
+        self.needs = needs  # relation privileges checked for the current role before each run
 
     def run(self, ctx: Any) -> tuple[str, list, list[str]]:
         return self._run(ctx)
@@ -81,8 +111,49 @@ def _ddl_runner(fn: Callable[[Any, Any], tuple[str, list[str]]], node: exp.Expre
     return run
 
 
-def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> StmtPlan:
-    pl = Planner(catalog, param_types)
+def _rls_target(pl: Planner, node: exp.Expression, catalog: Any) -> tuple[exp.Expression, Any]:
+    """An UPDATE / DELETE with its target's row-security filter added to the WHERE (as a
+    copy), and the target's checks on new rows (INSERT, UPDATE) to compile; unchanged if
+    row security does not apply."""
+    from engine import rls
+    from engine.dml import reads_target
+
+    target = node.this.this if isinstance(node, exp.Insert) and isinstance(node.this, exp.Schema) else node.this
+    td = catalog.get(target.name) if isinstance(target, exp.Table) else None
+    if td is None or not td.rls:
+        return node, None
+    pl.rls_seen = True
+    role = pl.rls_role()
+    reads = isinstance(node, exp.Insert) and node.args.get("returning") is not None or (
+        not isinstance(node, exp.Insert) and reads_target(node))
+    cmd = "a" if isinstance(node, exp.Insert) else "w" if isinstance(node, exp.Update) else "d"
+    conflict = node.args.get("conflict") if isinstance(node, exp.Insert) else None
+    if conflict is not None and conflict.args.get("expressions") and rls.applies(catalog, role, td):
+        raise errors.FeatureNotSupported(
+            "INSERT ... ON CONFLICT DO UPDATE on a table with row-level security is not supported")
+    checks = rls.check_quals(catalog, role, td, cmd, reads) if cmd != "d" else None
+    if cmd != "a":
+        qual = rls.using_qual(catalog, role, td, cmd + ("r" if reads else ""))
+        if qual is not None:
+            pl.dml_source = node
+            node = node.copy()
+            q = rls.qualify(qual, target.alias_or_name)
+            where = node.args.get("where")
+            node.set("where", exp.Where(this=exp.and_(exp.Paren(this=where.this), q) if where is not None else q))
+    return node, (td, checks) if checks else None
+
+
+def _compile_rls_checks(pl: Planner, p: Any, found: Any) -> None:
+    from engine.dml import _scope
+    from engine.expr import Compiler
+
+    td, checks = found
+    cp = Compiler(pl.env, _scope(td))
+    p.writer.rls = [(name, cp.compile_bool(e).fn) for name, e in checks]
+
+
+def build_plan(node: exp.Expression, catalog: Any, param_types: list[int], role: Any = None) -> StmtPlan:
+    pl = Planner(catalog, param_types, role)
     base = [CATALOG_TABLE, SEQUENCE_TABLE]
     if isinstance(node, exp.Select) and node.args.get("into") is not None:
         from engine.ddl_query import select_into
@@ -94,10 +165,16 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)):
         plan = pl.plan_query(node)
         locking = bool(node.args.get("locks"))
+        if locking:  # FOR UPDATE / SHARE: UPDATE on the tables read directly, besides SELECT
+            pl.needs += [dataclasses.replace(n, privs="w") for n in pl.needs if n.as_role is None]
         return StmtPlan(_query_runner(plan, pl.env.sleeps), columns=plan.columns, param_types=pl.env.param_types,
                         tables=sorted(pl.tables), writes=locking,
-                        verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps)
+                        verb="SELECT FOR UPDATE" if locking else "SELECT", sleeps=pl.env.sleeps,
+                        needs=_needs(pl, node, catalog), cacheable=not pl.rls_seen)
+    original = node
+    rls_checks = None
     if isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
+        node, rls_checks = _rls_target(pl, node, catalog)
         pl.push_with(node)
     if isinstance(node, exp.Insert):
         p: Any = InsertPlan(pl, node)
@@ -112,8 +189,11 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
         p = None
         verb = ""
     if p is not None:
+        if rls_checks is not None:
+            _compile_rls_checks(pl, p, rls_checks)
         return StmtPlan(_dml_runner(p), columns=p.columns, param_types=pl.env.param_types,
-                        tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps)
+                        tables=sorted(pl.tables), writes=True, verb=verb, sleeps=pl.env.sleeps,
+                        needs=_needs(pl, original, catalog), cacheable=not pl.rls_seen)
     if isinstance(node, (exp.Create, exp.Drop, exp.Command)):
         from engine import ddl_database  # CREATE / ALTER / DROP DATABASE
 
@@ -172,7 +252,7 @@ def build_plan(node: exp.Expression, catalog: Any, param_types: list[int]) -> St
     if isinstance(node, exp.Command) and str(node.this).upper() == "EXPLAIN":
         from engine.explain import build_explain
 
-        return build_explain(node, catalog, param_types)
+        return build_explain(node, catalog, param_types, role)
     if isinstance(node, exp.Command):
         word = str(node.this).upper()
         raise errors.FeatureNotSupported(f"{word} is not supported")
@@ -190,6 +270,9 @@ def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
 
         cw = CatalogWriter(ctx)
         td = cw.catalog.get(t.name)
+        from engine import privileges
+
+        privileges.must_own(ctx, td)
         params = idx.args.get("params")
         cols = params.args.get("columns") if params is not None else None
         pos = [td.column_index(c.this.name if isinstance(c, exp.Ordered) else c.name) for c in cols or []]

@@ -242,7 +242,10 @@ class _Deparser:
                 l, r = self.cast(l, t), self.cast(r, t)
         elif l.type in (T.VARCHAR, T.TEXT, T.NAME) and r.type in (T.VARCHAR, T.TEXT, T.NAME) \
                 and (l.type != r.type or l.type == T.VARCHAR):
-            l, r, t = self.cast(l, T.TEXT), self.cast(r, T.TEXT), T.TEXT
+            # varchar is relabelled to text; text and name compare as they are (name = text)
+            l = self.cast(l, T.TEXT) if l.type == T.VARCHAR else l
+            r = self.cast(r, T.TEXT) if r.type == T.VARCHAR else r
+            t = T.TEXT
         else:
             t = l.type
         text = f"{self.child(l, 'op', op)} {op} {self.child(r, 'op', op, right=True)}"

@@ -1,5 +1,7 @@
 """information_schema views (schemata, tables, columns, table_constraints,
-key_column_usage, referential_constraints, views, sequences) over the catalog model.
+key_column_usage, referential_constraints, views, sequences, table_privileges,
+role_table_grants) over the catalog model.  As in PostgreSQL, tables and columns list
+the relations the current role has some privilege on (or whose owner it is a member of).
 
 Names are schema-less in the planner's lookup, so a stored table of the same name wins.
 """
@@ -42,9 +44,64 @@ def _schemata(ctx: Any) -> Iterator[tuple]:
       "is_insertable_into is_typed commit_action", [N, N, N, X, N, X, N, N, N, X, X, X])
 def _tables(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
-        if td.kind in ("r", "v"):
+        if td.kind in ("r", "v") and _visible(ctx, td):
             yield (ctx.session.database, "public", td.name, "BASE TABLE" if td.kind == "r" else "VIEW",
                    None, None, None, None, None, "YES" if td.kind == "r" else "NO", "NO", None)
+
+
+def _visible(ctx: Any, td: Any) -> bool:
+    """Owner (through membership), or any privilege on the table or one of its columns."""
+    from engine import privileges, roles
+
+    cat = ctx.catalog
+    me = roles.current(ctx.session, cat)
+    if me.superuser or td.owner in privileges.privs_roles(cat, me.oid):
+        return True
+    return privileges.holds_on(cat, me, td, privileges.TABLE_ALL) or any(
+        privileges.holds(cat, me, acl, "arwx") for acl in td.col_acls.values())
+
+
+def _grants(ctx: Any, public_too: bool) -> Iterator[tuple]:
+    """(grantor, grantee, table, privilege, grantable, with_hierarchy) of every table and
+    view ACL item the current role is grantor or grantee of (directly or through the roles
+    it has the privileges of), and, for table_privileges, those granted to PUBLIC."""
+    from engine import privileges, roles
+
+    cat = ctx.catalog
+    me = roles.current(ctx.session, cat)
+    mine = privileges.privs_roles(cat, me.oid) - {privileges.PUBLIC}
+    everyone = me.superuser
+
+    def name(oid: int) -> str:
+        r = cat.role_by_oid.get(oid)
+        return "PUBLIC" if oid == privileges.PUBLIC else (r.name if r is not None else str(oid))
+
+    for td in sorted(cat.tables.values(), key=lambda t: t.table_id):
+        if td.kind not in ("r", "v"):
+            continue
+        for grantee, grantor, privs, opts in privileges.table_acl(td):
+            if not (everyone or grantor in mine or grantee in mine or (public_too and grantee == privileges.PUBLIC)):
+                continue
+            owner_like = grantee != privileges.PUBLIC and td.owner in privileges.privs_roles(cat, grantee)
+            for p in privs:
+                yield (name(grantor), name(grantee), td.name, privileges.LETTER_NAMES[p],
+                       "YES" if p in opts or owner_like else "NO", "YES" if p == "r" else "NO")
+
+
+_PRIV_COLS = ("grantor grantee table_catalog table_schema table_name privilege_type is_grantable "
+              "with_hierarchy")
+
+
+@view("table_privileges", _PRIV_COLS, [N, N, N, N, N, X, X, X])
+def _table_privileges(ctx: Any) -> Iterator[tuple]:
+    for grantor, grantee, table, priv, grantable, hier in _grants(ctx, True):
+        yield (grantor, grantee, ctx.session.database, "public", table, priv, grantable, hier)
+
+
+@view("role_table_grants", _PRIV_COLS, [N, N, N, N, N, X, X, X])
+def _role_table_grants(ctx: Any) -> Iterator[tuple]:
+    for grantor, grantee, table, priv, grantable, hier in _grants(ctx, False):
+        yield (grantor, grantee, ctx.session.database, "public", table, priv, grantable, hier)
 
 
 _DATA_TYPE = {T.BPCHAR: "character", T.VARCHAR: "character varying"}
@@ -60,7 +117,7 @@ def _columns(ctx: Any) -> Iterator[tuple]:
 
     udt = {r[0]: r[1] for r in all_types()}
     for td in ctx.catalog.tables.values():
-        if td.kind not in ("r", "v"):
+        if td.kind not in ("r", "v") or not _visible(ctx, td):
             continue
         for i, c in enumerate(td.columns):
             t, tm = c.type_oid, c.typmod

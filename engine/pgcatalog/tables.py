@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
+from engine import privileges
 from engine import types as T
 from engine.pgcatalog import oids
 from engine.pgcatalog.model import model_of
@@ -62,7 +63,8 @@ def _pg_namespace(ctx: Any) -> Iterator[tuple]:
     su = bootstrap_name(ctx)
     for oid, name, owner in NAMESPACES:
         if oid == oids.PUBLIC:
-            acl = ["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"]
+            owner, items = privileges.schema_acl(ctx.catalog, "public")
+            acl = privileges.acl_text(items, ctx.catalog)
         else:
             acl = None if oid == oids.PG_TOAST else [f"{su}=UC/{su}", f"=U/{su}"]
         yield (oid, name, owner, acl)
@@ -175,6 +177,8 @@ def _pg_database(ctx: Any) -> Iterator[tuple]:
         acl = ["=c/" + su, f"{su}=CTc/{su}"] if tmpl else None
         d = cat.database_def(name)
         owner = d.owner if d is not None else oids.BOOTSTRAP_SUPERUSER
+        if d is not None and d.acl is not None:
+            acl = privileges.acl_text([list(a) for a in d.acl], cat)
         yield (oid, name, owner, 6, "c", tmpl, name != "template0", -1,
                "C.UTF-8", "C.UTF-8", None, acl, 1663)
 
@@ -224,12 +228,13 @@ _CLASS_TYPES = [O, N, O, O, O, O, O, O, O, I4, F4, I4, O, B, B, CHAR, CHAR, I2, 
 
 
 def _class_row(oid: int, name: str, kind: str, natts: int, am: int, hasindex: bool, checks: int = 0,
-               triggers: bool = False) -> tuple:
+               triggers: bool = False, owner: int = oids.BOOTSTRAP_SUPERUSER, acl: list | None = None,
+               rls: str = "") -> tuple:
     reltype = row_type_oid(oid) if kind in ("r", "v") else 0
     pages, tuples = (1, 0.0) if kind == "i" else (0, -1.0)  # a new btree has its metapage; tables: never analysed
-    return (oid, name, oids.PUBLIC, reltype, 0, oids.BOOTSTRAP_SUPERUSER, am, oid, 0, pages, tuples, 0, 0, hasindex,
-            False, "p", kind, natts, checks, False, triggers, False, False, False, True,
-            "d" if kind in ("r", "S") else "n", False, 0, "0", "1", None, None, None)
+    return (oid, name, oids.PUBLIC, reltype, 0, owner, am, oid, 0, pages, tuples, 0, 0, hasindex,
+            False, "p", kind, natts, checks, False, triggers, False, "e" in rls, "f" in rls, True,
+            "d" if kind in ("r", "S") else "n", False, 0, "0", "1", acl, None, None)
 
 
 @table("pg_class", _CLASS_COLS, _CLASS_TYPES)
@@ -242,9 +247,10 @@ def _pg_class(ctx: Any) -> Iterator[tuple]:
         kind = td.kind
         am = oids.HEAP_AM if kind == "r" else 0
         yield _class_row(td.table_id, td.name, kind, len(td.columns) if kind != "S" else 3, am,
-                         td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends)
+                         td.table_id in has_index, len(getattr(td, "checks", []) or []), td.table_id in fk_ends,
+                         td.owner, privileges.acl_text(td.acl, ctx.catalog), td.rls)
     for ix in m.indexes:
-        yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False)
+        yield _class_row(ix.oid, ix.name, "i", len(ix.cols), oids.BTREE_AM, False, owner=ix.table.owner)
 
 
 # default btree operator classes of the column types (pg_opclass oids)
@@ -280,11 +286,12 @@ _STORAGE = {T.INT2: "p", T.INT4: "p", T.INT8: "p", T.BOOL: "p", T.FLOAT4: "p", T
             T.NAME: "p", T.NUMERIC: "m"}
 
 
-def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool) -> tuple:
+def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool,
+         acl: list[str] | None = None) -> tuple:
     ln = T.TYPE_SIZES.get(typ, -1)
     return (relid, name, typ, -1, ln, num, 0, -1, typmod, ln in (1, 2, 4, 8), "i",
             _STORAGE.get(typ, "x"), "", notnull, hasdef, False, "", "", False, True, 0,
-            oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, None, None)
+            oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, acl, None)
 
 
 _SYS_ATTS = [("tableoid", T.OID, -6), ("cmax", 29, -5), ("xmax", 28, -4), ("cmin", 29, -3),
@@ -299,7 +306,9 @@ def _pg_attribute(ctx: Any) -> Iterator[tuple]:
                 yield _att(td.table_id, n, t, i + 1, -1, True, False)
             continue
         for i, c in enumerate(td.columns):
-            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None)
+            col_acl = td.col_acls.get(c.name)
+            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None,
+                       privileges.acl_text(col_acl, ctx.catalog) if col_acl else None)
         for n, t, num in _SYS_ATTS:
             yield _att(td.table_id, n, t, num, -1, True, False)
     for ix in model_of(ctx).indexes:
@@ -525,11 +534,47 @@ def _pg_sequences(ctx: Any) -> Iterator[tuple]:
                    s.cycle, 1, None)
 
 
+@table("pg_default_acl", "oid defaclrole defaclnamespace defaclobjtype defaclacl", [O, O, O, CHAR, ARR])
+def _pg_default_acl(ctx: Any) -> Iterator[tuple]:
+    """ALTER DEFAULT PRIVILEGES entries of the session's database (oids made up from the entry)."""
+    cat = ctx.catalog
+    for n, ((role, db, schema, objtype), acl) in enumerate(sorted(cat.default_acls.items())):
+        if db == cat.database:
+            yield (oids.derived(role, 200 + n % 50), role, oids.PUBLIC if schema else 0, objtype,
+                   privileges.acl_text(acl, cat))
+
+
 empty("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending", [O, O, I4, B])
 empty("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstraint",
       [O, O, O, N, O, I2, CHAR, B, O])
-empty("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
-      [O, N, O, CHAR, B, OIDARR, X, X])
+@table("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck",
+       [O, N, O, CHAR, B, OIDARR, X, X])
+def _pg_policy(ctx: Any) -> Iterator[tuple]:
+    for td, n, p in _policies(ctx):
+        yield (oids.derived(td.table_id, 224 - 1 - n % 32) + 0x10000000, p[0], td.table_id, p[2], p[1], list(p[3]),
+               check_text(td, p[4]) if p[4] is not None else None, check_text(td, p[5]) if p[5] is not None else None)
+
+
+def _policies(ctx: Any) -> Iterator[tuple]:
+    for td in sorted(ctx.catalog.tables.values(), key=lambda t: t.table_id):
+        for n, p in enumerate(td.policies):
+            yield td, n, p
+
+
+@table("pg_policies", "schemaname tablename policyname permissive roles cmd qual with_check",
+       [N, N, N, X, ARR, X, X, X])
+def _pg_policies(ctx: Any) -> Iterator[tuple]:
+    from engine.rls import CMD_NAMES
+
+    cat = ctx.catalog
+    for td, _n, p in _policies(ctx):
+        names = sorted("public" if r == 0 else (cat.role_by_oid[r].name if r in cat.role_by_oid else str(r))
+                       for r in p[3])
+        yield ("public", td.name, p[0], "PERMISSIVE" if p[1] else "RESTRICTIVE", names, CMD_NAMES[p[2]],
+               str(check_text(td, p[4])) if p[4] is not None else None,
+               str(check_text(td, p[5])) if p[5] is not None else None)
+
+
 empty("pg_rewrite", "oid rulename ev_class ev_type ev_enabled is_instead ev_qual ev_action",
       [O, N, O, CHAR, CHAR, B, X, X])
 empty("pg_foreign_table", "ftrelid ftserver ftoptions", [O, O, ARR])

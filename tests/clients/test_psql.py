@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,17 +35,15 @@ def _free_port() -> int:
 def scratch_pg(tmp_path_factory: pytest.TempPathFactory):
     if not (PG_BIN / "initdb").exists() or shutil.which("psql") is None:
         pytest.skip("PostgreSQL 15 server binaries or psql not installed")
-    base = tmp_path_factory.mktemp("scratchpg")
+    # Not under pytest's basetemp: a concurrent pytest run resets /tmp/pytest-of-<user> to
+    # 0700, and the server (running as nobody) would lose its way to the directory.
+    base = Path(tempfile.mkdtemp(prefix="scratchpg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             pytest.skip("running as root and runuser is missing: initdb refuses root")
         prefix = ["runuser", "-u", "nobody", "--"]
         os.chmod(base, 0o777)
-        for parent in base.parents:  # nobody must reach the dir
-            if str(parent) in ("/", "/tmp"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o711)
     data = base / "data"
     subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                     "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
@@ -63,6 +62,7 @@ def scratch_pg(tmp_path_factory: pytest.TempPathFactory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _borealis_args(dsn: str) -> tuple[list[str], dict[str, str]]:

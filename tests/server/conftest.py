@@ -68,6 +68,7 @@ def pg(cluster: ClusterHandle) -> Iterator[WireServer]:
         c.execute("CREATE TABLE IF NOT EXISTS wire_gen (i int4 PRIMARY KEY, s text)")
         c.execute("INSERT INTO wire_gen SELECT i, 'row' || i FROM generate_series(0, 9) i ON CONFLICT DO NOTHING")
         c.execute("CREATE TABLE IF NOT EXISTS wire_t (x int4)")
+        c.execute("GRANT ALL ON wire_gen, wire_t TO PUBLIC")  # the tests' roles are not superusers
     yield srv
     # The roles and the database go with the module: the cluster is the session's, and later
     # tests (psql's \du and \l in tests/clients) must not find them.

@@ -203,7 +203,7 @@ def test_errors_like_postgres(pwcluster):
         with pytest.raises(psycopg.errors.UndefinedObject):
             conn.execute("DROP ROLE ghost_role")
         conn.execute("DROP ROLE IF EXISTS ghost_role")
-        # privileges on objects: accepted (not enforced) once the roles and tables exist
+        # privileges on objects: the roles and tables must exist (tests/engine/test_privileges.py: the rest)
         conn.execute(f"GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO {low}")
         conn.execute(f"GRANT SELECT ON pg_class TO {low}")
         with pytest.raises(psycopg.errors.UndefinedTable):
