@@ -64,10 +64,12 @@ async def _settle(cluster: Cluster, timeout: float = 180.0) -> float:
     """Wait until every node has materialised what it holds (background work done), so
     the timing compares recovery, not leftover load."""
     from storage.client import NodeClient
+    from storage.mtls import InternalTls
 
     t0 = time.perf_counter()
     conf = cluster.conf
-    nodes = [NodeClient(s.name, conf.host, s.port) for s in conf.storage_nodes]
+    tls = InternalTls.load(cluster.data_dir)
+    nodes = [NodeClient(s.name, conf.host, s.port, tls=tls) for s in conf.storage_nodes]
     while time.perf_counter() - t0 < timeout:
         states = [await n.state(timeout=5) for n in nodes]
         if all(st.materialized >= st.vdl_hint for st in states):

@@ -33,6 +33,7 @@ from server.handoff import handoff_enabled, socket_path
 from server.heartbeat import HeartbeatResponder, heartbeat_path
 from server.logs import configure
 from server.volume import ReaderVolume, WriterVolume
+from storage.mtls import InternalTls
 
 log = structlog.get_logger("instance")
 
@@ -117,13 +118,13 @@ class Instance:
         from server.auth import catalog_lookup
 
         conf, me, name, data_dir = self.conf, self.me, self.name, self.data_dir
-        admin_server = await self.admin.start(conf.host, me.admin_port)
+        admin_server = await self.admin.start(conf.host, me.admin_port, InternalTls.load(data_dir))
         hb_path = heartbeat_path(data_dir, name)
         if hb_path is not None:
             HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
         await self.volume.start()
         if self.role == "reader":
-            self.sub = RedoSubscriber(name, data_dir, self.volume)
+            self.sub = RedoSubscriber(name, data_dir, self.volume, self.volume.tls)
             self.sub.start()
             for _ in range(100):  # wait (up to ~10 s) for the redo stream before serving
                 if self.sub.connected:

@@ -294,6 +294,9 @@ class Cluster:
         wait until every named part accepts connections.  Returns the names started.
         On failure the parts started by this call are stopped again and LaunchError raised."""
         conf = self._await_failover(self.conf)
+        from server.tls import ensure_internal_certificate  # a cluster made before internal TLS
+
+        ensure_internal_certificate(self.data_dir, conf.host)
         parts = [p for p in self.parts(conf) if names is None or p.name in names]
         if names is not None:
             unknown = set(names) - {p.name for p in parts}

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from server.config import ClusterConf, StorageNodeConf
+from server.tls import ensure_certificates
 from storage.client import NodeClient, NodeError
+from storage.mtls import InternalTls
 from storage.records import COMMIT, DELETE, PUT, LogRecord, encode_commit_value
 from storage.segment import Segment, Verdict
 
@@ -89,6 +91,8 @@ class Nodes:
             storage_nodes=[StorageNodeConf(f"s{i + 1}", f"az{i % 3 + 1}", ports[i]) for i in range(n)],
         )
         self.conf.save(data_dir)
+        ensure_certificates(data_dir)  # nodes accept only mutual TLS with the cluster CA
+        self.tls = InternalTls.load(data_dir)
         (data_dir / "logs").mkdir(exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -121,7 +125,7 @@ class Nodes:
 
     def client(self, name: str) -> NodeClient:
         s = self.conf.storage_node(name)
-        return NodeClient(s.name, "127.0.0.1", s.port, s.az)
+        return NodeClient(s.name, "127.0.0.1", s.port, s.az, self.tls)
 
     def stop_all(self) -> None:
         """SIGTERM every node; all must exit 0, log node_stopped and print nothing to
@@ -267,7 +271,8 @@ async def _materialized_at_least(c: NodeClient, lsn: int) -> bool:
 def test_bad_frame_closes_only_that_connection(nodes) -> None:  # noqa: ANN001
     ns = nodes(1)
     port = ns.conf.storage_node("s1").port
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    ctx = ns.tls.client_for("127.0.0.1", port)
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:
         s.sendall(b"\x00\x00\x00\x03\xc1\xc1\xc1")
         s.settimeout(5)
         assert s.recv(100) == b""  # closed by the node
