@@ -292,7 +292,9 @@ class RedoSubscriber:
         self.name = name
         self.data_dir = data_dir
         self.volume = volume
-        self.tls = tls  # None: plain TCP, which a writer's admin port refuses (unit tests only)
+        # the volume's (its storage connections'); None only for stand-ins without one, whose
+        # plain TCP a writer's admin port refuses
+        self.tls = tls if tls is not None else getattr(volume, "tls", None)
         self.connected = False
         self._task: asyncio.Task | None = None
         self.on_hot_set: Callable[[list[int]], None] | None = None  # server.ccm.CacheWarmer

@@ -124,7 +124,7 @@ class Instance:
             HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs
         await self.volume.start()
         if self.role == "reader":
-            self.sub = RedoSubscriber(name, data_dir, self.volume, self.volume.tls)
+            self.sub = RedoSubscriber(name, data_dir, self.volume)
             self.sub.start()
             for _ in range(100):  # wait (up to ~10 s) for the redo stream before serving
                 if self.sub.connected:
