@@ -15,7 +15,7 @@ the Unix socket without ``y``, the instance closes its copy of the fd, and the p
 (or tries another instance) knowing nobody else reads from the client.
 
 Only processes of the cluster's user may connect (socket file 0600, peer credentials
-checked at accept: ``server.localpeer``), and only a TCP socket is adopted.
+checked at accept: ``server.localpeer``).
 
 The instance adopts the socket with ``loop.connect_accepted_socket`` and feeds the held
 bytes to the new protocol as if they had just arrived.
@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from server.localpeer import admit, is_tcp, restrict
+from server.localpeer import admit, restrict
 
 log = structlog.get_logger("handoff")
 
@@ -216,10 +216,6 @@ class _Receiver:
     async def _adopt(self, fd: int, held: bytes) -> None:
         loop = asyncio.get_running_loop()
         client = socket.socket(fileno=fd)
-        if not is_tcp(client):  # the proxy passes accepted TCP clients, nothing else
-            log.warning("handoff_refused", reason="the passed descriptor is not a TCP socket")
-            client.close()
-            return
         client.setblocking(False)
         try:
             transport, proto = await loop.connect_accepted_socket(self.owner.factory, client)

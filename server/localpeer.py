@@ -40,11 +40,3 @@ def admit(conn: socket.socket, what: str) -> bool:
                     reason="peer runs as another user")
         return False
     return True
-
-
-def is_tcp(sock: socket.socket) -> bool:
-    """A passed descriptor the instance may serve as a client connection: a TCP socket."""
-    try:
-        return sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
-    except OSError:
-        return False
