@@ -129,6 +129,9 @@ def protection_groups(conf: ClusterConf, nstates: list[NodeState | None]) -> lis
 def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
     conf = cluster.conf
     pids = cluster.running()
+    from server.tls import ensure_internal_certificate  # a cluster made before internal TLS
+
+    ensure_internal_certificate(cluster.data_dir, conf.host)
     istates, nstates = asyncio.run(_query(conf, timeout, InternalTls.load(cluster.data_dir)))
 
     instances = []
