@@ -406,8 +406,11 @@ class Manager:
         if conf.storage_transition:
             return
         limit = storage_replace_after()
-        for s in conf.storage_nodes:
-            if accepts(conf.host, s.port, 0.3):
+        # a mutual-TLS handshake (resumed after the first): a plain probe would be refused,
+        # and logged as such by the node, every second
+        up = await asyncio.gather(*(self.tls.reachable(conf.host, s.port, 2.0) for s in conf.storage_nodes))
+        for s, ok in zip(conf.storage_nodes, up):
+            if ok:
                 self.storage_down_since.pop(s.name, None)
                 continue
             since = self.storage_down_since.setdefault(s.name, now)

@@ -135,6 +135,16 @@ class InternalTls:
             raise ssl.SSLError(f"{host}:{port} presented a certificate that is not an internal one")
         return transport, proto  # type: ignore[return-value]
 
+    async def reachable(self, host: str, port: int, timeout: float) -> bool:
+        """True if ``host:port`` completes a mutual-TLS handshake within ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await self.connect(asyncio.Protocol, host, port)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        transport.close()
+        return True
+
     async def open_connection(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """``asyncio.open_connection`` over mutual TLS, with the checks of ``connect``."""
         reader, writer = await asyncio.open_connection(
@@ -254,5 +264,7 @@ def _addr(peer: Any) -> str:
 def _reason(e: BaseException) -> str:
     if isinstance(e, asyncio.TimeoutError):
         return "no TLS handshake in time"
+    if isinstance(e, ConnectionError) and not str(e):
+        return "connection closed during the TLS handshake"
     text = str(e) or type(e).__name__
     return text[:200]
