@@ -211,3 +211,36 @@ def test_internal_key_and_local_sockets_are_owner_only(cluster: ClusterHandle) -
     for p in socks:
         assert stat.S_ISSOCK(p.stat().st_mode)
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+
+
+def test_a_connection_made_again_resumes_its_tls_session(cluster: ClusterHandle) -> None:
+    """Parts that reconnect often (the manager's heartbeat, status, the autoscaler) skip the
+    certificate exchange: the second connection to a port resumes the first one's session."""
+    import asyncio
+
+    from storage.mtls import InternalTls
+
+    port = cluster.launcher.conf.storage_nodes[0].port
+    tls = InternalTls.load(cluster.data_dir)
+
+    class _One(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.reply = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data: bytes) -> None:
+            if not self.reply.done():
+                self.reply.set_result(data)
+
+    async def once() -> bool:
+        transport, proto = await tls.connect(_One, "127.0.0.1", port)
+        try:
+            transport.write(_frame({"type": "GetState", "req": 1}))
+            assert await asyncio.wait_for(proto.reply, 10)  # the session ticket came before it
+            return transport.get_extra_info("ssl_object").session_reused
+        finally:
+            transport.close()
+
+    async def run() -> list[bool]:
+        return [await once() for _ in range(3)]
+
+    assert asyncio.run(run()) == [False, True, True]
