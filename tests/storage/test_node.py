@@ -407,3 +407,18 @@ def test_truncate_drops_pending_records_in_process(tmp_path: Path) -> None:
         store.close()
 
     run(go())
+
+
+def test_node_without_internal_certificate_refuses_to_start(tmp_path: Path) -> None:
+    """Fail closed: a node whose data dir lacks the internal certificate exits with a clear
+    message instead of listening in plain TCP."""
+    ns = Nodes(tmp_path, 1)
+    (tmp_path / "tls" / "internal.key").unlink()
+    port = ns.conf.storage_node("s1").port
+    r = subprocess.run([sys.executable, "-m", "storage.node", "--data-dir", str(tmp_path), "--name", "s1"],
+                       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       timeout=60)
+    assert r.returncode != 0
+    assert "internal.key" in r.stderr and "MissingCertificates" in r.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
