@@ -16,9 +16,11 @@ the cluster is created; this module only reads them, so storage/ needs nothing o
     internal.key   its private key (0600)
 
 A listener is made by ``InternalTls.serve``: each accepted socket does the TLS handshake
-(``loop.connect_accepted_socket``) before any protocol of ours sees a byte; a peer that
-fails it (plain TCP, a certificate of another CA, none at all, not an internal one) is
-logged once, with its address, and closed -- nothing it sent is read as a frame.  Clients take
+(adopted by ``loop.connect_accepted_socket`` with the TLS layer as its protocol) before
+any protocol of ours sees a byte; a peer that fails it (plain TCP, a certificate of
+another CA, none at all, not an internal one) is logged once, with its address, and
+closed -- nothing it sent is read as a frame.  The TLS layer on both sides is the
+standard library's, also under uvloop (``_tls_protocol``).  Clients take
 ``InternalTls.client_for(host, port)``: one context per destination that offers the
 last session it got from there, so a connection made again (status probes, the
 manager's heartbeats) resumes instead of doing the full handshake.
