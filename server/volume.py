@@ -123,7 +123,7 @@ class _Volume(VersionedTables):
         self.codec = codec
         # mutual TLS to the storage nodes (no data dir: the simulation, whose nodes are not TCP)
         self.tls = InternalTls.load(data_dir) if data_dir is not None else None
-        self.nodes = [NodeClient(s.name, conf.host, s.port, s.az, self.tls) for s in conf.storage_nodes]
+        self.nodes = [NodeClient(s.name, conf.host, s.port, s.az, tls=self.tls) for s in conf.storage_nodes]
         self._loading: dict[int, asyncio.Future] = {}
         self.epoch = 0
         self.state = "starting"
@@ -158,7 +158,7 @@ class _Volume(VersionedTables):
         changed = set(wanted) != set(have)
         for name in set(have) - set(wanted):
             have[name].close()
-        self.nodes = [have.get(name) or NodeClient(name, conf.host, s.port, s.az, self.tls) for name, s in wanted.items()]
+        self.nodes = [have.get(name) or NodeClient(name, conf.host, s.port, s.az, tls=self.tls) for name, s in wanted.items()]
         if changed:
             log.info("storage_membership", nodes=sorted(wanted), transition=conf.storage_transition)
         self._membership_changed(conf)

@@ -54,12 +54,14 @@ class _Proto(asyncio.Protocol):
 
 
 class NodeClient:
-    def __init__(self, name: str, host: str, port: int, az: str = "", tls: InternalTls | None = None) -> None:
+    def __init__(self, name: str, host: str, port: int, az: str = "", *, tls: InternalTls | None) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.az = az
-        self.tls = tls  # None: plain TCP, which a node refuses (only the simulation's stand-ins)
+        # required, so that no caller forgets it: None means plain TCP, which every node
+        # refuses (only for code that never connects, e.g. the simulation's volumes)
+        self.tls = tls
         self._proto: _Proto | None = None
         self._pending: dict[int, asyncio.Future | OnReply] = {}
         self._ids = itertools.count(1)

@@ -87,7 +87,7 @@ class PeerSet:
                 if p.name not in want or p.port != want[p.name]["port"]:
                     p.close()
             self.peers[:] = [
-                have[n] if n in have and have[n].port == s["port"] else NodeClient(n, host, s["port"], s.get("az", ""), self.tls)
+                have[n] if n in have and have[n].port == s["port"] else NodeClient(n, host, s["port"], s.get("az", ""), tls=self.tls)
                 for n, s in want.items()
             ]
             log.info("peers_changed", peers=sorted(want))
@@ -106,7 +106,7 @@ def _free_port(host: str) -> int:
 
 
 async def _state(host: str, node: dict[str, Any], tls: InternalTls) -> Any:
-    c = NodeClient(node["name"], host, node["port"], node.get("az", ""), tls)
+    c = NodeClient(node["name"], host, node["port"], node.get("az", ""), tls=tls)
     try:
         return await c.state(timeout=2.0)
     except (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError):

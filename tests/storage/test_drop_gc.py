@@ -57,7 +57,7 @@ def test_gc_reclaims_a_dropped_table_only_after_the_retention_window(make_cluste
 
     def clients() -> list[NodeClient]:
         tls = InternalTls.load(c.data_dir)
-        return [NodeClient(s.name, conf.host, s.port, s.az, tls) for s in conf.storage_nodes]
+        return [NodeClient(s.name, conf.host, s.port, s.az, tls=tls) for s in conf.storage_nodes]
 
     with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE big (id integer PRIMARY KEY, v text)")

@@ -125,7 +125,7 @@ class Nodes:
 
     def client(self, name: str) -> NodeClient:
         s = self.conf.storage_node(name)
-        return NodeClient(s.name, "127.0.0.1", s.port, s.az, self.tls)
+        return NodeClient(s.name, "127.0.0.1", s.port, s.az, tls=self.tls)
 
     def stop_all(self) -> None:
         """SIGTERM every node; all must exit 0, log node_stopped and print nothing to
