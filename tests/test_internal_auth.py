@@ -6,8 +6,9 @@ The attacker here uses no project code: a raw socket, ``msgspec`` to write msgpa
 the same bytes get an answer over the cluster's mutual TLS, which each test checks first,
 so a refusal is about who sends them, not what they say -- to every internal port kind:
 the storage nodes, the writer's admin port (redo stream, state) and a reader's admin port
-(Promote).  Plain TCP, TLS without a client certificate and TLS with a certificate of
-another CA (named like the cluster's internal one) are all closed unanswered, nothing
+(Promote).  Plain TCP, TLS without a client certificate, TLS with a certificate of another
+CA (named like the cluster's internal one) and TLS with the cluster's own pg-wire server
+certificate (the right CA, not an internal certificate) are all closed unanswered, nothing
 they sent is applied, and each refusal is logged with the peer's address.
 """
 
@@ -27,7 +28,7 @@ import pytest
 
 from cluster import ClusterHandle, wait_for
 
-ATTACKS = ("plain", "tls-no-cert", "tls-other-ca")
+ATTACKS = ("plain", "tls-no-cert", "tls-other-ca", "tls-pg-server-cert")
 FORGED_LSN = 10**12  # far above anything the cluster allocates
 
 
@@ -85,8 +86,10 @@ def _other_ca(tmp: Path) -> tuple[Path, Path]:
     return crt, pem
 
 
-def _attack(kind: str, port: int, frame: bytes, tmp: Path) -> tuple[dict | None, int]:
-    """Send ``frame`` as attacker ``kind``; (the reply, or None, and our local port)."""
+def _attack(kind: str, port: int, frame: bytes, tmp: Path, tls_dir: Path | None = None) -> tuple[dict | None, int]:
+    """Send ``frame`` as attacker ``kind``; (the reply, or None, and our local port).
+    ``tls-pg-server-cert`` presents the cluster's pg-wire server certificate (signed by the
+    cluster CA, but not an internal one), found in ``tls_dir``."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     local = raw.getsockname()[1]
     s: socket.socket = raw
@@ -97,6 +100,9 @@ def _attack(kind: str, port: int, frame: bytes, tmp: Path) -> tuple[dict | None,
             ctx.verify_mode = ssl.CERT_NONE  # the attacker does not care who answers
             if kind == "tls-other-ca":
                 ctx.load_cert_chain(*_other_ca(tmp))
+            elif kind == "tls-pg-server-cert":
+                assert tls_dir is not None
+                ctx.load_cert_chain(tls_dir / "server.crt", tls_dir / "server.key")
             try:
                 s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
             except (ssl.SSLError, ConnectionResetError, OSError):
@@ -152,7 +158,7 @@ def test_storage_node_refuses_scan_and_forged_append(cluster: ClusterHandle, vic
     assert state is not None and state["type"] == "NodeState"
     epoch = state["epoch"]
 
-    reply, local = _attack(kind, node.port, scan, tmp_path)
+    reply, local = _attack(kind, node.port, scan, tmp_path, cluster.data_dir / "tls")
     assert reply is None, f"{kind}: a storage node answered a Scan: {reply}"
     wait_for(lambda: _logged_refusal(cluster, node.name, local), 10, f"{node.name} to log the refusal")
 
@@ -164,7 +170,7 @@ def test_storage_node_refuses_scan_and_forged_append(cluster: ClusterHandle, vic
     records = [r + [_crc(*r)] for r in (put, com)]
     append = _frame({"type": "Append", "req": 3, "epoch": epoch, "vdl": 0, "records": records})
     for s in conf.storage_nodes:
-        reply, _ = _attack(kind, s.port, append, tmp_path)
+        reply, _ = _attack(kind, s.port, append, tmp_path, cluster.data_dir / "tls")
         assert reply is None, f"{kind}: {s.name} answered a forged Append: {reply}"
         st = _trusted(cluster, s.port, _frame({"type": "GetState", "req": 4}))
         assert st is not None
@@ -185,12 +191,13 @@ def test_admin_ports_refuse_redo_state_and_promote(cluster: ClusterHandle, victi
 
     # the writer's redo stream and state
     for frame in (get_state, _frame({"type": "Subscribe", "req": 6, "reader": "intruder"})):
-        reply, local = _attack(kind, writer.admin_port, frame, tmp_path)
+        reply, local = _attack(kind, writer.admin_port, frame, tmp_path, cluster.data_dir / "tls")
         assert reply is None, f"{kind}: the writer's admin port answered: {reply}"
     wait_for(lambda: _logged_refusal(cluster, writer.name, local), 10, "the writer to log the refusal")
 
     # Promote on a reader would fence the real writer
-    reply, local = _attack(kind, reader.admin_port, _frame({"type": "Promote", "req": 7, "timeout": 5.0}), tmp_path)
+    promote = _frame({"type": "Promote", "req": 7, "timeout": 5.0})
+    reply, local = _attack(kind, reader.admin_port, promote, tmp_path, cluster.data_dir / "tls")
     assert reply is None, f"{kind}: a reader answered Promote: {reply}"
     wait_for(lambda: _logged_refusal(cluster, reader.name, local), 10, "the reader to log the refusal")
     assert _trusted(cluster, writer.admin_port, get_state)["role"] == "writer"
