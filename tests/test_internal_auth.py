@@ -251,3 +251,40 @@ def test_a_connection_made_again_resumes_its_tls_session(cluster: ClusterHandle)
         return [await once() for _ in range(3)]
 
     assert asyncio.run(run()) == [False, True, True]
+
+
+def test_an_older_cluster_gets_its_internal_certificate_from_its_own_ca(tmp_path: Path) -> None:
+    """A data dir made before internal TLS (CA and pg-wire certificate only) gets the
+    internal certificate when it is next started, signed by its existing CA, key 0600;
+    the pg-wire certificate clients may have pinned stays as it was."""
+    import threading
+
+    from server.tls import ensure_certificates, ensure_internal_certificate
+    from storage.mtls import InternalTls, peer_is_internal
+
+    assert ensure_certificates(tmp_path) is True
+    d = tmp_path / "tls"
+    for name in ("internal.crt", "internal.key"):
+        (d / name).unlink()
+    server_crt = (d / "server.crt").read_bytes()
+    assert ensure_internal_certificate(tmp_path) is True
+    assert ensure_internal_certificate(tmp_path) is False  # never overwritten
+    assert (d / "server.crt").read_bytes() == server_crt
+    assert stat.S_IMODE((d / "internal.key").stat().st_mode) == 0o600
+
+    # a mutual handshake between the two sides' contexts: both chain to the same CA
+    tls = InternalTls.load(tmp_path)
+    a, b = socket.socketpair()
+    seen: list = []
+
+    def serve() -> None:
+        with tls.server.wrap_socket(b, server_side=True) as s:
+            seen.append(peer_is_internal(s))
+            s.sendall(b"ok")
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with tls.client_for("127.0.0.1", 1).wrap_socket(a, server_hostname="127.0.0.1") as c:
+        assert c.recv(2) == b"ok" and peer_is_internal(c)
+    t.join(10)
+    assert seen == [True]
