@@ -11,6 +11,8 @@ Modules, one job each:
     workloads.py  the asyncpg workloads: INSERT latency, COPY, analytic join, replica lag, RSS
     report.py     the markdown table and the JSON file under bench/results/
     runner.py     the order of things; every workload failure is caught and reported
+    commit_cpu.py CPU per pgbench -N transaction of the writer and the storage nodes
+                  (``python -m bench.commit_cpu``; not part of ``make bench``)
 
 Nothing here changes how the systems are configured: PostgreSQL runs with its defaults
 (fsync on), Borealis with the launcher's defaults.

@@ -40,7 +40,7 @@ async def _fill(cluster: Cluster, records: int, txn_rows: int) -> float:
     """Commit ``records`` rows, WINDOW transactions at a time; the writer then stops as if
     killed.  The last window is always a full one, so every size ends with the same log in
     flight (what recovery has to look at above the last VDL storage was told)."""
-    v = WriterVolume(cluster.conf, _Codec(), commit_timeout=120)
+    v = WriterVolume(cluster.conf, _Codec(), commit_timeout=120, data_dir=str(cluster.data_dir))
     await v.start()
     t0 = time.perf_counter()
     n = 0
@@ -64,10 +64,12 @@ async def _settle(cluster: Cluster, timeout: float = 180.0) -> float:
     """Wait until every node has materialised what it holds (background work done), so
     the timing compares recovery, not leftover load."""
     from storage.client import NodeClient
+    from storage.mtls import InternalTls
 
     t0 = time.perf_counter()
     conf = cluster.conf
-    nodes = [NodeClient(s.name, conf.host, s.port) for s in conf.storage_nodes]
+    tls = InternalTls.load(cluster.data_dir)
+    nodes = [NodeClient(s.name, conf.host, s.port, tls=tls) for s in conf.storage_nodes]
     while time.perf_counter() - t0 < timeout:
         states = [await n.state(timeout=5) for n in nodes]
         if all(st.materialized >= st.vdl_hint for st in states):
@@ -80,7 +82,7 @@ async def _settle(cluster: Cluster, timeout: float = 180.0) -> float:
 
 
 async def _recover(cluster: Cluster) -> tuple[float, int, dict[str, float]]:
-    v = WriterVolume(cluster.conf, _Codec())
+    v = WriterVolume(cluster.conf, _Codec(), data_dir=str(cluster.data_dir))
     t0 = time.perf_counter()
     await v.start()
     return time.perf_counter() - t0, v.snapshot(), v.recovery_timings

@@ -10,6 +10,10 @@ missed records, drops its cache and reloads from storage.
 Reader side: ``RedoSubscriber`` keeps a connection to the current writer's admin port
 (re-reading cluster.json when it cannot connect, so it follows a new writer) and feeds
 ``ReaderVolume.receive``.
+
+Both directions run over mutual TLS (``storage.mtls``): the admin port admits only peers
+with the cluster's internal certificate -- readers, the cluster manager, the CLI -- so no
+outsider can read the redo stream or send ``Promote``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import structlog
 
 from server import replication as R
 from server.config import ClusterConf
+from storage.mtls import InternalTls, Listener
 from storage.records import LogRecord
 
 log = structlog.get_logger("admin")
@@ -96,9 +101,10 @@ class AdminServer:
         self._promotion: asyncio.Future | None = None
         self.tasks: set[asyncio.Task] = set()
 
-    async def start(self, host: str, port: int) -> asyncio.AbstractServer:
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(lambda: _AdminConn(self), host, port, reuse_address=True)
+    async def start(self, host: str, port: int, tls: InternalTls) -> Listener:
+        """Listen on the admin port; only peers with the cluster's internal certificate
+        (mutual TLS, ``storage.mtls``) get to send a frame."""
+        return await tls.serve(lambda: _AdminConn(self), host, port, f"admin port of {self.name}")
 
     def state(self, req: int) -> R.InstanceState:
         s = self._state_fn()
@@ -282,10 +288,13 @@ class _SubConn(asyncio.Protocol):
 
 
 class RedoSubscriber:
-    def __init__(self, name: str, data_dir: str, volume: Any) -> None:
+    def __init__(self, name: str, data_dir: str, volume: Any, tls: InternalTls | None = None) -> None:
         self.name = name
         self.data_dir = data_dir
         self.volume = volume
+        # the volume's (its storage connections'); None only for stand-ins without one, whose
+        # plain TCP a writer's admin port refuses
+        self.tls = tls if tls is not None else getattr(volume, "tls", None)
         self.connected = False
         self._task: asyncio.Task | None = None
         self.on_hot_set: Callable[[list[int]], None] | None = None  # server.ccm.CacheWarmer
@@ -310,7 +319,6 @@ class RedoSubscriber:
         self.connected = False
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 conf = ClusterConf.load(self.data_dir)
@@ -320,7 +328,11 @@ class RedoSubscriber:
                 # asyncio.timeout, not wait_for: see promote.promote.  (This runs in the
                 # task start() made.)
                 async with asyncio.timeout(2.0):
-                    _, proto = await loop.create_connection(lambda: _SubConn(self), conf.host, w.admin_port)
+                    if self.tls is not None:
+                        _, proto = await self.tls.connect(lambda: _SubConn(self), conf.host, w.admin_port)
+                    else:
+                        _, proto = await asyncio.get_running_loop().create_connection(
+                            lambda: _SubConn(self), conf.host, w.admin_port)
                 self._conn = proto
                 await proto.closed
             except (OSError, asyncio.TimeoutError) as e:

@@ -45,6 +45,7 @@ import structlog
 from server.config import ClusterConf
 from server.launcher import MAX_READERS, Cluster
 from server.status import instance_state
+from storage.mtls import InternalTls
 
 INTERVAL = 1.0
 FAILURE_BACKOFF = 30.0  # seconds without scaling after an add or remove that failed
@@ -201,6 +202,7 @@ class Autoscaler:
 
     def __init__(self, data_dir: Path, record: Callable[[dict], None]) -> None:
         self.cluster = Cluster(data_dir)  # its own: scaling runs in a worker thread
+        self.tls = InternalTls.load(data_dir)  # admin ports: mutual TLS
         self.record = record
         self.cooldowns = Cooldowns()
         self.cpu = CpuMeter()
@@ -211,7 +213,7 @@ class Autoscaler:
 
     async def sample(self, conf: ClusterConf, policy: AutoscalePolicy) -> list[ReaderSample]:
         readers = conf.readers()
-        states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0) for r in readers))
+        states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0, tls=self.tls) for r in readers))
         out = []
         for r, st in zip(readers, states):
             up = st is not None and st.role == "reader" and st.state == "available"

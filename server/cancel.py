@@ -39,6 +39,8 @@ from typing import Any
 
 import structlog
 
+from server.localpeer import admit, restrict
+
 log = structlog.get_logger("cancel")
 
 CANCEL_CODE = 80877102
@@ -82,6 +84,7 @@ class CancelListener:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
+        restrict(self.path)
         sock.listen(64)
         self._sock = sock
         threading.Thread(target=self._serve, name="cancel", daemon=True).start()
@@ -103,6 +106,8 @@ class CancelListener:
             except OSError:
                 return
             with conn:
+                if not admit(conn, f"cancel {self.path.name}"):  # only the cluster's own user
+                    continue
                 conn.settimeout(1.0)
                 try:
                     data = b""

@@ -14,6 +14,9 @@ which the proxy sends only if ``k`` came in time.  If the proxy gives up first i
 the Unix socket without ``y``, the instance closes its copy of the fd, and the proxy relays
 (or tries another instance) knowing nobody else reads from the client.
 
+Only processes of the cluster's user may connect (socket file 0600, peer credentials
+checked at accept: ``server.localpeer``).
+
 The instance adopts the socket with ``loop.connect_accepted_socket`` and feeds the held
 bytes to the new protocol as if they had just arrived.
 """
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from server.localpeer import admit, restrict
 
 log = structlog.get_logger("handoff")
 
@@ -99,6 +104,7 @@ class HandoffListener:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
+        restrict(self.path)
         sock.listen(128)
         sock.setblocking(False)
         self.sock = sock
@@ -121,6 +127,9 @@ class HandoffListener:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            if not admit(conn, f"hand-off {self.path.name}"):  # only the cluster's own user
+                conn.close()
+                continue
             conn.setblocking(False)
             _Receiver(self, conn).start()
 

@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from server.localpeer import admit, restrict
+
 TICK = 0.1
 
 
@@ -53,6 +55,7 @@ class HeartbeatResponder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(self.path))
+        restrict(self.path)
         sock.listen(16)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, name="heartbeat", daemon=True)
@@ -66,6 +69,8 @@ class HeartbeatResponder:
             except OSError:
                 return
             with conn:
+                if not admit(conn, f"heartbeat {self.path.name}"):  # only the cluster's own user
+                    continue
                 conn.settimeout(1.0)
                 try:
                     conn.recv(16)

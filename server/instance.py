@@ -34,6 +34,7 @@ from server.handoff import handoff_enabled, socket_path
 from server.heartbeat import HeartbeatResponder, heartbeat_path
 from server.logs import configure
 from server.volume import ReaderVolume, WriterVolume
+from storage.mtls import InternalTls
 
 log = structlog.get_logger("instance")
 
@@ -118,7 +119,7 @@ class Instance:
         from server.auth import catalog_lookup
 
         conf, me, name, data_dir = self.conf, self.me, self.name, self.data_dir
-        admin_server = await self.admin.start(conf.host, me.admin_port)
+        admin_server = await self.admin.start(conf.host, me.admin_port, InternalTls.load(data_dir))
         hb_path = heartbeat_path(data_dir, name)
         if hb_path is not None:
             HeartbeatResponder(hb_path).start()  # answers the manager even while a query runs

@@ -373,6 +373,9 @@ class Cluster:
     def _start(self, names: list[str] | None, timeout: float) -> list[str]:
         self._upgrade()
         conf = self._await_failover(self.conf)
+        from server.tls import ensure_internal_certificate  # a cluster made before internal TLS
+
+        ensure_internal_certificate(self.data_dir, conf.host)
         parts = [p for p in self.parts(conf) if names is None or p.name in names]
         if names is not None:
             unknown = set(names) - {p.name for p in parts}

@@ -78,6 +78,7 @@ from server import replication as R
 from server.replication import InstanceState
 from server.heartbeat import heartbeat_path, ping
 from server.status import instance_state
+from storage.mtls import InternalTls
 
 HEARTBEAT_INTERVAL = 0.2
 HEARTBEAT_TIMEOUT = 0.4
@@ -175,6 +176,7 @@ class Manager:
     def __init__(self, data_dir: Path) -> None:
         self.cluster = Cluster(data_dir)
         self.data_dir = self.cluster.data_dir
+        self.tls = InternalTls.load(self.data_dir)  # admin ports and Promote: mutual TLS
         self.watch = WriterWatch()
         self.rtt_ms: float | None = None
         self.answers: dict[str, dict] = {}
@@ -211,7 +213,7 @@ class Manager:
         while True:
             if c.pid(name) is None:
                 raise FailoverError(f"{name} exited during start-up (log {c.log_path(name)})")
-            st = await instance_state(conf.host, inst.admin_port, 0.5)
+            st = await instance_state(conf.host, inst.admin_port, 0.5, tls=self.tls)
             if st is not None and st.pid == pid and st.state == "available" and accepts(conf.host, inst.port):
                 return
             if time.monotonic() > deadline:
@@ -226,7 +228,7 @@ class Manager:
         writer = None
         try:
             async with asyncio.timeout(timeout + 2.0):
-                reader, writer = await asyncio.open_connection(host, inst.admin_port)
+                reader, writer = await self.tls.open_connection(host, inst.admin_port)
                 writer.write(R.ADMIN_REQUESTS.frame(R.Promote(req=req, timeout=timeout)))
                 dec = R.ADMIN_REPLIES.decoder()
                 while True:
@@ -247,7 +249,7 @@ class Manager:
         conf = self.cluster.conf
         deadline = time.monotonic() + 5.0
         while True:
-            st = await instance_state(conf.host, inst.admin_port, 0.5)
+            st = await instance_state(conf.host, inst.admin_port, 0.5, tls=self.tls)
             if st is not None and st.role == "writer" and st.state == "available" and accepts(conf.host, inst.port):
                 return
             if time.monotonic() > deadline:
@@ -256,7 +258,7 @@ class Manager:
 
     async def _reader_states(self, conf: ClusterConf) -> list[tuple[InstanceConf, InstanceState | None]]:
         readers = conf.readers()
-        states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0) for r in readers))
+        states = await asyncio.gather(*(instance_state(conf.host, r.admin_port, 1.0, tls=self.tls) for r in readers))
         return list(zip(readers, states))
 
     # --- moving the writer role -----------------------------------------------------
@@ -344,7 +346,7 @@ class Manager:
         if w is None:
             return
         t = time.monotonic()
-        st = await instance_state(conf.host, w.admin_port, HEARTBEAT_TIMEOUT)
+        st = await instance_state(conf.host, w.admin_port, HEARTBEAT_TIMEOUT, tls=self.tls)
         answered = st is not None
         if not answered:
             # Busy with a long statement?  Its heartbeat thread still answers, with how long
@@ -404,8 +406,11 @@ class Manager:
         if conf.storage_transition:
             return
         limit = storage_replace_after()
-        for s in conf.storage_nodes:
-            if accepts(conf.host, s.port, 0.3):
+        # a mutual-TLS handshake (resumed after the first): a plain probe would be refused,
+        # and logged as such by the node, every second
+        up = await asyncio.gather(*(self.tls.reachable(conf.host, s.port, 2.0) for s in conf.storage_nodes))
+        for s, ok in zip(conf.storage_nodes, up):
+            if ok:
                 self.storage_down_since.pop(s.name, None)
                 continue
             since = self.storage_down_since.setdefault(s.name, now)

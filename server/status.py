@@ -40,6 +40,7 @@ from endpoints.routing import Router
 from server.config import ClusterConf
 from server.replication import ADMIN_REPLIES, ADMIN_REQUESTS, GetInstanceState, InstanceState
 from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.mtls import InternalTls
 from storage.protocol import NodeState
 from storage.wire import FrameError
 
@@ -72,15 +73,16 @@ class _OneReply(asyncio.Protocol):
             self.reply.set_exception(ConnectionError("closed before replying"))
 
 
-async def instance_state(host: str, port: int, timeout: float = 1.0) -> InstanceState | None:
+async def instance_state(host: str, port: int, timeout: float = 1.0, *, tls: InternalTls) -> InstanceState | None:
+    """The instance's answer on its admin port (mutual TLS), None when it gives none."""
     loop = asyncio.get_running_loop()
     reply: asyncio.Future = loop.create_future()
     transport = None
     try:
         async with asyncio.timeout(timeout):
-            transport, _ = await loop.create_connection(lambda: _OneReply(reply), host, port)
+            transport, _ = await tls.connect(lambda: _OneReply(reply), host, port)
             msg = await reply
-    except (OSError, TimeoutError, FrameError):
+    except (OSError, TimeoutError, FrameError):  # ssl.SSLError is an OSError
         return None
     finally:
         if transport is not None:
@@ -88,8 +90,8 @@ async def instance_state(host: str, port: int, timeout: float = 1.0) -> Instance
     return msg if isinstance(msg, InstanceState) else None
 
 
-async def node_state(name: str, host: str, port: int, timeout: float = 1.0) -> NodeState | None:
-    client = NodeClient(name, host, port)
+async def node_state(name: str, host: str, port: int, timeout: float = 1.0, *, tls: InternalTls) -> NodeState | None:
+    client = NodeClient(name, host, port, tls=tls)
     try:
         await client.connect(timeout)
         return await client.state(timeout)
@@ -99,9 +101,9 @@ async def node_state(name: str, host: str, port: int, timeout: float = 1.0) -> N
         client.close()
 
 
-async def _query(conf: ClusterConf, timeout: float) -> tuple[list, list]:
-    inst = [instance_state(conf.host, i.admin_port, timeout) for i in conf.instances]
-    nodes = [node_state(s.name, conf.host, s.port, timeout) for s in conf.storage_nodes]
+async def _query(conf: ClusterConf, timeout: float, tls: InternalTls) -> tuple[list, list]:
+    inst = [instance_state(conf.host, i.admin_port, timeout, tls=tls) for i in conf.instances]
+    nodes = [node_state(s.name, conf.host, s.port, timeout, tls=tls) for s in conf.storage_nodes]
     res = await asyncio.gather(*inst, *nodes)
     return list(res[: len(inst)]), list(res[len(inst):])
 
@@ -137,7 +139,10 @@ def _node_state(ns: NodeState | None) -> str:
 def gather(cluster: "Cluster", timeout: float = 1.0) -> dict[str, Any]:
     conf = cluster.conf
     pids = cluster.running()
-    istates, nstates = asyncio.run(_query(conf, timeout))
+    from server.tls import ensure_internal_certificate  # a cluster made before internal TLS
+
+    ensure_internal_certificate(cluster.data_dir, conf.host)
+    istates, nstates = asyncio.run(_query(conf, timeout, InternalTls.load(cluster.data_dir)))
 
     instances = []
     up: set[str] = set()

@@ -45,6 +45,7 @@ from server.placement import PLACEMENT_TABLE, Placement, entry_key, entry_value
 from server.quorum import ConsistencyTracker
 from server.recovery import RecoveredVolume, quorum_sets, recover
 from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.mtls import InternalTls
 from storage.protocol import AddPgs, encode_records
 from storage.protocol import Scan as P_Scan
 from storage.records import (
@@ -120,7 +121,9 @@ class _Volume(VersionedTables):
         self.pgs = conf.protection_groups
         self.placement = Placement(base=conf.protection_groups)
         self.codec = codec
-        self.nodes = [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes]
+        # mutual TLS to the storage nodes (no data dir: the simulation, whose nodes are not TCP)
+        self.tls = InternalTls.load(data_dir) if data_dir is not None else None
+        self.nodes = [NodeClient(s.name, conf.host, s.port, s.az, tls=self.tls) for s in conf.storage_nodes]
         self._loading: dict[int, asyncio.Future] = {}
         self.epoch = 0
         self.state = "starting"
@@ -155,7 +158,7 @@ class _Volume(VersionedTables):
         changed = set(wanted) != set(have)
         for name in set(have) - set(wanted):
             have[name].close()
-        self.nodes = [have.get(name) or NodeClient(name, conf.host, s.port, s.az) for name, s in wanted.items()]
+        self.nodes = [have.get(name) or NodeClient(name, conf.host, s.port, s.az, tls=self.tls) for name, s in wanted.items()]
         if changed:
             log.info("storage_membership", nodes=sorted(wanted), transition=conf.storage_transition)
         self._membership_changed(conf)

@@ -1,4 +1,5 @@
-"""Async client for one storage node: pipelined requests over one TCP connection."""
+"""Async client for one storage node: pipelined requests over one TCP connection
+(mutual TLS, ``storage.mtls``, when given the cluster's ``InternalTls``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import msgspec
 import structlog
 
 from storage import protocol as P
+from storage.mtls import InternalTls
 
 log = structlog.get_logger("storage_client")
 OnReply = Callable[[Any, BaseException | None], None]  # (reply, None) or (None, NodeError | NodeUnavailable)
@@ -52,11 +54,14 @@ class _Proto(asyncio.Protocol):
 
 
 class NodeClient:
-    def __init__(self, name: str, host: str, port: int, az: str = "") -> None:
+    def __init__(self, name: str, host: str, port: int, az: str = "", *, tls: InternalTls | None) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.az = az
+        # required, so that no caller forgets it: None means plain TCP, which every node
+        # refuses (only for code that never connects, e.g. the simulation's volumes)
+        self.tls = tls
         self._proto: _Proto | None = None
         self._pending: dict[int, asyncio.Future | OnReply] = {}
         self._ids = itertools.count(1)
@@ -74,10 +79,12 @@ class NodeClient:
             try:
                 # wait_for, not asyncio.timeout: an instance's statement handler may reach
                 # here on its first step, outside any task (asyncio.timeout needs one)
-                _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Proto(self), self.host, self.port), timeout
-                )
-            except (OSError, asyncio.TimeoutError) as e:
+                if self.tls is not None:
+                    made = self.tls.connect(lambda: _Proto(self), self.host, self.port)
+                else:
+                    made = loop.create_connection(lambda: _Proto(self), self.host, self.port)
+                _, proto = await asyncio.wait_for(made, timeout)
+            except (OSError, asyncio.TimeoutError) as e:  # ssl.SSLError is an OSError
                 raise NodeUnavailable(f"{self.name} unreachable: {e}") from e
             self._proto = proto
 

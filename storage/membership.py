@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.mtls import InternalTls
 
 log = structlog.get_logger("storage.membership")
 
@@ -60,6 +61,7 @@ class PeerSet:
         self.data_dir = Path(data_dir)
         self.me = me
         self.peers: list[NodeClient] = []
+        self.tls = InternalTls.load(self.data_dir)  # gossip, repair and copies: mutual TLS
         self._stamp: tuple[int, int, int] | None = None
         self.reload()
 
@@ -85,7 +87,7 @@ class PeerSet:
                 if p.name not in want or p.port != want[p.name]["port"]:
                     p.close()
             self.peers[:] = [
-                have[n] if n in have and have[n].port == s["port"] else NodeClient(n, host, s["port"], s.get("az", ""))
+                have[n] if n in have and have[n].port == s["port"] else NodeClient(n, host, s["port"], s.get("az", ""), tls=self.tls)
                 for n, s in want.items()
             ]
             log.info("peers_changed", peers=sorted(want))
@@ -103,8 +105,8 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-async def _state(host: str, node: dict[str, Any]) -> Any:
-    c = NodeClient(node["name"], host, node["port"], node.get("az", ""))
+async def _state(host: str, node: dict[str, Any], tls: InternalTls) -> Any:
+    c = NodeClient(node["name"], host, node["port"], node.get("az", ""), tls=tls)
     try:
         return await c.state(timeout=2.0)
     except (NodeUnavailable, NodeError, OSError, asyncio.TimeoutError):
@@ -141,29 +143,33 @@ def finish_replace(data_dir: str | Path, old: str, new_name: str) -> None:
     _write(data_dir, conf)
 
 
-async def caught_up(data_dir: str | Path, old: str, new_name: str, target: dict[int, int] | None = None) -> bool:
+async def caught_up(data_dir: str | Path, old: str, new_name: str, target: dict[int, int] | None = None,
+                    tls: InternalTls | None = None) -> bool:
     """True when NEW's SCL of every PG reached ``target`` (by
     default: the highest SCL among the other nodes of the old set right now)."""
     data_dir = Path(data_dir)
     conf = _read(data_dir)
     host = conf.get("host", "127.0.0.1")
     nodes = {s["name"]: s for s in conf["storage_nodes"]}
+    tls = tls or InternalTls.load(data_dir)
     if target is None:
-        target = await replace_target(data_dir, old, new_name)
-    st = await _state(host, nodes[new_name])
+        target = await replace_target(data_dir, old, new_name, tls)
+    st = await _state(host, nodes[new_name], tls)
     if st is None:
         return False
     return all(st.scl.get(pg, 0) >= lsn for pg, lsn in target.items())
 
 
-async def replace_target(data_dir: str | Path, old: str, new_name: str) -> dict[int, int]:
+async def replace_target(data_dir: str | Path, old: str, new_name: str,
+                         tls: InternalTls | None = None) -> dict[int, int]:
     conf = _read(Path(data_dir))
+    tls = tls or InternalTls.load(data_dir)
     host = conf.get("host", "127.0.0.1")
     target: dict[int, int] = {}
     for s in conf["storage_nodes"]:
         if s["name"] in (old, new_name):
             continue
-        st = await _state(host, s)
+        st = await _state(host, s, tls)
         if st is not None:
             for pg, lsn in st.scl.items():
                 target[pg] = max(target.get(pg, 0), lsn)
@@ -190,9 +196,10 @@ async def replace(
     r = start(new_name)
     if r is not None:
         await r
-    target = await replace_target(data_dir, old, new_name)
+    tls = InternalTls.load(data_dir)
+    target = await replace_target(data_dir, old, new_name, tls)
     deadline = time.monotonic() + timeout
-    while not await caught_up(data_dir, old, new_name, target):
+    while not await caught_up(data_dir, old, new_name, target, tls):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{new_name} did not catch up with {target} in {timeout} s")
         await asyncio.sleep(0.2)

@@ -44,7 +44,9 @@ replays only the log above the checkpoint.
 Background tasks: the materialiser applies records up to min(VDL hint, SCL) into
 versions; gossip (``storage.gossip``) fills holes from peers; the retention task samples
 (time, VDL hint) and runs GC; the scrubber runs every ``scrub_interval`` and whenever a
-read met damage.  A bad frame closes its connection only.
+read met damage.  A bad frame closes its connection only.  Every connection is mutual TLS
+(``storage.mtls``): a peer without the cluster's internal certificate is refused before
+any frame is read.
 """
 
 from __future__ import annotations
@@ -959,6 +961,7 @@ async def serve(
     from storage.gc import retention_loop
     from storage.gossip import gossip_loop
     from storage.membership import PeerSet
+    from storage.mtls import InternalTls
     from storage.scrub import scrub_loop
 
     conf = ClusterConf.load(data_dir)
@@ -977,7 +980,10 @@ async def serve(
     node.peers = peers
     tasks: set[asyncio.Task] = set()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: NodeConnection(node, tasks), conf.host, me.listen_port or me.port, reuse_address=True)
+    # mutual TLS: only a peer with the cluster's internal certificate gets to send a frame
+    tls = InternalTls.load(data_dir)
+    server = await tls.serve(lambda: NodeConnection(node, tasks), conf.host, me.listen_port or me.port,
+                             f"storage node {name}")
     background = [
         loop.create_task(node.materializer()),
         loop.create_task(gossip_loop(node, peers)),

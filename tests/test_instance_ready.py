@@ -15,6 +15,7 @@ import time
 from server.config import ClusterConf
 from server.launcher import accepts
 from server.status import instance_state
+from storage.mtls import InternalTls
 from tests.cluster import borealis_cli as borealis
 
 
@@ -27,6 +28,7 @@ def test_a_new_reader_is_available_only_when_its_port_accepts(make_cluster) -> N
     async def watch() -> list[tuple[str, bool]]:
         """(state, pg port accepts) for every answer of i5's admin port until it serves."""
         seen: list[tuple[str, bool]] = []
+        tls = InternalTls.load(d)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -35,7 +37,7 @@ def test_a_new_reader_is_available_only_when_its_port_accepts(make_cluster) -> N
             except KeyError:
                 await asyncio.sleep(0.005)
                 continue
-            st = await instance_state(conf.host, inst.admin_port, 0.5)
+            st = await instance_state(conf.host, inst.admin_port, 0.5, tls=tls)
             if st is not None:
                 # ask the pg port right after the admin port answered
                 seen.append((st.state, accepts(conf.host, inst.port)))

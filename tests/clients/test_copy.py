@@ -197,6 +197,7 @@ def test_writer_killed_during_a_big_copy_shows_all_or_none_of_it(make_cluster):
     import threading
 
     from server.status import instance_state
+    from storage.mtls import InternalTls
 
     c = make_cluster(readers=1)
     n = 120_000
@@ -215,7 +216,7 @@ def test_writer_killed_during_a_big_copy_shows_all_or_none_of_it(make_cluster):
     mid_commit = False
     end = time.monotonic() + 200
     while t.is_alive() and time.monotonic() < end:
-        st = asyncio.run(instance_state(c.launcher.conf.host, w.admin_port, 2.0))
+        st = asyncio.run(instance_state(c.launcher.conf.host, w.admin_port, 2.0, tls=InternalTls.load(c.data_dir)))
         if st is not None and st.vcl > st.vdl + 8:  # several PUTS records durable, no COMMIT yet
             mid_commit = True
             break

@@ -25,6 +25,7 @@ import pytest
 
 from server.config import ClusterConf
 from storage.client import NodeClient, NodeError, NodeUnavailable
+from storage.mtls import InternalTls
 
 ROWS = 3000
 
@@ -96,13 +97,13 @@ def _direct_scans_never_short(data_dir: Path, damaged: list[str], healthy: str, 
     nodes = {s.name: s for s in conf.storage_nodes}
 
     async def go() -> int:
-        ref = NodeClient(healthy, conf.host, nodes[healthy].port)
+        ref = NodeClient(healthy, conf.host, nodes[healthy].port, tls=InternalTls.load(data_dir))
         refused = 0
         try:
             await ref.connect()
             ref_scl = (await ref.state()).scl
             for name in damaged:
-                c = NodeClient(name, conf.host, nodes[name].port)
+                c = NodeClient(name, conf.host, nodes[name].port, tls=InternalTls.load(data_dir))
                 try:
                     await c.connect()
                     for pg in range(conf.protection_groups):
@@ -148,7 +149,7 @@ def _scrub(data_dir: Path, name: str) -> None:
     s = next(s for s in conf.storage_nodes if s.name == name)
 
     async def go() -> None:
-        c = NodeClient(name, conf.host, s.port)
+        c = NodeClient(name, conf.host, s.port, tls=InternalTls.load(data_dir))
         try:
             await c.connect()
             await c.scrub(timeout=60)

@@ -16,6 +16,7 @@ import psycopg
 
 from storage import protocol as P
 from storage.client import NodeClient
+from storage.mtls import InternalTls
 
 RETENTION = 6.0
 ROWS = 5_000
@@ -55,7 +56,8 @@ def test_gc_reclaims_a_dropped_table_only_after_the_retention_window(make_cluste
     conf = c.launcher.conf
 
     def clients() -> list[NodeClient]:
-        return [NodeClient(s.name, conf.host, s.port, s.az) for s in conf.storage_nodes]
+        tls = InternalTls.load(c.data_dir)
+        return [NodeClient(s.name, conf.host, s.port, s.az, tls=tls) for s in conf.storage_nodes]
 
     with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE big (id integer PRIMARY KEY, v text)")

@@ -19,7 +19,9 @@ import pytest
 
 from server.config import ClusterConf, StorageNodeConf
 from server.launcher import new_encryption
+from server.tls import ensure_certificates
 from storage.client import NodeClient, NodeError
+from storage.mtls import InternalTls
 from storage.records import COMMIT, DELETE, PUT, LogRecord, encode_commit_value
 from storage.segment import Segment, Verdict
 
@@ -93,6 +95,8 @@ class Nodes:
             encryption=new_encryption(kek_file),
         )
         self.conf.save(data_dir)
+        ensure_certificates(data_dir)  # nodes accept only mutual TLS with the cluster CA
+        self.tls = InternalTls.load(data_dir)
         (data_dir / "logs").mkdir(exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -125,7 +129,7 @@ class Nodes:
 
     def client(self, name: str) -> NodeClient:
         s = self.conf.storage_node(name)
-        return NodeClient(s.name, "127.0.0.1", s.port, s.az)
+        return NodeClient(s.name, "127.0.0.1", s.port, s.az, tls=self.tls)
 
     def stop_all(self) -> None:
         """SIGTERM every node; all must exit 0, log node_stopped and print nothing to
@@ -271,7 +275,8 @@ async def _materialized_at_least(c: NodeClient, lsn: int) -> bool:
 def test_bad_frame_closes_only_that_connection(nodes) -> None:  # noqa: ANN001
     ns = nodes(1)
     port = ns.conf.storage_node("s1").port
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    ctx = ns.tls.client_for("127.0.0.1", port)
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1") as s:
         s.sendall(b"\x00\x00\x00\x03\xc1\xc1\xc1")
         s.settimeout(5)
         assert s.recv(100) == b""  # closed by the node
@@ -406,3 +411,18 @@ def test_truncate_drops_pending_records_in_process(tmp_path: Path) -> None:
         store.close()
 
     run(go())
+
+
+def test_node_without_internal_certificate_refuses_to_start(tmp_path: Path) -> None:
+    """Fail closed: a node whose data dir lacks the internal certificate exits with a clear
+    message instead of listening in plain TCP."""
+    ns = Nodes(tmp_path, 1)
+    (tmp_path / "tls" / "internal.key").unlink()
+    port = ns.conf.storage_node("s1").port
+    r = subprocess.run([sys.executable, "-m", "storage.node", "--data-dir", str(tmp_path), "--name", "s1"],
+                       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       timeout=60)
+    assert r.returncode != 0
+    assert "internal.key" in r.stderr and "MissingCertificates" in r.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -37,7 +37,7 @@ def nodes(tmp_path):
 
 
 async def _writer(c: Cluster) -> WriterVolume:
-    v = WriterVolume(c.conf, TupleCodec(), commit_timeout=5)
+    v = WriterVolume(c.conf, TupleCodec(), commit_timeout=5, data_dir=str(c.data_dir))
     await v.start()
     return v
 
