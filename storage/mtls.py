@@ -249,6 +249,11 @@ class Listener:
         log.warning("internal_connection_refused", port=self.what, peer=_addr(addr), reason=reason)
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _tls_protocol(loop: asyncio.AbstractEventLoop, app: asyncio.BaseProtocol, ctx: ssl.SSLContext,
                   waiter: asyncio.Future, *, server_side: bool, server_hostname: str | None = None) -> Any:
     """The standard library's TLS layer (what ``loop.start_tls`` builds), as the protocol of
@@ -256,6 +261,10 @@ def _tls_protocol(loop: asyncio.AbstractEventLoop, app: asyncio.BaseProtocol, ct
     over, then ``app`` gets the TLS transport.  uvloop has a TLS layer of its own, but it
     costs about twice the CPU per message of this one (a frame's round trip over loopback:
     ~55 us more than plain TCP against ~20 us), and every Append and ack pays it."""
+    # The handshake's outcome is read by whoever awaits ``waiter``; if that caller was
+    # cancelled first (a connect timeout, a closing listener), nobody does, and a failed
+    # handshake would be logged as "Future exception was never retrieved".
+    waiter.add_done_callback(_retrieve)
     return asyncio.sslproto.SSLProtocol(loop, app, ctx, waiter, server_side=server_side,
                                         server_hostname=server_hostname,
                                         ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
