@@ -116,6 +116,27 @@ def _rocks_error(e: Exception) -> bool:
     return "Corruption" in str(e) or "checksum" in str(e).lower()
 
 
+class _Reading:
+    """``with _reading:`` around a RocksDB read: an error RocksDB raises for a damaged
+    block becomes CorruptData (naming ``raw_key`` when known); others pass unchanged."""
+
+    __slots__ = ("raw_key",)
+
+    def __init__(self, raw_key: bytes | None = None) -> None:
+        self.raw_key = raw_key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, e: BaseException | None, tb: object) -> bool:
+        if isinstance(e, Exception) and not isinstance(e, CorruptData) and _rocks_error(e):
+            raise CorruptData(str(e), self.raw_key) from e
+        return False
+
+
+_reading = _Reading()
+
+
 def _ended(it: object) -> None:
     """An iterator stopped being valid: at the end of its range, or because RocksDB met an
     I/O or checksum error on the way.  Only ``status()`` tells the two apart (it raises for
@@ -426,14 +447,8 @@ class Store:
         """Records of ``pg`` with after_lsn < lsn (<= upto_lsn), in LSN order, each
         verified.  A damaged record raises CorruptData, or, with ``on_corrupt``, is
         reported to it and skipped (RocksDB block errors always raise)."""
-        try:
+        with _reading:
             yield from self._iter_log(pg, after_lsn, upto_lsn, on_corrupt)
-        except CorruptData:
-            raise
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e)) from e
-            raise
 
     def _iter_log(
         self, pg: int, after_lsn: int, upto_lsn: int | None, on_corrupt: Callable[[CorruptData], None] | None
@@ -464,18 +479,12 @@ class Store:
 
     def last_log_lsn(self, pg: int, upto_lsn: int) -> int:
         """Highest LSN of ``pg`` held with lsn <= upto_lsn (0 if none).  Raises CorruptData."""
-        try:
+        with _reading:
             it = self.db.iter(ReadOptions())
             it.seek_for_prev(log_key(pg, upto_lsn))
             if not it.valid():
                 _ended(it)
                 return 0
-        except CorruptData:
-            raise
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e)) from e
-            raise
         k = it.key()
         if k[:5] == b"L" + _U32.pack(pg):
             return _U64.unpack_from(k, 5)[0]
@@ -485,14 +494,8 @@ class Store:
     def read_version(self, pg: int, key: bytes, at_lsn: int) -> tuple[int, bytes | None] | None:
         """Newest version of ``key`` with lsn <= at_lsn: (lsn, value or None for a delete),
         or None when the key has no such version.  Raises CorruptData."""
-        try:
+        with _reading:
             return self._read_version(pg, key, at_lsn)
-        except CorruptData:
-            raise
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e)) from e
-            raise
 
     def _read_version(self, pg: int, key: bytes, at_lsn: int) -> tuple[int, bytes | None] | None:
         prefix = version_prefix(pg, key)
@@ -513,14 +516,8 @@ class Store:
         """Live keys starting with ``prefix`` (and > ``after``), each with its newest
         version <= at_lsn, in key order (``deletes``: deleted keys too, value None).
         Returns (items, done).  Raises CorruptData."""
-        try:
+        with _reading:
             return self._scan_versions(pg, prefix, at_lsn, after, limit, deletes)
-        except CorruptData:
-            raise
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e)) from e
-            raise
 
     def _scan_versions(
         self, pg: int, prefix: bytes, at_lsn: int, after: bytes | None, limit: int, deletes: bool = False
@@ -569,7 +566,7 @@ class Store:
     def iter_raw(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Raw (key, value) pairs with begin <= key < end.  RocksDB block errors become
         CorruptData (the walk cannot go on past them)."""
-        try:
+        with _reading:
             it = self.db.iter(ReadOptions())
             it.seek(begin)
             while it.valid():
@@ -579,20 +576,10 @@ class Store:
                 yield k, it.value()
                 it.next()
             _ended(it)
-        except CorruptData:
-            raise
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e)) from e
-            raise
 
     def get_raw(self, raw_key: bytes) -> bytes | None:
-        try:
+        with _Reading(raw_key):
             return self.db.get(raw_key)
-        except Exception as e:
-            if _rocks_error(e):
-                raise CorruptData(str(e), raw_key) from e
-            raise
 
     def verify_files(self) -> None:
         """Ask RocksDB to read and checksum every block of every file (CorruptData)."""
