@@ -17,11 +17,11 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from cluster import wait_for
 
 from server.config import ClusterConf
 from storage.client import NodeClient, NodeError, NodeUnavailable
@@ -35,17 +35,6 @@ def _cli(data_dir: Path, *args: str) -> str:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
-
-
-def _wait(pred, timeout: float, what: str, interval: float = 0.3):  # noqa: ANN001, ANN202
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def _fill(dsn: str, table: str, rows: int = ROWS) -> dict[int, str]:
@@ -187,7 +176,7 @@ def test_flipped_sst_bytes_are_never_served_and_the_segments_are_rebuilt(make_cl
         assert conn.execute("SELECT count(*), sum(id) FROM t").fetchone() == (ROWS, ROWS * (ROWS + 1) // 2)
     # Switch over to that reader: a committed key is still there, its row not overwritten.
     _cli(c.data_dir, "failover", "--target", "i2")
-    _wait(lambda: next(i for i in c.status()["instances"] if i["name"] == "i2")["role"] == "writer", 30, "i2 writer")
+    wait_for(lambda: next(i for i in c.status()["instances"] if i["name"] == "i2")["role"] == "writer", 30, "i2 writer")
     with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO t VALUES (2, 'overwritten')")
@@ -197,7 +186,7 @@ def test_flipped_sst_bytes_are_never_served_and_the_segments_are_rebuilt(make_cl
     # The damage is found (by a read, or by a scrub pass), reported and repaired from peers.
     for v in victims:
         _scrub(c.data_dir, v)
-    st = _wait(lambda: _whole(c, victims), 60, f"{victims} whole again")
+    st = wait_for(lambda: _whole(c, victims), 60, f"{victims} whole again")
     for v in victims:
         log = c.launcher.log_path(v).read_text()
         assert "segment_damaged" in log or "store_unopenable_moved_aside" in log, log[-3000:]
@@ -233,7 +222,7 @@ def test_truncated_wal_and_deleted_sst_are_rebuilt_from_peers(make_cluster):
             conn.execute("INSERT INTO t VALUES (7, 'overwritten')")
         conn.execute("INSERT INTO t VALUES (%s, 'new')", (ROWS + 1,))
     want[ROWS + 1] = "new"
-    _wait(lambda: _whole(c, ["s3", "s5"]), 60, "s3 and s5 whole again")
+    wait_for(lambda: _whole(c, ["s3", "s5"]), 60, "s3 and s5 whole again")
     assert list((c.data_dir / "storage" / "s5").glob("db.corrupt-*")), "the unopenable store is kept aside"
     assert "store_unopenable_moved_aside" in c.launcher.log_path("s5").read_text()
     vdl = c.status()["volume"]["vdl"]
@@ -251,7 +240,7 @@ def test_a_full_disk_refuses_appends_then_catches_up(cluster):
     log = c.launcher.log_path("s4")
     flag.write_text("")
     try:
-        _wait(lambda: "event=fault_hook_enospc active " in log.read_text(), 10, "s4 to see its disk full")
+        wait_for(lambda: "event=fault_hook_enospc active " in log.read_text(), 10, "s4 to see its disk full")
         before = {pg: int(v) for pg, v in _node(c.status(), "s4")["scl"].items()}
         with psycopg.connect(c.writer_dsn, autocommit=True) as conn:
             for i in range(1, 51):  # commits go on with the five other segments
@@ -263,7 +252,7 @@ def test_a_full_disk_refuses_appends_then_catches_up(cluster):
         assert "write_refused_disk_full" in log.read_text()
     finally:
         flag.unlink(missing_ok=True)
-    _wait(lambda: _whole(c, ["s4"]), 60, "s4 to catch up once space is back")
+    wait_for(lambda: _whole(c, ["s4"]), 60, "s4 to catch up once space is back")
     assert c.launcher.pid("s4") == pid, "the node survived its full disk (no restart)"
     # What it now claims to hold, it holds: the writes refused while full were not
     # counted in memory as if stored (they came back by resend or gossip).
