@@ -1,0 +1,75 @@
+"""Growth: does a statement's time grow linearly with the rows it touches?
+
+Each statement runs at n, 2n, 4n and 8n rows (fresh tables per size) and the figure is the
+worst ratio between two consecutive sizes: about 2 for a linear statement, about 4 for a
+quadratic one (target: <= 2.3).  Small n keeps the whole section to seconds per system;
+the smallest size is timed too but only as the base of the first ratio.
+
+Tables per size:
+
+    g0  (id int primary key, f float8, a int, b text)      n rows, loaded before timing
+    g2  like g0, UNIQUE (f) and an index on (a, b)         target of the INSERT ... SELECT
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+# (name, label, SQL); run in this order on the tables of one size
+STATEMENTS: tuple[tuple[str, str, str], ...] = (
+    ("insert_select", "INSERT ... SELECT into unique + 2-column indexes", "insert into g2 select * from g0"),
+    ("create_index", "CREATE INDEX on (a, b)", "create index g0_ab on g0 (a, b)"),
+    ("create_unique_index", "CREATE UNIQUE INDEX on a float column", "create unique index g0_f on g0 (f)"),
+    ("update_where", "UPDATE ... WHERE a < 500", "update g0 set b = b || 'x' where a < 500"),
+    ("join", "join on the primary key", "select count(*) from g0 join g2 on g2.id = g0.id"),
+    ("order_limit", "ORDER BY ... LIMIT 10", "select id from g0 order by f desc limit 10"),
+    ("full_scan", "full scan with an aggregate", "select count(*), sum(a) from g0 where b <> ''"),
+    ("delete_where", "DELETE ... WHERE a >= 500", "delete from g2 where a >= 500"),
+)
+DOUBLINGS = 3
+TARGET = 2.3
+
+
+def sizes(base: int) -> list[int]:
+    return [base << k for k in range(DOUBLINGS + 1)]
+
+
+async def _load(conn: asyncpg.Connection, n: int) -> None:
+    await conn.execute("drop table if exists g2")
+    await conn.execute("drop table if exists g0")
+    await conn.execute("create table g0 (id int primary key, f float8, a int, b text)")
+    await conn.execute("create table g2 (id int primary key, f float8, a int, b text, unique (f))")
+    await conn.execute("create index g2_ab on g2 (a, b)")
+    data = "".join(f"{i}\t{i * 1.5 + 0.25}\t{i % 1000}\trow-{i}\n" for i in range(n)).encode()
+
+    async def source():
+        yield data
+
+    await conn.copy_to_table("g0", source=source(), columns=["id", "f", "a", "b"])
+
+
+async def run(dsn: str, base: int, timeout: float) -> dict:
+    """{statement: {"seconds": [per size], "ratios": [per doubling], "worst_ratio": x}, "sizes": [...]}"""
+    conn = await asyncpg.connect(dsn)
+    secs: dict[str, list[float]] = {name: [] for name, _, _ in STATEMENTS}
+    try:
+        for n in sizes(base):
+            await _load(conn, n)
+            for name, _, sql in STATEMENTS:
+                t0 = time.perf_counter()
+                await conn.execute(sql, timeout=timeout)
+                secs[name].append(time.perf_counter() - t0)
+            if await conn.fetchval("select count(*) from g2") != sum(1 for i in range(n) if i % 1000 < 500):
+                raise RuntimeError(f"wrong row count in g2 after the DELETE at n={n}")
+        await conn.execute("drop table if exists g2")
+        await conn.execute("drop table if exists g0")
+    finally:
+        await conn.close()
+    out: dict = {"sizes": sizes(base)}
+    for name, ts in secs.items():
+        ratios = [round(b / a, 2) if a > 0 else None for a, b in zip(ts, ts[1:])]
+        out[name] = {"seconds": [round(t, 4) for t in ts], "ratios": ratios,
+                     "worst_ratio": max((r for r in ratios if r is not None), default=None)}
+    return out
