@@ -1047,6 +1047,7 @@ class CopyLoader:
         buf = txn.tables.get(tid)
         if buf is None:
             buf = txn.tables[tid] = {}
+        txn.drop_own_indexes(tid)  # rows go straight into the buffer below
         writer = _Writer(td)
         not_null = writer.not_null
         try:
@@ -1085,6 +1086,8 @@ class CopyLoader:
                     except LockBusy as e:
                         await store.wait_for(e.holder)
                 buf[key] = row
+                if txn.own_ix:  # later rows' unique checks look these up
+                    txn.index_own(tid, buf, ((key, row),))
                 if not i % _YIELD_ROWS and i:
                     await asyncio.sleep(0)
             return len(rows)
