@@ -978,6 +978,16 @@ class CopyLoader:
     # -- writing ---------------------------------------------------------------------------
     async def finish(self) -> Result:
         s = self.session
+        # the rows are written here, after the COPY statement itself returned: a statement
+        # of its own for cancel requests and statement_timeout (engine.interrupts)
+        s.interrupts.begin(s.gucs.get("statement_timeout"))
+        try:
+            return await self._finish()
+        finally:
+            s.interrupts.end()
+
+    async def _finish(self) -> Result:
+        s = self.session
         try:
             if self.error is None and self.chunks:
                 data = b"".join(self.chunks)
@@ -1035,7 +1045,8 @@ class CopyLoader:
 
     async def _write(self, txn: Any) -> int:
         from engine.context import ExecCtx
-        from engine.dml import _Writer
+        from engine.dml import WRITE_CHECK_EVERY, _Writer
+        from engine.interrupts import checker
 
         s = self.session
         td = self.td
@@ -1050,6 +1061,7 @@ class CopyLoader:
         txn.drop_own_indexes(tid)  # rows go straight into the buffer below
         writer = _Writer(td)
         not_null = writer.not_null
+        check = checker(ctx)
         try:
             i = 0
             if not td.pk and not td.uniques:
@@ -1063,6 +1075,7 @@ class CopyLoader:
                     writer.check_row(rows[i])  # raises 23502 for the first such row
                 first = s.db.reserve_rowids(td, txn, len(rows))
                 for start in range(0, len(rows), _YIELD_ROWS):
+                    check()
                     with gc_paused():
                         end = min(start + _YIELD_ROWS, len(rows))
                         buf.update(zip(row_id_keys(first + start, end - start), rows[start:end]))
@@ -1071,6 +1084,8 @@ class CopyLoader:
             pk = td.pk
             single_int = len(pk) == 1 and td.columns[pk[0]].type_oid in T.INTS
             for i, row in enumerate(rows):
+                if not i % WRITE_CHECK_EVERY:
+                    check()
                 writer.check_row(row)
                 if pk:
                     key = encode_int_key(row[pk[0]]) if single_int else encode_key([row[j] for j in pk])

@@ -1,0 +1,100 @@
+"""Canceling long writing statements (statement_timeout, pg_cancel_backend,
+pg_terminate_backend): the statement ends with 57014 (57P01 when terminated), none of its
+rows stay, and the instance serves on -- the same session's next statement and other
+sessions' statements work.  One source table of a few tens of thousands of rows serves all
+cases; a statement that would take seconds is cut at 200 ms."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlconn import is_blocked, message
+
+from cluster import wait_for
+
+ROWS = 40000
+
+
+@pytest.fixture
+def src(pgdb):
+    db = pgdb("cw_src cw_dst cw_ab cw_ix")
+    s = db.connect()
+    s.run("create table cw_src (id int primary key, f float8, a int, b text)")
+    s.run(f"insert into cw_src select g, g * 1.5, g % 1000, 'row-' || g from generate_series(1, {ROWS}) g")
+    s.run("create table cw_dst (id int primary key, f float8 unique, a int, b text)")
+    s.run("create index cw_ab on cw_dst (a, b)")
+    return db
+
+
+def _serves_on(db, s) -> None:
+    """The canceled session and a fresh one both answer, and the instance still writes."""
+    assert s.rows("select count(*) from cw_dst") == [(0,)]
+    other = db.connect()
+    assert other.rows("select count(*) from cw_src") == [(ROWS,)]
+    other.run("insert into cw_dst values (1, 1.5, 1, 'x')")
+    assert s.rows("select id from cw_dst") == [(1,)]
+    other.run("delete from cw_dst")
+
+
+@pytest.mark.parametrize("sql", [
+    "insert into cw_dst select * from cw_src",
+    "insert into cw_dst select id, f, a, b from cw_src order by f desc",
+    "insert into cw_dst select s.id, s.f, s.a, s.b from cw_src s join cw_src t on t.id = s.id",
+])
+def test_statement_timeout_ends_insert_select_into_indexed_table(src, sql) -> None:
+    s = src.connect()
+    s.run("set statement_timeout = '200ms'")
+    e = s.fails(sql, "57014")
+    assert message(e) == "canceling statement due to statement timeout"
+    s.run("set statement_timeout = 0")
+    _serves_on(src, s)
+
+
+def test_statement_timeout_ends_copy_into_indexed_table(src) -> None:
+    s = src.connect()
+    s.run("set statement_timeout = '200ms'")
+    data = "".join(f"{i}\t{i * 1.5}\t{i % 1000}\trow-{i}\n" for i in range(1, ROWS + 1))
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        with s.raw.cursor().copy(src.names("copy cw_dst from stdin")) as cp:
+            cp.write(data)
+    s.run("set statement_timeout = 0")
+    _serves_on(src, s)
+
+
+def test_statement_timeout_ends_ddl_rewrites(src) -> None:
+    s = src.connect()
+    s.run("insert into cw_dst select * from cw_src")
+    s.run("set statement_timeout = '1ms'")  # these are quick here; any check point must fire
+    for sql in ("alter table cw_dst alter column a type bigint",
+                "alter table cw_dst add column c text default 'c'",
+                "create unique index cw_ix on cw_dst (b)"):
+        s.fails(sql, "57014")
+    s.run("set statement_timeout = 0")
+    assert s.rows("select count(*), min(a), max(a) from cw_dst") == [(ROWS, 0, 999)]
+    s.run("alter table cw_dst alter column a type bigint")
+    s.run("create unique index cw_ix on cw_dst (b)")
+    s.run("delete from cw_dst")
+    _serves_on(src, s)
+
+
+def test_cancel_and_terminate_backend_end_insert_select(src, pool) -> None:
+    s, admin = src.connect(), src.connect()
+    s.run("set statement_timeout = '60s'")  # a lost cancel fails the test instead of hanging it
+    pid = s.rows("select pg_backend_pid()")[0][0]
+    long = pool.submit(s.run, "insert into cw_dst select * from cw_src")
+    assert is_blocked(long)
+    assert admin.rows(f"select pg_cancel_backend({pid})") == [(True,)]
+    with pytest.raises(psycopg.errors.QueryCanceled) as e:
+        long.result(timeout=30)
+    assert message(e.value) == "canceling statement due to user request"
+    _serves_on(src, s)
+
+    long = pool.submit(s.run, "insert into cw_dst select * from cw_src")
+    assert is_blocked(long)
+    assert admin.rows(f"select pg_terminate_backend({pid})") == [(True,)]
+    with pytest.raises(psycopg.errors.AdminShutdown):
+        long.result(timeout=30)
+    wait_for(lambda: admin.rows(f"select count(*) from pg_stat_activity where pid = {pid}") == [(0,)],
+             timeout=30)
+    assert admin.rows("select count(*) from cw_dst") == [(0,)]
+    _serves_on(src, src.connect())
