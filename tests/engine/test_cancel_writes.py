@@ -66,11 +66,15 @@ def test_statement_timeout_ends_ddl_rewrites(src) -> None:
     s.run("insert into cw_dst select * from cw_src")
     s.run("set statement_timeout = '1ms'")  # these are quick here; any check point must fire
     for sql in ("alter table cw_dst alter column a type bigint",
-                "alter table cw_dst add column c text default 'c'",
+                "alter table cw_dst add column c float8 default random()",  # volatile: a rewrite
                 "create unique index cw_ix on cw_dst (b)"):
         s.fails(sql, "57014")
     s.run("set statement_timeout = 0")
     assert s.rows("select count(*), min(a), max(a) from cw_dst") == [(ROWS, 0, 999)]
+    assert s.rows("select pg_typeof(a)::text from cw_dst limit 1") == [("integer",)]
+    s.fails("select c from cw_dst", "42703")
+    s.run("insert into cw_dst values (0, 0, 0, 'row-1')")  # no unique index on b came to be
+    s.run("delete from cw_dst where id = 0")
     s.run("alter table cw_dst alter column a type bigint")
     s.run("create unique index cw_ix on cw_dst (b)")
     s.run("delete from cw_dst")
