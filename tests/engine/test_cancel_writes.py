@@ -6,6 +6,8 @@ cases; a statement that would take seconds is cut at 200 ms."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 from sqlconn import is_blocked, message
@@ -81,24 +83,46 @@ def test_statement_timeout_ends_ddl_rewrites(src) -> None:
     _serves_on(src, s)
 
 
-def test_cancel_and_terminate_backend_end_insert_select(src, pool) -> None:
-    s, admin = src.connect(), src.connect()
+def test_cancel_request_ends_insert_select(src) -> None:
+    """libpq's CancelRequest (psql's Ctrl-C, a driver's timeout) stops the row loop."""
+    s = src.connect()
     s.run("set statement_timeout = '60s'")  # a lost cancel fails the test instead of hanging it
+    timer = threading.Timer(0.3, s.raw.cancel)
+    timer.start()
+    e = s.fails("insert into cw_dst select * from cw_src", "57014")
+    timer.join()
+    assert message(e) == "canceling statement due to user request"
+    _serves_on(src, s)
+
+
+def _copy(s, data: str) -> None:
+    with s.raw.cursor().copy(s.names("copy cw_dst from stdin")) as cp:
+        cp.write(data)
+
+
+def test_cancel_and_terminate_backend_end_copy(src, pool) -> None:
+    """pg_cancel_backend / pg_terminate_backend from another session.  They run on the
+    instance's one event loop, so they reach a statement that yields it now and then --
+    COPY's write phase does (a CPU-bound SELECT or INSERT ... SELECT holds the loop until
+    it ends or a CancelRequest / statement_timeout stops it)."""
+    s, admin = src.connect(), src.connect()
+    s.run("set statement_timeout = '60s'")
     pid = s.rows("select pg_backend_pid()")[0][0]
-    long = pool.submit(s.run, "insert into cw_dst select * from cw_src")
+    data = "".join(f"{i}\t{i * 1.5}\t{i % 1000}\trow-{i}\n" for i in range(1, 2 * ROWS + 1))
+    long = pool.submit(_copy, s, data)
     assert is_blocked(long)
     assert admin.rows(f"select pg_cancel_backend({pid})") == [(True,)]
     with pytest.raises(psycopg.errors.QueryCanceled) as e:
-        long.result(timeout=30)
+        long.result(timeout=60)
     assert message(e.value) == "canceling statement due to user request"
     _serves_on(src, s)
 
-    long = pool.submit(s.run, "insert into cw_dst select * from cw_src")
+    long = pool.submit(_copy, s, data)
     assert is_blocked(long)
     assert admin.rows(f"select pg_terminate_backend({pid})") == [(True,)]
     with pytest.raises(psycopg.errors.AdminShutdown):
-        long.result(timeout=30)
+        long.result(timeout=60)
     wait_for(lambda: admin.rows(f"select count(*) from pg_stat_activity where pid = {pid}") == [(0,)],
-             timeout=30)
+             timeout=30, what="the terminated session to go")
     assert admin.rows("select count(*) from cw_dst") == [(0,)]
     _serves_on(src, src.connect())
