@@ -6,6 +6,8 @@ cases; a statement that would take seconds is cut at 200 ms."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 
 import psycopg
@@ -126,3 +128,21 @@ def test_cancel_and_terminate_backend_end_copy(src, pool) -> None:
              timeout=30, what="the terminated session to go")
     assert admin.rows("select count(*) from cw_dst") == [(0,)]
     _serves_on(src, src.connect())
+
+
+def test_gone_client_ends_insert_select(src, pool) -> None:
+    """Issue 16's case: a test runner's timeout drops the connection of a long INSERT ...
+    SELECT into an indexed table.  The writer notices, ends the statement (nothing of it
+    stays) and answers every later statement."""
+    gone = src.connect()
+    gone.run("set statement_timeout = '60s'")
+    long = pool.submit(gone.run, "insert into cw_dst select * from cw_src")
+    assert is_blocked(long)
+    sock = socket.socket(fileno=os.dup(gone.raw.pgconn.socket))
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    with pytest.raises(psycopg.OperationalError):
+        long.result(timeout=30)
+    s = src.connect()
+    s.run("set statement_timeout = '30s'")
+    _serves_on(src, s)
