@@ -1045,7 +1045,7 @@ class CopyLoader:
 
     async def _write(self, txn: Any) -> int:
         from engine.context import ExecCtx
-        from engine.dml import WRITE_CHECK_EVERY, _Writer
+        from engine.dml import WRITE_CHECK_EVERY, _unique_sets, _Writer
         from engine.interrupts import checker
 
         s = self.session
@@ -1064,7 +1064,8 @@ class CopyLoader:
         check = checker(ctx)
         try:
             i = 0
-            if not td.pk and not td.uniques:
+            uniques = bool(_unique_sets(td))  # UNIQUE constraints and CREATE UNIQUE INDEX
+            if not td.pk and not uniques:
                 firsts = []  # the first row with a NULL in each NOT NULL column
                 for j in not_null:
                     col = [row[j] for row in rows]
@@ -1095,7 +1096,7 @@ class CopyLoader:
                     try:
                         if pk:
                             writer.claim_key(key, row, ctx)
-                        if td.uniques:
+                        if uniques:
                             writer.check_uniques(key, row, ctx)
                         break
                     except LockBusy as e:

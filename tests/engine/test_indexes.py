@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
+import pytest
+
 
 def test_index_lookup_and_unique(pgdb):
     s = pgdb("ix ix_a ix_b ix_a2").connect()
@@ -64,3 +67,21 @@ def test_unique_checks_see_own_writes_through_every_path(pgdb):
     assert s.rows("select id from ou where a = 2 and b = 'b2' order by id") == [(2,), (23,), (44,), (65,), (86,)]
     s.run("commit")
     assert s.rows("select count(*), count(distinct f) from ou") == [(102, 102)]
+
+
+def test_copy_checks_unique_indexes(pgdb):
+    """COPY FROM honours a CREATE UNIQUE INDEX like a UNIQUE constraint: a duplicate within
+    the data or against a stored row is 23505 and nothing of the COPY stays."""
+    db = pgdb("cu cu_b")
+    s = db.connect()
+    s.run("create table cu (id int, b text)")
+    s.run("create unique index cu_b on cu (b)")
+    s.run("insert into cu values (0, 'zero')")
+    for data in ("1\tone\n2\ttwo\n3\tone\n", "1\tone\n2\tzero\n"):
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with s.raw.cursor().copy(db.names("copy cu from stdin")) as cp:
+                cp.write(data)
+    assert s.rows("select id, b from cu") == [(0, "zero")]
+    with s.raw.cursor().copy(db.names("copy cu from stdin")) as cp:
+        cp.write("1\tone\n2\ttwo\n")
+    assert s.rows("select count(*) from cu") == [(3,)]
