@@ -980,11 +980,15 @@ class CopyLoader:
         s = self.session
         # the rows are written here, after the COPY statement itself returned: a statement
         # of its own for cancel requests and statement_timeout (engine.interrupts)
-        s.interrupts.begin(s.gucs.get("statement_timeout"))
+        # (COPY FROM a file runs it inside its statement: that one goes on)
+        intr = s.interrupts
+        if intr.running:
+            return await self._finish()
+        intr.begin(s.gucs.get("statement_timeout"))
         try:
             return await self._finish()
         finally:
-            s.interrupts.end()
+            intr.end()
 
     async def _finish(self) -> Result:
         s = self.session
