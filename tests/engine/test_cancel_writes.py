@@ -146,3 +146,22 @@ def test_gone_client_ends_insert_select(src, pool) -> None:
     s = src.connect()
     s.run("set statement_timeout = '30s'")
     _serves_on(src, s)
+
+
+def test_timeout_inside_a_transaction_rolls_back_to_the_savepoint(src) -> None:
+    """In a transaction block the canceled statement's rows go with ROLLBACK TO SAVEPOINT;
+    what the transaction wrote before stays and commits, and the unique index still holds."""
+    s = src.connect()
+    s.run("begin")
+    s.run("insert into cw_dst values (1, 1.5, 1, 'row-1')")
+    s.run("savepoint sp")
+    s.run("set local statement_timeout = '200ms'")
+    s.fails("insert into cw_dst select * from cw_src where id > 1", "57014")
+    s.fails("select 1", "25P02")
+    s.run("rollback to savepoint sp")
+    s.fails("insert into cw_dst values (2, 1.5, 2, 'x')", "23505")
+    s.run("rollback to savepoint sp")
+    s.run("commit")
+    assert s.rows("select id from cw_dst") == [(1,)]
+    s.run("delete from cw_dst")
+    _serves_on(src, s)
