@@ -6,7 +6,8 @@ every committed version (local commits and redo alike).  It maps the indexed col
 to the set of row keys that ever had them -- a superset, never pruned -- so a lookup
 re-reads each candidate through the transaction at the statement snapshot and the caller
 re-checks the predicate.  The transaction's own uncommitted writes are not in the store:
-lookups also look through its write buffer.
+lookups also look them up in the transaction's ``OwnIndex`` of that table and columns (a
+scan of the write buffer per lookup made a statement writing n rows cost n^2).
 
 Layout: ``store.__dict__["_borealis_indexes"][table_id] -> _TableIndexes`` holding the
 ``TableVersions`` object it was built from (a reload/truncate makes a new one: rebuilt)
