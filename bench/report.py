@@ -96,6 +96,9 @@ def markdown(machine: dict, config: dict, figures: dict[str, dict], details: dic
     for ev in events:
         lines += ["", f"Borealis manager event during the run: {ev.get('kind')} {ev.get('from')} -> {ev.get('to')} "
                   f"({ev.get('reason')}, {ev.get('seconds')} s)"]
+    from bench import growth
+
+    lines += growth.markdown(details)
     init = {s: details.get(s, {}).get("init") for s in SYSTEMS}
     for s, res in init.items():
         if res and "error" not in res and res.get("failed_attempts"):

@@ -12,6 +12,9 @@ Workloads (names for ``--only``), in run order per system:
                the writer and the reader endpoint (PostgreSQL: its one server for both);
                connects/s and server / client CPU per connection (bench.connect)
     latency    point-select latency p50/p99, pgbench -S -M prepared, 1 client (bench.connect)
+    growth     n, 2n, 4n, 8n rows of INSERT ... SELECT, CREATE INDEX, UPDATE/DELETE ... WHERE,
+               a join, ORDER BY ... LIMIT and a full scan: time ratio per doubling
+               (bench.growth; ~2 is linear, ~4 quadratic)
     rss        peak RSS of every server process (last, so it covers the whole run)
 
 ``init`` (the pgbench table load) runs first whenever pgbench, analytic or lag is selected.
@@ -27,11 +30,11 @@ import sys
 import time
 import traceback
 
-from bench import connect, machine, pgbench, report, workloads
+from bench import connect, growth, machine, pgbench, report, workloads
 from bench.report import Figure
 from bench.systems import ScratchBorealis, ScratchPostgres
 
-WORKLOADS = ("pgbench", "analytic", "insert", "copy", "lag", "connect", "latency", "rss")
+WORKLOADS = ("pgbench", "analytic", "insert", "copy", "lag", "connect", "latency", "growth", "rss")
 NEEDS_INIT = {"pgbench", "analytic", "lag", "latency"}
 STORM_CLIENTS = 8
 CLIENTS = (1, 8)
@@ -39,7 +42,7 @@ MODES = ("simple", "prepared")
 SCRIPT_LABEL = {"select": "select-only -S", "update": "simple-update -N", "tpcb": "TPC-B-like"}
 
 
-def figures(scale: int, copy_rows: int) -> list[Figure]:
+def figures(scale: int, copy_rows: int, growth_rows: int = 0) -> list[Figure]:
     out = [Figure("init", f"pgbench init, scale {scale}", "s", "lower", "init", "seconds")]
     for script in pgbench.SCRIPTS:
         for c in CLIENTS:
@@ -58,6 +61,7 @@ def figures(scale: int, copy_rows: int) -> list[Figure]:
     out += [Figure("lag_p50", "replica lag p50 under -N load", "ms", "lower", "replica_lag", "p50_ms"),
             Figure("lag_p99", "replica lag p99 under -N load", "ms", "lower", "replica_lag", "p99_ms"),
             *connect_figures(),
+            *growth_figures(growth_rows),
             Figure("rss_total", "peak RSS, all server processes", "MiB", "lower", "rss", "total")]
     return out
 
@@ -74,6 +78,17 @@ def connect_figures() -> list[Figure]:
                    "p50_ms"),
             Figure("point_p99", "point select latency p99, -S prepared, 1 client", "ms", "lower", "point_latency",
                    "p99_ms")]
+    return out
+
+
+def growth_figures(base: int) -> list[Figure]:
+    top = base << growth.DOUBLINGS
+    out = []
+    for name, label, _ in growth.STATEMENTS:
+        out += [Figure(f"growth_{name}_ratio", f"{label}: time ratio per doubling, {base:,}..{top:,} rows",
+                       "x", "lower", "growth", f"{name}_mean_ratio"),
+                Figure(f"growth_{name}_top", f"{label}: time at {top:,} rows", "ms", "lower", "growth",
+                       f"{name}_top_ms")]
     return out
 
 
@@ -182,6 +197,8 @@ class Run:
                                  lambda dsn=dsn: connect.storm(dsn, STORM_CLIENTS, d, sysobj.pids()), d * 3 + 90)
         if "latency" in sel:
             await self._step(res, "point_latency", lambda: connect.point_latency(sysobj.dsn, d), d * 3 + 90)
+        if "growth" in sel:
+            await self._step(res, "growth", self._growth(sysobj.dsn), a.query_timeout * 4 + 60)
         if "rss" in sel:
             pids = sysobj.pids()
             res["rss"] = workloads.peak_rss(pids)
@@ -191,10 +208,19 @@ class Run:
         if hasattr(sysobj, "manager_events"):
             res["manager_events"] = {"events": sysobj.manager_events()}
 
+    async def _growth(self, dsn: str) -> dict:
+        """bench.growth's result, flattened into the figures' fields (and kept whole)."""
+        g = await growth.run(dsn, self.a.growth_rows, self.a.query_timeout)
+        flat: dict = {"detail": g}
+        for name, _, _ in growth.STATEMENTS:
+            flat[f"{name}_mean_ratio"] = g[name]["mean_ratio"]
+            flat[f"{name}_top_ms"] = round(g[name]["seconds"][-1] * 1000, 1)
+        return flat
+
     async def main(self) -> dict:
         a = self.a
         mach = machine.describe()
-        config = {"duration_s": a.duration, "scale": a.scale, "copy_rows": a.copy_rows,
+        config = {"duration_s": a.duration, "scale": a.scale, "copy_rows": a.copy_rows, "growth_rows": a.growth_rows,
                   "workloads": "+".join(a.only), "quick": a.quick,
                   "borealis_manager": not a.no_manager}
         self.log(f"bench: {mach['cores']} cores, Python {mach['python']}, {mach['postgresql']}, commit {mach['commit']}")
@@ -213,7 +239,7 @@ class Run:
                 self.log(f"{name} failed:\n{e}")
                 for k in result_keys(a.only):
                     details.setdefault(name, {}).setdefault(k, {"error": err})
-        figs = report.build_figures(figures(a.scale, a.copy_rows), details)
+        figs = report.build_figures(figures(a.scale, a.copy_rows, a.growth_rows), details)
         md = report.markdown(mach, config, figs, details)
         out = {"machine": mach, "config": config, "figures": figs, "details": details, "markdown": md}
         path = report.write_json(out, a.out)
@@ -228,6 +254,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds per timed workload (default 20, --quick 3)")
     p.add_argument("--scale", type=int, help="pgbench scale (default 10, --quick 1)")
     p.add_argument("--copy-rows", type=int, help="rows to COPY (default 1000000, --quick 50000)")
+    p.add_argument("--growth-rows", type=int, help="smallest size of the growth section (default 2000, --quick 500)")
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(WORKLOADS)}")
     p.add_argument("--systems", default="postgresql,borealis", help="comma-separated: postgresql,borealis")
     p.add_argument("--analytic-runs", type=int, default=None, help="runs of the analytic query (default 3)")
@@ -242,6 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.duration = a.duration or (3.0 if a.quick else 20.0)
     a.scale = a.scale or (1 if a.quick else 10)
     a.copy_rows = a.copy_rows or (50_000 if a.quick else 1_000_000)
+    a.growth_rows = a.growth_rows or (500 if a.quick else 2000)
     a.analytic_runs = a.analytic_runs or (1 if a.quick else 3)
     a.only = [w.strip() for w in (a.only or ",".join(WORKLOADS)).split(",") if w.strip()]
     unknown = set(a.only) - set(WORKLOADS)

@@ -978,6 +978,20 @@ class CopyLoader:
     # -- writing ---------------------------------------------------------------------------
     async def finish(self) -> Result:
         s = self.session
+        # the rows are written here, after the COPY statement itself returned: a statement
+        # of its own for cancel requests and statement_timeout (engine.interrupts)
+        # (COPY FROM a file runs it inside its statement: that one goes on)
+        intr = s.interrupts
+        if intr.running:
+            return await self._finish()
+        intr.begin(s.gucs.get("statement_timeout"))
+        try:
+            return await self._finish()
+        finally:
+            intr.end()
+
+    async def _finish(self) -> Result:
+        s = self.session
         try:
             if self.error is None and self.chunks:
                 data = b"".join(self.chunks)
@@ -1035,7 +1049,8 @@ class CopyLoader:
 
     async def _write(self, txn: Any) -> int:
         from engine.context import ExecCtx
-        from engine.dml import _Writer
+        from engine.dml import WRITE_CHECK_EVERY, _unique_sets, _Writer
+        from engine.interrupts import checker
 
         s = self.session
         td = self.td
@@ -1047,11 +1062,14 @@ class CopyLoader:
         buf = txn.tables.get(tid)
         if buf is None:
             buf = txn.tables[tid] = {}
+        txn.drop_own_indexes(tid)  # rows go straight into the buffer below
         writer = _Writer(td)
         not_null = writer.not_null
+        check = checker(ctx)
         try:
             i = 0
-            if not td.pk and not td.uniques:
+            uniques = bool(_unique_sets(td))  # UNIQUE constraints and CREATE UNIQUE INDEX
+            if not td.pk and not uniques:
                 firsts = []  # the first row with a NULL in each NOT NULL column
                 for j in not_null:
                     col = [row[j] for row in rows]
@@ -1062,6 +1080,7 @@ class CopyLoader:
                     writer.check_row(rows[i])  # raises 23502 for the first such row
                 first = s.db.reserve_rowids(td, txn, len(rows))
                 for start in range(0, len(rows), _YIELD_ROWS):
+                    check()
                     with gc_paused():
                         end = min(start + _YIELD_ROWS, len(rows))
                         buf.update(zip(row_id_keys(first + start, end - start), rows[start:end]))
@@ -1070,6 +1089,8 @@ class CopyLoader:
             pk = td.pk
             single_int = len(pk) == 1 and td.columns[pk[0]].type_oid in T.INTS
             for i, row in enumerate(rows):
+                if not i % WRITE_CHECK_EVERY:
+                    check()
                 writer.check_row(row)
                 if pk:
                     key = encode_int_key(row[pk[0]]) if single_int else encode_key([row[j] for j in pk])
@@ -1079,12 +1100,14 @@ class CopyLoader:
                     try:
                         if pk:
                             writer.claim_key(key, row, ctx)
-                        if td.uniques:
+                        if uniques:
                             writer.check_uniques(key, row, ctx)
                         break
                     except LockBusy as e:
                         await store.wait_for(e.holder)
                 buf[key] = row
+                if txn.own_ix:  # later rows' unique checks look these up
+                    txn.index_own(tid, buf, ((key, row),))
                 if not i % _YIELD_ROWS and i:
                     await asyncio.sleep(0)
             return len(rows)

@@ -33,6 +33,7 @@ from engine.catalog import ColumnDef, TableDef
 from engine.ddl import CatalogWriter, serial_sequence
 from engine.expr import Compiler, Scope
 from engine.gcpause import gc_paused
+from engine.interrupts import checked
 from engine.keys import encode_int_key, encode_key
 
 
@@ -73,7 +74,7 @@ class _Alter:
     def rows(self) -> list[tuple[bytes, tuple]]:
         pad = self.old.pad_fn()
         out = []
-        for k, r in self.ctx.txn.scan(self.old.table_id, self.ctx.store.snapshot()):
+        for k, r in checked(self.ctx.txn.scan(self.old.table_id, self.ctx.store.snapshot()), self.ctx):
             out.append((k, pad(r) if pad else r))
         return out
 
@@ -344,7 +345,7 @@ class _Alter:
     def _rewrite(self) -> None:
         ctx, td, old = self.ctx, self.td, self.old
         txn, tid = ctx.txn, td.table_id
-        from engine.dml import _Writer
+        from engine.dml import WRITE_CHECK_EVERY, _Writer
 
         w = _Writer(td, self.planner)
         fill = tuple(c.missing for c in td.columns)
@@ -364,7 +365,7 @@ class _Alter:
         moved: list[bytes] = []
         writes: list[tuple[bytes, tuple]] = []
         transforms, check, pk = self.transforms, w.check_row, td.pk
-        for key, row in rows:
+        for key, row in checked(rows, ctx, WRITE_CHECK_EVERY):
             new = row
             for f in transforms:
                 new = f(new, ctx)

@@ -20,9 +20,11 @@ from engine.api import Column
 from engine.catalog import TableDef
 from engine.executor import Filter, KeyLookup, Op, TableScan
 from engine.expr import CExpr, Compiler, Scope, const
+from engine.interrupts import checked
 from engine.keys import encode_key
 from engine.planner import Planner, has_columns, make_column, output_name
 
+WRITE_CHECK_EVERY = 256  # rows between two interrupt checks in a write loop (a row costs more than a read)
 Fn = Callable[[Any, Any], Any]
 
 
@@ -258,7 +260,7 @@ class InsertPlan:
         count = 0
         oc = self.conflict
         touched: set[bytes] = set()
-        for row in self._rows(ctx):
+        for row in checked(self._rows(ctx), ctx, WRITE_CHECK_EVERY):
             w.check_row(row, ctx)
             if oc is not None:
                 hit = oc.find(row, ctx, w)
@@ -518,7 +520,7 @@ class UpdatePlan:
             targets = list(self.path.pairs(ctx))
         out = []
         count = 0
-        for key, full in targets:
+        for key, full in checked(targets, ctx, WRITE_CHECK_EVERY):
             old = full[:n] if self.joined is not None else full
             if self.recheck is None:
                 txn.lock_for_update(tid, key, ctx.snapshot)
@@ -589,7 +591,7 @@ class DeletePlan:
         out = []
         fk = self.fk if self.fk.inc else None
         count = 0
-        for key, old in targets:
+        for key, old in checked(targets, ctx, WRITE_CHECK_EVERY):
             if self.recheck is None:
                 txn.lock_for_update(tid, key, ctx.snapshot)
             else:

@@ -6,7 +6,8 @@ every committed version (local commits and redo alike).  It maps the indexed col
 to the set of row keys that ever had them -- a superset, never pruned -- so a lookup
 re-reads each candidate through the transaction at the statement snapshot and the caller
 re-checks the predicate.  The transaction's own uncommitted writes are not in the store:
-lookups also look through its write buffer.
+lookups also look them up in the transaction's ``OwnIndex`` of that table and columns (a
+scan of the write buffer per lookup made a statement writing n rows cost n^2).
 
 Layout: ``store.__dict__["_borealis_indexes"][table_id] -> _TableIndexes`` holding the
 ``TableVersions`` object it was built from (a reload/truncate makes a new one: rebuilt)
@@ -75,6 +76,43 @@ class _TableIndexes:
         return m
 
 
+class OwnIndex:
+    """A transaction's own writes to one table by the values of ``cols``: a superset of the
+    keys whose buffered row has those values (callers re-read and re-check), so that a
+    statement writing n rows does n lookups, not n scans of its growing write buffer.
+    Built from the buffer ``w`` on first use, then fed by ``Txn.put`` / ``put_many`` /
+    ``rollback_statement`` (``Txn.index_own``); a different buffer object (ROLLBACK TO
+    SAVEPOINT) means a rebuild.  Rows stored before an ADD COLUMN may lack an indexed
+    column (filled by ``pad`` on read): those are kept aside and always checked."""
+
+    __slots__ = ("w", "cols", "need", "map", "short")
+
+    def __init__(self, w: dict, cols: tuple[int, ...]) -> None:
+        self.w, self.cols, self.need = w, cols, max(cols) + 1
+        self.map: dict[tuple, set] = {}
+        self.short: set = set()
+        for key, row in list(w.items()):
+            if row is not None:
+                self.add(key, row)
+
+    def add(self, key: bytes, row: tuple) -> None:
+        if len(row) < self.need:
+            self.short.add(key)
+            return
+        vals = tuple(row[i] for i in self.cols)
+        s = self.map.get(vals)
+        if s is None:
+            self.map[vals] = {key}
+        else:
+            s.add(key)
+
+    def keys(self, vals: tuple) -> list:
+        found = self.map.get(vals)
+        if not self.short:
+            return list(found) if found else []
+        return list(found or ()) + [k for k in self.short if not found or k not in found]
+
+
 def _table_indexes(store: Any, table_id: int, pad: Any) -> _TableIndexes | None:
     tables = getattr(store, "tables", None)
     if tables is None:
@@ -113,7 +151,11 @@ def candidates(ctx: Any, table_id: int, cols: tuple[int, ...], vals: tuple, pad:
                 yield key, row
         return
     if own:
-        for key, row in list(own.items()):
+        ix = txn.own_ix.get((table_id, cols))
+        if ix is None or ix.w is not own:
+            ix = txn.own_ix[(table_id, cols)] = OwnIndex(own, cols)
+        for key in ix.keys(vals):
+            row = own.get(key)
             if row is not None and key not in seen:
                 row = row if pad is None else pad(row)
                 if tuple(row[i] for i in cols) == vals:

@@ -21,6 +21,7 @@ from engine.catalog import CATALOG_TABLE, SEQUENCE_TABLE
 from engine.dml import DeletePlan, InsertPlan, UpdatePlan
 from engine.executor import all_rows, scans_a_table
 from engine.gcpause import gc_paused
+from engine.interrupts import checked
 from engine.planner import Planner
 from engine.privileges import Need
 
@@ -286,7 +287,7 @@ def _create_index(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             if unique:  # existing rows must already be unique
                 seen: dict = {}
                 pad = td.pad_fn()
-                for _, row in ctx.txn.scan(td.table_id, ctx.snapshot):
+                for _, row in checked(ctx.txn.scan(td.table_id, ctx.snapshot), ctx):
                     row = pad(row) if pad is not None else row
                     vals = tuple(row[i] for i in pos)
                     if None in vals:

@@ -51,6 +51,9 @@ class Txn:
         self.guc_undo: dict[str, str | None] = {}  # GUC -> value before this transaction set it
         self.guc_local: set[str] = set()  # GUCs set with SET LOCAL (reverted at commit too)
         self.ssi: Any = None  # engine.ssi.SsiTracker while SERIALIZABLE on the writer
+        # engine.indexes.OwnIndex per (table id, column positions): this transaction's own
+        # writes by indexed values, kept current by put / put_many / rollback_statement
+        self.own_ix: dict[tuple[int, tuple[int, ...]], Any] = {}
 
     @property
     def start_time(self) -> _dt.datetime:
@@ -146,6 +149,8 @@ class Txn:
         if k not in self.undo:
             self.undo[k] = w.get(key, _MISSING)
         w[key] = row
+        if self.own_ix and row is not None:
+            self.index_own(tid, w, ((key, row),))
 
     def put_many(self, tid: int, items: Iterable[tuple[Key, Row | None]]) -> None:
         """``put`` of many rows of one table, in order (a table rewrite)."""
@@ -155,6 +160,9 @@ class Txn:
             w = self.tables[tid] = {}
         undo = self.undo
         get = w.get
+        if self.own_ix:
+            items = list(items)
+            self.index_own(tid, w, items)
         for key, row in items:
             if ssi is not None:
                 ssi.write(self.txid, tid, key)
@@ -174,7 +182,24 @@ class Txn:
                 w.pop(key, None)
             else:
                 w[key] = prev
+                if self.own_ix and prev is not None:  # its values may have been indexed after it was overwritten
+                    self.index_own(tid, w, ((key, prev),))
         self.undo = {}
+
+    def drop_own_indexes(self, tid: int) -> None:
+        """Forget the own-write indexes of ``tid`` (its buffer is about to be written
+        directly); the next lookup rebuilds them."""
+        for k in [k for k in self.own_ix if k[0] == tid]:
+            del self.own_ix[k]
+
+    def index_own(self, tid: int, w: dict, items: Iterable[tuple[Key, Row | None]]) -> None:
+        """Add written rows to the own-write indexes of ``tid`` built over ``w``."""
+        ixs = [ix for (t, _), ix in self.own_ix.items() if t == tid and ix.w is w]
+        if ixs:
+            for key, row in items:
+                if row is not None:
+                    for ix in ixs:
+                        ix.add(key, row)
 
     def write_set(self) -> dict[tuple[int, Key], Row | None]:
         """Every write; with a table dropped (``engine.api.TABLE_DROPPED``) a ``WriteSet``

@@ -546,6 +546,10 @@ class PgConnection:
         await self._copy_failed(cp, err)
 
     async def _copy_failed(self, cp: _CopyIn, err: SqlError) -> None:
+        if self._terminated_by(err):  # pg_terminate_backend during the COPY: FATAL 57P01
+            if cp.rest is not None:
+                await cp.rest.aclose()
+            return
         self.out.append(_error_msg(err))
         if cp.rest is not None:
             await cp.rest.aclose()
