@@ -64,6 +64,14 @@ def make_column(name: str, c: CExpr, table_oid: int = 0, colno: int = 0) -> Colu
     return Column(name, oid, T.TYPE_SIZES.get(oid, -1), c.typmod, table_oid, colno)
 
 
+def _star_col(i: int, q: str | None, n: str) -> exp.Column:
+    """A column of a ``*`` expansion; it remembers its position, so two columns of the same
+    name in one FROM item (``unnest(a, b)``, ``(SELECT 1 AS x, 2 AS x)``) stay distinct."""
+    c = exp.column(n, q) if q else exp.column(n)
+    c.meta["star_pos"] = i
+    return c
+
+
 class Planner:
     def __init__(self, catalog: Any, param_types: list[int], role: Any = None) -> None:
         self.catalog = catalog
@@ -621,12 +629,12 @@ class Planner:
             if isinstance(e, exp.Star):
                 if not scope.cols:
                     raise errors.SyntaxErr("SELECT * with no tables specified is not valid")
-                out.extend(exp.column(n, q) if q else exp.column(n) for q, n, _, _ in scope.cols)
+                out.extend(_star_col(i, q, n) for i, (q, n, _, _) in enumerate(scope.cols))
             elif isinstance(e, exp.Column) and isinstance(e.this, exp.Star):
                 t = e.table
                 if not scope.has_table(t):
                     raise errors.UndefinedTable(f'missing FROM-clause entry for table "{t}"')
-                out.extend(exp.column(n, q) for q, n, _, _ in scope.cols if q == t)
+                out.extend(_star_col(i, q, n) for i, (q, n, _, _) in enumerate(scope.cols) if q == t)
             else:
                 out.append(e)
         return out
