@@ -19,7 +19,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engine import errors, lexcheck, positions, unicode_escapes
+from engine import errors, lexcheck, positions, qualnames, unicode_escapes
 from engine.normalize import normalize
 from engine import datetime_dialect
 
@@ -182,6 +182,7 @@ def _classify(text: str) -> Stmt:
         ast = normalize_identifiers(ast, dialect="postgres")
     if pgcatalog_rewrite.wants_rewrite(text):
         ast = pgcatalog_rewrite.normalize(ast)
+    qualnames.check(ast)
     return Stmt("sql", text, ast, src=src if src != text else None)
 
 
