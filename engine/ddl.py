@@ -92,6 +92,55 @@ def serial_sequence(type_oid: int) -> SequenceDef:
     return SequenceDef(max_value={T.INT2: 2**15 - 1, T.INT4: 2**31 - 1}.get(type_oid, 2**63 - 1))
 
 
+# column options the engine accepts without acting on them: they change no answer
+# (COLLATE: text compares by code point, as the C collation; COMPRESSION: storage only)
+_HARMLESS_COLUMN_OPTIONS = (exp.CollateColumnConstraint, exp.CompressColumnConstraint)
+
+
+def _clause(node: exp.Expression) -> str:
+    """A clause the engine refuses, in SQL as the user wrote it (for the error message)."""
+    k = node.args.get("kind") if isinstance(node, exp.ColumnConstraint) else None
+    if isinstance(k, exp.ComputedColumnConstraint):
+        return "GENERATED ALWAYS AS (expression) STORED columns"
+    try:
+        return node.sql("postgres")
+    except Exception:  # noqa: BLE001 - only the message
+        return type(k or node).__name__
+
+
+def _identity(col: ColumnDef, k: exp.GeneratedAsIdentityColumnConstraint, sname: str) -> None:
+    """Make ``col`` an identity column over the sequence ``sname`` (made by the caller)."""
+    if k.args.get("expression") is not None:
+        raise errors.FeatureNotSupported("feature not supported: GENERATED ALWAYS AS (expression) columns")
+    if col.type_oid not in (T.INT2, T.INT4, T.INT8):
+        raise errors.SqlError("identity column type must be smallint, integer, or bigint", sqlstate="22023")
+    if col.default is not None:
+        raise errors.SyntaxErr(f'both default and identity specified for column "{col.name}"')
+    col.identity = "a" if k.this else "d"
+    col.not_null = True
+    col.default = f"nextval('{sname}')"
+
+
+def identity_sequence(type_oid: int, k: exp.GeneratedAsIdentityColumnConstraint) -> SequenceDef:
+    """The sequence of an identity column with its options (START WITH, INCREMENT BY, ...),
+    bounded by the column's type as PostgreSQL does."""
+    sd = serial_sequence(type_oid)
+    inc = _int(k.args.get("increment"), 1)
+    if inc == 0:
+        raise errors.SqlError("INCREMENT must not be zero", sqlstate="22023")
+    sd.increment = inc
+    if inc < 0:
+        sd.min_value, sd.max_value = -sd.max_value - 1, -1
+    sd.min_value = _int(k.args.get("minvalue"), sd.min_value)
+    sd.max_value = _int(k.args.get("maxvalue"), sd.max_value)
+    sd.start = _int(k.args.get("start"), sd.min_value if inc > 0 else sd.max_value)
+    sd.cycle = bool(k.args.get("cycle"))
+    if not sd.min_value <= sd.start <= sd.max_value:
+        raise errors.SqlError(f"START value ({sd.start}) cannot be {'less than MINVALUE' if sd.start < sd.min_value else 'greater than MAXVALUE'} "
+                              f"({sd.min_value if sd.start < sd.min_value else sd.max_value})", sqlstate="22023")
+    return sd
+
+
 def _int(node: exp.Expression | None, default: int) -> int:
     if node is None:
         return default
@@ -142,6 +191,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     pk: list[int] = []
     uniques: list[tuple[str, list[int]]] = []
     serials: list[tuple[int, str]] = []
+    seq_opts: dict[int, exp.GeneratedAsIdentityColumnConstraint] = {}
     table_level = []
     checks: list[tuple[str, str]] = []
     fkeys: list[list] = []
@@ -163,7 +213,12 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             col.default = f"nextval('{name}_{cname}_seq')"
         for cc in e.args.get("constraints") or []:
             k = cc.args.get("kind")
-            if isinstance(k, exp.NotNullColumnConstraint):
+            if isinstance(k, exp.GeneratedAsIdentityColumnConstraint):
+                sname = f"{name}_{cname}_seq"
+                serials.append((len(cols), sname))
+                _identity(col, k, sname)
+                seq_opts[len(cols)] = k
+            elif isinstance(k, exp.NotNullColumnConstraint):
                 col.not_null = not k.args.get("allow_null")
             elif isinstance(k, exp.PrimaryKeyColumnConstraint):
                 if pk:
@@ -178,6 +233,8 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             elif isinstance(k, exp.CheckColumnConstraint):
                 cn = cc.name or f"{name}_{cname}_check"
                 checks.append((cn, k.this.sql("postgres")))
+            elif not isinstance(k, _HARMLESS_COLUMN_OPTIONS) and not isinstance(cc, exp.Reference):
+                raise errors.FeatureNotSupported(f"feature not supported: {_clause(cc)}")
         cols.append(col)
 
     def positions(idents: list[exp.Expression]) -> list[int]:
@@ -225,7 +282,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     for pos, sname in serials:
         if cw.catalog.get(sname) is not None:
             raise errors.DuplicateTable(f'relation "{sname}" already exists')
-        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=serial_sequence(cols[pos].type_oid)))
+        seq = serial_sequence(cols[pos].type_oid)
+        if pos in seq_opts:
+            seq = identity_sequence(cols[pos].type_oid, seq_opts[pos])
+        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=seq))
         td.owned_seqs.append(sname)
     cw.put_table(td)
     cw.finish()
