@@ -233,7 +233,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             elif isinstance(k, exp.CheckColumnConstraint):
                 cn = cc.name or f"{name}_{cname}_check"
                 checks.append((cn, k.this.sql("postgres")))
-            elif not isinstance(k, _HARMLESS_COLUMN_OPTIONS) and not isinstance(cc, exp.Reference):
+            elif not isinstance(k, (exp.Reference, *_HARMLESS_COLUMN_OPTIONS)):
                 raise errors.FeatureNotSupported(f"feature not supported: {_clause(cc)}")
         cols.append(col)
 
