@@ -176,7 +176,23 @@ def _fkey(table: str, given: str | None, cols: list[str], ref: Any) -> list:
     return [given or f"{table}_{'_'.join(cols)}_fkey", cols, rtable, rcols, on_delete, on_update]
 
 
+def _refuse_table_options(node: exp.Create) -> None:
+    """CREATE TABLE options the engine does not act on and that change answers (INHERITS,
+    PARTITION BY / OF, ...) are refused; storage parameters, UNLOGGED, TEMP and TABLESPACE,
+    which change no answer, stay accepted."""
+    props = node.args.get("properties")
+    for p in props.expressions if props is not None else []:
+        if type(p) not in _HARMLESS_TABLE_OPTIONS:
+            raise errors.FeatureNotSupported(f"feature not supported: {_TABLE_OPTION_NAMES.get(type(p), _clause(p))}")
+
+
+_HARMLESS_TABLE_OPTIONS = {exp.Property, exp.UnloggedProperty, exp.TemporaryProperty, exp.TableSpaceProperty}
+_TABLE_OPTION_NAMES = {exp.InheritsProperty: "INHERITS", exp.PartitionedByProperty: "PARTITION BY",
+                       exp.PartitionedOfProperty: "PARTITION OF"}
+
+
 def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    _refuse_table_options(node)
     schema = node.this
     if not isinstance(schema, exp.Schema):
         raise errors.FeatureNotSupported("CREATE TABLE AS is not supported yet")
@@ -229,6 +245,8 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 check_default(k.this)
                 col.default = k.this.sql("postgres")
             elif isinstance(k, exp.UniqueColumnConstraint):
+                if k.args.get("nulls"):
+                    raise errors.FeatureNotSupported("feature not supported: UNIQUE NULLS NOT DISTINCT")
                 uniques.append((f"{name}_{cname}_key", [len(cols)]))
             elif isinstance(k, exp.CheckColumnConstraint):
                 cn = cc.name or f"{name}_{cname}_check"
@@ -260,6 +278,8 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             for i in pk:
                 cols[i].not_null = True
         elif isinstance(e, exp.UniqueColumnConstraint):
+            if e.args.get("nulls"):
+                raise errors.FeatureNotSupported("feature not supported: UNIQUE NULLS NOT DISTINCT")
             pos = positions(e.this.expressions if isinstance(e.this, exp.Schema) else [e.this])
             uniques.append((f"{name}_{'_'.join(cols[i].name for i in pos)}_key", pos))
         elif isinstance(e, (exp.CheckColumnConstraint, exp.Check)):
@@ -269,6 +289,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         elif isinstance(e, exp.ForeignKey):  # recorded for pg_catalog, not enforced yet
             fk_cols = [c.name for c in e.expressions]
             fkeys.append(_fkey(name, cname_given, fk_cols, e.args.get("reference")))
+        else:  # LIKE, EXCLUDE, ...: never silently dropped
+            what = "LIKE" if isinstance(e, exp.LikeProperty) else (
+                "EXCLUDE" if isinstance(e, exp.ExcludeColumnConstraint) else _clause(e))
+            raise errors.FeatureNotSupported(f"feature not supported: {what}")
     for ce in schema.expressions:  # column-level REFERENCES
         if isinstance(ce, exp.ColumnDef):
             for cc in ce.args.get("constraints") or []:

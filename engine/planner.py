@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors, sysviews
+from engine import clauses, errors, sysviews
 from engine import types as T
 from engine.api import Column
 from engine.catalog import TableDef
@@ -213,6 +213,8 @@ class Planner:
         fn_node = item.this if isinstance(item, exp.Table) and isinstance(item.this, exp.Func) else (
             item if isinstance(item, exp.Unnest) else None)
         if fn_node is not None:
+            if isinstance(item, exp.Table):
+                clauses.check_table(item)
             name = srf_name(fn_node)
             cp = Compiler(self.env, Scope([], parent))
             if name is None:  # a scalar function in FROM: one row, one column
@@ -244,6 +246,7 @@ class Planner:
             names[: len(rename)] = rename
             return FunctionScan(srf, ordinality), [(alias, n, t, -1) for n, t in zip(names, types)], None
         if isinstance(item, exp.Table):
+            clauses.check_table(item)
             alias = item.alias_or_name
             name = table_name(item)
             ta = item.args.get("alias")
@@ -489,6 +492,7 @@ class Planner:
 
     # -- SELECT -----------------------------------------------------------------------------
     def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:
+        clauses.check_select(sel)
         op, scope, td = self.plan_from(sel, parent)
         op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
         locks = sel.args.get("locks")

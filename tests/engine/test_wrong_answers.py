@@ -101,3 +101,29 @@ def test_identity_columns(pgdb):
         s.fails(sql, "0A000")
     s.fails("create table idt2 (a text generated always as identity)", "22023")
     s.fails("create table idt2 (a int, b int generated always as (a * 2) stored)", "0A000")
+
+
+def test_clauses_the_engine_does_not_read_are_refused(pgdb):
+    db = pgdb("g")
+    s = db.connect()
+    s.run("create table g (a int, b int)")
+    s.run("insert into g values (1, 1), (1, 2), (2, 3)")
+    refused = {  # each was once accepted and ignored: every row, one row, a plain table
+        "select count(*) from g tablesample system (0)": "TABLESAMPLE",
+        "select a from g order by a fetch first 1 rows with ties": "FETCH ... WITH TIES",
+        "select * from rows from (generate_series(1, 2))": "ROWS FROM",
+        "create table gi (c int) inherits (g)": "INHERITS",
+        "create table gp (c int) partition by range (c)": "PARTITION BY",
+        "create table gl (like g)": "LIKE",
+        "create table gu (c int unique nulls not distinct)": "UNIQUE NULLS NOT DISTINCT",
+        "create table gx (c int, d int generated always as (c * 2) stored)":
+            "GENERATED ALWAYS AS (expression) STORED columns",
+    }
+    for sql, clause in refused.items():
+        e = s.fails(sql, "0A000")
+        assert e.diag.message_primary == f"feature not supported: {clause}", sql
+    assert s.rows("select count(*) from pg_class where relname in ('gi', 'gp', 'gl', 'gu', 'gx')") == [(0,)]
+    # what changes no answer stays accepted (pgbench's fillfactor, UNLOGGED, COLLATE "C", ONLY)
+    s.run("create unlogged table gf (c int primary key, t text collate \"C\") with (fillfactor = 90)")
+    assert s.rows("select a from only g order by a fetch first 1 rows only") == [(1,)]
+    s.run("drop table gf")
