@@ -108,14 +108,14 @@ def _clause(node: exp.Expression) -> str:
         return type(k or node).__name__
 
 
-def _identity(col: ColumnDef, k: exp.GeneratedAsIdentityColumnConstraint, sname: str) -> None:
+def _identity(col: ColumnDef, k: exp.GeneratedAsIdentityColumnConstraint, sname: str, table: str) -> None:
     """Make ``col`` an identity column over the sequence ``sname`` (made by the caller)."""
     if k.args.get("expression") is not None:
         raise errors.FeatureNotSupported("feature not supported: GENERATED ALWAYS AS (expression) columns")
     if col.type_oid not in (T.INT2, T.INT4, T.INT8):
         raise errors.SqlError("identity column type must be smallint, integer, or bigint", sqlstate="22023")
     if col.default is not None:
-        raise errors.SyntaxErr(f'both default and identity specified for column "{col.name}"')
+        raise errors.SyntaxErr(f'both default and identity specified for column "{col.name}" of table "{table}"')
     col.identity = "a" if k.this else "d"
     col.not_null = True
     col.default = f"nextval('{sname}')"
@@ -232,7 +232,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             if isinstance(k, exp.GeneratedAsIdentityColumnConstraint):
                 sname = f"{name}_{cname}_seq"
                 serials.append((len(cols), sname))
-                _identity(col, k, sname)
+                _identity(col, k, sname, name)
                 seq_opts[len(cols)] = k
             elif isinstance(k, exp.NotNullColumnConstraint):
                 col.not_null = not k.args.get("allow_null")
@@ -242,6 +242,8 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 pk = [len(cols)]
                 col.not_null = True
             elif isinstance(k, exp.DefaultColumnConstraint):
+                if col.identity:
+                    raise errors.SyntaxErr(f'both default and identity specified for column "{cname}" of table "{name}"')
                 check_default(k.this)
                 col.default = k.this.sql("postgres")
             elif isinstance(k, exp.UniqueColumnConstraint):
