@@ -186,7 +186,11 @@ def _refuse_table_options(node: exp.Create) -> None:
             raise errors.FeatureNotSupported(f"feature not supported: {_TABLE_OPTION_NAMES.get(type(p), _clause(p))}")
 
 
-_HARMLESS_TABLE_OPTIONS = {exp.Property, exp.UnloggedProperty, exp.TemporaryProperty, exp.TableSpaceProperty}
+# PARTITION BY stays accepted as it was: the table is an ordinary one holding every row
+# (PARTITION OF is refused, so there are no partitions to route to and every read answers as
+# PostgreSQL would); only a row no partition would take is stored where PostgreSQL refuses it
+_HARMLESS_TABLE_OPTIONS = {exp.Property, exp.UnloggedProperty, exp.TemporaryProperty, exp.TableSpaceProperty,
+                           exp.PartitionedByProperty}
 _TABLE_OPTION_NAMES = {exp.InheritsProperty: "INHERITS", exp.PartitionedByProperty: "PARTITION BY",
                        exp.PartitionedOfProperty: "PARTITION OF"}
 

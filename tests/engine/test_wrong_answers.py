@@ -117,7 +117,7 @@ def test_clauses_the_engine_does_not_read_are_refused(pgdb):
         "select a from g order by a fetch first 1 rows with ties": "FETCH ... WITH TIES",
         "select * from rows from (generate_series(1, 2))": "ROWS FROM",
         "create table gi (c int) inherits (g)": "INHERITS",
-        "create table gp (c int) partition by range (c)": "PARTITION BY",
+        "create table gp partition of g for values in (1)": "PARTITION OF",
         "create table gl (like g)": "LIKE",
         "create table gu (c int unique nulls not distinct)": "UNIQUE NULLS NOT DISTINCT",
         "create table gx (c int, d int generated always as (c * 2) stored)":
