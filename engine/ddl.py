@@ -182,6 +182,10 @@ def _refuse_table_options(node: exp.Create) -> None:
     which change no answer, stay accepted."""
     props = node.args.get("properties")
     for p in props.expressions if props is not None else []:
+        if isinstance(p, exp.OnCommitProperty) and not p.args.get("delete"):
+            continue  # ON COMMIT PRESERVE ROWS: what a temporary table does anyway
+        if isinstance(p, exp.FileFormatProperty) and p.name.lower() == "heap":
+            continue  # USING heap: the only table access method there is
         if type(p) not in _HARMLESS_TABLE_OPTIONS:
             raise errors.FeatureNotSupported(f"feature not supported: {_TABLE_OPTION_NAMES.get(type(p), _clause(p))}")
 

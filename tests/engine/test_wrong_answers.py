@@ -119,6 +119,7 @@ def test_clauses_the_engine_does_not_read_are_refused(pgdb):
         "create table gi (c int) inherits (g)": "INHERITS",
         "create table gp partition of g for values in (1)": "PARTITION OF",
         "create table gl (like g)": "LIKE",
+        "create temp table gd (c int) on commit delete rows": "ON COMMIT DELETE ROWS",
         "create table gu (c int unique nulls not distinct)": "UNIQUE NULLS NOT DISTINCT",
         "create table gx (c int, d int generated always as (c * 2) stored)":
             "GENERATED ALWAYS AS (expression) STORED columns",
@@ -126,8 +127,12 @@ def test_clauses_the_engine_does_not_read_are_refused(pgdb):
     for sql, clause in refused.items():
         e = s.fails(sql, "0A000")
         assert e.diag.message_primary == f"feature not supported: {clause}", sql
-    assert s.rows("select count(*) from pg_class where relname in ('gi', 'gp', 'gl', 'gu', 'gx')") == [(0,)]
+    assert s.rows("select count(*) from pg_class where relname in ('gi', 'gp', 'gl', 'gd', 'gu', 'gx')") == [(0,)]
     # what changes no answer stays accepted (pgbench's fillfactor, UNLOGGED, COLLATE "C", ONLY)
     s.run("create unlogged table gf (c int primary key, t text collate \"C\") with (fillfactor = 90)")
     assert s.rows("select a from only g order by a fetch first 1 rows only") == [(1,)]
     s.run("drop table gf")
+    s.run("create temp table gt (c int) on commit preserve rows")
+    s.run("create table gh (c int) using heap")
+    s.run("create table gq (c int) partition by range (c)")  # an ordinary table, as before
+    s.run("drop table gh, gq")
