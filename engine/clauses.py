@@ -25,7 +25,7 @@ _NAMES = {"sample": "TABLESAMPLE", "rows_from": "ROWS FROM", "qualify": "QUALIFY
           "settings": "SETTINGS", "format": "FORMAT", "hint": "hints", "exclude": "EXCLUDE",
           "operation_modifiers": "modifiers", "match": "MATCH_RECOGNIZE", "version": "FOR SYSTEM_TIME",
           "system_time": "FOR SYSTEM_TIME", "partition": "PARTITION", "changes": "CHANGES",
-          "joins": "JOIN nested in a FROM item (DELETE ... USING a JOIN b)"}
+          "joins": "JOIN nested in a FROM item (UPDATE ... FROM or DELETE ... USING a JOIN b)"}
 
 
 def _populated(node: exp.Expression) -> set[str]:
