@@ -166,11 +166,16 @@ class ColumnDef:
     # column list; readers pad them with ``missing`` (the default evaluated at ADD time).
     missing: Any = None
     instant: bool = False
+    # an identity column: "a" GENERATED ALWAYS, "d" BY DEFAULT ("" none); its default is
+    # nextval of the sequence it owns
+    identity: str = ""
 
     def to_row(self) -> list:
         row = [self.name, self.type_oid, self.typmod, self.not_null, self.default]
-        if self.instant:
-            row += [self.missing, True]
+        if self.instant or self.identity:
+            row += [self.missing, self.instant]
+        if self.identity:
+            row.append(self.identity)
         return row
 
 

@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterator
 
 import structlog
 
-from engine import errors, roles
+from engine import errors, qualnames, roles
 from engine import types as T
 from engine.api import Column, LockBusy, Result
 from engine.gcpause import gc_paused
@@ -270,10 +270,16 @@ def parse_copy(text: str) -> CopyStmt:
                     query = text[start:t[2]].strip()
                     break
     else:
-        table = tk.ident()
+        parts = [tk.ident()]
         while tk.at_punct("."):
             tk.i += 1
-            table = tk.ident()  # schema-qualified: the engine has one schema
+            parts.append(tk.ident())
+        table = parts[-1]
+        if len(parts) > 2:
+            raise errors.FeatureNotSupported(f'cross-database references are not implemented: "{".".join(parts)}"')
+        if len(parts) == 2 and parts[0] not in qualnames.KNOWN_SCHEMAS:
+            # the engine has one schema of user tables: another one must not become it
+            raise errors.SqlError(f'schema "{parts[0]}" does not exist', sqlstate="3F000")
         if tk.at_punct("("):
             columns = tk.ident_list()
     direction = tk.accept("from", "to")

@@ -92,6 +92,55 @@ def serial_sequence(type_oid: int) -> SequenceDef:
     return SequenceDef(max_value={T.INT2: 2**15 - 1, T.INT4: 2**31 - 1}.get(type_oid, 2**63 - 1))
 
 
+# column options the engine accepts without acting on them: they change no answer
+# (COLLATE: text compares by code point, as the C collation; COMPRESSION: storage only)
+_HARMLESS_COLUMN_OPTIONS = (exp.CollateColumnConstraint, exp.CompressColumnConstraint)
+
+
+def _clause(node: exp.Expression) -> str:
+    """A clause the engine refuses, in SQL as the user wrote it (for the error message)."""
+    k = node.args.get("kind") if isinstance(node, exp.ColumnConstraint) else None
+    if isinstance(k, exp.ComputedColumnConstraint):
+        return "GENERATED ALWAYS AS (expression) STORED columns"
+    try:
+        return node.sql("postgres")
+    except Exception:  # noqa: BLE001 - only the message
+        return type(k or node).__name__
+
+
+def _identity(col: ColumnDef, k: exp.GeneratedAsIdentityColumnConstraint, sname: str, table: str) -> None:
+    """Make ``col`` an identity column over the sequence ``sname`` (made by the caller)."""
+    if k.args.get("expression") is not None:
+        raise errors.FeatureNotSupported("feature not supported: GENERATED ALWAYS AS (expression) columns")
+    if col.type_oid not in (T.INT2, T.INT4, T.INT8):
+        raise errors.SqlError("identity column type must be smallint, integer, or bigint", sqlstate="22023")
+    if col.default is not None:
+        raise errors.SyntaxErr(f'both default and identity specified for column "{col.name}" of table "{table}"')
+    col.identity = "a" if k.this else "d"
+    col.not_null = True
+    col.default = f"nextval('{sname}')"
+
+
+def identity_sequence(type_oid: int, k: exp.GeneratedAsIdentityColumnConstraint) -> SequenceDef:
+    """The sequence of an identity column with its options (START WITH, INCREMENT BY, ...),
+    bounded by the column's type as PostgreSQL does."""
+    sd = serial_sequence(type_oid)
+    inc = _int(k.args.get("increment"), 1)
+    if inc == 0:
+        raise errors.SqlError("INCREMENT must not be zero", sqlstate="22023")
+    sd.increment = inc
+    if inc < 0:
+        sd.min_value, sd.max_value = -sd.max_value - 1, -1
+    sd.min_value = _int(k.args.get("minvalue"), sd.min_value)
+    sd.max_value = _int(k.args.get("maxvalue"), sd.max_value)
+    sd.start = _int(k.args.get("start"), sd.min_value if inc > 0 else sd.max_value)
+    sd.cycle = bool(k.args.get("cycle"))
+    if not sd.min_value <= sd.start <= sd.max_value:
+        raise errors.SqlError(f"START value ({sd.start}) cannot be {'less than MINVALUE' if sd.start < sd.min_value else 'greater than MAXVALUE'} "
+                              f"({sd.min_value if sd.start < sd.min_value else sd.max_value})", sqlstate="22023")
+    return sd
+
+
 def _int(node: exp.Expression | None, default: int) -> int:
     if node is None:
         return default
@@ -127,7 +176,31 @@ def _fkey(table: str, given: str | None, cols: list[str], ref: Any) -> list:
     return [given or f"{table}_{'_'.join(cols)}_fkey", cols, rtable, rcols, on_delete, on_update]
 
 
+def _refuse_table_options(node: exp.Create) -> None:
+    """CREATE TABLE options the engine does not act on and that change answers (INHERITS,
+    PARTITION BY / OF, ...) are refused; storage parameters, UNLOGGED, TEMP and TABLESPACE,
+    which change no answer, stay accepted."""
+    props = node.args.get("properties")
+    for p in props.expressions if props is not None else []:
+        if isinstance(p, exp.OnCommitProperty) and not p.args.get("delete"):
+            continue  # ON COMMIT PRESERVE ROWS: what a temporary table does anyway
+        if isinstance(p, exp.FileFormatProperty) and p.name.lower() == "heap":
+            continue  # USING heap: the only table access method there is
+        if type(p) not in _HARMLESS_TABLE_OPTIONS:
+            raise errors.FeatureNotSupported(f"feature not supported: {_TABLE_OPTION_NAMES.get(type(p), _clause(p))}")
+
+
+# PARTITION BY stays accepted as it was: the table is an ordinary one holding every row
+# (PARTITION OF is refused, so there are no partitions to route to and every read answers as
+# PostgreSQL would); only a row no partition would take is stored where PostgreSQL refuses it
+_HARMLESS_TABLE_OPTIONS = {exp.Property, exp.UnloggedProperty, exp.TemporaryProperty, exp.TableSpaceProperty,
+                           exp.PartitionedByProperty}
+_TABLE_OPTION_NAMES = {exp.InheritsProperty: "INHERITS", exp.PartitionedByProperty: "PARTITION BY",
+                       exp.PartitionedOfProperty: "PARTITION OF"}
+
+
 def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
+    _refuse_table_options(node)
     schema = node.this
     if not isinstance(schema, exp.Schema):
         raise errors.FeatureNotSupported("CREATE TABLE AS is not supported yet")
@@ -142,6 +215,7 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     pk: list[int] = []
     uniques: list[tuple[str, list[int]]] = []
     serials: list[tuple[int, str]] = []
+    seq_opts: dict[int, exp.GeneratedAsIdentityColumnConstraint] = {}
     table_level = []
     checks: list[tuple[str, str]] = []
     fkeys: list[list] = []
@@ -163,7 +237,12 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             col.default = f"nextval('{name}_{cname}_seq')"
         for cc in e.args.get("constraints") or []:
             k = cc.args.get("kind")
-            if isinstance(k, exp.NotNullColumnConstraint):
+            if isinstance(k, exp.GeneratedAsIdentityColumnConstraint):
+                sname = f"{name}_{cname}_seq"
+                serials.append((len(cols), sname))
+                _identity(col, k, sname, name)
+                seq_opts[len(cols)] = k
+            elif isinstance(k, exp.NotNullColumnConstraint):
                 col.not_null = not k.args.get("allow_null")
             elif isinstance(k, exp.PrimaryKeyColumnConstraint):
                 if pk:
@@ -171,13 +250,19 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
                 pk = [len(cols)]
                 col.not_null = True
             elif isinstance(k, exp.DefaultColumnConstraint):
+                if col.identity:
+                    raise errors.SyntaxErr(f'both default and identity specified for column "{cname}" of table "{name}"')
                 check_default(k.this)
                 col.default = k.this.sql("postgres")
             elif isinstance(k, exp.UniqueColumnConstraint):
+                if k.args.get("nulls"):
+                    raise errors.FeatureNotSupported("feature not supported: UNIQUE NULLS NOT DISTINCT")
                 uniques.append((f"{name}_{cname}_key", [len(cols)]))
             elif isinstance(k, exp.CheckColumnConstraint):
                 cn = cc.name or f"{name}_{cname}_check"
                 checks.append((cn, k.this.sql("postgres")))
+            elif not isinstance(k, (exp.Reference, *_HARMLESS_COLUMN_OPTIONS)):
+                raise errors.FeatureNotSupported(f"feature not supported: {_clause(cc)}")
         cols.append(col)
 
     def positions(idents: list[exp.Expression]) -> list[int]:
@@ -203,6 +288,8 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
             for i in pk:
                 cols[i].not_null = True
         elif isinstance(e, exp.UniqueColumnConstraint):
+            if e.args.get("nulls"):
+                raise errors.FeatureNotSupported("feature not supported: UNIQUE NULLS NOT DISTINCT")
             pos = positions(e.this.expressions if isinstance(e.this, exp.Schema) else [e.this])
             uniques.append((f"{name}_{'_'.join(cols[i].name for i in pos)}_key", pos))
         elif isinstance(e, (exp.CheckColumnConstraint, exp.Check)):
@@ -212,6 +299,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
         elif isinstance(e, exp.ForeignKey):  # recorded for pg_catalog, not enforced yet
             fk_cols = [c.name for c in e.expressions]
             fkeys.append(_fkey(name, cname_given, fk_cols, e.args.get("reference")))
+        else:  # LIKE, EXCLUDE, ...: never silently dropped
+            what = "LIKE" if isinstance(e, exp.LikeProperty) else (
+                "EXCLUDE" if isinstance(e, exp.ExcludeColumnConstraint) else _clause(e))
+            raise errors.FeatureNotSupported(f"feature not supported: {what}")
     for ce in schema.expressions:  # column-level REFERENCES
         if isinstance(ce, exp.ColumnDef):
             for cc in ce.args.get("constraints") or []:
@@ -225,7 +316,10 @@ def create_table(ctx: Any, node: exp.Create) -> tuple[str, list[str]]:
     for pos, sname in serials:
         if cw.catalog.get(sname) is not None:
             raise errors.DuplicateTable(f'relation "{sname}" already exists')
-        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=serial_sequence(cols[pos].type_oid)))
+        seq = serial_sequence(cols[pos].type_oid)
+        if pos in seq_opts:
+            seq = identity_sequence(cols[pos].type_oid, seq_opts[pos])
+        cw.put_table(TableDef(cw.alloc_id(), sname, "S", seq=seq))
         td.owned_seqs.append(sname)
     cw.put_table(td)
     cw.finish()

@@ -189,6 +189,11 @@ class _Alter:
         i = self.col(a.this.name)
         col = td.columns[i]
         dtype = a.args.get("dtype")
+        if col.identity:  # its default and NOT NULL belong to the identity
+            if dtype is not None:
+                raise errors.FeatureNotSupported("feature not supported: changing the type of an identity column")
+            raise errors.SqlError(f'column "{col.name}" of relation "{td.name}" is an identity column',
+                                  sqlstate="55000")
         if dtype is not None:
             oid, typmod = T.from_sqlglot(dtype)
             using = a.args.get("using")

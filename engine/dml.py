@@ -162,6 +162,19 @@ class _Returning:
         return tuple(f(row, ctx) for f in self.fns)  # type: ignore[union-attr]
 
 
+def _identity_value(c: Any, overriding: str | None) -> str:
+    """What an explicit value given for identity column ``c`` becomes: "value" (stored as
+    given) or "default" (OVERRIDING USER VALUE: the sequence's next value); a GENERATED ALWAYS
+    column refuses one without OVERRIDING SYSTEM VALUE, as PostgreSQL does."""
+    if overriding == "user":
+        return "default"
+    if c.identity == "a" and overriding != "system":
+        raise errors.SqlError(f'cannot insert a non-DEFAULT value into column "{c.name}"', sqlstate="428C9",
+                              detail=f'Column "{c.name}" is an identity column defined as GENERATED ALWAYS.',
+                              hint="Use OVERRIDING SYSTEM VALUE to override.")
+    return "value"
+
+
 class InsertPlan:
     def __init__(self, planner: Planner, node: exp.Insert) -> None:
         target = node.this
@@ -194,6 +207,7 @@ class InsertPlan:
             planner.need(td, "w", tuple(e.this.name for e in conflict.args["expressions"]
                                         if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)))
         self.positions = positions
+        overriding = node.meta.get("overriding") if node._meta else None
         self.conflict = _OnConflict(planner, td, node.args["conflict"]) if node.args.get("conflict") is not None else None
         defaults = {i: default_expr(planner, td, i) for i in range(len(td.columns))}
         self.fill = [(i, defaults[i].fn) for i in range(len(td.columns))
@@ -217,6 +231,10 @@ class InsertPlan:
                 fns = []
                 for pos, e in zip(positions, items):
                     c = td.columns[pos]
+                    if c.identity and not _is_default(e):
+                        if _identity_value(c, overriding) == "default":
+                            fns.append(defaults[pos].fn)
+                            continue
                     fns.append(defaults[pos].fn if _is_default(e) else cp.coerce(cp.compile(e), c.type_oid, c.typmod).fn)
                 for pos in positions[len(items):]:
                     fns.append(defaults[pos].fn)
@@ -225,6 +243,10 @@ class InsertPlan:
             plan = planner.plan_query(src)
             if len(plan.columns) > len(positions):
                 raise errors.SyntaxErr("INSERT has more expressions than target columns")
+            for pos in positions[: len(plan.columns)]:
+                if td.columns[pos].identity and _identity_value(td.columns[pos], overriding) == "default":
+                    raise errors.FeatureNotSupported(
+                        "feature not supported: OVERRIDING USER VALUE with INSERT ... SELECT")
             self.source = plan
             self.convs = [T.caster(pc.type_oid if pc.type_oid != T.UNKNOWN else T.TEXT, td.columns[pos].type_oid,
                                    td.columns[pos].typmod, explicit=False)
@@ -623,6 +645,9 @@ def _compile_sets(planner: Any, td: Any, cp: Compiler, assignments: list) -> lis
         c = td.columns[i]
         if _is_default(eq.expression):
             f = default_expr(planner, td, i).fn
+        elif c.identity == "a":
+            raise errors.SqlError(f'column "{name}" can only be updated to DEFAULT', sqlstate="428C9",
+                                  detail=f'Column "{name}" is an identity column defined as GENERATED ALWAYS.')
         else:
             f = cp.coerce(cp.compile(eq.expression), c.type_oid, c.typmod).fn
         sets.append((i, f))

@@ -480,6 +480,10 @@ class Compiler:
         if isinstance(node.this, exp.Star):
             raise errors.FeatureNotSupported("* is only allowed in a select list")
         name, table = node.name, node.table or None
+        pos = node.meta.get("star_pos") if node._meta else None
+        if pos is not None and pos < len(self.scope.cols) and self.scope.cols[pos][:2] == (table, name):
+            _, _, t, tm = self.scope.cols[pos]
+            return CExpr(col_ref(pos), t, tm)
         scope, depth = self.scope, 0
         while scope is not None:
             i = scope.find(name, table)

@@ -19,7 +19,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engine import errors, lexcheck, positions, unicode_escapes
+from engine import errors, lexcheck, positions, qualnames, unicode_escapes
 from engine.normalize import normalize
 from engine import datetime_dialect
 
@@ -128,6 +128,8 @@ _ROLE_DDL = re.compile(r"^\s*(create|alter|drop)\s+((?:role|user|group)\b(?!\s+m
 _REASSIGN = re.compile(r"^\s*(reassign)\s+(owned\b.*)$", re.I | re.S)  # sqlglot cannot read it
 
 
+_OVERRIDING = re.compile(r"\boverriding\s+(system|user)\s+value\b", re.I)
+
 def _classify(text: str) -> Stmt:
     head = text[:12].lower()
     if head[:1] in ("b", "s", "c", "e", "r", "a", "d", "v", "l", "u", "n"):
@@ -156,6 +158,13 @@ def _classify(text: str) -> Stmt:
     if "nterval" in text or "NTERVAL" in text:
         # sqlglot folds interval '1 day 02:03:04' into '1' DAY: keep the text as a cast
         src = _INTERVAL_LIT.sub(lambda m: f"CAST({m.group(1)} AS INTERVAL)", src)
+    overriding = None
+    if "verriding" in text or "VERRIDING" in text:
+        # INSERT ... OVERRIDING {SYSTEM | USER} VALUE (sqlglot does not read it): kept on the tree
+        m = _OVERRIDING.search(src)
+        if m is not None:
+            overriding = m.group(1).lower()
+            src = src[: m.start()] + " " + src[m.end():]
     role = _ROLE_DDL.match(text) or _REASSIGN.match(text)
     if role is not None:  # role DDL (engine.ddl_roles) never reaches sqlglot, whose warning would log a password
         return Stmt("sql", text, exp.Command(this=role.group(1).upper(), expression=exp.Literal.string(role.group(2))))
@@ -182,6 +191,11 @@ def _classify(text: str) -> Stmt:
         ast = normalize_identifiers(ast, dialect="postgres")
     if pgcatalog_rewrite.wants_rewrite(text):
         ast = pgcatalog_rewrite.normalize(ast)
+    if overriding is not None:
+        if not isinstance(ast, exp.Insert):
+            raise errors.SyntaxErr('syntax error at or near "OVERRIDING"')
+        ast.meta["overriding"] = overriding
+    qualnames.check(ast)
     return Stmt("sql", text, ast, src=src if src != text else None)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine import errors, sysviews
+from engine import clauses, errors, sysviews
 from engine import types as T
 from engine.api import Column
 from engine.catalog import TableDef
@@ -62,6 +62,14 @@ def result_type(oid: int) -> int:
 def make_column(name: str, c: CExpr, table_oid: int = 0, colno: int = 0) -> Column:
     oid = result_type(c.type)
     return Column(name, oid, T.TYPE_SIZES.get(oid, -1), c.typmod, table_oid, colno)
+
+
+def _star_col(i: int, q: str | None, n: str) -> exp.Column:
+    """A column of a ``*`` expansion; it remembers its position, so two columns of the same
+    name in one FROM item (``unnest(a, b)``, ``(SELECT 1 AS x, 2 AS x)``) stay distinct."""
+    c = exp.column(n, q) if q else exp.column(n)
+    c.meta["star_pos"] = i
+    return c
 
 
 class Planner:
@@ -205,6 +213,8 @@ class Planner:
         fn_node = item.this if isinstance(item, exp.Table) and isinstance(item.this, exp.Func) else (
             item if isinstance(item, exp.Unnest) else None)
         if fn_node is not None:
+            if isinstance(item, exp.Table):
+                clauses.check_table(item)
             name = srf_name(fn_node)
             cp = Compiler(self.env, Scope([], parent))
             if name is None:  # a scalar function in FROM: one row, one column
@@ -236,6 +246,7 @@ class Planner:
             names[: len(rename)] = rename
             return FunctionScan(srf, ordinality), [(alias, n, t, -1) for n, t in zip(names, types)], None
         if isinstance(item, exp.Table):
+            clauses.check_table(item)
             alias = item.alias_or_name
             name = table_name(item)
             ta = item.args.get("alias")
@@ -481,6 +492,7 @@ class Planner:
 
     # -- SELECT -----------------------------------------------------------------------------
     def plan_select(self, sel: exp.Select, parent: Scope | None) -> Plan:
+        clauses.check_select(sel)
         op, scope, td = self.plan_from(sel, parent)
         op = self.access_path(op, scope, td, (sel.args.get("where") or exp.Where()).this)
         locks = sel.args.get("locks")
@@ -621,12 +633,12 @@ class Planner:
             if isinstance(e, exp.Star):
                 if not scope.cols:
                     raise errors.SyntaxErr("SELECT * with no tables specified is not valid")
-                out.extend(exp.column(n, q) if q else exp.column(n) for q, n, _, _ in scope.cols)
+                out.extend(_star_col(i, q, n) for i, (q, n, _, _) in enumerate(scope.cols))
             elif isinstance(e, exp.Column) and isinstance(e.this, exp.Star):
                 t = e.table
                 if not scope.has_table(t):
                     raise errors.UndefinedTable(f'missing FROM-clause entry for table "{t}"')
-                out.extend(exp.column(n, q) for q, n, _, _ in scope.cols if q == t)
+                out.extend(_star_col(i, q, n) for i, (q, n, _, _) in enumerate(scope.cols) if q == t)
             else:
                 out.append(e)
         return out

@@ -129,11 +129,12 @@ def _columns(ctx: Any) -> Iterator[tuple]:
                 radix = 10
                 if tm >= 4:
                     prec, scale = (tm - 4) >> 16, (tm - 4) & 0xFFFF
-            dflt = str(default_text(td, c)) if c.default is not None else None
+            dflt = str(default_text(td, c)) if c.default is not None and not c.identity else None
             yield (ctx.session.database, "public", td.name, c.name, i + 1, dflt, "NO" if c.not_null else "YES",
                    _DATA_TYPE.get(t, format_type(t, -1)), charlen, charlen * 4 if charlen else None, prec,
                    radix, scale, 6 if t in (T.TIMESTAMP, T.TIMESTAMPTZ, T.TIME) else None,
-                   ctx.session.database, "pg_catalog", udt.get(t, str(t)), "NO", None, "NEVER", None,
+                   ctx.session.database, "pg_catalog", udt.get(t, str(t)), "YES" if c.identity else "NO",
+                   {"a": "ALWAYS", "d": "BY DEFAULT"}.get(c.identity), "NEVER", None,
                    "YES", None)
 
 

@@ -287,10 +287,10 @@ _STORAGE = {T.INT2: "p", T.INT4: "p", T.INT8: "p", T.BOOL: "p", T.FLOAT4: "p", T
 
 
 def _att(relid: int, name: str, typ: int, num: int, typmod: int, notnull: bool, hasdef: bool,
-         acl: list[str] | None = None) -> tuple:
+         acl: list[str] | None = None, identity: str = "") -> tuple:
     ln = T.TYPE_SIZES.get(typ, -1)
     return (relid, name, typ, -1, ln, num, 0, -1, typmod, ln in (1, 2, 4, 8), "i",
-            _STORAGE.get(typ, "x"), "", notnull, hasdef, False, "", "", False, True, 0,
+            _STORAGE.get(typ, "x"), "", notnull, hasdef, False, identity, "", False, True, 0,
             oids.DEFAULT_COLLATION if typ in COLLATABLE else 0, acl, None)
 
 
@@ -307,8 +307,9 @@ def _pg_attribute(ctx: Any) -> Iterator[tuple]:
             continue
         for i, c in enumerate(td.columns):
             col_acl = td.col_acls.get(c.name)
-            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null, c.default is not None,
-                       privileges.acl_text(col_acl, ctx.catalog) if col_acl else None)
+            yield _att(td.table_id, c.name, c.type_oid, i + 1, c.typmod, c.not_null,
+                       c.default is not None and not c.identity,
+                       privileges.acl_text(col_acl, ctx.catalog) if col_acl else None, c.identity)
         for n, t, num in _SYS_ATTS:
             yield _att(td.table_id, n, t, num, -1, True, False)
     for ix in model_of(ctx).indexes:
@@ -321,7 +322,7 @@ def _pg_attribute(ctx: Any) -> Iterator[tuple]:
 def _pg_attrdef(ctx: Any) -> Iterator[tuple]:
     for td in ctx.catalog.tables.values():
         for i, c in enumerate(td.columns):
-            if c.default is not None:
+            if c.default is not None and not c.identity:  # an identity column has no default of its own
                 yield (oids.derived(td.table_id, 0) + 0x20000000 + i, td.table_id, i + 1, default_text(td, c))
 
 

@@ -9,60 +9,21 @@ as root it runs as ``nobody`` (initdb refuses root).
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from scratchpg import scratch_postgres
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COMMANDS = [r"\d {t}", r"\d+ {t}", r"\d {p}", r"\dt", r"\di", r"\dn", r"\du", r"\du {r}", r"\df", r"\d", r"\l",
             r"\l {db}"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def scratch_pg(tmp_path_factory: pytest.TempPathFactory):
-    if not (PG_BIN / "initdb").exists() or shutil.which("psql") is None:
-        pytest.skip("PostgreSQL 15 server binaries or psql not installed")
-    # Not under pytest's basetemp: a concurrent pytest run resets /tmp/pytest-of-<user> to
-    # 0700, and the server (running as nobody) would lose its way to the directory.
-    base = Path(tempfile.mkdtemp(prefix="scratchpg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root and runuser is missing: initdb refuses root")
-        prefix = ["runuser", "-u", "nobody", "--"]
-        os.chmod(base, 0o777)
-    data = base / "data"
-    subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "--locale=C.UTF-8", "-E", "UTF8"], check=True, capture_output=True)
-    port = _free_port()
-    proc = subprocess.Popen([*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
-                             "-c", "listen_addresses="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):  # up to 30 s: the machine may be busy with other clusters
-            if subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-XAtc", "select 1"],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("scratch PostgreSQL did not start")
+def scratch_pg():
+    with scratch_postgres() as (base, port):
         yield ["-h", str(base), "-p", str(port), "-U", "postgres", "-d", "postgres"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _borealis_args(dsn: str) -> tuple[list[str], dict[str, str]]:
