@@ -13,12 +13,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cluster import wait_for
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -49,12 +49,13 @@ def scratch_postgres() -> Iterator[tuple[Path, int]]:
     proc = subprocess.Popen([*prefix, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
                              "-c", "listen_addresses="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60  # the machine may be busy with other clusters
-        while subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-XAtc", "select 1"],
-                             capture_output=True).returncode != 0:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("scratch PostgreSQL did not start")
-            time.sleep(0.1)
+        def answers() -> bool:
+            if proc.poll() is not None:
+                pytest.fail("scratch PostgreSQL exited while starting")
+            return subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-XAtc", "select 1"],
+                                  capture_output=True).returncode == 0
+
+        wait_for(answers, 60, "scratch PostgreSQL to start", interval=0.1)  # the machine may be busy
         yield base, port
     finally:
         proc.terminate()

@@ -21,10 +21,12 @@ def test_a_failed_handshake_nobody_awaits_is_not_reported_as_unretrieved() -> No
         waiter = loop.create_future()
         _tls_protocol(loop, asyncio.Protocol(), ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), waiter,
                       server_side=False, server_hostname="localhost")
+        callbacks_ran = asyncio.Event()  # added last: set once the earlier callbacks have run
+        waiter.add_done_callback(lambda _f: callbacks_ran.set())
         waiter.set_exception(ConnectionResetError())  # the peer reset mid-handshake
+        await callbacks_ran.wait()
         del waiter
-        gc.collect()
-        await asyncio.sleep(0)
+        gc.collect()  # an unretrieved exception is reported when the future is freed
 
     asyncio.run(main())
     assert not any("never retrieved" in m for m in reported), reported
