@@ -71,7 +71,7 @@ from storage import atrest
 from storage import protocol as P
 from storage.atrest import EntryCipher
 from storage.records import DELETE, DELETE_PREFIX, PUT, PUTS, LogRecord, record_versions
-from storage.segment import Segment, Truncation, Verdict
+from storage.segment import Segment, Truncation, Verdict, repaired_segments, reported_scls
 from storage.store import Batch, CorruptData, Store
 from storage.walsync import GroupFlusher
 from storage.wire import FrameError
@@ -266,22 +266,16 @@ class StorageNode:
         self.check_repaired()
 
     def check_repaired(self) -> None:
-        done = False
-        for pg, (state, target) in list(self.damaged.items()):
-            if state == "repairing" and 0 <= target <= self.durable_scl.get(pg, 0):  # -1: not known yet
-                del self.damaged[pg]
-                done = True
-                log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
+        done = repaired_segments(self.durable_scl, self.damaged)
+        for pg in done:
+            del self.damaged[pg]
+            log.warning("segment_repaired", pg=pg, scl=self.durable_scl.get(pg, 0))
         if done:
             self._save_damage()
 
     def reported_scl(self) -> dict[int, int]:
         """SCLs as told to writers and peers: a damaged segment counts as holding nothing."""
-        scl = dict(self.durable_scl)
-        for pg, (state, _target) in self.damaged.items():
-            if state == "damaged":
-                scl[pg] = 0
-        return scl
+        return reported_scls(self.durable_scl, self.damaged)
 
     def _write(self, batch: Batch) -> None:
         """Write ``batch``; if it fails, the in-memory state (which may already count the

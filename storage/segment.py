@@ -134,3 +134,19 @@ class Segment:
         for rec in above:
             if rec.lsn > base:
                 self.add(rec)
+
+
+def reported_scls(durable_scl: dict[int, int], damaged: dict[int, list]) -> dict[int, int]:
+    """SCLs as a node tells writers and peers: a segment marked ``damaged`` (``damaged``
+    maps pg -> [state, target SCL]) counts as holding nothing."""
+    scl = dict(durable_scl)
+    for pg, (state, _target) in damaged.items():
+        if state == "damaged":
+            scl[pg] = 0
+    return scl
+
+
+def repaired_segments(durable_scl: dict[int, int], damaged: dict[int, list]) -> list[int]:
+    """The ``repairing`` segments whose SCL is back at their target (-1: not known yet)."""
+    return [pg for pg, (state, target) in damaged.items()
+            if state == "repairing" and 0 <= target <= durable_scl.get(pg, 0)]

@@ -28,7 +28,7 @@ from typing import Any
 
 from storage import protocol as P
 from storage.records import DELETE, PUT, LogRecord, record_versions
-from storage.segment import Segment, Truncation, Verdict
+from storage.segment import Segment, Truncation, Verdict, repaired_segments, reported_scls
 
 Op = tuple  # ("log", rec) | ("dellog", pg, lsn) | ("meta", name, value) | ("truncs", list)
 
@@ -216,16 +216,11 @@ class SimNode:
                     self._repair_task = self.spawn(self._repair())
 
     def check_repaired(self) -> None:
-        for pg, (state, target) in list(self.damaged.items()):
-            if state == "repairing" and self.durable_scl.get(pg, 0) >= target:
-                del self.damaged[pg]
+        for pg in repaired_segments(self.durable_scl, self.damaged):
+            del self.damaged[pg]
 
     def reported_scl(self) -> dict[int, int]:
-        scl = dict(self.durable_scl)
-        for pg, (state, _t) in self.damaged.items():
-            if state == "damaged":
-                scl[pg] = 0
-        return scl
+        return reported_scls(self.durable_scl, self.damaged)
 
     def _refuse_damaged(self, pg: int, fetch: bool = False) -> None:
         st = self.damaged.get(pg)
